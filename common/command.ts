@@ -1,0 +1,48 @@
+// The shape every `mpg` subcommand has: a name, a one-line summary, and a run function that
+// receives the remaining arguments and the environment and resolves to an exit code.
+
+export interface CommandContext {
+  argv: readonly string[];
+  env: Readonly<Record<string, string | undefined>>;
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+}
+
+export interface Command {
+  name: string;
+  summary: string;
+  run(context: CommandContext): Promise<number>;
+}
+
+/** Dispatches to one of several subcommands (`mpg model generate`, `mpg model fetch`). */
+export function commandGroup(name: string, summary: string, commands: readonly Command[]): Command {
+  const prefix = name === '' ? 'mpg' : `mpg ${name}`;
+  const usage = () =>
+    [
+      `Usage: ${prefix} <command> [options]`,
+      '',
+      summary,
+      '',
+      'Commands:',
+      ...commands.map((command) => `  ${command.name.padEnd(14)}${command.summary}`),
+      '',
+      `Run "${prefix} <command> --help" for the options of each.`,
+    ].join('\n');
+  return {
+    name,
+    summary,
+    async run(context) {
+      const [word, ...rest] = context.argv;
+      if (word === undefined || word === '--help' || word === '-h' || word === 'help') {
+        context.stdout.write(usage() + '\n');
+        return word === undefined ? 2 : 0;
+      }
+      const command = commands.find((candidate) => candidate.name === word);
+      if (!command) {
+        context.stderr.write(`${prefix}: unknown command "${word}"\n\n${usage()}\n`);
+        return 2;
+      }
+      return command.run({ ...context, argv: rest });
+    },
+  };
+}

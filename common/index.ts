@@ -1,0 +1,3 @@
+export * from './options.js';
+export * from './errors.js';
+export * from './command.js';

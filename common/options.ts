@@ -1,0 +1,275 @@
+// Command-line and environment options, declared once per command and parsed once at start.
+//
+// Each option is declared under its camelCase key; the flag is the kebab-case twin (`maxBatch`
+// -> `--max-batch`) and the environment variable the upper-snake twin with the `MPG_` prefix
+// (`MPG_MAX_BATCH`). Flags win over the environment, the environment over defaults. Unknown flags
+// are errors. The result is a frozen object typed from the declarations.
+
+export class OptionError extends Error {
+  override name = 'OptionError';
+  constructor(message: string) {
+    super(message);
+  }
+}
+
+interface BaseSpec<T> {
+  description: string;
+  /** Unit shown in help and error messages, e.g. 'ms', 'bytes', 'images'. */
+  unit?: string;
+  default?: T;
+  /** False when the option has no environment twin. */
+  env?: boolean;
+  parse(raw: string, source: string): T;
+  /** How the value is shown in help, e.g. 'N', 'PATH'. */
+  placeholder: string;
+  /** Boolean flags take no value on the command line. */
+  isSwitch?: boolean;
+  /** Repeatable options collect every occurrence into an array. */
+  repeatable?: boolean;
+}
+
+export type OptionSpec<T> = BaseSpec<T>;
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type OptionSpecs = Record<string, OptionSpec<any>>;
+
+type ValueOf<S> =
+  S extends OptionSpec<infer T> ? (S extends { default: unknown } ? T : T | undefined) : never;
+export type OptionsOf<Specs extends OptionSpecs> = Readonly<{ [K in keyof Specs]: ValueOf<Specs[K]> }>;
+
+interface RangeSpec {
+  description: string;
+  unit?: string;
+  min?: number;
+  max?: number;
+  env?: boolean;
+}
+
+function describeRange(spec: RangeSpec, what: string): string {
+  const unit = spec.unit ? ` (${spec.unit})` : '';
+  if (spec.min !== undefined && spec.max !== undefined) return `${what} from ${spec.min} to ${spec.max}${unit}`;
+  if (spec.min !== undefined) return `${what} of at least ${spec.min}${unit}`;
+  if (spec.max !== undefined) return `${what} of at most ${spec.max}${unit}`;
+  return `${what}${unit}`;
+}
+
+export function integer<D extends number | undefined = undefined>(
+  spec: RangeSpec & { default?: D },
+): OptionSpec<number> & (D extends number ? { default: number } : object) {
+  return {
+    ...spec,
+    placeholder: 'N',
+    parse(raw: string, source: string): number {
+      const value = /^-?\d+$/.test(raw.trim()) ? Number(raw) : Number.NaN;
+      const inRange =
+        Number.isSafeInteger(value) &&
+        (spec.min === undefined || value >= spec.min) &&
+        (spec.max === undefined || value <= spec.max);
+      if (!inRange) throw new OptionError(`${source} must be ${describeRange(spec, 'an integer')}, got "${raw}"`);
+      return value;
+    },
+  } as OptionSpec<number> & (D extends number ? { default: number } : object);
+}
+
+export function decimal<D extends number | undefined = undefined>(
+  spec: RangeSpec & { default?: D },
+): OptionSpec<number> & (D extends number ? { default: number } : object) {
+  return {
+    ...spec,
+    placeholder: 'X',
+    parse(raw: string, source: string): number {
+      const value = /^-?(\d+\.?\d*|\.\d+)$/.test(raw.trim()) ? Number(raw) : Number.NaN;
+      const inRange =
+        Number.isFinite(value) &&
+        (spec.min === undefined || value >= spec.min) &&
+        (spec.max === undefined || value <= spec.max);
+      if (!inRange) throw new OptionError(`${source} must be ${describeRange(spec, 'a number')}, got "${raw}"`);
+      return value;
+    },
+  } as OptionSpec<number> & (D extends number ? { default: number } : object);
+}
+
+export function text<D extends string | undefined = undefined>(spec: {
+  description: string;
+  default?: D;
+  placeholder?: string;
+  env?: boolean;
+  /** Rejects the value with a message when it returns a string. */
+  check?: (value: string) => string | undefined;
+}): OptionSpec<string> & (D extends string ? { default: string } : object) {
+  return {
+    ...spec,
+    placeholder: spec.placeholder ?? 'TEXT',
+    parse(raw: string, source: string): string {
+      if (raw === '') throw new OptionError(`${source} must not be empty`);
+      const problem = spec.check?.(raw);
+      if (problem) throw new OptionError(`${source} ${problem}, got "${raw}"`);
+      return raw;
+    },
+  } as OptionSpec<string> & (D extends string ? { default: string } : object);
+}
+
+export function choice<const C extends readonly string[], D extends C[number] | undefined = undefined>(spec: {
+  description: string;
+  choices: C;
+  default?: D;
+  env?: boolean;
+}): OptionSpec<C[number]> & (D extends string ? { default: C[number] } : object) {
+  return {
+    ...spec,
+    placeholder: spec.choices.join('|'),
+    parse(raw: string, source: string): C[number] {
+      if (!spec.choices.includes(raw)) {
+        throw new OptionError(`${source} must be one of ${spec.choices.join(', ')}, got "${raw}"`);
+      }
+      return raw;
+    },
+  } as unknown as OptionSpec<C[number]> & (D extends string ? { default: C[number] } : object);
+}
+
+export function toggle(spec: { description: string; default?: boolean; env?: boolean }): OptionSpec<boolean> & {
+  default: boolean;
+} {
+  return {
+    ...spec,
+    default: spec.default ?? false,
+    placeholder: '',
+    isSwitch: true,
+    parse(raw: string, source: string): boolean {
+      if (/^(1|true|yes|on)$/i.test(raw)) return true;
+      if (/^(0|false|no|off)$/i.test(raw)) return false;
+      throw new OptionError(`${source} must be true or false, got "${raw}"`);
+    },
+  };
+}
+
+/** A repeatable option: every `--flag value` adds one item; its env twin is comma-separated. */
+export function list<T>(item: OptionSpec<T>): OptionSpec<T[]> & { default: T[] } {
+  return {
+    description: item.description,
+    unit: item.unit,
+    env: item.env,
+    placeholder: item.placeholder,
+    repeatable: true,
+    default: [],
+    parse(raw: string, source: string): T[] {
+      return raw
+        .split(',')
+        .map((part) => part.trim())
+        .filter((part) => part !== '')
+        .map((part) => item.parse(part, source));
+    },
+  };
+}
+
+export function flagName(key: string): string {
+  return '--' + key.replace(/[A-Z]/g, (letter) => '-' + letter.toLowerCase());
+}
+
+export function envName(key: string): string {
+  return 'MPG_' + key.replace(/[A-Z]/g, (letter) => '_' + letter).toUpperCase();
+}
+
+export interface ParsedCommandLine<Specs extends OptionSpecs> {
+  options: OptionsOf<Specs>;
+  /** Arguments that are not options, in order. */
+  positionals: string[];
+  help: boolean;
+}
+
+/**
+ * Parses argv (without the command words) and the environment against the specs.
+ * Throws OptionError naming the flag or variable at fault.
+ */
+export function parseCommandLine<Specs extends OptionSpecs>(
+  specs: Specs,
+  argv: readonly string[],
+  env: Readonly<Record<string, string | undefined>>,
+  { maxPositionals = 0 }: { maxPositionals?: number } = {},
+): ParsedCommandLine<Specs> {
+  const byFlag = new Map(Object.keys(specs).map((key) => [flagName(key), key]));
+  const fromFlags = new Map<string, unknown>();
+  const positionals: string[] = [];
+  let help = false;
+
+  for (let index = 0; index < argv.length; index++) {
+    const arg = argv[index]!;
+    if (arg === '--help' || arg === '-h') {
+      help = true;
+      continue;
+    }
+    if (arg === '--') {
+      positionals.push(...argv.slice(index + 1));
+      break;
+    }
+    if (!arg.startsWith('--')) {
+      positionals.push(arg);
+      continue;
+    }
+    const equals = arg.indexOf('=');
+    let flag = equals === -1 ? arg : arg.slice(0, equals);
+    let negated = false;
+    if (!byFlag.has(flag) && flag.startsWith('--no-') && byFlag.has('--' + flag.slice(5))) {
+      flag = '--' + flag.slice(5);
+      negated = true;
+    }
+    const key = byFlag.get(flag);
+    if (key === undefined) {
+      const known = [...byFlag.keys()].sort().join(', ');
+      throw new OptionError(`unknown option ${flag}; known options: ${known}, --help`);
+    }
+    const spec = specs[key]!;
+    let raw: string;
+    if (spec.isSwitch) {
+      if (equals !== -1) raw = arg.slice(equals + 1);
+      else raw = negated ? 'false' : 'true';
+    } else if (equals !== -1) {
+      raw = arg.slice(equals + 1);
+    } else {
+      const next = argv[index + 1];
+      if (next === undefined || next.startsWith('--')) throw new OptionError(`${flag} needs a value (${spec.placeholder})`);
+      raw = next;
+      index++;
+    }
+    const value: unknown = spec.parse(raw, flag);
+    if (spec.repeatable) {
+      const previous = (fromFlags.get(key) as unknown[] | undefined) ?? [];
+      fromFlags.set(key, [...previous, ...(value as unknown[])]);
+    } else {
+      fromFlags.set(key, value);
+    }
+  }
+
+  if (positionals.length > maxPositionals) {
+    throw new OptionError(`unexpected argument "${positionals[maxPositionals]}"`);
+  }
+
+  const options: Record<string, unknown> = {};
+  for (const [key, spec] of Object.entries(specs)) {
+    if (fromFlags.has(key)) {
+      options[key] = fromFlags.get(key);
+      continue;
+    }
+    const variable = envName(key);
+    const fromEnv = spec.env === false ? undefined : env[variable];
+    if (fromEnv !== undefined && fromEnv !== '') options[key] = spec.parse(fromEnv, variable);
+    else options[key] = spec.default;
+  }
+  return { options: Object.freeze(options) as OptionsOf<Specs>, positionals, help };
+}
+
+/** Help text listing each flag with its environment twin, unit and default. */
+export function formatOptionsHelp(specs: OptionSpecs): string {
+  const rows = Object.entries(specs).map(([key, spec]) => {
+    const flag = spec.isSwitch ? flagName(key) : `${flagName(key)} ${spec.placeholder}`;
+    const notes: string[] = [];
+    if (spec.unit) notes.push(`unit: ${spec.unit}`);
+    if (spec.repeatable) notes.push('repeatable');
+    if (spec.default !== undefined && !(Array.isArray(spec.default) && spec.default.length === 0)) {
+      notes.push(`default: ${String(spec.default)}`);
+    }
+    if (spec.env !== false) notes.push(`env: ${envName(key)}`);
+    return { flag, text: `${spec.description}${notes.length ? ` [${notes.join('; ')}]` : ''}` };
+  });
+  const width = Math.max(...rows.map((row) => row.flag.length), 10) + 2;
+  return rows.map((row) => `  ${row.flag.padEnd(width)}${row.text}`).join('\n');
+}

@@ -1,0 +1,3 @@
+// The measuring harness. For now: the fixed request image every benchmark sends.
+export { sampleImage, samplePixels } from './sample-image.js';
+export type { SampleImageOptions } from './sample-image.js';

@@ -1,0 +1,84 @@
+// `mpg model-server`: parse options once, listen, load the model, and stop cleanly on a signal.
+import type { Command } from '../common/index.js';
+import { OptionError, formatOptionsHelp } from '../common/index.js';
+import { DEFAULT_MODEL_PATH, ensureModel } from '../model/index.js';
+import { createModelServer } from './app.js';
+import { modelServerOptions, parseModelServerConfig } from './config.js';
+
+const SHUTDOWN_GRACE_MS = 10_000;
+
+const usage = () =>
+  [
+    'Usage: mpg model-server [options]',
+    '',
+    'Serves an ONNX image classifier (ResNet18 by default) over HTTP: POST /predict,',
+    'GET /healthz, /readyz, /v1/model, /metrics. Every option has an MPG_ environment twin.',
+    '',
+    'Options:',
+    formatOptionsHelp(modelServerOptions),
+  ].join('\n');
+
+export const modelServerCommand: Command = {
+  name: 'model-server',
+  summary: 'Serve the image classifier over HTTP (the public container and the enclave run this)',
+  async run({ argv, env, stdout, stderr }) {
+    let parsed;
+    try {
+      parsed = parseModelServerConfig(argv, env);
+    } catch (error) {
+      if (!(error instanceof OptionError)) throw error;
+      stderr.write(`mpg model-server: ${error.message}\n`);
+      return 2;
+    }
+    if (parsed.help) {
+      stdout.write(usage() + '\n');
+      return 0;
+    }
+    const config = parsed.config;
+    const server = createModelServer(config);
+    const log = server.app.log;
+
+    const address = config.socket
+      ? await server.app.listen({ path: config.socket })
+      : await server.app.listen({ host: config.host, port: config.port });
+    stdout.write(`model-server listening on ${address}${config.enclave === 'none' ? '' : ` (enclave: ${config.enclave})`}\n`);
+
+    const stopped = new Promise<number>((resolve) => {
+      let stopping = false;
+      const stop = (signal: NodeJS.Signals) => {
+        if (stopping) return;
+        stopping = true;
+        log.info({ signal }, 'stopping: finishing requests in flight');
+        const force = setTimeout(() => {
+          log.error({ graceMs: SHUTDOWN_GRACE_MS }, 'requests still in flight after the grace period; exiting');
+          resolve(1);
+        }, SHUTDOWN_GRACE_MS);
+        force.unref();
+        server.close().then(
+          () => {
+            clearTimeout(force);
+            resolve(0);
+          },
+          (error: unknown) => {
+            log.error({ err: error }, 'error while stopping');
+            resolve(1);
+          },
+        );
+      };
+      process.once('SIGTERM', stop);
+      process.once('SIGINT', stop);
+    });
+
+    try {
+      const modelPath = config.model ?? DEFAULT_MODEL_PATH;
+      if (!config.model) await ensureModel(modelPath, (line: string) => log.info(line));
+      await server.load(modelPath);
+    } catch (error) {
+      log.fatal({ err: error }, 'the model could not be loaded');
+      stderr.write(`mpg model-server: ${(error as Error).message}\n`);
+      await server.close();
+      return 1;
+    }
+    return stopped;
+  },
+};

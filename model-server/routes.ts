@@ -1,0 +1,70 @@
+// The HTTP surface: POST /predict, GET /healthz, /readyz, /v1/model and /metrics.
+import type { FastifyInstance } from 'fastify';
+import * as ort from 'onnxruntime-node';
+import type { ImageClassifier } from './classifier.js';
+import type { ModelServerConfig } from './config.js';
+import { DEFAULT_TOPK, MAX_TOPK } from './config.js';
+import { modelServerErrors } from './errors.js';
+import type { ModelServerMetrics } from './metrics.js';
+import { readPredictRequest } from './predict-request.js';
+import { CROP_SIZE, IMAGENET_MEAN, IMAGENET_STD, RESIZE_SHORTER_SIDE } from './preprocess.js';
+
+export interface ServerState {
+  classifier: ImageClassifier | undefined;
+  closing: boolean;
+}
+
+export const IMAGE_CONTENT_TYPES = ['image/jpeg', 'image/png', 'image/webp'];
+
+export function registerRoutes(app: FastifyInstance, config: ModelServerConfig, metrics: ModelServerMetrics, state: ServerState): void {
+  app.post('/predict', async (request, reply) => {
+    const classifier = state.classifier;
+    if (!classifier) throw modelServerErrors.MS_NOT_READY(undefined, { headers: { 'retry-after': '1' } });
+    const limits = { maxImages: config.maxImages, maxTopk: Math.min(MAX_TOPK, classifier.session.classes), defaultTopk: DEFAULT_TOPK };
+    const { images, topk, indexed } = readPredictRequest(request.body, request.query as Record<string, unknown>, limits);
+    const result = await classifier.classify(images, topk, { indexed });
+    return reply.send({
+      model: classifier.session.name,
+      predictions: result.predictions,
+      timings: { ...result.timings, totalMs: Math.round(reply.elapsedTime * 100) / 100 },
+    });
+  });
+
+  app.get('/healthz', async () => ({ status: 'ok', enclave: config.enclave }));
+
+  app.get('/readyz', async (_request, reply) => {
+    if (state.classifier && !state.closing) return { status: 'ready', model: state.classifier.session.name, enclave: config.enclave };
+    const error = state.closing ? modelServerErrors.MS_SHUTTING_DOWN() : modelServerErrors.MS_NOT_READY();
+    return reply.code(503).header('retry-after', '1').send(error.toJSON());
+  });
+
+  app.get('/v1/model', async (_request, reply) => {
+    const classifier = state.classifier;
+    if (!classifier) throw modelServerErrors.MS_NOT_READY(undefined, { headers: { 'retry-after': '1' } });
+    const { session } = classifier;
+    return reply.send({
+      name: session.name,
+      sha256: session.sha256,
+      fileBytes: session.fileBytes,
+      input: { name: session.inputName, shape: session.inputShape, type: 'float32' },
+      output: { name: session.outputName, classes: session.classes },
+      threads: session.threads,
+      batching: { maxBatch: config.maxBatch, batchWindowMs: config.batchWindowMs, maxQueue: config.maxQueue },
+      limits: { maxImages: config.maxImages, maxPixels: config.maxPixels, bodyLimitBytes: config.bodyLimit },
+      preprocessing: {
+        resizeShorterSide: RESIZE_SHORTER_SIDE,
+        centerCrop: CROP_SIZE,
+        kernel: config.resizeKernel,
+        mean: IMAGENET_MEAN,
+        std: IMAGENET_STD,
+        layout: 'NCHW',
+      },
+      enclave: config.enclave,
+      runtime: { node: process.versions.node, onnxruntime: ort.env.versions.common },
+    });
+  });
+
+  app.get('/metrics', async (_request, reply) => {
+    return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+}

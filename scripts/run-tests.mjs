@@ -1,0 +1,28 @@
+#!/usr/bin/env node
+// Runs every compiled test file under dist/test with Node's own test runner.
+// Files are listed explicitly because Node 20 and Node 22+ disagree on how directory and
+// glob arguments to `node --test` are expanded.
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+
+const root = new URL('../dist/test/', import.meta.url).pathname;
+const only = process.argv.slice(2);
+
+function findTests(dir) {
+  return readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name);
+    if (statSync(path).isDirectory()) return findTests(path);
+    return name.endsWith('.test.js') ? [path] : [];
+  });
+}
+
+const files = findTests(root)
+  .filter((file) => only.length === 0 || only.some((part) => file.includes(part)))
+  .sort();
+if (files.length === 0) {
+  console.error(`no test files found under ${root}; run "npm run build" first`);
+  process.exit(1);
+}
+const result = spawnSync(process.execPath, ['--test', '--test-concurrency=1', ...files], { stdio: 'inherit' });
+process.exit(result.status ?? 1);
