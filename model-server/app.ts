@@ -44,7 +44,7 @@ async function readLabels(path: string): Promise<string[]> {
   if (!Array.isArray(parsed) || !parsed.every((label) => typeof label === 'string')) {
     throw new Error(`${path}: labels must be a JSON array of strings`);
   }
-  return parsed as string[];
+  return parsed;
 }
 
 export function createModelServer(config: ModelServerConfig, dependencies: ModelServerDependencies = {}): ModelServer {

@@ -27,8 +27,8 @@ export interface ModelSession {
   readonly labels: readonly string[];
   readonly threads: number;
   /** Runs `count` images laid out back to back in `input`; resolves to [count, classes] logits. */
-  run(input: Float32Array, count: number): Promise<Float32Array>;
-  release(): Promise<void>;
+  readonly run: (input: Float32Array, count: number) => Promise<Float32Array>;
+  readonly release: () => Promise<void>;
 }
 
 export class ModelContractError extends Error {

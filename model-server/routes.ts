@@ -30,7 +30,7 @@ export function registerRoutes(app: FastifyInstance, config: ModelServerConfig, 
     });
   });
 
-  app.get('/healthz', async () => ({ status: 'ok', enclave: config.enclave }));
+  app.get('/healthz', (_request, reply) => reply.send({ status: 'ok', enclave: config.enclave }));
 
   app.get('/readyz', async (_request, reply) => {
     if (state.classifier && !state.closing) return { status: 'ready', model: state.classifier.session.name, enclave: config.enclave };

@@ -1,0 +1,210 @@
+// npm run bench:model — the model server against raw onnxruntime, same model, same threads, one run.
+//
+// Prints: raw onnxruntime images/s (no HTTP, preprocessed tensors), the server's images/s at
+// saturation with batch-2 base64 JSON requests (the seed study's request), their ratio, p50/p99
+// latency, time from process start to /readyz, and the server's peak RSS under load.
+// Flags: --threads N --duration S --connections N --configs "8:2,1:0" (maxBatch:windowMs list)
+import { spawn } from 'node:child_process';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import autocannon from 'autocannon';
+import * as ort from 'onnxruntime-node';
+import { describeEnvironment, processMemory, sampleImage } from '../loadtest/index.js';
+import { DEFAULT_MODEL_PATH, ensureModel } from '../model/index.js';
+import { preprocessImage } from '../model-server/index.js';
+
+interface BenchOptions {
+  threads: number;
+  durationSeconds: number;
+  connections: number;
+  configs: { maxBatch: number; batchWindowMs: number }[];
+  startupTrials: number;
+}
+
+function parseArgs(argv: string[]): BenchOptions {
+  const value = (flag: string, fallback: string) => {
+    const index = argv.indexOf(flag);
+    return index === -1 ? fallback : (argv[index + 1] ?? fallback);
+  };
+  return {
+    threads: Number(value('--threads', '2')),
+    durationSeconds: Number(value('--duration', '15')),
+    connections: Number(value('--connections', '8')),
+    startupTrials: Number(value('--startup-trials', '3')),
+    configs: value('--configs', '8:2,2:0,1:0')
+      .split(',')
+      .map((pair) => {
+        const [maxBatch, batchWindowMs] = pair.split(':').map(Number);
+        return { maxBatch: maxBatch!, batchWindowMs: batchWindowMs! };
+      }),
+  };
+}
+
+const CLI = new URL('../cli/index.js', import.meta.url).pathname;
+const MiB = 2 ** 20;
+
+async function rawOnnxruntime(threads: number, batch: number, tensor: Float32Array, seconds: number) {
+  const session = await ort.InferenceSession.create(DEFAULT_MODEL_PATH, { intraOpNumThreads: threads, interOpNumThreads: 1 });
+  const input = new Float32Array(batch * tensor.length);
+  for (let slot = 0; slot < batch; slot++) input.set(tensor, slot * tensor.length);
+  const feeds = { [session.inputNames[0]!]: new ort.Tensor('float32', input, [batch, 3, 224, 224]) };
+  for (let warm = 0; warm < 3; warm++) await session.run(feeds);
+  let images = 0;
+  const started = performance.now();
+  while (performance.now() - started < seconds * 1000) {
+    await session.run(feeds);
+    images += batch;
+  }
+  const elapsed = (performance.now() - started) / 1000;
+  await session.release();
+  return images / elapsed;
+}
+
+interface StartedServer {
+  url: string;
+  pid: number;
+  readyMs: number;
+  stop(): Promise<void>;
+}
+
+async function startServer(flags: string[]): Promise<StartedServer> {
+  const started = performance.now();
+  const child = spawn(process.execPath, [CLI, 'model-server', '--port', '0', '--log-level', 'warn', ...flags], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+      const match = /listening on (http:\/\/\S+)/.exec(output);
+      if (match) resolve(match[1]!);
+    });
+    child.once('exit', (code) => reject(new Error(`model-server exited with ${code} before listening`)));
+  });
+  for (;;) {
+    const ready = await fetch(`${url}/readyz`).then((response) => response.status === 200, () => false);
+    if (ready) break;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  const readyMs = performance.now() - started;
+  return {
+    url,
+    pid: child.pid!,
+    readyMs,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+      }),
+  };
+}
+
+async function saturate(url: string, body: string, seconds: number, connections: number, pid: number) {
+  let peakRss = 0;
+  const samples: number[] = [];
+  const sampler = setInterval(() => {
+    const memory = processMemory(pid);
+    if (memory) {
+      samples.push(memory.rssBytes);
+      peakRss = Math.max(peakRss, memory.rssBytes);
+    }
+  }, 250);
+  const result = await autocannon({
+    url: `${url}/predict`,
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body,
+    connections,
+    duration: seconds,
+    // A fast error must never count as throughput.
+    expectBody: undefined,
+  });
+  clearInterval(sampler);
+  const peakFromKernel = processMemory(pid)?.peakRssBytes ?? 0;
+  const ok = result['2xx'];
+  return {
+    requestsPerSecond: ok / result.duration,
+    imagesPerSecond: (2 * ok) / result.duration,
+    non2xx: result.non2xx,
+    errors: result.errors,
+    timeouts: result.timeouts,
+    p50Ms: result.latency.p50,
+    p99Ms: result.latency.p99,
+    maxMs: result.latency.max,
+    meanRssMiB: samples.reduce((sum, value) => sum + value, 0) / Math.max(samples.length, 1) / MiB,
+    peakRssMiB: Math.max(peakRss, peakFromKernel) / MiB,
+  };
+}
+
+const format = (value: number, digits = 1) => value.toFixed(digits);
+
+async function main() {
+  const options = parseArgs(process.argv.slice(2));
+  await ensureModel(DEFAULT_MODEL_PATH);
+  const image = await sampleImage();
+  const tensor = await preprocessImage(image, { maxPixels: 40_000_000, kernel: 'linear' });
+  const body = JSON.stringify({ images: [image.toString('base64'), image.toString('base64')], topk: 5 });
+  const environment = describeEnvironment();
+  console.log(`bench:model on ${environment.cpuModel} (${environment.cores} cores), Node ${environment.node}, onnxruntime ${environment.onnxruntime}`);
+  console.log(`threads ${options.threads}, ${options.durationSeconds} s per phase, ${options.connections} connections, image ${image.length} bytes JPEG 500x375, batch-2 JSON`);
+
+  const batches = [...new Set([2, ...options.configs.map((config) => config.maxBatch)])].sort((a, b) => a - b);
+  const raw: Record<number, number> = {};
+  for (const batch of batches) {
+    raw[batch] = await rawOnnxruntime(options.threads, batch, tensor, Math.max(5, options.durationSeconds / 2));
+    console.log(`raw onnxruntime, batch ${batch}: ${format(raw[batch])} images/s`);
+  }
+  const rawBest = Math.max(...Object.values(raw));
+
+  const startup: number[] = [];
+  for (let trial = 0; trial < options.startupTrials; trial++) {
+    const server = await startServer(['--threads', String(options.threads)]);
+    startup.push(server.readyMs);
+    await server.stop();
+  }
+  startup.sort((a, b) => a - b);
+  const startupMedian = startup[Math.floor(startup.length / 2)]!;
+  console.log(`start to /readyz: median ${format(startupMedian, 0)} ms (${startup.map((ms) => format(ms, 0)).join(', ')})`);
+
+  const runs = [];
+  for (const config of options.configs) {
+    const server = await startServer([
+      '--threads', String(options.threads),
+      '--max-batch', String(config.maxBatch),
+      '--batch-window-ms', String(config.batchWindowMs),
+    ]);
+    // Warm up the connections and onnxruntime's shapes before measuring.
+    await saturate(server.url, body, 2, options.connections, server.pid);
+    const measured = await saturate(server.url, body, options.durationSeconds, options.connections, server.pid);
+    await server.stop();
+    const versusRaw = measured.imagesPerSecond / rawBest;
+    runs.push({ ...config, ...measured, versusRawBest: versusRaw, versusRawBatch2: measured.imagesPerSecond / raw[2]! });
+    console.log(
+      `server max-batch ${config.maxBatch} window ${config.batchWindowMs} ms: ${format(measured.imagesPerSecond)} images/s ` +
+        `= ${format(100 * versusRaw)}% of raw best (${format(100 * measured.imagesPerSecond / raw[2]!)}% of raw batch 2), ` +
+        `p50 ${measured.p50Ms} ms, p99 ${measured.p99Ms} ms, non-2xx ${measured.non2xx}, errors ${measured.errors}, ` +
+        `RSS mean ${format(measured.meanRssMiB)} MiB peak ${format(measured.peakRssMiB)} MiB`,
+    );
+  }
+
+  console.log('\n| figure | ours | baseline (same run) | ratio | target |');
+  console.log('|---|---|---|---|---|');
+  const best = runs.reduce((a, b) => (b.imagesPerSecond > a.imagesPerSecond ? b : a));
+  const def = runs[0]!;
+  console.log(`| throughput, default (max-batch ${def.maxBatch}) | ${format(def.imagesPerSecond)} images/s | raw onnxruntime best ${format(rawBest)} images/s | ${format(100 * def.versusRawBest)}% | >= 90% |`);
+  for (const run of runs.slice(1)) {
+    console.log(`| throughput, max-batch ${run.maxBatch} window ${run.batchWindowMs} ms | ${format(run.imagesPerSecond)} images/s | raw onnxruntime best ${format(rawBest)} images/s | ${format(100 * run.versusRawBest)}% | |`);
+  }
+  console.log(`| latency p50 / p99, default, ${options.connections} connections | ${def.p50Ms} / ${def.p99Ms} ms | | | |`);
+  console.log(`| start to /readyz (median of ${startup.length}) | ${format(startupMedian, 0)} ms | study: 3000 ms | ${format(3000 / startupMedian)}x faster | < 500 ms |`);
+  console.log(`| peak RSS under load, default | ${format(def.peakRssMiB)} MiB | study: 225-257 MiB | | <= 256 MiB |`);
+  console.log(`(best configuration: max-batch ${best.maxBatch}, window ${best.batchWindowMs} ms)`);
+
+  const directory = join('results', 'bench');
+  await mkdir(directory, { recursive: true });
+  const file = join(directory, `model-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  await writeFile(file, JSON.stringify({ benchmark: 'model', environment, options, raw, startupMs: startup, runs }, null, 2) + '\n');
+  console.log(`\nresults: ${file}`);
+}
+
+await main();

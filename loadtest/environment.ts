@@ -1,0 +1,46 @@
+// What a result was measured on, recorded beside every figure so two runs can be compared.
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { cpus, release, totalmem, type } from 'node:os';
+import * as ort from 'onnxruntime-node';
+
+export interface Environment {
+  cpuModel: string;
+  cores: number;
+  memoryGiB: number;
+  kernel: string;
+  node: string;
+  onnxruntime: string;
+  gitCommit: string | undefined;
+}
+
+function gitCommit(): string | undefined {
+  try {
+    return execFileSync('git', ['rev-parse', '--short=12', 'HEAD'], { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+  } catch {
+    return undefined;
+  }
+}
+
+export function describeEnvironment(): Environment {
+  return {
+    cpuModel: cpus()[0]?.model ?? 'unknown',
+    cores: cpus().length,
+    memoryGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10,
+    kernel: `${type()} ${release()}`,
+    node: process.versions.node,
+    onnxruntime: ort.env.versions.common,
+    gitCommit: gitCommit(),
+  };
+}
+
+/** Resident memory of one process (bytes): current and peak (VmHWM), from /proc. */
+export function processMemory(pid: number): { rssBytes: number; peakRssBytes: number } | undefined {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0) * 1024;
+    return { rssBytes: field('VmRSS'), peakRssBytes: field('VmHWM') };
+  } catch {
+    return undefined;
+  }
+}
