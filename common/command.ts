@@ -46,3 +46,17 @@ export function commandGroup(name: string, summary: string, commands: readonly C
     },
   };
 }
+
+/**
+ * A command whose module is imported only when it runs, so `mpg model fetch` does not pay for
+ * loading onnxruntime, sharp and Fastify, and `mpg model-server` not for the downloader.
+ */
+export function lazyCommand(name: string, summary: string, load: () => Promise<Command>): Command {
+  return {
+    name,
+    summary,
+    async run(context) {
+      return (await load()).run(context);
+    },
+  };
+}

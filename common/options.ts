@@ -268,8 +268,7 @@ export function formatOptionsHelp(specs: OptionSpecs): string {
       notes.push(`default: ${String(spec.default)}`);
     }
     if (spec.env !== false) notes.push(`env: ${envName(key)}`);
-    return { flag, text: `${spec.description}${notes.length ? ` [${notes.join('; ')}]` : ''}` };
+    return `  ${flag}\n      ${spec.description}${notes.length ? ` [${notes.join('; ')}]` : ''}`;
   });
-  const width = Math.max(...rows.map((row) => row.flag.length), 10) + 2;
-  return rows.map((row) => `  ${row.flag.padEnd(width)}${row.text}`).join('\n');
+  return rows.join('\n');
 }

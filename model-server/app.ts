@@ -1,6 +1,6 @@
 // Builds the model server: a Fastify app that answers /healthz at once and /readyz once the
 // model is loaded and warmed. Only the command listens and handles signals.
-import Fastify from 'fastify';
+import Fastify, { LogController } from 'fastify';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { readFile } from 'node:fs/promises';
 import sharp from 'sharp';
@@ -12,6 +12,7 @@ import { installErrorHandling } from './error-handler.js';
 import { createModelServerMetrics } from './metrics.js';
 import type { ModelServerMetrics } from './metrics.js';
 import { loadModelSession } from './model-session.js';
+import { defaultCacheDirectory } from './optimized-model.js';
 import { IMAGE_ELEMENTS } from './preprocess.js';
 import type { ServerState } from './routes.js';
 import { IMAGE_CONTENT_TYPES, registerRoutes } from './routes.js';
@@ -56,7 +57,8 @@ export function createModelServer(config: ModelServerConfig, dependencies: Model
     ...loggerOptions,
     bodyLimit: config.bodyLimit,
     requestTimeout: config.requestTimeoutMs,
-    disableRequestLogging: true,
+    // One line per request is written by our onResponse hook, with no query or headers in it.
+    logController: new LogController({ disableRequestLogging: true }),
     return503OnClosing: false,
   } as Parameters<typeof Fastify>[0]) as unknown as FastifyInstance;
   const state: ServerState = { classifier: undefined, closing: false };
@@ -93,6 +95,8 @@ export function createModelServer(config: ModelServerConfig, dependencies: Model
         threads: config.threads,
         labels,
         defaultLabels: imagenetLabels,
+        cacheDirectory: config.modelCache === 'off' ? undefined : (config.modelCache ?? defaultCacheDirectory(modelPath)),
+        log: (fields, line) => app.log.warn(fields, line),
       });
       if (config.warmup) {
         // The first run allocates onnxruntime's arena and picks kernels; pay for it before ready.
@@ -109,7 +113,10 @@ export function createModelServer(config: ModelServerConfig, dependencies: Model
         },
         metrics,
       );
-      app.log.info({ model: session.name, sha256: session.sha256, classes: session.classes, threads: config.threads }, 'model ready');
+      app.log.info(
+        { model: session.name, sha256: session.sha256, classes: session.classes, threads: config.threads, optimizedCache: session.optimizedCache },
+        'model ready',
+      );
       return state.classifier;
     },
     async close() {

@@ -20,6 +20,7 @@ export const modelServerOptions = {
   socket: text({ description: 'Listen on this Unix socket path instead of TCP', placeholder: 'PATH' }),
   model: text({ description: 'ONNX image classifier, input [N,3,224,224] float32; default: models/resnet18.onnx, generated if missing', placeholder: 'PATH' }),
   modelName: text({ description: 'Name reported in answers and /v1/model; default: the file name without .onnx', placeholder: 'NAME' }),
+  modelCache: text({ description: 'Directory for onnxruntime-optimised copies of the model, keyed by file, onnxruntime version and CPU; "off" disables it; default: .optimized/ beside the model', placeholder: 'DIR|off' }),
   labels: text({ description: 'JSON array of class names; default: the ImageNet classes when the model has 1000 outputs', placeholder: 'PATH' }),
   threads: integer({ description: 'onnxruntime intra-op threads', default: availableParallelism(), min: 1, max: 256, unit: 'threads' }),
   maxBatch: integer({ description: 'Most images one onnxruntime run takes; 1 turns dynamic batching off', default: DEFAULT_MAX_BATCH, min: 1, max: 256, unit: 'images' }),
@@ -32,7 +33,7 @@ export const modelServerOptions = {
   resizeKernel: choice({ description: 'Resize kernel for the shorter-side-to-256 step', choices: ['linear', 'cubic', 'lanczos3', 'nearest'] as const, default: 'linear' }),
   logLevel: choice({ description: 'Log level', choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, default: 'info' }),
   enclave: choice({ description: 'Where this server runs; reported by /v1/model and in logs', choices: ['none', 'emulated', 'nitro'] as const, default: 'none' }),
-  warmup: toggle({ description: 'Run one inference per batch size before /readyz says ready', default: true }),
+  warmup: toggle({ description: 'Run one inference before /readyz says ready; --no-warmup skips it', default: true }),
 };
 
 export type ModelServerConfig = OptionsOf<typeof modelServerOptions>;

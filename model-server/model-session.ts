@@ -1,9 +1,9 @@
 // Loads an ONNX image classifier into onnxruntime and checks it honours the input contract
 // ([N,3,224,224] float32, one [N,classes] output) before anything is served.
-import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import * as ort from 'onnxruntime-node';
+import { planOptimizedModel } from './optimized-model.js';
 import { CHANNELS, CROP_SIZE, IMAGE_ELEMENTS } from './preprocess.js';
 
 export interface ModelSessionOptions {
@@ -13,6 +13,9 @@ export interface ModelSessionOptions {
   labels?: readonly string[];
   /** Labels used when the model has exactly this many classes and no labels were given. */
   defaultLabels?: readonly string[];
+  /** Where optimised copies of the model are kept; undefined turns the cache off. */
+  cacheDirectory?: string;
+  log?: (fields: Record<string, unknown>, line: string) => void;
 }
 
 export interface ModelSession {
@@ -20,6 +23,8 @@ export interface ModelSession {
   readonly path: string;
   readonly sha256: string;
   readonly fileBytes: number;
+  /** Whether the optimised graph came from the cache. */
+  readonly optimizedCache: 'hit' | 'miss' | 'off';
   readonly inputName: string;
   readonly outputName: string;
   readonly inputShape: readonly (number | string)[];
@@ -39,17 +44,41 @@ function describeShape(shape: readonly (number | string)[]): string {
   return `[${shape.join(',')}]`;
 }
 
+/** SHA-256 of a file, read and hashed on libuv's thread pool while the main thread loads the model. */
+async function hashFile(path: string): Promise<{ sha256: string; bytes: number }> {
+  const file = await readFile(path);
+  const digest = await crypto.subtle.digest('SHA-256', file);
+  return { sha256: Buffer.from(digest).toString('hex'), bytes: file.length };
+}
+
 export async function loadModelSession(options: ModelSessionOptions): Promise<ModelSession> {
-  const file = await readFile(options.path);
-  const sha256 = createHash('sha256').update(file).digest('hex');
-  const session = await ort.InferenceSession.create(file, {
-    intraOpNumThreads: options.threads,
-    interOpNumThreads: 1,
-    executionMode: 'sequential',
-    graphOptimizationLevel: 'all',
-    enableCpuMemArena: true,
-    enableMemPattern: true,
+  const hashing = hashFile(options.path);
+  hashing.catch(() => {}); // awaited below; this only keeps an early failure from being unhandled
+  const plan = await planOptimizedModel(options.path, options.cacheDirectory);
+  let session: ort.InferenceSession;
+  try {
+    session = await ort.InferenceSession.create(plan.loadPath, {
+      intraOpNumThreads: options.threads,
+      interOpNumThreads: 1,
+      executionMode: 'sequential',
+      graphOptimizationLevel: plan.graphOptimizationLevel,
+      enableCpuMemArena: true,
+      enableMemPattern: true,
+      // Warnings only say that an optimised graph is CPU-specific, which the cache key accounts for.
+      logSeverityLevel: 3,
+      ...(plan.optimizedModelFilePath ? { optimizedModelFilePath: plan.optimizedModelFilePath } : {}),
+    });
+  } catch (error) {
+    await plan.discard();
+    if (plan.cache !== 'hit') throw error;
+    options.log?.({ err: error }, 'the cached optimised model did not load; optimising the original again');
+    return loadModelSession({ ...options, cacheDirectory: undefined });
+  }
+  await plan.commit().catch(async (error: unknown) => {
+    options.log?.({ err: error }, 'could not keep the optimised model in the cache');
+    await plan.discard();
   });
+  const { sha256, bytes: fileBytes } = await hashing;
 
   const input = session.inputMetadata[0];
   const output = session.outputMetadata[0];
@@ -97,7 +126,8 @@ export async function loadModelSession(options: ModelSessionOptions): Promise<Mo
     name: options.name ?? basename(options.path).replace(/\.onnx$/i, ''),
     path: options.path,
     sha256,
-    fileBytes: file.length,
+    fileBytes,
+    optimizedCache: plan.cache,
     inputName: input.name,
     outputName: output.name,
     inputShape: Object.freeze([...inputShape]),

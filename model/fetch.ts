@@ -8,8 +8,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { STATUS_CODES } from 'node:http';
 import { dirname, resolve } from 'node:path';
-import type { Dispatcher } from 'undici';
-import { Agent, request } from 'undici';
+import type { Dispatcher, request as undiciRequest } from 'undici';
 
 export const DEFAULT_FETCH_TIMEOUT_MS = 30_000; // 30 s without a byte from the server
 export const MAX_REDIRECTS = 5;
@@ -77,13 +76,15 @@ export async function fetchModel(options: FetchModelOptions): Promise<FetchModel
   await io(`cannot create the directory ${dirname(out)}`, () => mkdir(dirname(out), { recursive: true }));
   const temporary = `${out}.partial-${randomBytes(6).toString('hex')}`;
   // One connection pool per download, destroyed at the end, so no socket outlives the call.
+  // Imported here, not at the top: every `mpg` command loads this module, few of them download.
+  const { Agent, request } = await import('undici');
   const agent = new Agent({ headersTimeout: 0, bodyTimeout: 0 });
   const idle = new IdleTimeout(timeoutMs);
   const signal = options.signal ? AbortSignal.any([idle.signal, options.signal]) : idle.signal;
   const progress = { url, received: 0 };
   try {
     idle.arm();
-    const response = await openResponse(url, agent, signal, idle, progress);
+    const response = await openResponse(request, url, agent, signal, idle, progress);
     const total = contentLength(response.headers['content-length']);
     const file = await io(`cannot create ${temporary}`, () => open(temporary, 'wx', 0o644));
     let actual: string;
@@ -152,6 +153,7 @@ class IdleTimeout {
 }
 
 async function openResponse(
+  request: typeof undiciRequest,
   start: URL,
   agent: Dispatcher,
   signal: AbortSignal,
