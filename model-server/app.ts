@@ -11,9 +11,8 @@ import type { ModelServerConfig } from './config.js';
 import { installErrorHandling } from './error-handler.js';
 import { createModelServerMetrics } from './metrics.js';
 import type { ModelServerMetrics } from './metrics.js';
-import { loadModelSession } from './model-session.js';
+import { startInferenceWorker } from './inference-host.js';
 import { defaultCacheDirectory } from './optimized-model.js';
-import { IMAGE_ELEMENTS } from './preprocess.js';
 import type { ServerState } from './routes.js';
 import { IMAGE_CONTENT_TYPES, registerRoutes } from './routes.js';
 import { modelServerErrors } from './errors.js';
@@ -31,6 +30,8 @@ export interface ModelServerDependencies {
   registry?: Registry;
   /** A pino logger, or Fastify logger options. */
   logger?: FastifyBaseLogger | boolean | Record<string, unknown>;
+  /** Called when the server can no longer serve (the inference worker died). */
+  onFatalError?: (error: Error) => void;
 }
 
 // libvips would otherwise start one thread per core for each image on top of libuv's pool, and
@@ -46,6 +47,16 @@ async function readLabels(path: string): Promise<string[]> {
     throw new Error(`${path}: labels must be a JSON array of strings`);
   }
   return parsed;
+}
+
+/** The user's labels must match the model; ImageNet's apply to 1000 classes; otherwise "class N". */
+function resolveLabels(given: readonly string[] | undefined, classes: number): readonly string[] {
+  if (given) {
+    if (given.length !== classes) throw new Error(`the labels list has ${given.length} names but the model has ${classes} classes`);
+    return given;
+  }
+  if (imagenetLabels.length === classes) return imagenetLabels;
+  return Array.from({ length: classes }, (_, index) => `class ${index}`);
 }
 
 export function createModelServer(config: ModelServerConfig, dependencies: ModelServerDependencies = {}): ModelServer {
@@ -88,22 +99,35 @@ export function createModelServer(config: ModelServerConfig, dependencies: Model
     app,
     metrics,
     async load(modelPath: string) {
-      const labels = config.labels ? await readLabels(config.labels) : undefined;
-      const session = await loadModelSession({
-        path: modelPath,
-        name: config.modelName,
-        threads: config.threads,
-        labels,
-        defaultLabels: imagenetLabels,
-        cacheDirectory: config.modelCache === 'off' ? undefined : (config.modelCache ?? defaultCacheDirectory(modelPath)),
-        log: (fields, line) => app.log.warn(fields, line),
-      });
-      if (config.warmup) {
-        // The first run allocates onnxruntime's arena and picks kernels; pay for it before ready.
-        await session.run(new Float32Array(IMAGE_ELEMENTS), 1);
+      const givenLabels = config.labels ? readLabels(config.labels) : undefined;
+      givenLabels?.catch(() => {}); // awaited after the worker starts; this keeps it from being unhandled
+      const engine = await startInferenceWorker(
+        {
+          path: modelPath,
+          name: config.modelName,
+          threads: config.threads,
+          cacheDirectory: config.modelCache === 'off' ? undefined : (config.modelCache ?? defaultCacheDirectory(modelPath)),
+          warmup: config.warmup,
+        },
+        (error) => {
+          // Runs in flight have failed already; without a worker nothing more can be served.
+          app.log.fatal({ err: error }, 'the inference worker stopped');
+          state.classifier = undefined;
+          dependencies.onFatalError?.(error);
+        },
+      );
+      const model = engine.description;
+      for (const warning of model.warnings) app.log.warn(warning);
+      let labels: readonly string[];
+      try {
+        labels = resolveLabels(await givenLabels, model.classes);
+      } catch (error) {
+        await engine.close();
+        throw error;
       }
       state.classifier = new ImageClassifier(
-        session,
+        engine,
+        labels,
         {
           maxBatch: config.maxBatch,
           batchWindowMs: config.batchWindowMs,
@@ -114,7 +138,7 @@ export function createModelServer(config: ModelServerConfig, dependencies: Model
         metrics,
       );
       app.log.info(
-        { model: session.name, sha256: session.sha256, classes: session.classes, threads: config.threads, optimizedCache: session.optimizedCache },
+        { model: model.name, sha256: model.sha256, classes: model.classes, threads: model.threads, optimizedCache: model.optimizedCache },
         'model ready',
       );
       return state.classifier;
@@ -122,7 +146,7 @@ export function createModelServer(config: ModelServerConfig, dependencies: Model
     async close() {
       state.closing = true;
       await app.close();
-      await state.classifier?.session.release();
+      await state.classifier?.engine.close();
       state.classifier = undefined;
     },
   };

@@ -5,8 +5,9 @@
 // than maxBatch images waits batchWindowMs for more before it runs a partial batch.
 import { IMAGE_ELEMENTS } from './preprocess.js';
 
+/** Runs `count` images from `input` and hands back the logits and the input buffer. */
 export interface BatchRun {
-  (input: Float32Array, count: number): Promise<Float32Array>;
+  (input: Float32Array, count: number): Promise<{ logits: Float32Array; input: Float32Array }>;
 }
 
 export interface BatchResult {
@@ -36,8 +37,8 @@ export class InferenceBatcher {
   readonly #run: BatchRun;
   readonly #observer: BatcherObserver;
   readonly #classes: number;
-  // One input buffer reused by every run: only one run is ever in progress.
-  readonly #input: Float32Array;
+  // One input buffer, lent to each run and handed back: only one run is ever in progress.
+  #input: Float32Array | undefined;
   #waiting: Waiting[] = [];
   #running = false;
   #timer: NodeJS.Timeout | undefined;
@@ -48,7 +49,6 @@ export class InferenceBatcher {
     this.#run = options.run;
     this.#classes = options.classes;
     this.#observer = options.observer ?? {};
-    this.#input = new Float32Array(options.maxBatch * IMAGE_ELEMENTS);
   }
 
   /** Images waiting for a run (not the one in progress). */
@@ -89,12 +89,15 @@ export class InferenceBatcher {
 
   async #execute(batch: Waiting[]): Promise<void> {
     const startedAt = performance.now();
+    const input = this.#input ?? new Float32Array(this.maxBatch * IMAGE_ELEMENTS);
+    this.#input = undefined;
     batch.forEach((item, slot) => {
-      this.#input.set(item.image, slot * IMAGE_ELEMENTS);
+      input.set(item.image, slot * IMAGE_ELEMENTS);
       this.#observer.onQueueWait?.((startedAt - item.submittedAt) / 1000);
     });
     try {
-      const logits = await this.#run(this.#input, batch.length);
+      const { logits, input: returned } = await this.#run(input, batch.length);
+      this.#input = returned;
       const inferenceMs = performance.now() - startedAt;
       this.#observer.onBatch?.(batch.length, inferenceMs / 1000);
       batch.forEach((item, slot) =>

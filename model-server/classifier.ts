@@ -3,7 +3,8 @@
 import { modelServerErrors } from './errors.js';
 import { InferenceBatcher } from './batcher.js';
 import type { ModelServerMetrics } from './metrics.js';
-import type { ModelSession } from './model-session.js';
+import type { InferenceEngine } from './inference-host.js';
+import type { ModelDescription } from './model-session.js';
 import type { PreprocessOptions } from './preprocess.js';
 import { preprocessImage } from './preprocess.js';
 import type { ScoredClass } from './topk.js';
@@ -28,21 +29,23 @@ export interface ClassifierOptions extends PreprocessOptions {
 const round = (ms: number) => Math.round(ms * 100) / 100;
 
 export class ImageClassifier {
-  readonly session: ModelSession;
+  readonly engine: InferenceEngine;
+  readonly labels: readonly string[];
   readonly batcher: InferenceBatcher;
   readonly #options: ClassifierOptions;
   readonly #metrics: ModelServerMetrics;
   #inFlightImages = 0;
 
-  constructor(session: ModelSession, options: ClassifierOptions, metrics: ModelServerMetrics) {
-    this.session = session;
+  constructor(engine: InferenceEngine, labels: readonly string[], options: ClassifierOptions, metrics: ModelServerMetrics) {
+    this.engine = engine;
+    this.labels = labels;
     this.#options = options;
     this.#metrics = metrics;
     this.batcher = new InferenceBatcher({
       maxBatch: options.maxBatch,
       batchWindowMs: options.batchWindowMs,
-      classes: session.classes,
-      run: session.run,
+      classes: engine.description.classes,
+      run: (input, count) => engine.run(input, count),
       observer: {
         onBatch: (size, seconds) => {
           metrics.batchSize.observe(size);
@@ -52,6 +55,10 @@ export class ImageClassifier {
         onDepth: (waiting) => metrics.queueDepth.set(waiting),
       },
     });
+  }
+
+  get description(): ModelDescription {
+    return this.engine.description;
   }
 
   get inFlightImages(): number {
@@ -81,7 +88,7 @@ export class ImageClassifier {
       const results = await Promise.all(tensors.map((tensor) => this.batcher.submit(tensor)));
       this.#metrics.images.inc(images.length);
       return {
-        predictions: results.map((result) => ({ topk: topKClasses(result.logits, topk, this.session.labels) })),
+        predictions: results.map((result) => ({ topk: topKClasses(result.logits, topk, this.labels) })),
         timings: {
           preprocessMs: round(preprocessMs),
           queueMs: round(Math.max(...results.map((result) => result.queueMs))),

@@ -35,7 +35,8 @@ export const modelServerCommand: Command = {
       return 0;
     }
     const config = parsed.config;
-    const server = createModelServer(config);
+    let fatal: ((code: number) => void) | undefined;
+    const server = createModelServer(config, { onFatalError: () => fatal?.(1) });
     const log = server.app.log;
 
     const address = config.socket
@@ -67,6 +68,11 @@ export const modelServerCommand: Command = {
       };
       process.once('SIGTERM', stop);
       process.once('SIGINT', stop);
+      // Exit non-zero so the supervisor (systemd, Docker, the enclave's init) restarts the server.
+      fatal = (code) => {
+        stopping = true;
+        void server.close().finally(() => resolve(code));
+      };
     });
 
     try {

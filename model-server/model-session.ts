@@ -1,5 +1,6 @@
 // Loads an ONNX image classifier into onnxruntime and checks it honours the input contract
-// ([N,3,224,224] float32, one [N,classes] output) before anything is served.
+// ([N,3,224,224] float32, one [N,classes] output) before anything is served. Runs inside the
+// inference worker: onnxruntime-node's run() computes on the calling thread.
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import * as ort from 'onnxruntime-node';
@@ -10,27 +11,32 @@ export interface ModelSessionOptions {
   path: string;
   name?: string;
   threads: number;
-  labels?: readonly string[];
-  /** Labels used when the model has exactly this many classes and no labels were given. */
-  defaultLabels?: readonly string[];
   /** Where optimised copies of the model are kept; undefined turns the cache off. */
   cacheDirectory?: string;
-  log?: (fields: Record<string, unknown>, line: string) => void;
+  /** Run one image through the model before reporting ready. */
+  warmup: boolean;
+}
+
+/** What is known of a loaded model; plain data, so it can cross from the worker. */
+export interface ModelDescription {
+  name: string;
+  path: string;
+  sha256: string;
+  fileBytes: number;
+  /** Whether the optimised graph came from the cache. */
+  optimizedCache: 'hit' | 'miss' | 'off';
+  inputName: string;
+  outputName: string;
+  inputShape: (number | string)[];
+  classes: number;
+  threads: number;
+  onnxruntime: string;
+  /** Problems worth a log line that did not stop the load. */
+  warnings: string[];
 }
 
 export interface ModelSession {
-  readonly name: string;
-  readonly path: string;
-  readonly sha256: string;
-  readonly fileBytes: number;
-  /** Whether the optimised graph came from the cache. */
-  readonly optimizedCache: 'hit' | 'miss' | 'off';
-  readonly inputName: string;
-  readonly outputName: string;
-  readonly inputShape: readonly (number | string)[];
-  readonly classes: number;
-  readonly labels: readonly string[];
-  readonly threads: number;
+  readonly description: ModelDescription;
   /** Runs `count` images laid out back to back in `input`; resolves to [count, classes] logits. */
   readonly run: (input: Float32Array, count: number) => Promise<Float32Array>;
   readonly release: () => Promise<void>;
@@ -44,20 +50,17 @@ function describeShape(shape: readonly (number | string)[]): string {
   return `[${shape.join(',')}]`;
 }
 
-/** SHA-256 of a file, read and hashed on libuv's thread pool while the main thread loads the model. */
+/** SHA-256 of a file, read and hashed on libuv's thread pool while this thread loads the model. */
 async function hashFile(path: string): Promise<{ sha256: string; bytes: number }> {
   const file = await readFile(path);
   const digest = await crypto.subtle.digest('SHA-256', file);
   return { sha256: Buffer.from(digest).toString('hex'), bytes: file.length };
 }
 
-export async function loadModelSession(options: ModelSessionOptions): Promise<ModelSession> {
-  const hashing = hashFile(options.path);
-  hashing.catch(() => {}); // awaited below; this only keeps an early failure from being unhandled
+async function createSession(options: ModelSessionOptions, warnings: string[]) {
   const plan = await planOptimizedModel(options.path, options.cacheDirectory);
-  let session: ort.InferenceSession;
   try {
-    session = await ort.InferenceSession.create(plan.loadPath, {
+    const session = await ort.InferenceSession.create(plan.loadPath, {
       intraOpNumThreads: options.threads,
       interOpNumThreads: 1,
       executionMode: 'sequential',
@@ -68,17 +71,24 @@ export async function loadModelSession(options: ModelSessionOptions): Promise<Mo
       logSeverityLevel: 3,
       ...(plan.optimizedModelFilePath ? { optimizedModelFilePath: plan.optimizedModelFilePath } : {}),
     });
+    await plan.commit().catch(async (error: unknown) => {
+      warnings.push(`could not keep the optimised model in the cache: ${(error as Error).message}`);
+      await plan.discard();
+    });
+    return { session, cache: plan.cache };
   } catch (error) {
     await plan.discard();
     if (plan.cache !== 'hit') throw error;
-    options.log?.({ err: error }, 'the cached optimised model did not load; optimising the original again');
-    return loadModelSession({ ...options, cacheDirectory: undefined });
+    warnings.push(`the cached optimised model did not load (${(error as Error).message}); optimised the original again`);
+    return { session: await ort.InferenceSession.create(options.path, { intraOpNumThreads: options.threads, logSeverityLevel: 3 }), cache: 'off' as const };
   }
-  await plan.commit().catch(async (error: unknown) => {
-    options.log?.({ err: error }, 'could not keep the optimised model in the cache');
-    await plan.discard();
-  });
-  const { sha256, bytes: fileBytes } = await hashing;
+}
+
+export async function loadModelSession(options: ModelSessionOptions): Promise<ModelSession> {
+  const hashing = hashFile(options.path);
+  hashing.catch(() => {}); // awaited below; this only keeps an early failure from being unhandled
+  const warnings: string[] = [];
+  const { session, cache } = await createSession(options, warnings);
 
   const input = session.inputMetadata[0];
   const output = session.outputMetadata[0];
@@ -102,39 +112,32 @@ export async function loadModelSession(options: ModelSessionOptions): Promise<Mo
     if (!logits || logits.type !== 'float32' || logits.dims.length !== 2 || logits.dims[0] !== count) {
       throw new ModelContractError(`the model output must be float32 [N,classes], got ${describeShape(logits?.dims ?? [])}`);
     }
-    const data = logits.data as Float32Array;
-    return data;
+    return logits.data as Float32Array;
   };
 
-  // The class count comes from the output shape when it is static, otherwise from one run.
+  // The first run allocates onnxruntime's arena and picks kernels: pay for it before ready. It
+  // also gives the class count when the output shape does not declare it.
   const declaredClasses = output.shape[1];
-  const classes =
-    typeof declaredClasses === 'number' && declaredClasses > 0
-      ? declaredClasses
-      : (await run(new Float32Array(IMAGE_ELEMENTS), 1)).length;
+  let classes = typeof declaredClasses === 'number' && declaredClasses > 0 ? declaredClasses : 0;
+  if (options.warmup || classes === 0) classes = (await run(new Float32Array(IMAGE_ELEMENTS), 1)).length;
 
-  let labels = options.labels;
-  if (labels && labels.length !== classes) {
-    await session.release();
-    throw new ModelContractError(`the labels list has ${labels.length} names but the model has ${classes} classes`);
-  }
-  if (!labels) {
-    labels = options.defaultLabels?.length === classes ? options.defaultLabels : Array.from({ length: classes }, (_, index) => `class ${index}`);
-  }
-
-  return Object.freeze({
-    name: options.name ?? basename(options.path).replace(/\.onnx$/i, ''),
-    path: options.path,
-    sha256,
-    fileBytes,
-    optimizedCache: plan.cache,
-    inputName: input.name,
-    outputName: output.name,
-    inputShape: Object.freeze([...inputShape]),
-    classes,
-    labels,
-    threads: options.threads,
+  const { sha256, bytes: fileBytes } = await hashing;
+  return {
+    description: {
+      name: options.name ?? basename(options.path).replace(/\.onnx$/i, ''),
+      path: options.path,
+      sha256,
+      fileBytes,
+      optimizedCache: cache,
+      inputName: input.name,
+      outputName: output.name,
+      inputShape: [...inputShape],
+      classes,
+      threads: options.threads,
+      onnxruntime: ort.env.versions.common,
+      warnings,
+    },
     run,
     release: () => session.release(),
-  });
+  };
 }

@@ -1,6 +1,5 @@
 // The HTTP surface: POST /predict, GET /healthz, /readyz, /v1/model and /metrics.
 import type { FastifyInstance } from 'fastify';
-import * as ort from 'onnxruntime-node';
 import type { ImageClassifier } from './classifier.js';
 import type { ModelServerConfig } from './config.js';
 import { DEFAULT_TOPK, MAX_TOPK } from './config.js';
@@ -20,11 +19,11 @@ export function registerRoutes(app: FastifyInstance, config: ModelServerConfig, 
   app.post('/predict', async (request, reply) => {
     const classifier = state.classifier;
     if (!classifier) throw modelServerErrors.MS_NOT_READY(undefined, { headers: { 'retry-after': '1' } });
-    const limits = { maxImages: config.maxImages, maxTopk: Math.min(MAX_TOPK, classifier.session.classes), defaultTopk: DEFAULT_TOPK };
+    const limits = { maxImages: config.maxImages, maxTopk: Math.min(MAX_TOPK, classifier.description.classes), defaultTopk: DEFAULT_TOPK };
     const { images, topk, indexed } = readPredictRequest(request.body, request.query as Record<string, unknown>, limits);
     const result = await classifier.classify(images, topk, { indexed });
     return reply.send({
-      model: classifier.session.name,
+      model: classifier.description.name,
       predictions: result.predictions,
       timings: { ...result.timings, totalMs: Math.round(reply.elapsedTime * 100) / 100 },
     });
@@ -33,7 +32,7 @@ export function registerRoutes(app: FastifyInstance, config: ModelServerConfig, 
   app.get('/healthz', (_request, reply) => reply.send({ status: 'ok', enclave: config.enclave }));
 
   app.get('/readyz', async (_request, reply) => {
-    if (state.classifier && !state.closing) return { status: 'ready', model: state.classifier.session.name, enclave: config.enclave };
+    if (state.classifier && !state.closing) return { status: 'ready', model: state.classifier.description.name, enclave: config.enclave };
     const error = state.closing ? modelServerErrors.MS_SHUTTING_DOWN() : modelServerErrors.MS_NOT_READY();
     return reply.code(503).header('retry-after', '1').send(error.toJSON());
   });
@@ -41,14 +40,14 @@ export function registerRoutes(app: FastifyInstance, config: ModelServerConfig, 
   app.get('/v1/model', async (_request, reply) => {
     const classifier = state.classifier;
     if (!classifier) throw modelServerErrors.MS_NOT_READY(undefined, { headers: { 'retry-after': '1' } });
-    const { session } = classifier;
+    const model = classifier.description;
     return reply.send({
-      name: session.name,
-      sha256: session.sha256,
-      fileBytes: session.fileBytes,
-      input: { name: session.inputName, shape: session.inputShape, type: 'float32' },
-      output: { name: session.outputName, classes: session.classes },
-      threads: session.threads,
+      name: model.name,
+      sha256: model.sha256,
+      fileBytes: model.fileBytes,
+      input: { name: model.inputName, shape: model.inputShape, type: 'float32' },
+      output: { name: model.outputName, classes: model.classes },
+      threads: model.threads,
       batching: { maxBatch: config.maxBatch, batchWindowMs: config.batchWindowMs, maxQueue: config.maxQueue },
       limits: { maxImages: config.maxImages, maxPixels: config.maxPixels, bodyLimitBytes: config.bodyLimit },
       preprocessing: {
@@ -60,7 +59,7 @@ export function registerRoutes(app: FastifyInstance, config: ModelServerConfig, 
         layout: 'NCHW',
       },
       enclave: config.enclave,
-      runtime: { node: process.versions.node, onnxruntime: ort.env.versions.common },
+      runtime: { node: process.versions.node, onnxruntime: model.onnxruntime, optimizedModelCache: model.optimizedCache },
     });
   });
 

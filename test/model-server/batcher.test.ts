@@ -18,8 +18,8 @@ function recordingRun() {
   const run = (input: Float32Array, count: number) => {
     const markers = Array.from({ length: count }, (_, slot) => input[slot * IMAGE]!);
     runs.push(markers);
-    return new Promise<Float32Array>((resolve) => {
-      pending.push(() => resolve(new Float32Array(markers.flatMap((marker, slot) => [marker, slot]))));
+    return new Promise<{ logits: Float32Array; input: Float32Array }>((resolve) => {
+      pending.push(() => resolve({ logits: new Float32Array(markers.flatMap((marker, slot) => [marker, slot])), input }));
     });
   };
   const releaseNext = async () => {
@@ -87,10 +87,10 @@ test('a failed run rejects its images and the batcher keeps serving', async () =
     maxBatch: 4,
     batchWindowMs: 0,
     classes: CLASSES,
-    run: (_input, count) => {
+    run: (input, count) => {
       calls++;
       if (calls === 1) return Promise.reject(new Error('boom'));
-      return Promise.resolve(new Float32Array(count * CLASSES));
+      return Promise.resolve({ logits: new Float32Array(count * CLASSES), input });
     },
   });
   await assert.rejects(batcher.submit(image(1)), /boom/);

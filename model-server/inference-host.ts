@@ -1,0 +1,97 @@
+// The main thread's side of the inference worker: starts it, forwards runs, and turns a worker
+// that dies into failed runs and a failure callback instead of a hung server.
+import { Worker } from 'node:worker_threads';
+import type { WorkerReply, WorkerRequest } from './inference-protocol.js';
+import type { ModelDescription, ModelSessionOptions } from './model-session.js';
+import { ModelContractError } from './model-session.js';
+
+export interface RunResult {
+  logits: Float32Array;
+  /** The input buffer, handed back for the next run. */
+  input: Float32Array;
+}
+
+export interface InferenceEngine {
+  readonly description: ModelDescription;
+  /** Transfers `input` (a buffer of its own) to the worker; [count, classes] logits come back. */
+  run(input: Float32Array, count: number): Promise<RunResult>;
+  close(): Promise<void>;
+}
+
+export class InferenceWorkerError extends Error {
+  override name = 'InferenceWorkerError';
+}
+
+const WORKER_URL = new URL('./inference-worker.js', import.meta.url);
+
+export function startInferenceWorker(options: ModelSessionOptions, onFailure: (error: Error) => void = () => {}): Promise<InferenceEngine> {
+  const worker = new Worker(WORKER_URL, { workerData: options, name: 'inference' });
+  const pending = new Map<number, { resolve(result: RunResult): void; reject(error: Error): void }>();
+  let nextId = 0;
+  let closing = false;
+  let failure: Error | undefined;
+
+  const failAll = (error: Error) => {
+    failure ??= error;
+    for (const waiter of pending.values()) waiter.reject(error);
+    pending.clear();
+  };
+
+  return new Promise<InferenceEngine>((resolveStart, rejectStart) => {
+    let started = false;
+    worker.on('message', (reply: WorkerReply) => {
+      switch (reply.type) {
+        case 'ready':
+          started = true;
+          resolveStart(engine(reply.description));
+          return;
+        case 'load-failed':
+          rejectStart(reply.name === 'ModelContractError' ? new ModelContractError(reply.message) : new Error(reply.message));
+          return;
+        case 'result':
+          pending.get(reply.id)?.resolve({ logits: reply.logits, input: reply.input });
+          pending.delete(reply.id);
+          return;
+        case 'failed':
+          pending.get(reply.id)?.reject(new InferenceWorkerError(reply.message));
+          pending.delete(reply.id);
+          return;
+      }
+    });
+    worker.on('error', (error) => {
+      failAll(error);
+      if (!started) rejectStart(error);
+      else onFailure(error);
+    });
+    worker.on('exit', (code) => {
+      const error = new InferenceWorkerError(`the inference worker exited (code ${code})`);
+      failAll(error);
+      if (!started) rejectStart(error);
+      else if (!closing) onFailure(error);
+    });
+  });
+
+  function engine(description: ModelDescription): InferenceEngine {
+    return {
+      description,
+      run(input, count) {
+        if (failure) return Promise.reject(failure);
+        const id = nextId++;
+        return new Promise<RunResult>((resolve, reject) => {
+          pending.set(id, { resolve, reject });
+          worker.postMessage({ type: 'run', id, input, count } satisfies WorkerRequest, [input.buffer as ArrayBuffer]);
+        });
+      },
+      async close() {
+        if (closing) return;
+        closing = true;
+        const exited = new Promise((resolve) => worker.once('exit', resolve));
+        worker.postMessage({ type: 'close' } satisfies WorkerRequest);
+        // A worker that does not release its session promptly is stopped.
+        const timer = setTimeout(() => void worker.terminate(), 2000);
+        await exited;
+        clearTimeout(timer);
+      },
+    };
+  }
+}
