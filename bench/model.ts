@@ -11,7 +11,7 @@ import autocannon from 'autocannon';
 import * as ort from 'onnxruntime-node';
 import { describeEnvironment, processMemory, sampleImage } from '../loadtest/index.js';
 import { DEFAULT_MODEL_PATH, ensureModel } from '../model/index.js';
-import { preprocessImage } from '../model-server/index.js';
+import { loadPreprocessing } from '../model-server/index.js';
 
 interface BenchOptions {
   threads: number;
@@ -142,6 +142,7 @@ async function main() {
   const options = parseArgs(process.argv.slice(2));
   await ensureModel(DEFAULT_MODEL_PATH);
   const image = await sampleImage();
+  const { preprocessImage } = await loadPreprocessing();
   const tensor = await preprocessImage(image, { maxPixels: 40_000_000, kernel: 'linear' });
   const body = JSON.stringify({ images: [image.toString('base64'), image.toString('base64')], topk: 5 });
   const environment = describeEnvironment();

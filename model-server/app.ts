@@ -11,8 +11,9 @@ import type { ModelServerConfig } from './config.js';
 import { installErrorHandling } from './error-handler.js';
 import { createModelServerMetrics } from './metrics.js';
 import type { ModelServerMetrics } from './metrics.js';
+import type { InferenceEngine } from './inference-host.js';
 import { startInferenceWorker } from './inference-host.js';
-import { defaultCacheDirectory } from './optimized-model.js';
+import { inferenceOptions } from './config.js';
 import type { ServerState } from './routes.js';
 import { IMAGE_CONTENT_TYPES, registerRoutes } from './routes.js';
 import { modelServerErrors } from './errors.js';
@@ -22,6 +23,8 @@ export interface ModelServer {
   metrics: ModelServerMetrics;
   /** Loads, checks and warms the model; /readyz answers 200 after it resolves. */
   load(modelPath: string): Promise<ImageClassifier>;
+  /** The same with an inference worker started earlier (see the command: it overlaps start-up). */
+  attach(starting: Promise<InferenceEngine>): Promise<ImageClassifier>;
   /** Stops accepting, finishes requests in flight, releases the model. */
   close(): Promise<void>;
 }
@@ -98,24 +101,19 @@ export function createModelServer(config: ModelServerConfig, dependencies: Model
   return {
     app,
     metrics,
-    async load(modelPath: string) {
+    load(modelPath: string) {
+      return this.attach(startInferenceWorker(inferenceOptions(config, modelPath)));
+    },
+    async attach(starting: Promise<InferenceEngine>) {
       const givenLabels = config.labels ? readLabels(config.labels) : undefined;
       givenLabels?.catch(() => {}); // awaited after the worker starts; this keeps it from being unhandled
-      const engine = await startInferenceWorker(
-        {
-          path: modelPath,
-          name: config.modelName,
-          threads: config.threads,
-          cacheDirectory: config.modelCache === 'off' ? undefined : (config.modelCache ?? defaultCacheDirectory(modelPath)),
-          warmup: config.warmup,
-        },
-        (error) => {
-          // Runs in flight have failed already; without a worker nothing more can be served.
-          app.log.fatal({ err: error }, 'the inference worker stopped');
-          state.classifier = undefined;
-          dependencies.onFatalError?.(error);
-        },
-      );
+      const engine = await starting;
+      engine.onFailure((error) => {
+        // Runs in flight have failed already; without a worker nothing more can be served.
+        app.log.fatal({ err: error }, 'the inference worker stopped');
+        state.classifier = undefined;
+        dependencies.onFatalError?.(error);
+      });
       const model = engine.description;
       for (const warning of model.warnings) app.log.warn(warning);
       let labels: readonly string[];

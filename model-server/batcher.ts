@@ -1,9 +1,13 @@
 // Dynamic batching: images from concurrent requests share one onnxruntime run.
 //
-// One run at a time owns all of onnxruntime's threads. While it runs, new images wait; when it
-// ends, the next run takes up to maxBatch of them at once. An idle batcher that receives fewer
-// than maxBatch images waits batchWindowMs for more before it runs a partial batch.
-import { IMAGE_ELEMENTS } from './preprocess.js';
+// An idle batcher that receives fewer than maxBatch images waits batchWindowMs for more before it
+// runs a partial batch. While a run is in progress, images wait; a full batch is handed to the
+// worker at once so that it starts the moment the current run ends (at most MAX_RUNS_IN_FLIGHT
+// runs are in flight: onnxruntime never idles waiting for the main thread, and no image is
+// committed to a run far ahead of time). When a run ends, what waits goes next without a window.
+import { IMAGE_ELEMENTS } from './tensor-layout.js';
+
+export const MAX_RUNS_IN_FLIGHT = 2;
 
 /** Runs `count` images from `input` and hands back the logits and the input buffer. */
 export interface BatchRun {
@@ -12,8 +16,9 @@ export interface BatchRun {
 
 export interface BatchResult {
   logits: Float32Array;
-  /** Time from submit() to the start of its run. */
+  /** Time from submit() until its run was handed to the worker. */
   queueMs: number;
+  /** Time from handing the run over to its logits coming back. */
   inferenceMs: number;
   batchSize: number;
 }
@@ -37,10 +42,10 @@ export class InferenceBatcher {
   readonly #run: BatchRun;
   readonly #observer: BatcherObserver;
   readonly #classes: number;
-  // One input buffer, lent to each run and handed back: only one run is ever in progress.
-  #input: Float32Array | undefined;
+  // Input buffers are lent to each run and handed back, so at most MAX_RUNS_IN_FLIGHT exist.
+  readonly #spareInputs: Float32Array[] = [];
   #waiting: Waiting[] = [];
-  #running = false;
+  #runsInFlight = 0;
   #timer: NodeJS.Timeout | undefined;
 
   constructor(options: { maxBatch: number; batchWindowMs: number; classes: number; run: BatchRun; observer?: BatcherObserver }) {
@@ -51,7 +56,7 @@ export class InferenceBatcher {
     this.#observer = options.observer ?? {};
   }
 
-  /** Images waiting for a run (not the one in progress). */
+  /** Images waiting for a run (not those in a run). */
   get depth(): number {
     return this.#waiting.length;
   }
@@ -65,44 +70,47 @@ export class InferenceBatcher {
   }
 
   #schedule(): void {
-    if (this.#running) return;
-    if (this.#waiting.length >= this.maxBatch || this.batchWindowMs === 0) {
+    if (this.#waiting.length === 0 || this.#runsInFlight >= MAX_RUNS_IN_FLIGHT) return;
+    if (this.#waiting.length >= this.maxBatch) {
       this.#startRun();
       return;
     }
-    this.#timer ??= setTimeout(() => this.#startRun(), this.batchWindowMs);
+    if (this.#runsInFlight > 0) return; // a partial batch waits for the current run to end
+    if (this.batchWindowMs === 0) this.#startRun();
+    else this.#timer ??= setTimeout(() => this.#startRun(), this.batchWindowMs);
   }
 
   #startRun(): void {
     clearTimeout(this.#timer);
     this.#timer = undefined;
-    if (this.#running || this.#waiting.length === 0) return;
+    if (this.#waiting.length === 0 || this.#runsInFlight >= MAX_RUNS_IN_FLIGHT) return;
     const batch = this.#waiting.splice(0, this.maxBatch);
     this.#observer.onDepth?.(this.#waiting.length);
-    this.#running = true;
+    this.#runsInFlight++;
     void this.#execute(batch).finally(() => {
-      this.#running = false;
-      // Images that arrived during the run have waited long enough: run them now.
-      if (this.#waiting.length > 0) this.#startRun();
+      this.#runsInFlight--;
+      // Images that arrived during the run have waited long enough: no window for them.
+      if (this.#waiting.length > 0 && this.#runsInFlight === 0) this.#startRun();
+      else this.#schedule();
     });
+    this.#schedule();
   }
 
   async #execute(batch: Waiting[]): Promise<void> {
     const startedAt = performance.now();
-    const input = this.#input ?? new Float32Array(this.maxBatch * IMAGE_ELEMENTS);
-    this.#input = undefined;
+    const input = this.#spareInputs.pop() ?? new Float32Array(this.maxBatch * IMAGE_ELEMENTS);
     batch.forEach((item, slot) => {
       input.set(item.image, slot * IMAGE_ELEMENTS);
       this.#observer.onQueueWait?.((startedAt - item.submittedAt) / 1000);
     });
     try {
       const { logits, input: returned } = await this.#run(input, batch.length);
-      this.#input = returned;
+      this.#spareInputs.push(returned);
       const inferenceMs = performance.now() - startedAt;
       this.#observer.onBatch?.(batch.length, inferenceMs / 1000);
       batch.forEach((item, slot) =>
         item.resolve({
-          logits: logits.slice(slot * this.#classes, (slot + 1) * this.#classes),
+          logits: logits.subarray(slot * this.#classes, (slot + 1) * this.#classes),
           queueMs: startedAt - item.submittedAt,
           inferenceMs,
           batchSize: batch.length,

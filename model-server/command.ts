@@ -1,9 +1,13 @@
 // `mpg model-server`: parse options once, listen, load the model, and stop cleanly on a signal.
+//
+// Start-up is arranged so that the slow parts overlap: the inference worker starts first and
+// loads onnxruntime and the model on its own thread while this thread imports Fastify and sharp
+// and starts listening (/healthz answers from then on; /readyz once the model is warm).
 import type { Command } from '../common/index.js';
 import { OptionError, formatOptionsHelp } from '../common/index.js';
 import { DEFAULT_MODEL_PATH, ensureModel } from '../model/index.js';
-import { createModelServer } from './app.js';
-import { modelServerOptions, parseModelServerConfig } from './config.js';
+import { inferenceOptions, modelServerOptions, parseModelServerConfig } from './config.js';
+import { startInferenceWorker } from './inference-host.js';
 
 const SHUTDOWN_GRACE_MS = 10_000;
 
@@ -35,6 +39,12 @@ export const modelServerCommand: Command = {
       return 0;
     }
     const config = parsed.config;
+    const modelPath = config.model ?? DEFAULT_MODEL_PATH;
+    if (!config.model) await ensureModel(modelPath, (line) => stderr.write(`mpg model-server: ${line}\n`));
+    const starting = startInferenceWorker(inferenceOptions(config, modelPath));
+    starting.catch(() => {}); // awaited by attach() below
+
+    const { createModelServer } = await import('./app.js');
     let fatal: ((code: number) => void) | undefined;
     const server = createModelServer(config, { onFatalError: () => fatal?.(1) });
     const log = server.app.log;
@@ -76,9 +86,7 @@ export const modelServerCommand: Command = {
     });
 
     try {
-      const modelPath = config.model ?? DEFAULT_MODEL_PATH;
-      if (!config.model) await ensureModel(modelPath, (line: string) => log.info(line));
-      await server.load(modelPath);
+      await server.attach(starting);
     } catch (error) {
       log.fatal({ err: error }, 'the model could not be loaded');
       stderr.write(`mpg model-server: ${(error as Error).message}\n`);

@@ -2,6 +2,8 @@
 import { availableParallelism } from 'node:os';
 import type { OptionsOf } from '../common/index.js';
 import { OptionError, choice, integer, parseCommandLine, text, toggle } from '../common/index.js';
+import type { ModelSessionOptions } from './model-session.js';
+import { dirname, join } from 'node:path';
 
 export const DEFAULT_PORT = 8081;
 export const DEFAULT_MAX_BATCH = 8; // images per onnxruntime run; see README "Dynamic batching"
@@ -57,4 +59,19 @@ export function parseModelServerConfig(
     throw new OptionError('--socket and --port are exclusive: listen on a Unix socket or on TCP, not both');
   }
   return { config: options, help };
+}
+
+export function defaultCacheDirectory(modelPath: string): string {
+  return join(dirname(modelPath), '.optimized');
+}
+
+/** What the inference worker needs to know, from the parsed configuration. */
+export function inferenceOptions(config: ModelServerConfig, modelPath: string): ModelSessionOptions {
+  return {
+    path: modelPath,
+    name: config.modelName,
+    threads: config.threads,
+    cacheDirectory: config.modelCache === 'off' ? undefined : (config.modelCache ?? defaultCacheDirectory(modelPath)),
+    warmup: config.warmup,
+  };
 }

@@ -1,9 +1,22 @@
 // The model server: one program, run as the public container and, unchanged, inside the enclave.
+// This door is light on purpose: Fastify, sharp and onnxruntime load only when a server is made.
+import type { ModelServer, ModelServerDependencies } from './app.js';
+import type { ModelServerConfig } from './config.js';
+import type * as Preprocessing from './preprocess.js';
+
 export { modelServerCommand } from './command.js';
-export { createModelServer } from './app.js';
 export type { ModelServer, ModelServerDependencies } from './app.js';
 export { modelServerOptions, parseModelServerConfig } from './config.js';
 export type { ModelServerConfig } from './config.js';
 export { modelServerErrors } from './errors.js';
-export { transformGeometry, toNormalisedChw, preprocessImage, IMAGENET_MEAN, IMAGENET_STD, CROP_SIZE } from './preprocess.js';
-export { InferenceBatcher } from './batcher.js';
+export { InferenceBatcher, MAX_RUNS_IN_FLIGHT } from './batcher.js';
+export { IMAGENET_MEAN, IMAGENET_STD, CROP_SIZE } from './tensor-layout.js';
+
+export async function createModelServer(config: ModelServerConfig, dependencies?: ModelServerDependencies): Promise<ModelServer> {
+  return (await import('./app.js')).createModelServer(config, dependencies);
+}
+
+/** sharp-based preprocessing, for tests and benchmarks that compare against it. */
+export async function loadPreprocessing(): Promise<typeof Preprocessing> {
+  return import('./preprocess.js');
+}

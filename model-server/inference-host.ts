@@ -15,6 +15,8 @@ export interface InferenceEngine {
   readonly description: ModelDescription;
   /** Transfers `input` (a buffer of its own) to the worker; [count, classes] logits come back. */
   run(input: Float32Array, count: number): Promise<RunResult>;
+  /** Called once if the worker dies after it started; at once if it already has. */
+  onFailure(listener: (error: Error) => void): void;
   close(): Promise<void>;
 }
 
@@ -24,12 +26,14 @@ export class InferenceWorkerError extends Error {
 
 const WORKER_URL = new URL('./inference-worker.js', import.meta.url);
 
-export function startInferenceWorker(options: ModelSessionOptions, onFailure: (error: Error) => void = () => {}): Promise<InferenceEngine> {
+export function startInferenceWorker(options: ModelSessionOptions): Promise<InferenceEngine> {
   const worker = new Worker(WORKER_URL, { workerData: options, name: 'inference' });
   const pending = new Map<number, { resolve(result: RunResult): void; reject(error: Error): void }>();
   let nextId = 0;
   let closing = false;
   let failure: Error | undefined;
+  let failureListener: ((error: Error) => void) | undefined;
+  const onFailure = (error: Error) => failureListener?.(error);
 
   const failAll = (error: Error) => {
     failure ??= error;
@@ -81,6 +85,10 @@ export function startInferenceWorker(options: ModelSessionOptions, onFailure: (e
           pending.set(id, { resolve, reject });
           worker.postMessage({ type: 'run', id, input, count } satisfies WorkerRequest, [input.buffer as ArrayBuffer]);
         });
+      },
+      onFailure(listener) {
+        failureListener = listener;
+        if (failure && !closing) listener(failure);
       },
       async close() {
         if (closing) return;

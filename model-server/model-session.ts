@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { planOptimizedModel } from './optimized-model.js';
-import { CHANNELS, CROP_SIZE, IMAGE_ELEMENTS } from './preprocess.js';
+import { CHANNELS, CROP_SIZE, IMAGE_ELEMENTS } from './tensor-layout.js';
 
 export interface ModelSessionOptions {
   path: string;

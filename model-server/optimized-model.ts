@@ -9,7 +9,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { cpus } from 'node:os';
-import { basename, dirname, join } from 'node:path';
+import { basename, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 
 const CACHE_FORMAT = 1;
@@ -32,10 +32,6 @@ function cpuFlags(): string {
   } catch {
     return '';
   }
-}
-
-export function defaultCacheDirectory(modelPath: string): string {
-  return join(dirname(modelPath), '.optimized');
 }
 
 async function writableDirectory(directory: string): Promise<boolean> {

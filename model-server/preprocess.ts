@@ -12,12 +12,7 @@ import type { ErrorFactory } from '../common/index.js';
 import { modelServerErrors } from './errors.js';
 import { sniffImageFormat } from './image-format.js';
 
-export const RESIZE_SHORTER_SIDE = 256;
-export const CROP_SIZE = 224;
-export const CHANNELS = 3;
-export const IMAGE_ELEMENTS = CHANNELS * CROP_SIZE * CROP_SIZE;
-export const IMAGENET_MEAN = [0.485, 0.456, 0.406] as const;
-export const IMAGENET_STD = [0.229, 0.224, 0.225] as const;
+import { CHANNELS, CROP_SIZE, IMAGE_ELEMENTS, IMAGENET_MEAN, IMAGENET_STD, RESIZE_SHORTER_SIDE } from './tensor-layout.js';
 
 export type ResizeKernel = 'linear' | 'cubic' | 'lanczos3' | 'nearest';
 

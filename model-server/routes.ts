@@ -6,7 +6,7 @@ import { DEFAULT_TOPK, MAX_TOPK } from './config.js';
 import { modelServerErrors } from './errors.js';
 import type { ModelServerMetrics } from './metrics.js';
 import { readPredictRequest } from './predict-request.js';
-import { CROP_SIZE, IMAGENET_MEAN, IMAGENET_STD, RESIZE_SHORTER_SIDE } from './preprocess.js';
+import { CROP_SIZE, IMAGENET_MEAN, IMAGENET_STD, RESIZE_SHORTER_SIDE } from './tensor-layout.js';
 
 export interface ServerState {
   classifier: ImageClassifier | undefined;

@@ -27,7 +27,7 @@ export async function startModelServer(
   { load = true }: { load?: boolean } = {},
 ): Promise<RunningModelServer> {
   const config = modelServerConfig(flags);
-  const server = createModelServer(config);
+  const server = await createModelServer(config);
   t.after(() => server.close());
   const url = config.socket ? await server.app.listen({ path: config.socket }) : await server.app.listen({ host: '127.0.0.1', port: 0 });
   if (load) await server.load(config.model ?? (await testModelPath()));

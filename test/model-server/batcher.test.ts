@@ -56,20 +56,33 @@ test('a full batch runs at once without waiting for the window', async (t) => {
   assert.equal((await Promise.all(results)).length, 3);
 });
 
-test('images that arrive during a run are batched into the next run, up to maxBatch', async (t) => {
+test('during a run a full batch is queued behind it, a partial one waits for the run to end', async (t) => {
   t.mock.timers.enable({ apis: ['setTimeout'] });
   const { run, runs, releaseNext } = recordingRun();
   const batcher = new InferenceBatcher({ maxBatch: 3, batchWindowMs: 0, classes: CLASSES, run });
   const all = [batcher.submit(image(1))];
   assert.deepEqual(runs, [[1]]);
   for (const marker of [2, 3, 4, 5]) all.push(batcher.submit(image(marker)));
-  assert.equal(batcher.depth, 4);
+  assert.deepEqual(runs, [[1], [2, 3, 4]], 'the full batch is handed over while the first run is in flight');
+  assert.equal(batcher.depth, 1);
   await releaseNext();
-  assert.deepEqual(runs, [[1], [2, 3, 4]]);
+  assert.deepEqual(runs, [[1], [2, 3, 4]], 'the partial batch still waits: a run is in flight');
   await releaseNext();
   assert.deepEqual(runs, [[1], [2, 3, 4], [5]]);
   await releaseNext();
   assert.deepEqual((await Promise.all(all)).map((answer) => answer.logits[0]), [1, 2, 3, 4, 5]);
+});
+
+test('no more than two runs are ever in flight', async () => {
+  const { run, runs, releaseNext } = recordingRun();
+  const batcher = new InferenceBatcher({ maxBatch: 1, batchWindowMs: 0, classes: CLASSES, run });
+  const all = [1, 2, 3, 4].map((marker) => batcher.submit(image(marker)));
+  assert.deepEqual(runs, [[1], [2]]);
+  assert.equal(batcher.depth, 2);
+  await releaseNext();
+  assert.deepEqual(runs, [[1], [2], [3]]);
+  for (let index = 0; index < 3; index++) await releaseNext();
+  assert.equal((await Promise.all(all)).length, 4);
 });
 
 test('maxBatch 1 turns batching off: every image has a run of its own', async () => {

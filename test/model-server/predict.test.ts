@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { test } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { sampleImage } from '../../loadtest/index.js';
-import { preprocessImage } from '../../model-server/index.js';
+import { loadPreprocessing } from '../../model-server/index.js';
 import { postBytes, postJson, startModelServer, testModelPath } from '../helpers/model-server.js';
 
 interface Prediction {
@@ -35,6 +35,7 @@ test('a JSON batch of two gets two top-5 predictions with ImageNet labels and ti
 test('predictions equal onnxruntime run directly on the same preprocessed tensor', async (t) => {
   const { url } = await startModelServer(t);
   const bytes = await sampleImage({ seed: 3 });
+  const { preprocessImage } = await loadPreprocessing();
   const tensor = await preprocessImage(bytes, { maxPixels: 40_000_000, kernel: 'linear' });
   const session = await ort.InferenceSession.create(await testModelPath(), { intraOpNumThreads: 2 });
   t.after(() => session.release());

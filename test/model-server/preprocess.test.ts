@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import sharp from 'sharp';
-import { CROP_SIZE, IMAGENET_MEAN, IMAGENET_STD, preprocessImage, toNormalisedChw, transformGeometry } from '../../model-server/index.js';
+import { CROP_SIZE, IMAGENET_MEAN, IMAGENET_STD } from '../../model-server/index.js';
+// Unit tests of the component's internals reach past its door.
+import { preprocessImage, toNormalisedChw, transformGeometry } from '../../model-server/preprocess.js';
 
 const options = { maxPixels: 40_000_000, kernel: 'linear' as const };
 const PLANE = CROP_SIZE * CROP_SIZE;
