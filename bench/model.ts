@@ -40,7 +40,8 @@ function parseArgs(argv: string[]): BenchOptions {
   };
 }
 
-const CLI = new URL('../cli/index.js', import.meta.url).pathname;
+// The launcher users run, so its environment defaults are part of what is measured.
+const CLI = new URL('../../bin/mpg', import.meta.url).pathname;
 const MiB = 2 ** 20;
 
 async function rawOnnxruntime(threads: number, batch: number, tensor: Float32Array, seconds: number) {
@@ -69,7 +70,7 @@ interface StartedServer {
 
 async function startServer(flags: string[]): Promise<StartedServer> {
   const started = performance.now();
-  const child = spawn(process.execPath, [CLI, 'model-server', '--port', '0', '--log-level', 'warn', ...flags], {
+  const child = spawn(CLI, ['model-server', '--port', '0', '--log-level', 'warn', ...flags], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const url = await new Promise<string>((resolve, reject) => {

@@ -10,9 +10,13 @@ const mpg = commandGroup('', 'mixed-privacy-gateway: one model, a public and an 
   lazyCommand('model', 'Create or fetch the ONNX model the model server loads', async () => (await import('../model/index.js')).modelCommand),
 ]);
 
-process.exitCode = await mpg.run({
+const code = await mpg.run({
   argv: process.argv.slice(2),
   env: process.env,
   stdout: process.stdout,
   stderr: process.stderr,
 });
+process.exitCode = code;
+// A command has finished: whatever handle is still open (a socket a client keeps alive past a
+// shutdown's grace period) must not keep the process alive, but output gets a moment to flush.
+setTimeout(() => process.exit(code), 1000).unref();

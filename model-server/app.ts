@@ -88,6 +88,11 @@ export function createModelServer(config: ModelServerConfig, dependencies: Model
       throw modelServerErrors.MS_SHUTTING_DOWN(undefined, { headers: { 'retry-after': '1' } });
     }
   });
+  // While stopping, every answer closes its connection, or an idle keep-alive socket would hold
+  // the process open for Fastify's 72 s keep-alive timeout.
+  app.addHook('onSend', async (_request, reply) => {
+    if (state.closing) reply.header('connection', 'close');
+  });
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
     const labels = { route, status: String(reply.statusCode) };
