@@ -35,6 +35,7 @@ export const modelServerOptions = {
   resizeKernel: choice({ description: 'Resize kernel for the shorter-side-to-256 step', choices: ['linear', 'cubic', 'lanczos3', 'nearest'] as const, default: 'linear' }),
   logLevel: choice({ description: 'Log level', choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, default: 'info' }),
   enclave: choice({ description: 'Where this server runs; reported by /v1/model and in logs', choices: ['none', 'emulated', 'nitro'] as const, default: 'none' }),
+  spinWait: toggle({ description: "Let onnxruntime's threads spin while they wait for work: a little lower latency on an idle machine, CPU taken from image decoding under load", default: false }),
   warmup: toggle({ description: 'Run one inference before /readyz says ready; --no-warmup skips it', default: true }),
 };
 
@@ -73,5 +74,6 @@ export function inferenceOptions(config: ModelServerConfig, modelPath: string): 
     threads: config.threads,
     cacheDirectory: config.modelCache === 'off' ? undefined : (config.modelCache ?? defaultCacheDirectory(modelPath)),
     warmup: config.warmup,
+    spinWait: config.spinWait,
   };
 }

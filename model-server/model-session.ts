@@ -15,6 +15,8 @@ export interface ModelSessionOptions {
   cacheDirectory?: string;
   /** Run one image through the model before reporting ready. */
   warmup: boolean;
+  /** Let onnxruntime's threads spin between operators instead of sleeping. */
+  spinWait: boolean;
 }
 
 /** What is known of a loaded model; plain data, so it can cross from the worker. */
@@ -69,6 +71,7 @@ async function createSession(options: ModelSessionOptions, warnings: string[]) {
       enableMemPattern: true,
       // Warnings only say that an optimised graph is CPU-specific, which the cache key accounts for.
       logSeverityLevel: 3,
+      extra: { session: { intra_op: { allow_spinning: options.spinWait ? '1' : '0' } } },
       ...(plan.optimizedModelFilePath ? { optimizedModelFilePath: plan.optimizedModelFilePath } : {}),
     });
     await plan.commit().catch(async (error: unknown) => {
