@@ -52,7 +52,6 @@ function describeShape(shape: readonly (number | string)[]): string {
   return `[${shape.join(',')}]`;
 }
 
-/** SHA-256 of a file, read and hashed on libuv's thread pool while this thread loads the model. */
 async function hashFile(path: string): Promise<{ sha256: string; bytes: number }> {
   const file = await readFile(path);
   const digest = await crypto.subtle.digest('SHA-256', file);
@@ -61,6 +60,9 @@ async function hashFile(path: string): Promise<{ sha256: string; bytes: number }
 
 async function createSession(options: ModelSessionOptions, warnings: string[]) {
   const plan = await planOptimizedModel(options.path, options.cacheDirectory);
+  // Read and hashed on libuv's thread pool while this thread loads the model.
+  const hashing = plan.source ? Promise.resolve(plan.source) : hashFile(options.path);
+  hashing.catch(() => {}); // awaited below; this only keeps an early failure from being unhandled
   try {
     const session = await ort.InferenceSession.create(plan.loadPath, {
       intraOpNumThreads: options.threads,
@@ -74,24 +76,24 @@ async function createSession(options: ModelSessionOptions, warnings: string[]) {
       extra: { session: { intra_op: { allow_spinning: options.spinWait ? '1' : '0' } } },
       ...(plan.optimizedModelFilePath ? { optimizedModelFilePath: plan.optimizedModelFilePath } : {}),
     });
-    await plan.commit().catch(async (error: unknown) => {
+    const source = await hashing;
+    await plan.commit(source).catch(async (error: unknown) => {
       warnings.push(`could not keep the optimised model in the cache: ${(error as Error).message}`);
       await plan.discard();
     });
-    return { session, cache: plan.cache };
+    return { session, cache: plan.cache, source };
   } catch (error) {
     await plan.discard();
     if (plan.cache !== 'hit') throw error;
     warnings.push(`the cached optimised model did not load (${(error as Error).message}); optimised the original again`);
-    return { session: await ort.InferenceSession.create(options.path, { intraOpNumThreads: options.threads, logSeverityLevel: 3 }), cache: 'off' as const };
+    const session = await ort.InferenceSession.create(options.path, { intraOpNumThreads: options.threads, logSeverityLevel: 3 });
+    return { session, cache: 'off' as const, source: await hashFile(options.path) };
   }
 }
 
 export async function loadModelSession(options: ModelSessionOptions): Promise<ModelSession> {
-  const hashing = hashFile(options.path);
-  hashing.catch(() => {}); // awaited below; this only keeps an early failure from being unhandled
   const warnings: string[] = [];
-  const { session, cache } = await createSession(options, warnings);
+  const { session, cache, source } = await createSession(options, warnings);
 
   const input = session.inputMetadata[0];
   const output = session.outputMetadata[0];
@@ -124,7 +126,7 @@ export async function loadModelSession(options: ModelSessionOptions): Promise<Mo
   let classes = typeof declaredClasses === 'number' && declaredClasses > 0 ? declaredClasses : 0;
   if (options.warmup || classes === 0) classes = (await run(new Float32Array(IMAGE_ELEMENTS), 1)).length;
 
-  const { sha256, bytes: fileBytes } = await hashing;
+  const { sha256, bytes: fileBytes } = source;
   return {
     description: {
       name: options.name ?? basename(options.path).replace(/\.onnx$/i, ''),

@@ -4,15 +4,22 @@
 // 100 ms, and glibc keeps the memory onnxruntime frees along the way: ~100 MiB more RSS for the
 // life of the process. Loading the already-optimised graph with optimisation off skips both.
 // The optimised graph can hold CPU-specific layouts, so the cache key includes the CPU model and
-// flags as well as the onnxruntime version and the source file's identity.
+// flags as well as the onnxruntime version and the source file's identity (path, size, inode,
+// modification time). Beside each optimised graph, a small JSON file keeps the source's SHA-256,
+// so a warm start does not read and hash the whole model again.
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { cpus } from 'node:os';
 import { basename, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 
 const CACHE_FORMAT = 1;
+
+export interface SourceIdentity {
+  sha256: string;
+  bytes: number;
+}
 
 export interface OptimizedModelPlan {
   /** The file onnxruntime should load. */
@@ -22,7 +29,9 @@ export interface OptimizedModelPlan {
   optimizedModelFilePath?: string;
   /** 'hit', 'miss' (will be written) or 'off'. */
   cache: 'hit' | 'miss' | 'off';
-  commit(): Promise<void>;
+  /** On a hit, the source's checksum as recorded when the cache entry was written. */
+  source?: SourceIdentity;
+  commit(source: SourceIdentity): Promise<void>;
   discard(): Promise<void>;
 }
 
@@ -48,20 +57,26 @@ export async function planOptimizedModel(modelPath: string, cacheDirectory: stri
   const uncached: OptimizedModelPlan = { loadPath: modelPath, graphOptimizationLevel: 'all', cache: 'off', commit: noop, discard: noop };
   if (!cacheDirectory || !(await writableDirectory(cacheDirectory))) return uncached;
 
-  const source = await stat(modelPath);
+  const file = await stat(modelPath);
   const key = createHash('sha256')
-    .update(JSON.stringify([CACHE_FORMAT, modelPath, source.size, source.mtimeMs, source.ino, ort.env.versions.common, cpus()[0]?.model, cpuFlags()]))
+    .update(JSON.stringify([CACHE_FORMAT, modelPath, file.size, file.mtimeMs, file.ino, ort.env.versions.common, cpus()[0]?.model, cpuFlags()]))
     .digest('hex')
     .slice(0, 24);
   const cached = join(cacheDirectory, `${basename(modelPath).replace(/\.onnx$/i, '')}-${key}.onnx`);
+  const sidecar = `${cached}.json`;
   const hit = await stat(cached).then((found) => found.isFile() && found.size > 0, () => false);
-  if (hit) {
+  const recorded = hit ? await readSource(sidecar) : undefined;
+  if (hit && recorded) {
     return {
       loadPath: cached,
       graphOptimizationLevel: 'disabled',
       cache: 'hit',
+      source: recorded,
       commit: noop,
-      discard: () => rm(cached, { force: true }),
+      discard: async () => {
+        await rm(cached, { force: true });
+        await rm(sidecar, { force: true });
+      },
     };
   }
   const partial = `${cached}.partial-${process.pid}-${randomBytes(4).toString('hex')}`;
@@ -70,7 +85,22 @@ export async function planOptimizedModel(modelPath: string, cacheDirectory: stri
     graphOptimizationLevel: 'all',
     optimizedModelFilePath: partial,
     cache: 'miss',
-    commit: () => rename(partial, cached),
+    async commit(identity) {
+      await writeFile(sidecar, JSON.stringify(identity) + '\n');
+      await rename(partial, cached);
+    },
     discard: () => rm(partial, { force: true }),
   };
+}
+
+async function readSource(sidecar: string): Promise<SourceIdentity | undefined> {
+  try {
+    const parsed = JSON.parse(await readFile(sidecar, 'utf8')) as Partial<SourceIdentity>;
+    if (typeof parsed.sha256 === 'string' && /^[0-9a-f]{64}$/.test(parsed.sha256) && typeof parsed.bytes === 'number') {
+      return { sha256: parsed.sha256, bytes: parsed.bytes };
+    }
+  } catch {
+    // A missing or unreadable record means the entry is rebuilt.
+  }
+  return undefined;
 }
