@@ -16,7 +16,6 @@ export const modelServerErrors = defineErrors({
   MS_BODY_TOO_LARGE: { statusCode: 413, message: 'The request body is larger than the server accepts' },
   MS_UNSUPPORTED_MEDIA_TYPE: { statusCode: 415, message: 'Send application/json, image/jpeg, image/png or image/webp' },
   MS_NOT_FOUND: { statusCode: 404, message: 'No such route; see GET /v1/model and POST /predict' },
-  MS_REQUEST_TIMEOUT: { statusCode: 408, message: 'The request was not received in time' },
   MS_QUEUE_FULL: { statusCode: 503, message: 'The server is at capacity; retry after the time in Retry-After' },
   MS_NOT_READY: { statusCode: 503, message: 'The model is still loading; retry when GET /readyz answers 200' },
   MS_SHUTTING_DOWN: { statusCode: 503, message: 'The server is shutting down; send the request to another instance' },
