@@ -7,6 +7,9 @@ const mpg = commandGroup('', 'mixed-privacy-gateway: one model, a public and an 
   lazyCommand('model-server', 'Serve the image classifier over HTTP (the public container and the enclave run this)', async () =>
     (await import('../model-server/index.js')).modelServerCommand,
   ),
+  lazyCommand('gateway', 'Route public and secure inference traffic (the parent instance runs this)', async () =>
+    (await import('../gateway/index.js')).gatewayCommand,
+  ),
   lazyCommand('model', 'Create or fetch the ONNX model the model server loads', async () => (await import('../model/index.js')).modelCommand),
 ]);
 

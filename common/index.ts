@@ -1,3 +1,4 @@
 export * from './options.js';
 export * from './errors.js';
 export * from './command.js';
+export * from './shutdown.js';

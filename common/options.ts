@@ -1,14 +1,17 @@
-// Command-line and environment options, declared once per command and parsed once at start.
+// Command-line, environment and configuration-file options, declared once per command and parsed
+// once at start.
 //
 // Each option is declared under its camelCase key; the flag is the kebab-case twin (`maxBatch`
-// -> `--max-batch`) and the environment variable the upper-snake twin with the `MPG_` prefix
-// (`MPG_MAX_BATCH`). Flags win over the environment, the environment over defaults. Unknown flags
-// are errors. The result is a frozen object typed from the declarations.
+// -> `--max-batch`), the environment variable the upper-snake twin with the `MPG_` prefix
+// (`MPG_MAX_BATCH`) and the configuration-file key the key itself (`"maxBatch": 8`). Flags win
+// over the environment, the environment over the file, the file over defaults. Unknown flags and
+// unknown file keys are errors. The result is a frozen object typed from the declarations.
+import { readFileSync } from 'node:fs';
 
 export class OptionError extends Error {
   override name = 'OptionError';
-  constructor(message: string) {
-    super(message);
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
   }
 }
 
@@ -176,6 +179,19 @@ export interface ParsedCommandLine<Specs extends OptionSpecs> {
   help: boolean;
 }
 
+export interface ParseOptions {
+  /** How many arguments that are not options are accepted; more are an error. */
+  maxPositionals?: number;
+}
+
+export interface ConfigurationOptions<Specs extends OptionSpecs> extends ParseOptions {
+  /**
+   * The key of a text option naming a JSON configuration file, e.g. `config` (`--config FILE`,
+   * `MPG_CONFIG`). Without it no file is read.
+   */
+  fileOption?: Extract<keyof Specs, string>;
+}
+
 /**
  * Parses argv (without the command words) and the environment against the specs.
  * Throws OptionError naming the flag or variable at fault.
@@ -184,8 +200,72 @@ export function parseCommandLine<Specs extends OptionSpecs>(
   specs: Specs,
   argv: readonly string[],
   env: Readonly<Record<string, string | undefined>>,
-  { maxPositionals = 0 }: { maxPositionals?: number } = {},
+  { maxPositionals = 0 }: ParseOptions = {},
 ): ParsedCommandLine<Specs> {
+  return parseConfiguration(specs, argv, env, { maxPositionals });
+}
+
+/**
+ * Parses argv, the environment and, when `fileOption` is given and set, the JSON configuration
+ * file it names. Precedence: flags > environment > file > defaults.
+ *
+ * The file is an object keyed by option key (`{"port": 8080, "publicUpstream": ["http://a:1"]}`).
+ * Its values are JSON strings, numbers or booleans, converted to text and checked by the same
+ * parser as a flag, so ranges, units and choices hold alike. A repeatable option also takes an
+ * array, each item read like one occurrence of its flag, or a single string read like its
+ * comma-separated environment twin. Every key of the file is checked, including one a flag
+ * overrides, so a file is valid or not on its own. The file option itself may not appear in it.
+ *
+ * A repeatable option takes its value from one layer only: any `--flag` occurrence replaces the
+ * environment's and the file's lists entirely, and the environment's list replaces the file's.
+ *
+ * The path is read synchronously, relative to the working directory, once at start.
+ * Throws OptionError naming the flag, variable or file and key at fault.
+ */
+export function parseConfiguration<Specs extends OptionSpecs>(
+  specs: Specs,
+  argv: readonly string[],
+  env: Readonly<Record<string, string | undefined>>,
+  { fileOption, maxPositionals = 0 }: ConfigurationOptions<Specs> = {},
+): ParsedCommandLine<Specs> {
+  const { fromFlags, positionals, help } = parseArgv(specs, argv);
+  if (positionals.length > maxPositionals) {
+    throw new OptionError(`unexpected argument "${positionals[maxPositionals]}"`);
+  }
+
+  // Flags, then the environment, read lazily: a variable that a flag overrides is never parsed.
+  const fromFlagsOrEnv = (key: string): { value: unknown; source: string } | undefined => {
+    if (fromFlags.has(key)) return { value: fromFlags.get(key), source: flagName(key) };
+    const variable = envName(key);
+    const raw = specs[key]!.env === false ? undefined : env[variable];
+    if (raw === undefined || raw === '') return undefined;
+    return { value: specs[key]!.parse(raw, variable), source: variable };
+  };
+
+  let fromFile = new Map<string, unknown>();
+  if (fileOption !== undefined) {
+    if (!Object.hasOwn(specs, fileOption)) throw new TypeError(`fileOption "${fileOption}" is not one of the specs`);
+    const named = fromFlagsOrEnv(fileOption) ?? { value: specs[fileOption]!.default, source: `the default of ${flagName(fileOption)}` };
+    if (named.value !== undefined) {
+      if (typeof named.value !== 'string') throw new TypeError(`fileOption "${fileOption}" must be a text option`);
+      fromFile = readConfigurationFile(specs, fileOption, named.value, named.source);
+    }
+  }
+
+  const options: Record<string, unknown> = {};
+  for (const [key, spec] of Object.entries(specs)) {
+    const layered = fromFlagsOrEnv(key);
+    if (layered !== undefined) options[key] = layered.value;
+    else if (fromFile.has(key)) options[key] = fromFile.get(key);
+    else options[key] = spec.default;
+  }
+  return { options: Object.freeze(options) as OptionsOf<Specs>, positionals, help };
+}
+
+function parseArgv(
+  specs: OptionSpecs,
+  argv: readonly string[],
+): { fromFlags: Map<string, unknown>; positionals: string[]; help: boolean } {
   const byFlag = new Map(Object.keys(specs).map((key) => [flagName(key), key]));
   const fromFlags = new Map<string, unknown>();
   const positionals: string[] = [];
@@ -238,23 +318,73 @@ export function parseCommandLine<Specs extends OptionSpecs>(
       fromFlags.set(key, value);
     }
   }
+  return { fromFlags, positionals, help };
+}
 
-  if (positionals.length > maxPositionals) {
-    throw new OptionError(`unexpected argument "${positionals[maxPositionals]}"`);
+/** Reads and checks the whole configuration file; returns the parsed value of each key in it. */
+function readConfigurationFile(
+  specs: OptionSpecs,
+  fileOption: string,
+  path: string,
+  namedBy: string,
+): Map<string, unknown> {
+  let contents: string;
+  try {
+    contents = readFileSync(path, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const reason = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : (code ?? (error as Error).message);
+    throw new OptionError(`cannot read configuration file ${path} (from ${namedBy}): ${reason}`, { cause: error });
+  }
+  let document: unknown;
+  try {
+    document = JSON.parse(contents.replace(/^\uFEFF/, ''));
+  } catch (error) {
+    throw new OptionError(`${path}: not valid JSON: ${(error as Error).message}`, { cause: error });
+  }
+  if (typeof document !== 'object' || document === null || Array.isArray(document)) {
+    throw new OptionError(`${path}: must be a JSON object keyed by option name, got ${describeJson(document)}`);
   }
 
-  const options: Record<string, unknown> = {};
-  for (const [key, spec] of Object.entries(specs)) {
-    if (fromFlags.has(key)) {
-      options[key] = fromFlags.get(key);
-      continue;
+  const entries = Object.entries(document);
+  const fileKeys = Object.keys(specs).filter((key) => key !== fileOption);
+  if (entries.some(([key]) => key === fileOption)) {
+    const where = specs[fileOption]!.env === false ? flagName(fileOption) : `${flagName(fileOption)} or ${envName(fileOption)}`;
+    throw new OptionError(`${path}: "${fileOption}" cannot be set inside the configuration file; use ${where}`);
+  }
+  const unknown = entries.map(([key]) => key).filter((key) => !Object.hasOwn(specs, key));
+  if (unknown.length > 0) {
+    const keys = unknown.map((key) => `"${key}"`).join(', ');
+    throw new OptionError(`${path}: unknown key${unknown.length > 1 ? 's' : ''} ${keys}; known keys: ${fileKeys.sort().join(', ')}`);
+  }
+
+  const values = new Map<string, unknown>();
+  for (const [key, value] of entries) {
+    const spec = specs[key]!;
+    const source = `${path}: "${key}"`;
+    if (Array.isArray(value)) {
+      if (!spec.repeatable) throw new OptionError(`${source} takes one value, not an array`);
+      values.set(
+        key,
+        value.flatMap((item: unknown, index) => spec.parse(jsonScalarToRaw(item, `${source}[${index}]`), `${source}[${index}]`) as unknown[]),
+      );
+    } else {
+      values.set(key, spec.parse(jsonScalarToRaw(value, source), source));
     }
-    const variable = envName(key);
-    const fromEnv = spec.env === false ? undefined : env[variable];
-    if (fromEnv !== undefined && fromEnv !== '') options[key] = spec.parse(fromEnv, variable);
-    else options[key] = spec.default;
   }
-  return { options: Object.freeze(options) as OptionsOf<Specs>, positionals, help };
+  return values;
+}
+
+function jsonScalarToRaw(value: unknown, source: string): string {
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
+  throw new OptionError(`${source} must be a string, number or boolean, got ${describeJson(value)}`);
+}
+
+function describeJson(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return typeof value === 'object' ? 'an object' : JSON.stringify(value);
 }
 
 /** Help text listing each flag with its environment twin, unit and default. */

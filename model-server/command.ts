@@ -4,12 +4,10 @@
 // loads onnxruntime and the model on its own thread while this thread imports Fastify and sharp
 // and starts listening (/healthz answers from then on; /readyz once the model is warm).
 import type { Command } from '../common/index.js';
-import { OptionError, formatOptionsHelp } from '../common/index.js';
+import { OptionError, formatOptionsHelp, stopOnSignals } from '../common/index.js';
 import { DEFAULT_MODEL_PATH, ensureModel } from '../model/index.js';
 import { inferenceOptions, modelServerOptions, parseModelServerConfig } from './config.js';
 import { startInferenceWorker } from './inference-host.js';
-
-const SHUTDOWN_GRACE_MS = 10_000;
 
 const usage = () =>
   [
@@ -46,6 +44,7 @@ export const modelServerCommand: Command = {
 
     const { createModelServer } = await import('./app.js');
     let fatal: ((code: number) => void) | undefined;
+    // Exit non-zero so the supervisor (systemd, Docker, the enclave's init) restarts the server.
     const server = createModelServer(config, { onFatalError: () => fatal?.(1) });
     const log = server.app.log;
 
@@ -54,36 +53,8 @@ export const modelServerCommand: Command = {
       : await server.app.listen({ host: config.host, port: config.port });
     stdout.write(`model-server listening on ${address}${config.enclave === 'none' ? '' : ` (enclave: ${config.enclave})`}\n`);
 
-    const stopped = new Promise<number>((resolve) => {
-      let stopping = false;
-      const stop = (signal: NodeJS.Signals) => {
-        if (stopping) return;
-        stopping = true;
-        log.info({ signal }, 'stopping: finishing requests in flight');
-        const force = setTimeout(() => {
-          log.error({ graceMs: SHUTDOWN_GRACE_MS }, 'requests still in flight after the grace period; exiting');
-          resolve(1);
-        }, SHUTDOWN_GRACE_MS);
-        force.unref();
-        server.close().then(
-          () => {
-            clearTimeout(force);
-            resolve(0);
-          },
-          (error: unknown) => {
-            log.error({ err: error }, 'error while stopping');
-            resolve(1);
-          },
-        );
-      };
-      process.once('SIGTERM', stop);
-      process.once('SIGINT', stop);
-      // Exit non-zero so the supervisor (systemd, Docker, the enclave's init) restarts the server.
-      fatal = (code) => {
-        stopping = true;
-        void server.close().finally(() => resolve(code));
-      };
-    });
+    const shutdown = stopOnSignals(() => server.close(), log);
+    fatal = shutdown.fail;
 
     try {
       await server.attach(starting);
@@ -93,6 +64,6 @@ export const modelServerCommand: Command = {
       await server.close();
       return 1;
     }
-    return stopped;
+    return shutdown.stopped;
   },
 };

@@ -1,0 +1,64 @@
+// The gateway's options: declared once, parsed once at start into a frozen object.
+import type { OptionsOf } from '../common/index.js';
+import { OptionError, choice, integer, list, parseConfiguration, text, toggle } from '../common/index.js';
+import { parseUpstreamUrl } from './upstream-url.js';
+
+export const DEFAULT_GATEWAY_PORT = 8080;
+
+const upstreamUrl = (description: string) =>
+  text({
+    description,
+    placeholder: 'URL',
+    check: (value) => {
+      try {
+        parseUpstreamUrl(value);
+        return undefined;
+      } catch (error) {
+        return (error as Error).message;
+      }
+    },
+  });
+
+export const gatewayOptions = {
+  config: text({ description: 'JSON file with any of these options under their camelCase names; flags and MPG_ variables override it', placeholder: 'FILE' }),
+  host: text({ description: 'Address to listen on', default: '127.0.0.1', placeholder: 'HOST' }),
+  port: integer({ description: 'TCP port; 0 picks a free port and prints it', default: DEFAULT_GATEWAY_PORT, min: 0, max: 65535 }),
+  publicUpstream: list(upstreamUrl('A member of the public route: http://host:port or unix:/path/to.sock')),
+  secureUpstream: list(upstreamUrl('A member of the secure route (the parent relay\'s socket): unix:/path/to.sock or http://host:port')),
+  policy: text({ description: 'Privacy policy file (JSON): tenants, API key hashes, secure-only or public-allowed; default: no tenants', placeholder: 'FILE' }),
+  privacyHeader: text({ description: 'Request header that can ask for the secure route', default: 'x-privacy', placeholder: 'NAME' }),
+  apiKeyHeader: text({ description: 'Request header that carries the tenant API key', default: 'x-api-key', placeholder: 'NAME' }),
+  connectTimeoutMs: integer({ description: 'Connecting to an upstream member', default: 2_000, min: 1, unit: 'ms' }),
+  headersTimeoutMs: integer({ description: "Waiting for an upstream's response headers", default: 30_000, min: 1, unit: 'ms' }),
+  bodyTimeoutMs: integer({ description: 'Longest pause between two chunks of an upstream body', default: 30_000, min: 1, unit: 'ms' }),
+  requestTimeoutMs: integer({ description: 'Receiving a whole client request', default: 30_000, min: 100, unit: 'ms' }),
+  bodyLimit: integer({ description: 'Largest request body', default: 16 * 1024 * 1024, min: 1024, unit: 'bytes' }),
+  maxHeaderSize: integer({ description: 'Largest request header block', default: 16 * 1024, min: 1024, max: 1024 * 1024, unit: 'bytes' }),
+  connections: integer({ description: 'Keep-alive connections per upstream member', default: 32, min: 1, max: 4096, unit: 'connections' }),
+  healthIntervalMs: integer({ description: "How often each member's /readyz is checked", default: 1_000, min: 50, unit: 'ms' }),
+  healthTimeoutMs: integer({ description: 'A health check slower than this fails', default: 1_000, min: 10, unit: 'ms' }),
+  maxEventLoopDelayMs: integer({ description: 'Event-loop delay beyond which requests get 503; 0 disables', default: 1_000, min: 0, unit: 'ms' }),
+  maxHeapUsedBytes: integer({ description: 'V8 heap use beyond which requests get 503; 0 disables', default: 0, min: 0, unit: 'bytes' }),
+  logLevel: choice({ description: 'Log level', choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, default: 'info' }),
+  trustProxy: toggle({ description: 'Trust X-Forwarded-For from a load balancer in front of the gateway', default: false }),
+};
+
+export type GatewayConfig = OptionsOf<typeof gatewayOptions>;
+
+export function parseGatewayConfig(
+  argv: readonly string[],
+  env: Readonly<Record<string, string | undefined>>,
+): { config: GatewayConfig; help: boolean } {
+  const { options, help } = parseConfiguration(gatewayOptions, argv, env, { fileOption: 'config' });
+  if (!help && options.publicUpstream.length === 0 && options.secureUpstream.length === 0) {
+    throw new OptionError('give at least one --public-upstream or --secure-upstream');
+  }
+  // One address on both routes would let secure traffic and public traffic share a member.
+  const shared = options.secureUpstream.find((url) => options.publicUpstream.includes(url));
+  if (shared) throw new OptionError(`${shared} is both a --public-upstream and a --secure-upstream; a member serves one route only`);
+  for (const [flag, urls] of [['--public-upstream', options.publicUpstream], ['--secure-upstream', options.secureUpstream]] as const) {
+    const twice = urls.find((url, index) => urls.indexOf(url) !== index);
+    if (twice) throw new OptionError(`${flag} ${twice} is given twice`);
+  }
+  return { config: options, help };
+}

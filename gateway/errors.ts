@@ -1,0 +1,24 @@
+// Every way a request through the gateway can fail, with a stable code; README.md lists them and
+// a test keeps the two in step. Upstream transport failures are mapped in upstream-errors.ts only.
+import { defineErrors } from '../common/index.js';
+
+export const gatewayErrors = defineErrors({
+  GW_INVALID_PRIVACY_HEADER: { statusCode: 400, message: 'The privacy header must be "secure" or "public"' },
+  GW_API_KEY_REQUIRED: { statusCode: 401, message: 'An API key is required; send it in the API key header' },
+  GW_UNKNOWN_API_KEY: { statusCode: 401, message: 'The API key belongs to no tenant' },
+  GW_SECURE_ONLY_TENANT: { statusCode: 403, message: 'This tenant may only use /predict-secure' },
+  GW_NOT_FOUND: { statusCode: 404, message: 'No such route; use POST /predict-public or POST /predict-secure' },
+  GW_BODY_TOO_LARGE: { statusCode: 413, message: 'The request body is larger than the gateway accepts' },
+  GW_RATE_LIMITED: { statusCode: 429, message: "The tenant's request rate is over its limit; retry after Retry-After" },
+  GW_INTERNAL: { statusCode: 500, message: 'Internal Server Error' },
+  GW_UPSTREAM_CONNECTION_FAILED: { statusCode: 502, message: 'The upstream could not be reached or closed the connection' },
+  GW_UPSTREAM_BAD_RESPONSE: { statusCode: 502, message: 'The upstream sent an invalid response' },
+  GW_NO_HEALTHY_UPSTREAM: { statusCode: 503, message: 'No healthy public upstream; retry later' },
+  GW_NO_SECURE_UPSTREAM: { statusCode: 503, message: 'No healthy secure upstream; the request was not sent anywhere else' },
+  GW_NOT_READY: { statusCode: 503, message: 'A route has no healthy member' },
+  GW_OVERLOADED: { statusCode: 503, message: 'The gateway is overloaded; retry after Retry-After' },
+  GW_SHUTTING_DOWN: { statusCode: 503, message: 'The gateway is shutting down; send the request to another instance' },
+  GW_UPSTREAM_TIMEOUT: { statusCode: 504, message: 'The upstream did not answer in time' },
+});
+
+export type GatewayErrorCode = Exclude<keyof typeof gatewayErrors, 'table'>;

@@ -1,0 +1,16 @@
+// The gateway: mixed-privacy routing on the parent instance, failing closed, with per-route metrics.
+import type { Gateway, GatewayDependencies } from './app.js';
+import type { GatewayConfig } from './config.js';
+import type { PrivacyPolicy } from './policy.js';
+
+export { gatewayCommand } from './command.js';
+export type { Gateway, GatewayDependencies } from './app.js';
+export { gatewayOptions, parseGatewayConfig } from './config.js';
+export type { GatewayConfig } from './config.js';
+export { gatewayErrors } from './errors.js';
+export { OPEN_POLICY, PolicyError, classifyRequest, loadPolicyFile, parsePolicy } from './policy.js';
+export type { PrivacyPolicy, PrivacyRoute } from './policy.js';
+
+export async function createGateway(config: GatewayConfig, policy: PrivacyPolicy, dependencies?: GatewayDependencies): Promise<Gateway> {
+  return (await import('./app.js')).createGateway(config, policy, dependencies);
+}

@@ -1,0 +1,137 @@
+// The members of one route (public or secure): keep-alive pools, active health checks, ejection
+// on transport errors, and the choice of member by fewest requests in flight.
+import { Pool } from 'undici';
+import type { PrivacyRoute } from './policy.js';
+import { parseUpstreamUrl } from './upstream-url.js';
+
+export interface UpstreamTimeouts {
+  connections: number;
+  connectTimeoutMs: number;
+  headersTimeoutMs: number;
+  bodyTimeoutMs: number;
+  healthIntervalMs: number;
+  healthTimeoutMs: number;
+}
+
+export interface UpstreamObserver {
+  onHealthChange?(member: UpstreamMember, healthy: boolean, reason: string): void;
+}
+
+export class UpstreamMember {
+  readonly route: PrivacyRoute;
+  readonly url: string;
+  /** The origin requests to this member are dispatched to; unique across all members. */
+  readonly dispatchOrigin: string;
+  readonly pool: Pool;
+  healthy = false;
+  inFlight = 0;
+  lastProblem: string | undefined = 'not checked yet';
+
+  constructor(route: PrivacyRoute, url: string, index: number, timeouts: UpstreamTimeouts) {
+    const address = parseUpstreamUrl(url);
+    this.route = route;
+    this.url = url;
+    // Unix sockets have no origin of their own; a reserved .invalid name keeps each distinct.
+    this.dispatchOrigin = address.origin ?? `http://${route}-${index}.unix.invalid`;
+    this.pool = new Pool(address.origin ?? 'http://localhost', {
+      connections: timeouts.connections,
+      pipelining: 1,
+      headersTimeout: timeouts.headersTimeoutMs,
+      bodyTimeout: timeouts.bodyTimeoutMs,
+      keepAliveTimeout: 60_000,
+      connect: { timeout: timeouts.connectTimeoutMs, ...(address.socketPath ? { socketPath: address.socketPath } : {}) },
+    });
+  }
+}
+
+export class UpstreamGroup {
+  readonly route: PrivacyRoute;
+  readonly members: readonly UpstreamMember[];
+  readonly #timeouts: UpstreamTimeouts;
+  readonly #observer: UpstreamObserver;
+  #timer: NodeJS.Timeout | undefined;
+  #next = 0;
+  #stopped = false;
+
+  constructor(route: PrivacyRoute, urls: readonly string[], timeouts: UpstreamTimeouts, observer: UpstreamObserver = {}) {
+    this.route = route;
+    this.members = urls.map((url, index) => new UpstreamMember(route, url, index, timeouts));
+    this.#timeouts = timeouts;
+    this.#observer = observer;
+  }
+
+  get healthyCount(): number {
+    return this.members.filter((member) => member.healthy).length;
+  }
+
+  /** The healthy member with the fewest requests in flight, rotating among ties. */
+  pick(): UpstreamMember | undefined {
+    let best: UpstreamMember | undefined;
+    const count = this.members.length;
+    for (let offset = 0; offset < count; offset++) {
+      const member = this.members[(this.#next + offset) % count]!;
+      if (member.healthy && (!best || member.inFlight < best.inFlight)) best = member;
+    }
+    this.#next = (this.#next + 1) % Math.max(count, 1);
+    return best;
+  }
+
+  /** Takes a member out of rotation at once; the health checks bring it back when it answers. */
+  eject(member: UpstreamMember, reason: string): void {
+    this.#setHealth(member, false, reason);
+  }
+
+  /** Checks every member now and then at the configured interval. */
+  async start(): Promise<void> {
+    await this.checkAll();
+    const tick = () => {
+      this.#timer = setTimeout(() => {
+        void this.checkAll().finally(() => {
+          if (!this.#stopped) tick();
+        });
+      }, this.#timeouts.healthIntervalMs);
+      this.#timer.unref();
+    };
+    tick();
+  }
+
+  async checkAll(): Promise<void> {
+    await Promise.all(this.members.map((member) => this.#check(member)));
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    await Promise.all(this.members.map((member) => member.pool.close().catch(() => member.pool.destroy())));
+  }
+
+  async #check(member: UpstreamMember): Promise<void> {
+    if (this.#stopped) return;
+    try {
+      const response = await member.pool.request({
+        method: 'GET',
+        path: '/readyz',
+        headersTimeout: this.#timeouts.healthTimeoutMs,
+        bodyTimeout: this.#timeouts.healthTimeoutMs,
+        signal: AbortSignal.timeout(this.#timeouts.healthTimeoutMs),
+      });
+      await response.body.dump();
+      if (response.statusCode === 200) this.#setHealth(member, true, 'ready');
+      else this.#setHealth(member, false, `/readyz answered ${response.statusCode}`);
+    } catch (error) {
+      this.#setHealth(member, false, `/readyz failed: ${describeError(error)}`);
+    }
+  }
+
+  #setHealth(member: UpstreamMember, healthy: boolean, reason: string): void {
+    const changed = member.healthy !== healthy;
+    member.healthy = healthy;
+    member.lastProblem = healthy ? undefined : reason;
+    if (changed) this.#observer.onHealthChange?.(member, healthy, reason);
+  }
+}
+
+export function describeError(error: unknown): string {
+  const { code, message } = error as { code?: string; message?: string };
+  return code ? `${code}${message && !message.includes(code) ? ` (${message})` : ''}` : (message ?? String(error));
+}
