@@ -1,0 +1,137 @@
+// Starts a real gateway on port 0 in this process, and upstreams that record what they receive.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { IncomingHttpHeaders, Server, ServerResponse } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TestContext } from 'node:test';
+import type { Gateway, GatewayDependencies, PrivacyPolicy } from '../../gateway/index.js';
+import { OPEN_POLICY, createGateway, parseGatewayConfig } from '../../gateway/index.js';
+
+export interface RunningGateway {
+  gateway: Gateway;
+  url: string;
+}
+
+/** Flags as a user would give them; health checks run every 50 ms so tests need not wait long. */
+export async function startGateway(
+  t: TestContext,
+  flags: string[],
+  { policy = OPEN_POLICY, dependencies = {} }: { policy?: PrivacyPolicy; dependencies?: GatewayDependencies } = {},
+): Promise<RunningGateway> {
+  const { config } = parseGatewayConfig(['--port', '0', '--log-level', 'silent', '--health-interval-ms', '50', ...flags], {});
+  const gateway = await createGateway(config, policy, dependencies);
+  t.after(() => gateway.close());
+  const url = await gateway.app.listen({ host: '127.0.0.1', port: 0 });
+  await gateway.start();
+  return { gateway, url };
+}
+
+export interface ReceivedRequest {
+  method: string;
+  path: string;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+}
+
+/** What the upstream does with a /predict request. */
+export type UpstreamBehaviour =
+  | { kind: 'answer' }
+  | { kind: 'status'; statusCode: number }
+  /** Accepts the request and never answers. */
+  | { kind: 'hang' }
+  /** Destroys the connection without an answer. */
+  | { kind: 'reset' }
+  /** Sends headers, then the body slowly, `delayMs` between chunks. */
+  | { kind: 'slow-body'; delayMs: number; chunks: number };
+
+export interface RecordingUpstream {
+  name: string;
+  /** As the gateway is told: http://127.0.0.1:PORT or unix:/path. */
+  url: string;
+  received: ReceivedRequest[];
+  ready: boolean;
+  behaviour: UpstreamBehaviour;
+  server: Server;
+  close(): Promise<void>;
+  /** Listens again at the same address after close(). */
+  reopen(): Promise<void>;
+}
+
+/**
+ * A stand-in model server that records every request (health checks excluded) and answers
+ * /predict with JSON naming itself, so a test can tell which upstream served a request.
+ */
+export async function startRecordingUpstream(t: TestContext, name: string, { unix = false } = {}): Promise<RecordingUpstream> {
+  const directory = unix ? await mkdtemp(join(tmpdir(), 'mpg-upstream-')) : undefined;
+  const socketPath = directory ? join(directory, `${name}.sock`) : undefined;
+  let port = 0;
+  const upstream: RecordingUpstream = {
+    name,
+    url: '',
+    received: [],
+    ready: true,
+    behaviour: { kind: 'answer' },
+    server: createServer(),
+    close: async () => {},
+    reopen: async () => {},
+  };
+  const handle = (server: Server) =>
+    server.on('request', (request, response: ServerResponse) => {
+      if (request.url === '/readyz') {
+        response.writeHead(upstream.ready ? 200 : 503, { 'content-type': 'application/json' }).end('{}');
+        return;
+      }
+      const chunks: Buffer[] = [];
+      request.on('data', (chunk: Buffer) => chunks.push(chunk));
+      request.on('end', () => {
+        upstream.received.push({ method: request.method ?? '', path: request.url ?? '', headers: request.headers, body: Buffer.concat(chunks) });
+        const behaviour = upstream.behaviour;
+        if (behaviour.kind === 'hang') return;
+        if (behaviour.kind === 'reset') {
+          request.socket.destroy();
+          return;
+        }
+        if (behaviour.kind === 'status') {
+          response.writeHead(behaviour.statusCode, { 'content-type': 'application/json' }).end(JSON.stringify({ upstream: name, statusCode: behaviour.statusCode }));
+          return;
+        }
+        if (behaviour.kind === 'slow-body') {
+          response.writeHead(200, { 'content-type': 'application/json' });
+          let sent = 0;
+          const timer = setInterval(() => {
+            if (response.destroyed || sent === behaviour.chunks) {
+              clearInterval(timer);
+              if (!response.destroyed) response.end();
+              return;
+            }
+            response.write(' ');
+            sent++;
+          }, behaviour.delayMs);
+          return;
+        }
+        response.writeHead(200, { 'content-type': 'application/json', 'x-upstream': name }).end(JSON.stringify({ upstream: name, path: request.url }));
+      });
+    });
+  const listen = async () => {
+    upstream.server = handle(createServer());
+    await new Promise<void>((resolve) => {
+      if (socketPath) upstream.server.listen(socketPath, resolve);
+      else upstream.server.listen(port, '127.0.0.1', resolve);
+    });
+    if (!socketPath) port = (upstream.server.address() as { port: number }).port;
+    upstream.url = socketPath ? `unix:${socketPath}` : `http://127.0.0.1:${port}`;
+  };
+  await listen();
+  upstream.close = () =>
+    new Promise<void>((resolve) => {
+      upstream.server.closeAllConnections();
+      upstream.server.close(() => resolve());
+    });
+  upstream.reopen = listen;
+  t.after(async () => {
+    await upstream.close();
+    if (directory) await rm(directory, { recursive: true, force: true });
+  });
+  return upstream;
+}
