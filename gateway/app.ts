@@ -213,15 +213,15 @@ export function createGateway(config: GatewayConfig, policy: PrivacyPolicy, depe
 
   // Picks the member, or answers 503 at once: a secure request with no healthy secure member is
   // refused here, before any byte of it is sent anywhere.
-  const chooseMember = (request: FastifyRequest, _reply: FastifyReply, done: (error?: Error) => void) => {
+  const chooseMember = (request: FastifyRequest, reply: FastifyReply, done: (error?: Error) => void) => {
     try {
-      pickMember(request);
+      pickMember(request, reply);
       done();
     } catch (error) {
       done(error as Error);
     }
   };
-  const pickMember = (request: FastifyRequest) => {
+  const pickMember = (request: FastifyRequest, reply: FastifyReply) => {
     const privacy = request.privacy!;
     if (request.url.split('?')[0] !== ROUTE_PATHS[request.routeOptions.config.privacyRoute!]) {
       throw gatewayErrors.GW_NOT_FOUND();
@@ -240,7 +240,8 @@ export function createGateway(config: GatewayConfig, policy: PrivacyPolicy, depe
     }
     privacy.member = member;
     member.inFlight++;
-    request.raw.once('close', () => member.inFlight--);
+    // The response's close, not the request's: a request closes once its body is read.
+    reply.raw.once('close', () => member.inFlight--);
   };
 
   for (const pathRoute of ['public', 'secure'] as const) {
