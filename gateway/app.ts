@@ -274,7 +274,7 @@ export function createGateway(config: GatewayConfig, policy: PrivacyPolicy, depe
         onResponse: (request, reply, response): void => {
           const privacy = (request as FastifyRequest).privacy!;
           metrics.upstreamDuration.observe({ route: privacy.route }, (performance.now() - (privacy.upstreamStartedAt ?? 0)) / 1000);
-          void reply.send(countBytes(response.stream as Readable, (bytes) => metrics.bytesOut.inc({ route: privacy.route }, bytes)));
+          void reply.send(countBytes(response.stream, (bytes) => metrics.bytesOut.inc({ route: privacy.route }, bytes)));
         },
         onError: (reply, { error }) => {
           const request = reply.request as FastifyRequest;
