@@ -10,7 +10,6 @@ import underPressure from '@fastify/under-pressure';
 import type { Registry } from 'prom-client';
 import { Agent } from 'undici';
 import { CodedError } from '../common/index.js';
-import type { Readable } from 'node:stream';
 import { countBytes, limitBody } from './body-limit.js';
 import type { GatewayConfig } from './config.js';
 import { gatewayErrors } from './errors.js';
