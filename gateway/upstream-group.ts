@@ -13,6 +13,10 @@ export interface UpstreamTimeouts {
   healthTimeoutMs: number;
 }
 
+// An ejected member sits out this many health-check intervals before a passing check can bring it
+// back: a member whose /readyz answers while its /predict hangs must not be re-admitted at once.
+export const EJECTION_INTERVALS = 5;
+
 export interface UpstreamObserver {
   onHealthChange?(member: UpstreamMember, healthy: boolean, reason: string): void;
 }
@@ -25,6 +29,8 @@ export class UpstreamMember {
   readonly pool: Pool;
   healthy = false;
   inFlight = 0;
+  /** performance.now() before which a passing health check does not re-admit the member. */
+  ejectedUntil = 0;
   lastProblem: string | undefined = 'not checked yet';
 
   constructor(route: PrivacyRoute, url: string, index: number, timeouts: UpstreamTimeouts) {
@@ -78,6 +84,7 @@ export class UpstreamGroup {
 
   /** Takes a member out of rotation at once; the health checks bring it back when it answers. */
   eject(member: UpstreamMember, reason: string): void {
+    member.ejectedUntil = performance.now() + EJECTION_INTERVALS * this.#timeouts.healthIntervalMs;
     this.#setHealth(member, false, reason);
   }
 
@@ -116,8 +123,8 @@ export class UpstreamGroup {
         signal: AbortSignal.timeout(this.#timeouts.healthTimeoutMs),
       });
       await response.body.dump();
-      if (response.statusCode === 200) this.#setHealth(member, true, 'ready');
-      else this.#setHealth(member, false, `/readyz answered ${response.statusCode}`);
+      if (response.statusCode !== 200) this.#setHealth(member, false, `/readyz answered ${response.statusCode}`);
+      else if (performance.now() >= member.ejectedUntil) this.#setHealth(member, true, 'ready');
     } catch (error) {
       this.#setHealth(member, false, `/readyz failed: ${describeError(error)}`);
     }

@@ -1,7 +1,8 @@
 // Starts a real gateway on port 0 in this process, and upstreams that record what they receive.
+import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:http';
-import type { IncomingHttpHeaders, Server, ServerResponse } from 'node:http';
+import { createServer, request as httpRequest } from 'node:http';
+import type { IncomingHttpHeaders, OutgoingHttpHeaders, Server, ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
@@ -134,4 +135,51 @@ export async function startRecordingUpstream(t: TestContext, name: string, { uni
     if (directory) await rm(directory, { recursive: true, force: true });
   });
   return upstream;
+}
+
+/** Polls `condition` every 10 ms until it holds, or fails naming `what` after `timeoutMs`. */
+export async function waitFor(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+export interface RawResponse {
+  statusCode: number;
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+/**
+ * One request over node:http on a fresh connection. Unlike fetch, it sends any header as given,
+ * hop-by-hop ones (Connection, Keep-Alive, TE, Upgrade...) included.
+ */
+export function sendRaw(
+  url: string,
+  { method = 'POST', path, headers = {}, body }: { method?: string; path: string; headers?: OutgoingHttpHeaders; body?: string | Buffer },
+): Promise<RawResponse> {
+  return new Promise((resolve, reject) => {
+    const outgoing = httpRequest(new URL(path, url), { method, headers, agent: false }, (response) => {
+      const chunks: Buffer[] = [];
+      response.on('data', (chunk: Buffer) => chunks.push(chunk));
+      response.on('error', reject);
+      response.on('end', () => resolve({ statusCode: response.statusCode ?? 0, headers: response.headers, body: Buffer.concat(chunks).toString() }));
+    });
+    outgoing.on('error', reject);
+    outgoing.end(body);
+  });
+}
+
+/** Reads a gateway error answer and checks it is exactly `{statusCode, code, message}`. */
+export async function expectCodedError(response: Response, statusCode: number, code: string): Promise<{ statusCode: number; code: string; message: string }> {
+  const body = (await response.json()) as Record<string, unknown>;
+  assert.deepEqual(Object.keys(body).sort(), ['code', 'message', 'statusCode'], `error body has other keys: ${JSON.stringify(body)}`);
+  assert.equal(response.status, statusCode, `status of ${JSON.stringify(body)}`);
+  assert.equal(body.statusCode, statusCode);
+  assert.equal(body.code, code);
+  assert.equal(typeof body.message, 'string');
+  assert.ok((body.message as string).length > 0, 'the message is empty');
+  return body as { statusCode: number; code: string; message: string };
 }
