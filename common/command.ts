@@ -1,5 +1,6 @@
 // The shape every `mpg` subcommand has: a name, a one-line summary, and a run function that
 // receives the remaining arguments and the environment and resolves to an exit code.
+import { OptionError } from './options.js';
 
 export interface CommandContext {
   argv: readonly string[];
@@ -57,6 +58,42 @@ export function lazyCommand(name: string, summary: string, load: () => Promise<C
     summary,
     async run(context) {
       return (await load()).run(context);
+    },
+  };
+}
+
+export interface OptionCommandSpec<Parsed> {
+  /** The words after `mpg`, e.g. 'model generate'; the last one is the command's name. */
+  path: string;
+  summary: string;
+  usage: () => string;
+  /** Parses and checks the options once; throws OptionError (or a subclass) for the user's mistakes. */
+  parse(argv: readonly string[], env: CommandContext['env']): Parsed | Promise<Parsed>;
+  run(parsed: Parsed, context: CommandContext): Promise<number>;
+}
+
+/**
+ * A command with options: `--help` prints the usage (exit 0), a bad option prints its message
+ * and where to find help (exit 2), anything else runs.
+ */
+export function optionCommand<Parsed extends { help: boolean }>(spec: OptionCommandSpec<Parsed>): Command {
+  return {
+    name: spec.path.split(' ').at(-1)!,
+    summary: spec.summary,
+    async run(context) {
+      let parsed: Parsed;
+      try {
+        parsed = await spec.parse(context.argv, context.env);
+      } catch (error) {
+        if (!(error instanceof OptionError)) throw error;
+        context.stderr.write(`mpg ${spec.path}: ${error.message}\nRun "mpg ${spec.path} --help" for the options.\n`);
+        return 2;
+      }
+      if (parsed.help) {
+        context.stdout.write(spec.usage() + '\n');
+        return 0;
+      }
+      return spec.run(parsed, context);
     },
   };
 }

@@ -12,7 +12,7 @@ export interface Shutdown {
   /** Resolves with the exit code once stopped by a signal or by fail(). */
   stopped: Promise<number>;
   /** Stops as if signalled, but exits non-zero so a supervisor restarts the process. */
-  fail(code?: number): void;
+  fail: (code?: number) => void;
 }
 
 export function stopOnSignals(close: () => Promise<void>, log: ShutdownLog, graceMs = SHUTDOWN_GRACE_MS): Shutdown {

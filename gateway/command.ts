@@ -1,8 +1,7 @@
 // `mpg gateway`: the production entry point on the parent EC2 instance.
-import type { Command } from '../common/index.js';
-import { OptionError, formatOptionsHelp, stopOnSignals } from '../common/index.js';
+import { formatOptionsHelp, optionCommand, stopOnSignals } from '../common/index.js';
 import { gatewayOptions, parseGatewayConfig } from './config.js';
-import { OPEN_POLICY, PolicyError, loadPolicyFile } from './policy.js';
+import { OPEN_POLICY, loadPolicyFile } from './policy.js';
 
 const usage = () =>
   [
@@ -17,25 +16,17 @@ const usage = () =>
     formatOptionsHelp(gatewayOptions),
   ].join('\n');
 
-export const gatewayCommand: Command = {
-  name: 'gateway',
+export const gatewayCommand = optionCommand({
+  path: 'gateway',
   summary: 'Route public and secure inference traffic (the parent instance runs this)',
-  async run({ argv, env, stdout, stderr }) {
-    let parsed;
-    let policy = OPEN_POLICY;
-    try {
-      parsed = parseGatewayConfig(argv, env);
-      if (parsed.help) {
-        stdout.write(usage() + '\n');
-        return 0;
-      }
-      if (parsed.config.policy) policy = await loadPolicyFile(parsed.config.policy);
-    } catch (error) {
-      if (!(error instanceof OptionError) && !(error instanceof PolicyError)) throw error;
-      stderr.write(`mpg gateway: ${error.message}\n`);
-      return 2;
-    }
-    const config = parsed.config;
+  usage,
+  async parse(argv, env) {
+    const { config, help } = parseGatewayConfig(argv, env);
+    // The policy is checked before anything listens: a bad file stops the gateway (exit 2).
+    const policy = !help && config.policy ? await loadPolicyFile(config.policy) : OPEN_POLICY;
+    return { config, policy, help };
+  },
+  async run({ config, policy }, { stdout }) {
     const { createGateway } = await import('./app.js');
     const gateway = createGateway(config, policy);
     const log = gateway.app.log;
@@ -49,4 +40,4 @@ export const gatewayCommand: Command = {
     await gateway.start();
     return shutdown.stopped;
   },
-};
+});

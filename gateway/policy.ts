@@ -18,6 +18,7 @@
 // ignored: an ignored typo such as "privacy " could turn a secure-only tenant into a public one.
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { OptionError } from '../common/index.js';
 
 export type PrivacyRoute = 'public' | 'secure';
 export type TenantPrivacy = 'secure-only' | 'public-allowed';
@@ -46,7 +47,8 @@ export interface PrivacyPolicy {
   readonly tenantsByKeySha256: ReadonlyMap<string, Tenant>;
 }
 
-export class PolicyError extends Error {
+/** A bad policy file is a configuration mistake, like a bad option: the gateway does not start. */
+export class PolicyError extends OptionError {
   override name = 'PolicyError';
   /** The JSON path at fault, e.g. `tenants[1].privacy`; undefined for unreadable or unparsable files. */
   readonly jsonPath: string | undefined;

@@ -3,8 +3,7 @@
 // Start-up is arranged so that the slow parts overlap: the inference worker starts first and
 // loads onnxruntime and the model on its own thread while this thread imports Fastify and sharp
 // and starts listening (/healthz answers from then on; /readyz once the model is warm).
-import type { Command } from '../common/index.js';
-import { OptionError, formatOptionsHelp, stopOnSignals } from '../common/index.js';
+import { formatOptionsHelp, optionCommand, stopOnSignals } from '../common/index.js';
 import { DEFAULT_MODEL_PATH, ensureModel } from '../model/index.js';
 import { inferenceOptions, modelServerOptions, parseModelServerConfig } from './config.js';
 import { startInferenceWorker } from './inference-host.js';
@@ -20,32 +19,20 @@ const usage = () =>
     formatOptionsHelp(modelServerOptions),
   ].join('\n');
 
-export const modelServerCommand: Command = {
-  name: 'model-server',
+export const modelServerCommand = optionCommand({
+  path: 'model-server',
   summary: 'Serve the image classifier over HTTP (the public container and the enclave run this)',
-  async run({ argv, env, stdout, stderr }) {
-    let parsed;
-    try {
-      parsed = parseModelServerConfig(argv, env);
-    } catch (error) {
-      if (!(error instanceof OptionError)) throw error;
-      stderr.write(`mpg model-server: ${error.message}\n`);
-      return 2;
-    }
-    if (parsed.help) {
-      stdout.write(usage() + '\n');
-      return 0;
-    }
-    const config = parsed.config;
+  usage,
+  parse: parseModelServerConfig,
+  async run({ config }, { stdout, stderr }) {
     const modelPath = config.model ?? DEFAULT_MODEL_PATH;
     if (!config.model) await ensureModel(modelPath, (line) => stderr.write(`mpg model-server: ${line}\n`));
     const starting = startInferenceWorker(inferenceOptions(config, modelPath));
     starting.catch(() => {}); // awaited by attach() below
 
     const { createModelServer } = await import('./app.js');
-    let fatal: ((code: number) => void) | undefined;
     // Exit non-zero so the supervisor (systemd, Docker, the enclave's init) restarts the server.
-    const server = createModelServer(config, { onFatalError: () => fatal?.(1) });
+    const server = createModelServer(config, { onFatalError: () => shutdown.fail(1) });
     const log = server.app.log;
 
     const address = config.socket
@@ -54,7 +41,6 @@ export const modelServerCommand: Command = {
     stdout.write(`model-server listening on ${address}${config.enclave === 'none' ? '' : ` (enclave: ${config.enclave})`}\n`);
 
     const shutdown = stopOnSignals(() => server.close(), log);
-    fatal = shutdown.fail;
 
     try {
       await server.attach(starting);
@@ -66,4 +52,4 @@ export const modelServerCommand: Command = {
     }
     return shutdown.stopped;
   },
-};
+});

@@ -1,7 +1,6 @@
 // `mpg model fetch`: download a pretrained model (e.g. the ONNX Model Zoo's ResNet18), verify its
 // SHA-256 and put it where the model server looks for it.
-import type { Command } from '../common/index.js';
-import { OptionError, formatOptionsHelp, integer, parseCommandLine, text, toggle } from '../common/index.js';
+import { OptionError, formatOptionsHelp, integer, optionCommand, parseCommandLine, text, toggle } from '../common/index.js';
 import { DEFAULT_MODEL_PATH } from './default-model.js';
 import { DEFAULT_FETCH_TIMEOUT_MS, ModelFetchError, fetchModel } from './fetch.js';
 
@@ -45,25 +44,19 @@ const usage = [
   '',
 ].join('\n');
 
-export const fetchCommand: Command = {
-  name: 'fetch',
+export const fetchCommand = optionCommand({
+  path: 'model fetch',
   summary: 'Download a pretrained ONNX model and verify its SHA-256.',
-  async run({ argv, env, stdout, stderr }) {
-    let parsed;
-    try {
-      parsed = parseCommandLine(specs, argv, env);
-    } catch (error) {
-      if (!(error instanceof OptionError)) throw error;
-      return optionError(stderr, error.message);
-    }
-    if (parsed.help) {
-      stdout.write(usage);
-      return 0;
-    }
-    const { url, sha256, out, timeoutMs, force } = parsed.options;
-    if (url === undefined || sha256 === undefined) {
-      return optionError(stderr, `${url === undefined ? '--url' : '--sha256'} is required`);
-    }
+  usage: () => usage,
+  parse(argv, env) {
+    const { options, help } = parseCommandLine(specs, argv, env);
+    if (help) return { help, url: '', sha256: '', out: options.out, timeoutMs: options.timeoutMs, force: options.force };
+    if (options.url === undefined) throw new OptionError('--url is required');
+    if (options.sha256 === undefined) throw new OptionError('--sha256 is required');
+    return { help, url: options.url, sha256: options.sha256, out: options.out, timeoutMs: options.timeoutMs, force: options.force };
+  },
+  async run(parsed, { stdout, stderr }) {
+    const { url, sha256, out, timeoutMs, force } = parsed;
 
     // Ctrl-C would otherwise leave a temporary file of up to hundreds of MB behind; the listeners
     // live only as long as the download so the command leaves no process state.
@@ -95,12 +88,8 @@ export const fetchCommand: Command = {
       process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
     }
   },
-};
+});
 
-function optionError(stderr: NodeJS.WritableStream, message: string): number {
-  stderr.write(`mpg model fetch: ${message}\nRun "mpg model fetch --help" for usage.\n`);
-  return EXIT_OPTION_ERROR;
-}
 
 function throttledProgress(stderr: NodeJS.WritableStream): (received: number, total: number | undefined) => void {
   // Starting the clock now keeps a download that takes under a second silent.

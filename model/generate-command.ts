@@ -1,8 +1,7 @@
 // `mpg model generate`: writes the seeded ResNet18 the model server loads by default.
 import { createHash } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
-import type { Command } from '../common/index.js';
-import { OptionError, formatOptionsHelp, integer, parseCommandLine, text, toggle } from '../common/index.js';
+import { formatOptionsHelp, integer, optionCommand, parseCommandLine, text, toggle } from '../common/index.js';
 import { DEFAULT_MODEL_PATH } from './default-model.js';
 import { writeResNet18 } from './resnet18.js';
 
@@ -36,22 +35,12 @@ const USAGE = [
 
 const megabytes = (bytes: number): string => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 
-export const generateCommand: Command = {
-  name: 'generate',
+export const generateCommand = optionCommand({
+  path: 'model generate',
   summary: 'Write ResNet18 with seeded random weights (no download).',
-  async run({ argv, env, stdout, stderr }) {
-    let parsed;
-    try {
-      parsed = parseCommandLine(generateOptions, argv, env);
-    } catch (error) {
-      if (!(error instanceof OptionError)) throw error;
-      stderr.write(`mpg model generate: ${error.message}\nRun "mpg model generate --help" for the options.\n`);
-      return 2;
-    }
-    if (parsed.help) {
-      stdout.write(USAGE + '\n');
-      return 0;
-    }
+  usage: () => USAGE,
+  parse: (argv, env) => parseCommandLine(generateOptions, argv, env),
+  async run(parsed, { stdout, stderr }) {
     const { out, seed, force } = parsed.options;
 
     const existing = await stat(out).catch(() => undefined);
@@ -80,4 +69,4 @@ export const generateCommand: Command = {
       return 1;
     }
   },
-};
+});
