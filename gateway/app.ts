@@ -8,9 +8,9 @@ import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest }
 import httpProxy from '@fastify/http-proxy';
 import underPressure from '@fastify/under-pressure';
 import type { Registry } from 'prom-client';
-import { Agent } from 'undici';
 import { CodedError } from '../common/index.js';
 import { countBytes, limitBody } from './body-limit.js';
+import { MemberDispatcher } from './member-dispatcher.js';
 import type { GatewayConfig } from './config.js';
 import { gatewayErrors } from './errors.js';
 import { createGatewayMetrics } from './metrics.js';
@@ -62,6 +62,7 @@ const ROUTE_PATHS: Readonly<Record<PrivacyRoute, string>> = { public: '/predict-
 // fields it names are removed by @fastify/reply-from.)
 const HOP_BY_HOP = ['keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade'];
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+const SMALL_RESPONSE_BYTES = 64 * 1024;
 
 function headerValue(headers: IncomingHttpHeaders, name: string): string | undefined {
   const value = headers[name];
@@ -78,7 +79,7 @@ export function createGateway(config: GatewayConfig, policy: PrivacyPolicy, depe
     // request's caller sent in it.
     logController: new LogController({ disableRequestLogging: true }),
     requestTimeout: config.requestTimeoutMs,
-    maxParamLength: 100,
+    routerOptions: { maxParamLength: 100 },
     http: { maxHeaderSize: config.maxHeaderSize },
     trustProxy: config.trustProxy,
     return503OnClosing: false,
@@ -102,16 +103,7 @@ export function createGateway(config: GatewayConfig, policy: PrivacyPolicy, depe
   };
   const allMembers = [...groups.public.members, ...groups.secure.members];
   for (const member of allMembers) metrics.upstreamUp.set({ route: member.route, member: member.url }, 0);
-  const membersByOrigin = new Map(allMembers.map((member) => [member.dispatchOrigin, member]));
-  // Each member's pool, looked up by the origin getUpstream() returns for it.
-  const dispatcher = new Agent({
-    factory: (origin) => {
-      const key = typeof origin === 'string' ? origin : origin.origin;
-      const member = membersByOrigin.get(key);
-      if (!member) throw new Error(`no upstream member for ${key}`);
-      return member.pool;
-    },
-  });
+  const dispatcher = new MemberDispatcher(allMembers);
   const limiter = new TenantRateLimiter(policy);
   const state = { closing: false };
 
@@ -136,8 +128,17 @@ export function createGateway(config: GatewayConfig, policy: PrivacyPolicy, depe
 
   // The proxied body is streamed, so Fastify's bodyLimit does not apply: count it on the way through.
   app.removeAllContentTypeParsers();
+  // A declared Content-Length is checked before the body is forwarded (see pickMember) and Node's
+  // parser delivers exactly that many bytes; only a chunked body needs counting on the way.
   app.addContentTypeParser('*', (request, payload, done) => {
-    done(null, limitBody(payload, config.bodyLimit, (bytes) => metrics.bytesIn.inc({ route: request.privacy?.route ?? 'none' }, bytes)));
+    const route = request.privacy?.route ?? 'none';
+    const declared = request.headers['content-length'];
+    if (declared !== undefined) {
+      metrics.bytesIn.inc({ route }, Number(declared));
+      done(null, payload);
+      return;
+    }
+    done(null, limitBody(payload, config.bodyLimit, (bytes) => metrics.bytesIn.inc({ route }, bytes)));
   });
 
   if (config.maxEventLoopDelayMs > 0 || config.maxHeapUsedBytes > 0) {
@@ -273,7 +274,23 @@ export function createGateway(config: GatewayConfig, policy: PrivacyPolicy, depe
         onResponse: (request, reply, response): void => {
           const privacy = (request as FastifyRequest).privacy!;
           metrics.upstreamDuration.observe({ route: privacy.route }, (performance.now() - (privacy.upstreamStartedAt ?? 0)) / 1000);
-          void reply.send(countBytes(response.stream, (bytes) => metrics.bytesOut.inc({ route: privacy.route }, bytes)));
+          // reply-from hands over undici's headers object; its types describe an http.ServerResponse.
+          const declared = Number((response as unknown as { headers: IncomingHttpHeaders }).headers['content-length'] ?? Number.NaN);
+          if (!(declared <= SMALL_RESPONSE_BYTES)) {
+            void reply.send(countBytes(response.stream, (bytes) => metrics.bytesOut.inc({ route: privacy.route }, bytes)));
+            return;
+          }
+          // A prediction is a few hundred bytes: gathered, it leaves in one write with its headers.
+          const chunks: Buffer[] = [];
+          response.stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+          response.stream.once('end', () => {
+            const body = Buffer.concat(chunks);
+            metrics.bytesOut.inc({ route: privacy.route }, body.length);
+            void reply.send(body);
+          });
+          response.stream.once('error', (error: Error) => {
+            void sendError(request as FastifyRequest, reply as FastifyReply, mapUpstreamFailure(error, privacy.route).error);
+          });
         },
         onError: (reply, { error }) => {
           const request = reply.request as FastifyRequest;
@@ -315,7 +332,6 @@ export function createGateway(config: GatewayConfig, policy: PrivacyPolicy, depe
       state.closing = true;
       await app.close();
       await Promise.all([groups.public.stop(), groups.secure.stop()]);
-      await dispatcher.close().catch(() => {});
     },
   };
 }
