@@ -64,6 +64,14 @@ const HOP_BY_HOP = ['keep-alive', 'proxy-connection', 'proxy-authenticate', 'pro
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const SMALL_RESPONSE_BYTES = 64 * 1024;
 
+/** A copy of the headers without the connection-specific ones, including those Connection names. */
+function withoutHopByHop<Headers extends Record<string, unknown>>(headers: Headers): Headers {
+  const copy: Record<string, unknown> = { ...headers };
+  const named = typeof headers.connection === 'string' ? headers.connection.split(',').map((name) => name.trim().toLowerCase()) : [];
+  for (const name of [...HOP_BY_HOP, 'connection', ...named]) delete copy[name];
+  return copy as Headers;
+}
+
 function headerValue(headers: IncomingHttpHeaders, name: string): string | undefined {
   const value = headers[name];
   return Array.isArray(value) ? value.join(',') : value;
@@ -262,9 +270,9 @@ export function createGateway(config: GatewayConfig, policy: PrivacyPolicy, depe
           privacy.upstreamStartedAt = performance.now();
           return privacy.member!.dispatchOrigin;
         },
+        rewriteHeaders: (headers) => withoutHopByHop(headers),
         rewriteRequestHeaders: (request, headers) => {
-          const forwarded = { ...headers };
-          for (const name of HOP_BY_HOP) delete forwarded[name];
+          const forwarded = withoutHopByHop(headers);
           // The tenant's key proves who called the gateway; it never leaves it.
           delete forwarded[config.apiKeyHeader];
           forwarded['x-request-id'] = request.id;
