@@ -195,7 +195,9 @@ export function createGateway(config: GatewayConfig, policy: PrivacyPolicy, depe
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
     if (request.privacy) reply.header('x-privacy-route', request.privacy.route);
-    if (state.closing) reply.header('connection', 'close');
+    // Closing the connection discards a body the gateway refused without reading, rather than
+    // leaving its bytes to be parsed as the next request.
+    if (state.closing || (reply.statusCode >= 400 && !request.raw.complete)) reply.header('connection', 'close');
   });
 
   app.addHook('onResponse', async (request, reply) => {

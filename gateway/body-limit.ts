@@ -18,6 +18,10 @@ export function limitBody(body: NodeJS.ReadableStream, limitBytes: number, onByt
     },
   });
   body.on('error', (error: Error) => counter.destroy(error));
+  // A request refused before it is forwarded (no healthy member, say) has no reader for this
+  // stream; its over-limit error must not become an uncaught exception that stops the gateway.
+  // A reader that exists still receives the error.
+  counter.on('error', () => {});
   return body.pipe(counter);
 }
 

@@ -44,7 +44,9 @@ export type UpstreamBehaviour =
   /** Destroys the connection without an answer. */
   | { kind: 'reset' }
   /** Sends headers, then the body slowly, `delayMs` between chunks. */
-  | { kind: 'slow-body'; delayMs: number; chunks: number };
+  | { kind: 'slow-body'; delayMs: number; chunks: number }
+  /** Answers as 'answer' does, `delayMs` after the request body has arrived. */
+  | { kind: 'delay'; delayMs: number };
 
 export interface RecordingUpstream {
   name: string;
@@ -111,7 +113,14 @@ export async function startRecordingUpstream(t: TestContext, name: string, { uni
           }, behaviour.delayMs);
           return;
         }
-        response.writeHead(200, { 'content-type': 'application/json', 'x-upstream': name }).end(JSON.stringify({ upstream: name, path: request.url }));
+        const answer = () =>
+          response.writeHead(200, { 'content-type': 'application/json', 'x-upstream': name }).end(JSON.stringify({ upstream: name, path: request.url }));
+        if (behaviour.kind === 'delay') {
+          const timer = setTimeout(answer, behaviour.delayMs);
+          response.once('close', () => clearTimeout(timer));
+          return;
+        }
+        answer();
       });
     });
   const listen = async () => {
@@ -182,4 +191,25 @@ export async function expectCodedError(response: Response, statusCode: number, c
   assert.equal(typeof body.message, 'string');
   assert.ok((body.message as string).length > 0, 'the message is empty');
   return body as { statusCode: number; code: string; message: string };
+}
+
+/** One sample of the gateway's /metrics text whose labels include `labels`; undefined when absent. */
+export function metricValue(metricsText: string, name: string, labels: Record<string, string> = {}): number | undefined {
+  for (const line of metricsText.split('\n')) {
+    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!match || match[1] !== name) continue;
+    const found = new Map<string, string>();
+    for (const label of (match[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) {
+      found.set(label[1]!, label[2]!.replace(/\\(.)/g, (_all, escaped: string) => (escaped === 'n' ? '\n' : escaped)));
+    }
+    if (Object.entries(labels).every(([key, value]) => found.get(key) === value)) return Number(match[3]);
+  }
+  return undefined;
+}
+
+/** The gateway's /metrics text. */
+export async function readMetrics(gatewayUrl: string): Promise<string> {
+  const response = await fetch(`${gatewayUrl}/metrics`);
+  if (response.status !== 200) throw new Error(`/metrics answered ${response.status}`);
+  return response.text();
 }
