@@ -19,6 +19,11 @@ const upstreamUrl = (description: string) =>
     },
   });
 
+// RFC 9110 field-name token characters.
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const headerName = (description: string, fallback: string) =>
+  text({ description, default: fallback, placeholder: 'NAME', check: (value) => (HEADER_NAME.test(value) ? undefined : 'must be an HTTP header name') });
+
 export const gatewayOptions = {
   config: text({ description: 'JSON file with any of these options under their camelCase names; flags and MPG_ variables override it', placeholder: 'FILE' }),
   host: text({ description: 'Address to listen on', default: '127.0.0.1', placeholder: 'HOST' }),
@@ -26,8 +31,8 @@ export const gatewayOptions = {
   publicUpstream: list(upstreamUrl('A member of the public route: http://host:port or unix:/path/to.sock')),
   secureUpstream: list(upstreamUrl('A member of the secure route (the parent relay\'s socket): unix:/path/to.sock or http://host:port')),
   policy: text({ description: 'Privacy policy file (JSON): tenants, API key hashes, secure-only or public-allowed; default: no tenants', placeholder: 'FILE' }),
-  privacyHeader: text({ description: 'Request header that can ask for the secure route', default: 'x-privacy', placeholder: 'NAME' }),
-  apiKeyHeader: text({ description: 'Request header that carries the tenant API key', default: 'x-api-key', placeholder: 'NAME' }),
+  privacyHeader: headerName('Request header that can ask for the secure route (any case)', 'x-privacy'),
+  apiKeyHeader: headerName('Request header that carries the tenant API key (any case)', 'x-api-key'),
   connectTimeoutMs: integer({ description: 'Connecting to an upstream member', default: 2_000, min: 1, unit: 'ms' }),
   headersTimeoutMs: integer({ description: "Waiting for an upstream's response headers", default: 30_000, min: 1, unit: 'ms' }),
   bodyTimeoutMs: integer({ description: 'Longest pause between two chunks of an upstream body', default: 30_000, min: 1, unit: 'ms' }),
@@ -49,7 +54,20 @@ export function parseGatewayConfig(
   argv: readonly string[],
   env: Readonly<Record<string, string | undefined>>,
 ): { config: GatewayConfig; help: boolean } {
-  const { options, help } = parseConfiguration(gatewayOptions, argv, env, { fileOption: 'config' });
+  const parsed = parseConfiguration(gatewayOptions, argv, env, { fileOption: 'config' });
+  const help = parsed.help;
+  // Node lowercases incoming header names: so must the configuration, or a header given as
+  // X-Data-Class would never match and a secure signal would be silently missed.
+  const options = Object.freeze({
+    ...parsed.options,
+    privacyHeader: parsed.options.privacyHeader.toLowerCase(),
+    apiKeyHeader: parsed.options.apiKeyHeader.toLowerCase(),
+  });
+  const reserved = ['x-request-id', 'x-privacy-route', 'content-type', 'content-length', 'host'];
+  if (options.privacyHeader === options.apiKeyHeader) throw new OptionError('--privacy-header and --api-key-header must be different headers');
+  for (const [flag, name] of [['--privacy-header', options.privacyHeader], ['--api-key-header', options.apiKeyHeader]] as const) {
+    if (reserved.includes(name)) throw new OptionError(`${flag} cannot be ${name}, which the gateway uses for itself`);
+  }
   if (!help && options.publicUpstream.length === 0 && options.secureUpstream.length === 0) {
     throw new OptionError('give at least one --public-upstream or --secure-upstream');
   }
