@@ -1,0 +1,39 @@
+// What the gateway's parts share: built once by createGateway, passed to each part.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { CodedError } from '../common/index.js';
+import type { GatewayConfig } from './config.js';
+import type { GatewayMetrics } from './metrics.js';
+import type { PrivacyPolicy, PrivacyRoute } from './policy.js';
+import type { UpstreamGroup, UpstreamMember } from './upstream-group.js';
+
+/** Where a request was routed, and to whom; set once per request, read by hooks and logs. */
+export interface RequestPrivacy {
+  route: PrivacyRoute;
+  tenant: string | undefined;
+  upgraded: boolean;
+  member?: UpstreamMember;
+  upstreamStartedAt?: number;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    privacy: RequestPrivacy | undefined;
+  }
+  interface FastifyContextConfig {
+    /** The route a request's path asks for; only the two predict routes have one. */
+    privacyRoute?: PrivacyRoute;
+  }
+}
+
+export const ROUTE_PATHS: Readonly<Record<PrivacyRoute, string>> = { public: '/predict-public', secure: '/predict-secure' };
+
+export interface GatewayContext {
+  app: FastifyInstance;
+  config: GatewayConfig;
+  policy: PrivacyPolicy;
+  metrics: GatewayMetrics;
+  groups: Readonly<Record<PrivacyRoute, UpstreamGroup>>;
+  state: { closing: boolean };
+  /** Answers with a coded error, counting and logging it: the one way the gateway says no. */
+  sendError: (request: FastifyRequest, reply: FastifyReply, error: CodedError) => FastifyReply;
+}
