@@ -10,6 +10,7 @@ const mpg = commandGroup('', 'mixed-privacy-gateway: one model, a public and an 
   lazyCommand('gateway', 'Route public and secure inference traffic (the parent instance runs this)', async () =>
     (await import('../gateway/index.js')).gatewayCommand,
   ),
+  lazyCommand('enclave', 'Run the enclave: its relays, its entrypoint and its local emulation', async () => (await import('../enclave/index.js')).loadEnclaveCommand()),
   lazyCommand('model', 'Create or fetch the ONNX model the model server loads', async () => (await import('../model/index.js')).modelCommand),
 ]);
 

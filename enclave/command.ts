@@ -1,0 +1,193 @@
+// `mpg enclave relay | entrypoint | run`: the enclave's processes as commands.
+import type { Command, CommandContext } from '../common/index.js';
+import { OptionError, choice, commandGroup, formatOptionsHelp, integer, optionCommand, parseCommandLine, stopOnSignals, text } from '../common/index.js';
+import { CPU_LIST, EMULATION_WARNING, startEmulatedEnclave } from './emulated-enclave.js';
+import { ENTRYPOINT_OWNED_MODEL_SERVER_FLAGS, ensureLoopbackUp, startEntrypoint } from './entrypoint.js';
+import { jsonLineLog } from './log.js';
+import type { RelayTarget } from './relay.js';
+import { createRelay, describeTarget } from './relay.js';
+
+const usageOf = (lines: string[], specs: Parameters<typeof formatOptionsHelp>[0]) => () =>
+  [...lines, '', 'Options:', formatOptionsHelp(specs)].join('\n');
+
+// ---- mpg enclave relay ----------------------------------------------------------------------
+
+const relayOptions = {
+  listenSocket: text({ description: 'Unix socket to accept connections on (created with mode 0600)', placeholder: 'PATH' }),
+  targetSocket: text({ description: 'Unix socket to relay each connection to', placeholder: 'PATH' }),
+  targetHost: text({ description: 'TCP host to relay each connection to (with --target-port)', placeholder: 'HOST' }),
+  targetPort: integer({ description: 'TCP port to relay each connection to (with --target-host)', min: 1, max: 65535 }),
+};
+
+function parseRelay(argv: readonly string[], env: CommandContext['env']) {
+  const { options, help } = parseCommandLine(relayOptions, argv, env);
+  if (help) return { help, listen: '', target: { path: '' } as RelayTarget };
+  if (!options.listenSocket) throw new OptionError('--listen-socket is required');
+  const tcp = options.targetHost !== undefined || options.targetPort !== undefined;
+  if (options.targetSocket && tcp) throw new OptionError('--target-socket and --target-host/--target-port are exclusive');
+  let target: RelayTarget;
+  if (options.targetSocket) target = { path: options.targetSocket };
+  else if (options.targetHost !== undefined && options.targetPort !== undefined) target = { host: options.targetHost, port: options.targetPort };
+  else throw new OptionError('give a target: --target-socket PATH, or --target-host HOST with --target-port N');
+  return { help, listen: options.listenSocket, target };
+}
+
+const relayCommand = optionCommand({
+  path: 'enclave relay',
+  summary: 'Relay every connection on a Unix socket to one target connection (both sides of the vsock channel)',
+  usage: usageOf(
+    [
+      'Usage: mpg enclave relay --listen-socket PATH (--target-socket PATH | --target-host HOST --target-port N)',
+      '',
+      'Each accepted connection gets exactly one target connection for its whole life, so keep-alive',
+      'holds end to end. Stops on SIGTERM or SIGINT. Every option has an MPG_ environment twin.',
+    ],
+    relayOptions,
+  ),
+  parse: parseRelay,
+  async run({ listen, target }, { stdout, stderr }) {
+    const log = jsonLineLog(stderr, { component: 'enclave-relay' });
+    const relay = await createRelay({ listen: { path: listen }, target, log });
+    stdout.write(`relay listening on unix:${relay.address} -> ${describeTarget(target)}\n`);
+    return stopOnSignals(() => relay.close(), log).stopped;
+  },
+});
+
+// ---- mpg enclave entrypoint -----------------------------------------------------------------
+
+const entrypointOptions = {
+  vsockStandin: text({ description: 'Unix socket standing in for the vsock port the parent connects to', placeholder: 'PATH' }),
+  modelServerPort: integer({ description: "The model server's port on the enclave's loopback; 0 picks a free one", default: 0, min: 0, max: 65535 }),
+};
+
+function parseEntrypoint(argv: readonly string[], env: CommandContext['env']) {
+  const { options, positionals, help } = parseCommandLine(entrypointOptions, argv, env, { maxPositionals: Infinity });
+  if (!help && !options.vsockStandin) throw new OptionError('--vsock-standin is required');
+  const owned = positionals.find((arg) => ENTRYPOINT_OWNED_MODEL_SERVER_FLAGS.some((flag) => arg === flag || arg.startsWith(`${flag}=`)));
+  if (owned) throw new OptionError(`the entrypoint sets the model server's ${owned.split('=')[0]} itself; leave it out`);
+  return { help, vsockStandin: options.vsockStandin ?? '', modelServerPort: options.modelServerPort, modelServerArgs: positionals };
+}
+
+const entrypointCommand = optionCommand({
+  path: 'enclave entrypoint',
+  summary: "The enclave's first process: loopback up, the model server on 127.0.0.1, the relay to it",
+  usage: usageOf(
+    [
+      'Usage: mpg enclave entrypoint --vsock-standin PATH [--model-server-port N] [-- model-server options]',
+      '',
+      'Brings up lo when it is down, starts the model server on 127.0.0.1 and, once it listens,',
+      'relays the vsock stand-in socket to it. SIGTERM or SIGINT stops the model server (requests in',
+      "flight finish); the entrypoint exits with the model server's code.",
+    ],
+    entrypointOptions,
+  ),
+  parse: parseEntrypoint,
+  async run(parsed, { env, stdout, stderr }) {
+    const log = jsonLineLog(stderr, { component: 'enclave-entrypoint', mode: 'emulated' });
+    try {
+      await ensureLoopbackUp(log);
+    } catch (error) {
+      log.error({ err: error }, 'cannot start');
+      return 1;
+    }
+    const entrypoint = startEntrypoint({ ...parsed, env, stdout, log });
+    // The model server has its own grace period; ours only has to outlast it.
+    const shutdown = stopOnSignals(
+      async () => {
+        entrypoint.stop();
+        await entrypoint.exited;
+      },
+      log,
+      15_000,
+    );
+    return Promise.race([entrypoint.exited, shutdown.stopped]);
+  },
+});
+
+// ---- mpg enclave run ------------------------------------------------------------------------
+
+const runOptions = {
+  enclaveMode: choice({ description: 'How the enclave runs; "emulated": a local process tree with the same boundaries', choices: ['emulated'] as const, default: 'emulated' }),
+  enclaveSocket: text({ description: "The gateway's secure upstream: the parent relay listens on this Unix socket", placeholder: 'PATH' }),
+  enclaveCpus: text({
+    description: 'Pin the enclave to these CPUs with taskset, e.g. 2-3',
+    placeholder: 'LIST',
+    check: (value) => (CPU_LIST.test(value) ? undefined : 'must be a CPU list such as 2-3 or 1,3'),
+  }),
+  modelServerPort: integer({ description: "The model server's port on the enclave's loopback; 0 picks a free one", default: 0, min: 0, max: 65535 }),
+};
+
+function parseRun(argv: readonly string[], env: CommandContext['env']) {
+  const { options, positionals, help } = parseCommandLine(runOptions, argv, env, { maxPositionals: Infinity });
+  if (!help && !options.enclaveSocket) throw new OptionError('--enclave-socket is required');
+  const owned = positionals.find((arg) => ENTRYPOINT_OWNED_MODEL_SERVER_FLAGS.some((flag) => arg === flag || arg.startsWith(`${flag}=`)));
+  if (owned) throw new OptionError(`the enclave sets the model server's ${owned.split('=')[0]} itself; leave it out`);
+  return { help, options, modelServerArgs: positionals };
+}
+
+const runCommand = optionCommand({
+  path: 'enclave run',
+  summary: 'Run the enclave (emulated: a local process tree with the same boundaries) behind a Unix socket',
+  usage: usageOf(
+    [
+      'Usage: mpg enclave run --enclave-socket PATH [--enclave-mode emulated] [--enclave-cpus LIST] [-- model-server options]',
+      '',
+      'Emulated: the model server runs in its own network namespace with only loopback when this',
+      'machine permits (root, unshare, ip), pinned to --enclave-cpus with taskset, reachable only',
+      'through --enclave-socket. It is an emulation: no memory encryption, no hardware root of trust.',
+      'Stops on SIGTERM or SIGINT, leaving no process or socket behind. Every option has an MPG_ twin.',
+    ],
+    runOptions,
+  ),
+  parse: parseRun,
+  async run({ options, modelServerArgs }, { env, stdout, stderr }) {
+    const log = jsonLineLog(stderr, { component: 'enclave', mode: options.enclaveMode });
+    let enclave;
+    try {
+      enclave = await startEmulatedEnclave({
+        socketPath: options.enclaveSocket!,
+        cpus: options.enclaveCpus,
+        modelServerPort: options.modelServerPort,
+        modelServerArgs,
+        env,
+        log,
+        output: { stdout, stderr },
+      });
+    } catch (error) {
+      stderr.write(`mpg enclave run: ${(error as Error).message}\n`);
+      return 1;
+    }
+    const { network, reason, cpus } = enclave.isolation;
+    stdout.write(`enclave (mode: emulated) listening on unix:${enclave.socketPath}\n`);
+    stdout.write(`isolation: network ${network === 'namespace' ? 'namespace (loopback only)' : `none (not isolated: ${reason})`}; cpus ${cpus ?? 'all (not pinned)'}\n`);
+    stdout.write(`warning: ${EMULATION_WARNING}\n`);
+
+    let signalled = false;
+    const shutdown = stopOnSignals(
+      () => {
+        signalled = true;
+        return enclave.stop();
+      },
+      log,
+      20_000,
+    );
+    enclave.ready.then(
+      () => log.info({ socket: enclave.socketPath }, 'emulated enclave ready'),
+      (error: unknown) => log.error({ err: error }, 'emulated enclave failed before it was ready'),
+    );
+    // An enclave that exits without being asked to has failed, whatever its code.
+    const exitedByItself = enclave.exited.then(async (code) => {
+      if (signalled) return shutdown.stopped;
+      log.error({ code }, 'the emulated enclave exited by itself');
+      await enclave.stop();
+      return typeof code === 'number' && code !== 0 ? code : 1;
+    });
+    return Promise.race([shutdown.stopped, exitedByItself]);
+  },
+});
+
+export const enclaveCommand: Command = commandGroup('enclave', 'The enclave: its entrypoint, the relays on both sides of its channel, and its local emulation.', [
+  relayCommand,
+  entrypointCommand,
+  runCommand,
+]);

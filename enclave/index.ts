@@ -1,0 +1,16 @@
+// The enclave: what turns the model server into an enclave (entrypoint, the relays on both sides
+// of the vsock channel) and the local emulation of all of it. This door is light: the command
+// group loads its subcommands only when one runs.
+import type { Command } from '../common/index.js';
+
+export { createRelay, describeTarget, RELAY_CLOSE_GRACE_MS, RELAY_SOCKET_MODE } from './relay.js';
+export type { Relay, RelayOptions, RelayStats, RelayTarget } from './relay.js';
+export { jsonLineLog, silentLog } from './log.js';
+export type { EnclaveLog } from './log.js';
+export { detectIsolation, EMULATION_WARNING, startEmulatedEnclave } from './emulated-enclave.js';
+export type { EmulatedEnclave, EmulatedEnclaveOptions, EnclaveIsolation } from './emulated-enclave.js';
+export { MPG_LAUNCHER } from './entrypoint.js';
+
+export async function loadEnclaveCommand(): Promise<Command> {
+  return (await import('./command.js')).enclaveCommand;
+}
