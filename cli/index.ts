@@ -11,6 +11,9 @@ const mpg = commandGroup('', 'mixed-privacy-gateway: one model, a public and an 
     (await import('../gateway/index.js')).gatewayCommand,
   ),
   lazyCommand('enclave', 'Run the enclave: its relays, its entrypoint and its local emulation', async () => (await import('../enclave/index.js')).loadEnclaveCommand()),
+  lazyCommand('stack', 'Run the whole stack on this machine: gateway, public model server, emulated enclave', async () =>
+    (await import('../stack/index.js')).stackCommand,
+  ),
   lazyCommand('model', 'Create or fetch the ONNX model the model server loads', async () => (await import('../model/index.js')).modelCommand),
 ]);
 

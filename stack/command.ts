@@ -1,0 +1,176 @@
+// `mpg stack` (what `npm start` runs): the whole mixed-privacy stack on this one machine — the
+// gateway, a public model server and the enclave (emulated unless told otherwise), each in its own
+// process as on an EC2 parent. Prints the URLs and a curl example per route; Ctrl-C or SIGTERM
+// stops everything and leaves no process or socket behind.
+import type { ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { choice, formatOptionsHelp, integer, optionCommand, parseCommandLine, text } from '../common/index.js';
+import type { EmulatedEnclave } from '../enclave/index.js';
+import { EMULATION_WARNING, MPG_LAUNCHER, jsonLineLog, startEmulatedEnclave } from '../enclave/index.js';
+import { sampleImage } from '../loadtest/index.js';
+
+const STOP_GRACE_MS = 15_000;
+
+export const stackOptions = {
+  port: integer({ description: 'The gateway\'s port', default: 8080, min: 0, max: 65535 }),
+  host: text({ description: 'The gateway\'s address', default: '127.0.0.1', placeholder: 'HOST' }),
+  publicPort: integer({ description: 'The public model server\'s port (on 127.0.0.1)', default: 8081, min: 0, max: 65535 }),
+  enclave: choice({ description: 'Where the secure route runs; "nitro" needs an EC2 parent (see enclave/README.md)', choices: ['emulated'] as const, default: 'emulated' }),
+  enclaveCpus: text({ description: 'CPUs for the enclave (taskset list); default: the upper half of this machine\'s CPUs', placeholder: 'LIST' }),
+};
+
+const usage = () =>
+  [
+    'Usage: mpg stack [options]',
+    '',
+    'Runs the gateway, a public model server and an emulated enclave on this machine.',
+    '',
+    'Options:',
+    formatOptionsHelp(stackOptions),
+  ].join('\n');
+
+/** As a Nitro parent's allocator does, the enclave gets CPUs of its own: the upper half. */
+function splitCpus(): { enclaveCpus: string; threadsEach: number } {
+  const cores = availableParallelism();
+  if (cores < 2) return { enclaveCpus: '0', threadsEach: 1 };
+  const half = Math.floor(cores / 2);
+  return { enclaveCpus: `${half}-${cores - 1}`, threadsEach: half };
+}
+
+function waitForLine(child: ChildProcess, pattern: RegExp, what: string): Promise<RegExpExecArray> {
+  return new Promise((resolve, reject) => {
+    let seen = '';
+    child.stdout!.on('data', (chunk: Buffer) => {
+      seen += chunk.toString();
+      const match = pattern.exec(seen);
+      if (match) resolve(match);
+    });
+    child.once('exit', (code) => reject(new Error(`${what} exited (${code}) before it was ready`)));
+  });
+}
+
+async function waitUntilReady(url: string, child: ChildProcess): Promise<void> {
+  while (child.exitCode === null) {
+    if (await fetch(url).then((response) => response.ok, () => false)) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`${url} never answered: the process exited`);
+}
+
+function stopChild(child: ChildProcess | undefined): Promise<void> {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const force = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
+    child.once('exit', () => {
+      clearTimeout(force);
+      resolve();
+    });
+    child.kill('SIGTERM');
+  });
+}
+
+export const stackCommand = optionCommand({
+  path: 'stack',
+  summary: 'Run the whole stack on this machine: gateway, public model server, emulated enclave',
+  usage,
+  parse: (argv, env) => {
+    const { options, help } = parseCommandLine(stackOptions, argv, env);
+    return { options, help };
+  },
+  async run({ options }, { stdout, stderr, env }) {
+    const log = jsonLineLog(stderr, { component: 'stack' });
+    const runtime = await mkdtemp(join(tmpdir(), 'mpg-stack-'));
+    const secureSocket = join(runtime, 'enclave.sock');
+    const samplePath = join(runtime, 'sample.jpg');
+    const cpus = splitCpus();
+    // Children get explicit addresses; MPG_PORT and friends are for the gateway, which this
+    // command passes on as flags, so they must not move the model servers too.
+    const childEnv = { ...env, MPG_PORT: undefined, MPG_HOST: undefined, MPG_SOCKET: undefined, MPG_ENCLAVE: undefined };
+    let publicServer: ChildProcess | undefined;
+    let gateway: ChildProcess | undefined;
+    let enclave: EmulatedEnclave | undefined;
+    let stopping: Promise<void> | undefined;
+
+    const stopAll = () =>
+      (stopping ??= (async () => {
+        await stopChild(gateway);
+        await Promise.all([stopChild(publicServer), enclave?.stop()]);
+        await rm(runtime, { recursive: true, force: true });
+      })());
+
+    let finish: (code: number) => void = () => {};
+    const finished = new Promise<number>((resolve) => (finish = resolve));
+    const onSignal = (signal: string) => {
+      stdout.write(`\n${signal}: stopping the stack\n`);
+      void stopAll().then(() => finish(0));
+    };
+    process.once('SIGINT', onSignal).once('SIGTERM', onSignal);
+    const onChildExit = (what: string) => (code: number | null) => {
+      if (stopping) return;
+      stderr.write(`mpg stack: the ${what} stopped unexpectedly (${code}); stopping the stack\n`);
+      void stopAll().then(() => finish(1));
+    };
+
+    try {
+      await writeFile(samplePath, await sampleImage());
+      publicServer = spawn(
+        MPG_LAUNCHER,
+        ['model-server', '--host', '127.0.0.1', '--port', String(options.publicPort), '--threads', String(cpus.threadsEach), '--log-level', 'warn'],
+        { env: childEnv, stdio: ['ignore', 'pipe', 'inherit'] },
+      );
+      const publicListening = waitForLine(publicServer, /listening on (http:\/\/\S+)/, 'public model server');
+      enclave = await startEmulatedEnclave({
+        socketPath: secureSocket,
+        cpus: options.enclaveCpus ?? cpus.enclaveCpus,
+        modelServerArgs: ['--threads', String(cpus.threadsEach), '--log-level', 'warn'],
+        env: childEnv,
+        log,
+        output: { stdout: stderr, stderr },
+      });
+      const [, publicUrl = ''] = await publicListening;
+      publicServer.once('exit', onChildExit('public model server'));
+      void enclave.exited.then((code) => onChildExit('enclave')(typeof code === 'number' ? code : null));
+      await Promise.all([waitUntilReady(`${publicUrl}/readyz`, publicServer), enclave.ready]);
+
+      gateway = spawn(
+        MPG_LAUNCHER,
+        ['gateway', '--host', options.host, '--port', String(options.port), '--public-upstream', publicUrl, '--secure-upstream', `unix:${secureSocket}`, '--log-level', 'warn'],
+        { env: childEnv, stdio: ['ignore', 'pipe', 'inherit'] },
+      );
+      const [, gatewayUrl = ''] = await waitForLine(gateway, /gateway listening on (http:\/\/\S+)/, 'gateway');
+      gateway.once('exit', onChildExit('gateway'));
+      await waitUntilReady(`${gatewayUrl}/readyz`, gateway);
+
+      const isolation = enclave.isolation;
+      stdout.write(
+        [
+          '',
+          `mixed-privacy stack ready (enclave: ${options.enclave})`,
+          `  gateway          ${gatewayUrl}   (metrics: ${gatewayUrl}/metrics)`,
+          `  public server    ${publicUrl}`,
+          `  enclave          unix:${secureSocket}   network: ${isolation.network === 'namespace' ? 'own namespace, no network' : `NOT isolated (${isolation.reason ?? 'unknown'})`}` +
+            `${isolation.cpus ? `, CPUs ${isolation.cpus}` : ''}`,
+          `  ${EMULATION_WARNING}`,
+          '',
+          'Try:',
+          `  curl -s --data-binary @${samplePath} -H 'content-type: image/jpeg' ${gatewayUrl}/predict-public`,
+          `  curl -s --data-binary @${samplePath} -H 'content-type: image/jpeg' ${gatewayUrl}/predict-secure`,
+          '',
+          'Ctrl-C stops everything.',
+          '',
+        ].join('\n'),
+      );
+    } catch (error) {
+      stderr.write(`mpg stack: ${(error as Error).message}\n`);
+      await stopAll();
+      process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
+      return 1;
+    }
+    const code = await finished;
+    process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
+    return code;
+  },
+});

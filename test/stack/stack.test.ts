@@ -1,0 +1,46 @@
+// `npm start`: the whole stack as a user runs it — gateway, public model server and the emulated
+// enclave, each a real process — answers on both routes and leaves nothing behind.
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { test } from 'node:test';
+import { sampleImage } from '../../loadtest/index.js';
+import { testModelPath } from '../helpers/model-server.js';
+import { startMpg } from '../helpers/process.js';
+
+interface Prediction {
+  topk: { index: number; label: string; score: number }[];
+}
+
+test('mpg stack serves both routes, secure through the emulated enclave, and stops cleanly', async (t) => {
+  await testModelPath();
+  const stack = startMpg(t, ['stack', '--port', '0', '--public-port', '0']);
+  const [, gatewayUrl = ''] = await stack.waitForOutput(/gateway\s+(http:\/\/127\.0\.0\.1:\d+)/);
+  await stack.waitForOutput(/Ctrl-C stops everything/);
+  const [, runtime = ''] = /(\/\S*mpg-stack-[^/\s]+)\/sample\.jpg/.exec(stack.stdout()) ?? [];
+  assert.ok(existsSync(`${runtime}/enclave.sock`), 'the secure socket exists while the stack runs');
+  assert.match(stack.stdout(), /no memory encryption and no hardware root of trust/);
+
+  const image = await sampleImage({ seed: 5 });
+  const answers: Record<string, Prediction[]> = {};
+  for (const route of ['public', 'secure']) {
+    const response = await fetch(`${gatewayUrl}/predict-${route}?topk=5`, { method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: image });
+    assert.equal(response.status, 200, route);
+    assert.equal(response.headers.get('x-privacy-route'), route);
+    answers[route] = ((await response.json()) as { predictions: Prediction[] }).predictions;
+  }
+  assert.deepEqual(answers.secure, answers.public, 'the enclave predicts exactly what the public server does');
+
+  stack.child.kill('SIGTERM');
+  assert.equal(await stack.exited, 0, stack.stderr());
+  assert.ok(!existsSync(runtime), 'the runtime directory and its sockets are gone');
+  await assert.rejects(fetch(`${gatewayUrl}/healthz`), 'the gateway is gone');
+  const survivors = readdirSync('/proc').filter((pid) => {
+    if (!/^\d+$/.test(pid)) return false;
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(runtime);
+    } catch {
+      return false;
+    }
+  });
+  assert.deepEqual(survivors, [], 'no process of the stack is left');
+});
