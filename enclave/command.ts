@@ -1,9 +1,11 @@
-// `mpg enclave relay | entrypoint | run`: the enclave's processes as commands.
+// `mpg enclave relay | entrypoint | run`: the enclave's processes as commands; the Nitro life
+// cycle (`build | nitro-run | nitro-stop | nitro-status`) is in nitro-commands.ts.
 import type { Command, CommandContext } from '../common/index.js';
 import { OptionError, choice, commandGroup, formatOptionsHelp, integer, optionCommand, parseCommandLine, stopOnSignals, text } from '../common/index.js';
 import { CPU_LIST, EMULATION_WARNING, startEmulatedEnclave } from './emulated-enclave.js';
 import { ENTRYPOINT_OWNED_MODEL_SERVER_FLAGS, ensureLoopbackUp, startEntrypoint } from './entrypoint.js';
 import { jsonLineLog } from './log.js';
+import { nitroCommands } from './nitro-commands.js';
 import type { RelayTarget } from './relay.js';
 import { createRelay, describeTarget } from './relay.js';
 
@@ -58,6 +60,7 @@ const relayCommand = optionCommand({
 const entrypointOptions = {
   vsockStandin: text({ description: 'Unix socket standing in for the vsock port the parent connects to', placeholder: 'PATH' }),
   modelServerPort: integer({ description: "The model server's port on the enclave's loopback; 0 picks a free one", default: 0, min: 0, max: 65535 }),
+  enclaveMode: choice({ description: 'Where this entrypoint runs; reported by the model server and in every log line', choices: ['emulated', 'nitro'] as const, default: 'emulated' }),
 };
 
 function parseEntrypoint(argv: readonly string[], env: CommandContext['env']) {
@@ -65,7 +68,7 @@ function parseEntrypoint(argv: readonly string[], env: CommandContext['env']) {
   if (!help && !options.vsockStandin) throw new OptionError('--vsock-standin is required');
   const owned = positionals.find((arg) => ENTRYPOINT_OWNED_MODEL_SERVER_FLAGS.some((flag) => arg === flag || arg.startsWith(`${flag}=`)));
   if (owned) throw new OptionError(`the entrypoint sets the model server's ${owned.split('=')[0]} itself; leave it out`);
-  return { help, vsockStandin: options.vsockStandin ?? '', modelServerPort: options.modelServerPort, modelServerArgs: positionals };
+  return { help, vsockStandin: options.vsockStandin ?? '', modelServerPort: options.modelServerPort, enclaveMode: options.enclaveMode, modelServerArgs: positionals };
 }
 
 const entrypointCommand = optionCommand({
@@ -73,7 +76,7 @@ const entrypointCommand = optionCommand({
   summary: "The enclave's first process: loopback up, the model server on 127.0.0.1, the relay to it",
   usage: usageOf(
     [
-      'Usage: mpg enclave entrypoint --vsock-standin PATH [--model-server-port N] [-- model-server options]',
+      'Usage: mpg enclave entrypoint --vsock-standin PATH [--enclave-mode emulated|nitro] [--model-server-port N] [-- model-server options]',
       '',
       'Brings up lo when it is down, starts the model server on 127.0.0.1 and, once it listens,',
       'relays the vsock stand-in socket to it. SIGTERM or SIGINT stops the model server (requests in',
@@ -83,7 +86,7 @@ const entrypointCommand = optionCommand({
   ),
   parse: parseEntrypoint,
   async run(parsed, { env, stdout, stderr }) {
-    const log = jsonLineLog(stderr, { component: 'enclave-entrypoint', mode: 'emulated' });
+    const log = jsonLineLog(stderr, { component: 'enclave-entrypoint', mode: parsed.enclaveMode });
     try {
       await ensureLoopbackUp(log);
     } catch (error) {
@@ -190,4 +193,5 @@ export const enclaveCommand: Command = commandGroup('enclave', 'The enclave: its
   relayCommand,
   entrypointCommand,
   runCommand,
+  ...nitroCommands,
 ]);

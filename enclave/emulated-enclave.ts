@@ -138,6 +138,8 @@ export async function startEmulatedEnclave(options: EmulatedEnclaveOptions): Pro
   }
 
   const [command, ...args] = enclaveCommand(isolation, [
+    '--enclave-mode',
+    'emulated',
     '--vsock-standin',
     vsockStandin,
     '--model-server-port',

@@ -31,6 +31,8 @@ export interface EntrypointOptions {
   modelServerPort: number;
   /** Further model-server flags (threads, batching, model...). */
   modelServerArgs: readonly string[];
+  /** Where this entrypoint runs: a real Nitro enclave, or the local emulation of one. */
+  enclaveMode: 'emulated' | 'nitro';
   env: Readonly<Record<string, string | undefined>>;
   stdout: NodeJS.WritableStream;
   log: EnclaveLog;
@@ -66,7 +68,7 @@ export async function ensureLoopbackUp(log: EnclaveLog): Promise<void> {
 export function startEntrypoint(options: EntrypointOptions): RunningEntrypoint {
   const { log } = options;
   const env = Object.fromEntries(Object.entries(options.env).filter(([key]) => !OWNED_ENVIRONMENT.includes(key)));
-  const args = ['model-server', '--host', '127.0.0.1', '--port', String(options.modelServerPort), '--enclave', 'emulated', ...options.modelServerArgs];
+  const args = ['model-server', '--host', '127.0.0.1', '--port', String(options.modelServerPort), '--enclave', options.enclaveMode, ...options.modelServerArgs];
   const modelServer = spawn(MPG_LAUNCHER, args, { env, stdio: ['ignore', 'pipe', 'inherit'] });
   log.info({ pid: modelServer.pid, args }, 'model server started');
 

@@ -10,6 +10,8 @@ export type { EnclaveLog } from './log.js';
 export { detectIsolation, EMULATION_WARNING, startEmulatedEnclave } from './emulated-enclave.js';
 export type { EmulatedEnclave, EmulatedEnclaveOptions, EnclaveIsolation } from './emulated-enclave.js';
 export { MPG_LAUNCHER } from './entrypoint.js';
+export { createNitroCli, DEFAULT_NITRO_CLI, NitroCliError, parseNitroError } from './nitro-cli.js';
+export type { BuildResult, DescribeResult, EnclaveFlags, Measurements, NitroCli, NitroCliErrorCode, RunResult, TerminateResult } from './nitro-cli.js';
 
 export async function loadEnclaveCommand(): Promise<Command> {
   return (await import('./command.js')).enclaveCommand;
