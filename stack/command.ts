@@ -13,6 +13,9 @@ import { EMULATION_WARNING, MPG_LAUNCHER, jsonLineLog, startEmulatedEnclave } fr
 import { sampleImage } from '../loadtest/index.js';
 
 const STOP_GRACE_MS = 15_000;
+// Both model servers queue up to this many images: 100 concurrent batch-2 requests (the study's
+// heaviest load) queue rather than bounce off the default bound of 64 as 503s.
+const STACK_MAX_QUEUE_IMAGES = 256;
 
 export const stackOptions = {
   port: integer({ description: 'The gateway\'s port', default: 8080, min: 0, max: 65535 }),
@@ -118,14 +121,14 @@ export const stackCommand = optionCommand({
       await writeFile(samplePath, await sampleImage());
       publicServer = spawn(
         MPG_LAUNCHER,
-        ['model-server', '--host', '127.0.0.1', '--port', String(options.publicPort), '--threads', String(cpus.threadsEach), '--log-level', 'warn'],
+        ['model-server', '--host', '127.0.0.1', '--port', String(options.publicPort), '--threads', String(cpus.threadsEach), '--max-queue', String(STACK_MAX_QUEUE_IMAGES), '--log-level', 'warn'],
         { env: childEnv, stdio: ['ignore', 'pipe', 'inherit'] },
       );
       const publicListening = waitForLine(publicServer, /listening on (http:\/\/\S+)/, 'public model server');
       enclave = await startEmulatedEnclave({
         socketPath: secureSocket,
         cpus: options.enclaveCpus ?? cpus.enclaveCpus,
-        modelServerArgs: ['--threads', String(cpus.threadsEach), '--log-level', 'warn'],
+        modelServerArgs: ['--threads', String(cpus.threadsEach), '--max-queue', String(STACK_MAX_QUEUE_IMAGES), '--log-level', 'warn'],
         env: childEnv,
         log,
         output: { stdout: stderr, stderr },
