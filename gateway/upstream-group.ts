@@ -27,6 +27,11 @@ export class UpstreamMember {
   /** The origin requests to this member are dispatched to; unique across all members. */
   readonly dispatchOrigin: string;
   readonly pool: Pool;
+  /**
+   * Health checks have a connection of their own: behind a busy pool a /readyz would queue after
+   * the traffic and time out, and a member that is merely loaded would be thrown out.
+   */
+  readonly healthPool: Pool;
   healthy = false;
   inFlight = 0;
   /** performance.now() before which a passing health check does not re-admit the member. */
@@ -39,14 +44,16 @@ export class UpstreamMember {
     this.url = url;
     // Unix sockets have no origin of their own; a reserved .invalid name keeps each distinct.
     this.dispatchOrigin = address.origin ?? `http://${route}-${index}.unix.invalid`;
+    const connect = { timeout: timeouts.connectTimeoutMs, ...(address.socketPath ? { socketPath: address.socketPath } : {}) };
     this.pool = new Pool(address.origin ?? 'http://localhost', {
       connections: timeouts.connections,
       pipelining: 1,
       headersTimeout: timeouts.headersTimeoutMs,
       bodyTimeout: timeouts.bodyTimeoutMs,
       keepAliveTimeout: 60_000,
-      connect: { timeout: timeouts.connectTimeoutMs, ...(address.socketPath ? { socketPath: address.socketPath } : {}) },
+      connect,
     });
+    this.healthPool = new Pool(address.origin ?? 'http://localhost', { connections: 1, pipelining: 1, keepAliveTimeout: 60_000, connect });
   }
 }
 
@@ -109,13 +116,15 @@ export class UpstreamGroup {
   async stop(): Promise<void> {
     this.#stopped = true;
     clearTimeout(this.#timer);
-    await Promise.all(this.members.map((member) => member.pool.close().catch(() => member.pool.destroy())));
+    await Promise.all(
+      this.members.flatMap((member) => [member.pool, member.healthPool]).map((pool) => pool.close().catch(() => pool.destroy())),
+    );
   }
 
   async #check(member: UpstreamMember): Promise<void> {
     if (this.#stopped) return;
     try {
-      const response = await member.pool.request({
+      const response = await member.healthPool.request({
         method: 'GET',
         path: '/readyz',
         headersTimeout: this.#timeouts.healthTimeoutMs,
