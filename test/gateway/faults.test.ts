@@ -361,3 +361,22 @@ test('a body that stalls past --body-timeout-ms: the response is cut off, and th
   const metrics = await readMetrics(url);
   assert.equal(metricValue(metrics, 'mpg_gateway_upstream_ejections_total', { route: 'public', member: publicUpstream.url }), undefined);
 });
+
+test('a member whose every connection is busy with slow requests stays in rotation: health checks have their own connection', async (t) => {
+  const upstream = await startRecordingUpstream(t, 'busy');
+  const { url, gateway } = await startGateway(t, [
+    '--public-upstream', upstream.url,
+    '--connections', '1',
+    '--health-timeout-ms', '200',
+  ]);
+  upstream.behaviour = { kind: 'delay', delayMs: 1_500 };
+  const slow = [fetch(`${url}/predict-public`, { method: 'POST', body: '{}' }), fetch(`${url}/predict-public`, { method: 'POST', body: '{}' })];
+  // While both requests hold (or queue for) the member's only connection, several health checks run.
+  await waitFor(() => upstream.received.length >= 1, 'the first slow request to reach the upstream');
+  const member = gateway.groups.public.members[0]!;
+  for (let check = 0; check < 10; check++) {
+    assert.equal(member.healthy, true, 'the busy member is still healthy');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  for (const response of await Promise.all(slow)) assert.equal(response.status, 200);
+});
