@@ -20,7 +20,7 @@ import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import autocannon from 'autocannon';
-import { describeEnvironment, processCpuSeconds, sampleImage } from '../loadtest/index.js';
+import { describeEnvironment, machineBusySeconds, percentile, processCpuSeconds, sampleImage } from '../loadtest/index.js';
 
 interface BenchOptions {
   durationSeconds: number;
@@ -160,18 +160,7 @@ interface Measured {
   latencies?: number[];
 }
 
-/** Nearest-rank percentile of sorted values. */
-const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? 0;
 
-/** CPU time the whole machine has been busy (seconds, all cores), from /proc/stat. */
-function machineBusySeconds(): number | undefined {
-  try {
-    const [user, nice, system, , , irq, softirq, steal] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-    return (user! + nice! + system! + irq! + softirq! + steal!) / 100; // clock ticks (USER_HZ = 100); idle and iowait left out
-  } catch {
-    return undefined;
-  }
-}
 
 function cpuMeter(pids: Record<string, number>): (seconds: number) => Record<string, number> {
   const before = Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, processCpuSeconds(pid) ?? 0]));

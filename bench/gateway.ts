@@ -9,7 +9,7 @@
 // Flags: --duration S --connections N --rate N --warmup S --model-duration S --model-connections N
 import { spawn } from 'node:child_process';
 import type { ChildProcessByStdio } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { loadavg, tmpdir } from 'node:os';
@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import autocannon from 'autocannon';
 import { Pool } from 'undici';
-import { describeEnvironment, processCpuSeconds, sampleImage } from '../loadtest/index.js';
+import { describeEnvironment, machineBusySeconds, percentile, processCpuSeconds, sampleImage } from '../loadtest/index.js';
 
 interface BenchOptions {
   durationSeconds: number;
@@ -208,18 +208,7 @@ interface Measured {
   latencies?: number[];
 }
 
-/** Nearest-rank percentile of sorted values. */
-const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? 0;
 
-/** CPU time the whole machine has been busy (seconds, all cores), from /proc/stat. */
-function machineBusySeconds(): number | undefined {
-  try {
-    const [user, nice, system, , , irq, softirq, steal] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-    return (user! + nice! + system! + irq! + softirq! + steal!) / 100; // clock ticks (USER_HZ = 100); idle and iowait (4th, 5th) left out
-  } catch {
-    return undefined;
-  }
-}
 
 /**
  * Starts counting CPU; the function it returns gives cores used (CPU s / wall s) per process, and
