@@ -20,7 +20,12 @@ export function stopOnSignals(close: () => Promise<void>, log: ShutdownLog, grac
   let finish: (code: number) => void = () => {};
   const stopped = new Promise<number>((resolve) => (finish = resolve));
   const stop = (reason: string, code: number) => {
-    if (stopping) return;
+    // A second Ctrl-C must not kill the process mid-stop and orphan what it started: the grace
+    // period already bounds how long stopping takes.
+    if (stopping) {
+      log.info({ reason }, 'already stopping');
+      return;
+    }
     stopping = true;
     log.info({ reason }, 'stopping: finishing requests in flight');
     const force = setTimeout(() => {
@@ -39,7 +44,7 @@ export function stopOnSignals(close: () => Promise<void>, log: ShutdownLog, grac
       },
     );
   };
-  process.once('SIGTERM', () => stop('SIGTERM', 0));
-  process.once('SIGINT', () => stop('SIGINT', 0));
+  process.on('SIGTERM', () => stop('SIGTERM', 0));
+  process.on('SIGINT', () => stop('SIGINT', 0));
   return { stopped, fail: (code = 1) => stop('fatal error', code) };
 }

@@ -103,6 +103,15 @@ const entrypointCommand = optionCommand({
       log,
       15_000,
     );
+    // If whatever started the enclave dies without stopping it (SIGKILL), stop too rather than
+    // run on as an orphan holding the model in memory.
+    const parent = process.ppid;
+    const orphanWatch = setInterval(() => {
+      if (process.ppid === parent) return;
+      log.warn({ parent }, 'the process that started the enclave is gone; stopping');
+      shutdown.fail(1);
+    }, 1_000);
+    orphanWatch.unref();
     return Promise.race([entrypoint.exited, shutdown.stopped]);
   },
 });

@@ -106,11 +106,14 @@ export const stackCommand = optionCommand({
 
     let finish: (code: number) => void = () => {};
     const finished = new Promise<number>((resolve) => (finish = resolve));
+    // Every signal is handled (not just the first): a second Ctrl-C while stopping must not kill
+    // this process and orphan the enclave's process group.
     const onSignal = (signal: string) => {
+      if (stopping) return;
       stdout.write(`\n${signal}: stopping the stack\n`);
       void stopAll().then(() => finish(0));
     };
-    process.once('SIGINT', onSignal).once('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal).on('SIGTERM', onSignal);
     const onChildExit = (what: string) => (code: number | null) => {
       if (stopping) return;
       stderr.write(`mpg stack: the ${what} stopped unexpectedly (${code}); stopping the stack\n`);
