@@ -20,7 +20,8 @@ import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import autocannon from 'autocannon';
-import { describeEnvironment, machineBusySeconds, percentile, processCpuSeconds, sampleImage } from '../loadtest/index.js';
+import { cpuMeter, describeEnvironment, percentile, processCpuSeconds, sampleImage } from '../loadtest/index.js';
+import { stopChild } from '../common/index.js';
 
 interface BenchOptions {
   durationSeconds: number;
@@ -124,16 +125,7 @@ function stackProcesses(root: number): Record<string, number> {
 }
 
 function stopStack(): Promise<void> {
-  const child = stack;
-  if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const force = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
-    child.once('exit', () => {
-      clearTimeout(force);
-      resolve();
-    });
-    child.kill('SIGTERM');
-  });
+  return stopChild(stack, STOP_GRACE_MS);
 }
 
 /** One request before measuring: 2xx, on the route asked for. */
@@ -158,25 +150,6 @@ interface Measured {
   /** Cores used over the run: CPU seconds / wall seconds, per process, the load generator, and everything else. */
   cores: Record<string, number>;
   latencies?: number[];
-}
-
-
-
-function cpuMeter(pids: Record<string, number>): (seconds: number) => Record<string, number> {
-  const before = Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, processCpuSeconds(pid) ?? 0]));
-  const generatorBefore = process.cpuUsage();
-  const machineBefore = machineBusySeconds();
-  return (seconds) => {
-    const generator = process.cpuUsage(generatorBefore);
-    const cores: Record<string, number> = { 'load generator': (generator.user + generator.system) / 1e6 / seconds };
-    for (const [name, pid] of Object.entries(pids)) cores[name] = ((processCpuSeconds(pid) ?? 0) - before[name]!) / seconds;
-    const machineAfter = machineBusySeconds();
-    if (machineBefore !== undefined && machineAfter !== undefined) {
-      const ours = Object.values(cores).reduce((total, value) => total + value, 0);
-      cores.others = Math.max(0, (machineAfter - machineBefore) / seconds - ours);
-    }
-    return cores;
-  };
 }
 
 /** autocannon's closed loop: `connections` requests always outstanding. */

@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import autocannon from 'autocannon';
 import { Pool } from 'undici';
-import { describeEnvironment, machineBusySeconds, percentile, processCpuSeconds, sampleImage } from '../loadtest/index.js';
+import { cpuMeter, describeEnvironment, percentile, sampleImage } from '../loadtest/index.js';
 
 interface BenchOptions {
   durationSeconds: number;
@@ -206,29 +206,6 @@ interface Measured {
   cores: Record<string, number>;
   /** 2xx response times (ms), kept only when asked for. */
   latencies?: number[];
-}
-
-
-
-/**
- * Starts counting CPU; the function it returns gives cores used (CPU s / wall s) per process, and
- * by everything else on the machine ("others"): other people's tests make a run's figures suspect.
- */
-function cpuMeter(pids: Record<string, number>): (seconds: number) => Record<string, number> {
-  const before = Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, processCpuSeconds(pid) ?? 0]));
-  const generatorBefore = process.cpuUsage();
-  const machineBefore = machineBusySeconds();
-  return (seconds) => {
-    const generator = process.cpuUsage(generatorBefore);
-    const cores: Record<string, number> = { 'load generator': (generator.user + generator.system) / 1e6 / seconds };
-    for (const [name, pid] of Object.entries(pids)) cores[name] = ((processCpuSeconds(pid) ?? 0) - before[name]!) / seconds;
-    const machineAfter = machineBusySeconds();
-    if (machineBefore !== undefined && machineAfter !== undefined) {
-      const ours = Object.values(cores).reduce((total, value) => total + value, 0);
-      cores.others = Math.max(0, (machineAfter - machineBefore) / seconds - ours);
-    }
-    return cores;
-  };
 }
 
 /** At saturation: autocannon's closed loop, every connection sending again as soon as answered. */

@@ -2,3 +2,4 @@ export * from './options.js';
 export * from './errors.js';
 export * from './command.js';
 export * from './shutdown.js';
+export * from './child-process.js';

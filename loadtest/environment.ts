@@ -74,3 +74,25 @@ export function machineBusySeconds(): number | undefined {
 export function percentile(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? 0;
 }
+
+/**
+ * Starts counting CPU; the function it returns gives cores used (CPU s / wall s) per process, by
+ * this process (the load generator), and by everything else on the machine ("others"): other
+ * work on a shared machine makes a run's figures suspect.
+ */
+export function cpuMeter(pids: Record<string, number>): (seconds: number) => Record<string, number> {
+  const before = Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, processCpuSeconds(pid) ?? 0]));
+  const generatorBefore = process.cpuUsage();
+  const machineBefore = machineBusySeconds();
+  return (seconds) => {
+    const generator = process.cpuUsage(generatorBefore);
+    const cores: Record<string, number> = { 'load generator': (generator.user + generator.system) / 1e6 / seconds };
+    for (const [name, pid] of Object.entries(pids)) cores[name] = ((processCpuSeconds(pid) ?? 0) - before[name]!) / seconds;
+    const machineAfter = machineBusySeconds();
+    if (machineBefore !== undefined && machineAfter !== undefined) {
+      const ours = Object.values(cores).reduce((total, value) => total + value, 0);
+      cores.others = Math.max(0, (machineAfter - machineBefore) / seconds - ours);
+    }
+    return cores;
+  };
+}

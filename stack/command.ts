@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { choice, formatOptionsHelp, integer, optionCommand, parseCommandLine, text } from '../common/index.js';
+import { choice, formatOptionsHelp, integer, optionCommand, parseCommandLine, stopChild, text } from '../common/index.js';
 import type { EmulatedEnclave } from '../enclave/index.js';
 import { EMULATION_WARNING, MPG_LAUNCHER, jsonLineLog, startEmulatedEnclave } from '../enclave/index.js';
 import { sampleImage } from '../loadtest/index.js';
@@ -63,17 +63,6 @@ async function waitUntilReady(url: string, child: ChildProcess): Promise<void> {
   throw new Error(`${url} never answered: the process exited`);
 }
 
-function stopChild(child: ChildProcess | undefined): Promise<void> {
-  if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const force = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
-    child.once('exit', () => {
-      clearTimeout(force);
-      resolve();
-    });
-    child.kill('SIGTERM');
-  });
-}
 
 export const stackCommand = optionCommand({
   path: 'stack',
@@ -99,8 +88,8 @@ export const stackCommand = optionCommand({
 
     const stopAll = () =>
       (stopping ??= (async () => {
-        await stopChild(gateway);
-        await Promise.all([stopChild(publicServer), enclave?.stop()]);
+        await stopChild(gateway, STOP_GRACE_MS);
+        await Promise.all([stopChild(publicServer, STOP_GRACE_MS), enclave?.stop()]);
         await rm(runtime, { recursive: true, force: true });
       })());
 
