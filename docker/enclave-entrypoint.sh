@@ -19,7 +19,9 @@ mkdir -p "$standin_dir"
 entrypoint_pid=$!
 
 socat_pid=''
+stopping=0
 stop() {
+  stopping=1
   kill -TERM "$entrypoint_pid" ${socat_pid:+"$socat_pid"} 2>/dev/null || true
 }
 trap stop TERM INT
@@ -48,6 +50,15 @@ echo "enclave-entrypoint: vsock port ${vsock_port} -> unix:${standin}" >&2
 
 status=0
 wait -n "$entrypoint_pid" "$socat_pid" || status=$?
+if [ "$stopping" -eq 1 ]; then
+  # Asked to stop (the trap interrupted wait): the model server drains its requests in flight,
+  # and its exit code is the enclave's.
+  status=0
+  wait "$entrypoint_pid" || status=$?
+  wait || true
+  exit "$status"
+fi
+# One of the two died by itself: take the other down and report the failure.
 stop
 wait || true
-exit "$status"
+exit "$(( status == 0 ? 1 : status ))"

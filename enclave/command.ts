@@ -1,11 +1,14 @@
-// `mpg enclave relay | entrypoint | run`: the enclave's processes as commands; the Nitro life
-// cycle (`build | nitro-run | nitro-stop | nitro-status`) is in nitro-commands.ts.
+// `mpg enclave relay | entrypoint | run`: the enclave's processes as commands, emulated or on
+// Nitro; `build | stop | status` (through nitro-cli) are in nitro-commands.ts.
 import type { Command, CommandContext } from '../common/index.js';
 import { OptionError, choice, commandGroup, formatOptionsHelp, integer, optionCommand, parseCommandLine, stopOnSignals, text } from '../common/index.js';
 import { CPU_LIST, EMULATION_WARNING, startEmulatedEnclave } from './emulated-enclave.js';
 import { ENTRYPOINT_OWNED_MODEL_SERVER_FLAGS, ensureLoopbackUp, startEntrypoint } from './entrypoint.js';
 import { jsonLineLog } from './log.js';
 import { nitroCommands } from './nitro-commands.js';
+import type { NitroEnclave, NitroEnclaveOptions } from './nitro-enclave.js';
+import { EIF_MEMORY_FACTOR, EnclaveConfigurationError, startNitroEnclave } from './nitro-enclave.js';
+import { nitroEnclaveOptions, nitroEnclaveSettings } from './nitro-options.js';
 import type { RelayTarget } from './relay.js';
 import { createRelay, describeTarget } from './relay.js';
 
@@ -119,41 +122,54 @@ const entrypointCommand = optionCommand({
 // ---- mpg enclave run ------------------------------------------------------------------------
 
 const runOptions = {
-  enclaveMode: choice({ description: 'How the enclave runs; "emulated": a local process tree with the same boundaries', choices: ['emulated'] as const, default: 'emulated' }),
+  mode: choice({ description: 'Where the enclave runs: "emulated", a local process tree with the same boundaries; "nitro", a Nitro Enclave on this EC2 parent', choices: ['emulated', 'nitro'] as const, default: 'emulated' }),
   enclaveSocket: text({ description: "The gateway's secure upstream: the parent relay listens on this Unix socket", placeholder: 'PATH' }),
   enclaveCpus: text({
-    description: 'Pin the enclave to these CPUs with taskset, e.g. 2-3',
+    description: 'emulated: pin the enclave to these CPUs with taskset, e.g. 2-3',
     placeholder: 'LIST',
     check: (value) => (CPU_LIST.test(value) ? undefined : 'must be a CPU list such as 2-3 or 1,3'),
   }),
-  modelServerPort: integer({ description: "The model server's port on the enclave's loopback; 0 picks a free one", default: 0, min: 0, max: 65535 }),
+  modelServerPort: integer({ description: "emulated: the model server's port on the enclave's loopback; 0 picks a free one", default: 0, min: 0, max: 65535 }),
+  ...nitroEnclaveOptions,
 };
 
 function parseRun(argv: readonly string[], env: CommandContext['env']) {
   const { options, positionals, help } = parseCommandLine(runOptions, argv, env, { maxPositionals: Infinity });
-  if (!help && !options.enclaveSocket) throw new OptionError('--enclave-socket is required');
+  if (help) return { help, options, modelServerArgs: positionals, nitro: undefined };
+  if (!options.enclaveSocket) throw new OptionError('--enclave-socket is required');
   const owned = positionals.find((arg) => ENTRYPOINT_OWNED_MODEL_SERVER_FLAGS.some((flag) => arg === flag || arg.startsWith(`${flag}=`)));
   if (owned) throw new OptionError(`the enclave sets the model server's ${owned.split('=')[0]} itself; leave it out`);
-  return { help, options, modelServerArgs: positionals };
+  if (options.mode === 'emulated') return { help, options, modelServerArgs: positionals, nitro: undefined };
+  if (positionals.length > 0) throw new OptionError('model server options cannot be passed to a Nitro enclave: they are part of its image (docker/enclave.Dockerfile), hence of its measurements');
+  return { help, options, modelServerArgs: positionals, nitro: nitroEnclaveSettings(options, options.enclaveSocket, env) };
 }
 
 const runCommand = optionCommand({
   path: 'enclave run',
-  summary: 'Run the enclave (emulated: a local process tree with the same boundaries) behind a Unix socket',
+  summary: 'Run the enclave (emulated, or a Nitro Enclave on an EC2 parent) behind a Unix socket, until stopped',
   usage: usageOf(
     [
-      'Usage: mpg enclave run --enclave-socket PATH [--enclave-mode emulated] [--enclave-cpus LIST] [-- model-server options]',
+      'Usage: mpg enclave run --enclave-socket PATH [--mode emulated] [--enclave-cpus LIST] [-- model-server options]',
+      '       mpg enclave run --enclave-socket PATH --mode nitro --eif PATH --memory-mib N [--cpu-count N] [--enclave-cid N] ...',
       '',
       'Emulated: the model server runs in its own network namespace with only loopback when this',
       'machine permits (root, unshare, ip), pinned to --enclave-cpus with taskset, reachable only',
       'through --enclave-socket. It is an emulation: no memory encryption, no hardware root of trust.',
-      'Stops on SIGTERM or SIGINT, leaving no process or socket behind. Every option has an MPG_ twin.',
+      `Nitro: checks --memory-mib against the EIF (${EIF_MEMORY_FACTOR}x its size), refuses --debug-mode without`,
+      '--allow-debug-mode, runs "nitro-cli run-enclave", starts the parent relay (socat, restarted if it',
+      'dies) from --enclave-socket to the enclave\'s vsock port, waits until the model server answers',
+      '/readyz through it, prints the enclave as JSON and stays in the foreground; an enclave that',
+      'never gets ready is terminated.',
+      'Both stop on SIGTERM or SIGINT, leaving no process or socket behind (Nitro: terminate-enclave).',
+      'Every option has an MPG_ twin.',
     ],
     runOptions,
   ),
   parse: parseRun,
-  async run({ options, modelServerArgs }, { env, stdout, stderr }) {
-    const log = jsonLineLog(stderr, { component: 'enclave', mode: options.enclaveMode });
+  async run({ options, modelServerArgs, nitro }, context) {
+    if (nitro) return runNitro(nitro, context);
+    const { env, stdout, stderr } = context;
+    const log = jsonLineLog(stderr, { component: 'enclave', mode: 'emulated' });
     let enclave;
     try {
       enclave = await startEmulatedEnclave({
@@ -197,6 +213,49 @@ const runCommand = optionCommand({
     return Promise.race([shutdown.stopped, exitedByItself]);
   },
 });
+
+async function runNitro(settings: Omit<NitroEnclaveOptions, 'log'>, { stdout, stderr }: CommandContext): Promise<number> {
+  const log = jsonLineLog(stderr, { component: 'enclave', mode: 'nitro' });
+  let enclave: NitroEnclave;
+  try {
+    enclave = await startNitroEnclave({ ...settings, log });
+  } catch (error) {
+    stderr.write(`mpg enclave run: ${(error as Error).message}\n`);
+    return error instanceof EnclaveConfigurationError ? 2 : 1;
+  }
+  const { started } = enclave;
+  const relay = settings.parentRelay === 'start' ? `parent relay (socat) on unix:${settings.socketPath}` : `parent relay (external) expected on unix:${settings.socketPath}`;
+  stderr.write(`mpg enclave run: enclave ${started.EnclaveID} (mode: nitro) started, CID ${started.EnclaveCID}; ${relay} -> vsock:${started.EnclaveCID}:${settings.vsockPort}; waiting for /readyz\n`);
+
+  let signalled = false;
+  const shutdown = stopOnSignals(
+    () => {
+      signalled = true;
+      return enclave.stop();
+    },
+    log,
+    30_000,
+  );
+  try {
+    await enclave.ready;
+  } catch (error) {
+    if (signalled) return shutdown.stopped;
+    stderr.write(
+      `mpg enclave run: the enclave did not get ready: ${(error as Error).message}. Terminating it. ` +
+        (settings.debugMode ? `Its console: nitro-cli console --enclave-id ${started.EnclaveID}\n` : 'Start it with --debug-mode --allow-debug-mode to read its console (development only).\n'),
+    );
+    await enclave.stop();
+    return 1;
+  }
+  stdout.write(JSON.stringify({ mode: 'nitro', ready: true, socket: settings.socketPath, enclave: started }, null, 2) + '\n');
+  const exitedByItself = enclave.exited.then(async (reason) => {
+    if (signalled) return shutdown.stopped;
+    stderr.write(`mpg enclave run: ${reason}; stopping\n`);
+    await enclave.stop();
+    return 1;
+  });
+  return Promise.race([shutdown.stopped, exitedByItself]);
+}
 
 export const enclaveCommand: Command = commandGroup('enclave', 'The enclave: its entrypoint, the relays on both sides of its channel, and its local emulation.', [
   relayCommand,

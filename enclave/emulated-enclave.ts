@@ -14,10 +14,10 @@ import type { ChildProcess } from 'node:child_process';
 import { spawn, spawnSync } from 'node:child_process';
 import { accessSync, constants as fsConstants } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { MPG_LAUNCHER } from './entrypoint.js';
+import { readyzStatus } from './readiness.js';
 import type { EnclaveLog } from './log.js';
 import { silentLog } from './log.js';
 import type { Relay, RelayStats } from './relay.js';
@@ -219,16 +219,4 @@ export async function startEmulatedEnclave(options: EmulatedEnclaveOptions): Pro
       return stopping;
     },
   };
-}
-
-function readyzStatus(socketPath: string): Promise<number> {
-  return new Promise((resolve) => {
-    const req = request({ socketPath, path: '/readyz', agent: false, timeout: 2000 }, (res) => {
-      res.resume();
-      resolve(res.statusCode ?? 0);
-    });
-    req.on('timeout', () => req.destroy());
-    req.on('error', () => resolve(0));
-    req.end();
-  });
 }

@@ -10,6 +10,11 @@ export type { EnclaveLog } from './log.js';
 export { detectIsolation, EMULATION_WARNING, startEmulatedEnclave } from './emulated-enclave.js';
 export type { EmulatedEnclave, EmulatedEnclaveOptions, EnclaveIsolation } from './emulated-enclave.js';
 export { MPG_LAUNCHER } from './entrypoint.js';
+export { DEBUG_MODE_REFUSAL, EnclaveConfigurationError, startNitroEnclave } from './nitro-enclave.js';
+export type { NitroEnclave, NitroEnclaveOptions } from './nitro-enclave.js';
+export { nitroEnclaveOptions, nitroEnclaveSettings } from './nitro-options.js';
+export { startVsockRelay } from './vsock-relay.js';
+export type { VsockRelay, VsockRelayOptions } from './vsock-relay.js';
 export { createNitroCli, DEFAULT_NITRO_CLI, NitroCliError, parseNitroError } from './nitro-cli.js';
 export type { BuildResult, DescribeResult, EnclaveFlags, Measurements, NitroCli, NitroCliErrorCode, RunResult, TerminateResult } from './nitro-cli.js';
 

@@ -108,7 +108,7 @@ const NITRO_HINTS: Readonly<Record<string, string>> = {
   E29: 'an ioctl to /dev/nitro_enclaves failed: is the instance launched with enclave support enabled? Run with NITRO_CLI_BACKTRACE=1 for details',
   E35: `the EIF could not be loaded into enclave memory: hugepages may be missing; check memory_mib in ${ALLOCATOR} and restart nitro-enclaves-allocator.service`,
   E36: 'the enclave did not boot: rebuild the EIF, then run with --debug-mode and read "nitro-cli console --enclave-id ID"',
-  E39: 'nitro-cli could not reach an enclave process: a stale enclave may be left; check "mpg enclave nitro-status"',
+  E39: 'nitro-cli could not reach an enclave process: a stale enclave may be left; check "mpg enclave status --mode nitro"',
   E48: 'the EIF could not be built: see nitro-cli\'s message and its error log',
   E49: 'the Docker image could not be built: check the Dockerfile and that the Docker daemon runs and this user may use it',
   E50: 'the Docker image could not be found or pulled: build it locally first (docker images should list it) and check the daemon runs and this user may use it',
@@ -252,7 +252,7 @@ export function createNitroCli(options: NitroCliOptions = {}): NitroCli {
     },
     async runEnclave(options) {
       const args = runEnclaveArgs(options);
-      const output = await call(args, 'nitro-cli releases what it allocated when run-enclave fails; "mpg enclave nitro-status" shows whether anything is left.');
+      const output = await call(args, 'nitro-cli releases what it allocated when run-enclave fails; "mpg enclave status --mode nitro" shows whether anything is left.');
       return expect<RunResult>('run-enclave', args, output, (value) => checkRunResult(value, ''));
     },
     async describeEnclaves() {
@@ -264,7 +264,7 @@ export function createNitroCli(options: NitroCliOptions = {}): NitroCli {
     },
     async terminateEnclave(target) {
       const args = terminateEnclaveArgs(target);
-      const output = await call(args, 'Enclaves may still be running; "mpg enclave nitro-status" shows what is.');
+      const output = await call(args, 'Enclaves may still be running; "mpg enclave status --mode nitro" shows what is.');
       const list = 'all' in target ? output : [output];
       return expect<TerminateResult[]>('terminate-enclave', args, list, (value) =>
         Array.isArray(value) ? value.map((item, index) => checkTerminateResult(item, `[${index}]`)).find((problem) => problem !== undefined) : 'expected an array',
@@ -282,9 +282,9 @@ function afterSuccessWithoutOutput(subcommand: string): string {
     case 'build-enclave':
       return 'The EIF may have been written, but its measurements are unknown: read them with "nitro-cli describe-eif --eif-path EIF" or build again.';
     case 'run-enclave':
-      return 'An enclave may be running: check "mpg enclave nitro-status" and stop it with "mpg enclave nitro-stop".';
+      return 'An enclave may be running: check "mpg enclave status --mode nitro" and stop it with "mpg enclave stop".';
     case 'terminate-enclave':
-      return 'Enclaves may or may not have stopped: check "mpg enclave nitro-status".';
+      return 'Enclaves may or may not have stopped: check "mpg enclave status --mode nitro".';
     default:
       return 'Is this the AWS Nitro Enclaves CLI?';
   }

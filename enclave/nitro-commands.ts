@@ -1,28 +1,23 @@
-// `mpg enclave build | nitro-run | nitro-stop | nitro-status`: the Nitro enclave's life cycle on
+// `mpg enclave build | stop | status`: the Nitro enclave's life cycle on
 // an EC2 parent instance, through nitro-cli. Every command prints JSON on stdout (what scripts
 // read) and explanations on stderr; a failure says what nitro-cli said and what to check.
 import { randomBytes } from 'node:crypto';
 import { access, constants, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Command, CommandContext, OptionSpecs } from '../common/index.js';
-import { OptionError, formatOptionsHelp, integer, optionCommand, parseCommandLine, text, toggle } from '../common/index.js';
+import { OptionError, choice, formatOptionsHelp, optionCommand, parseCommandLine, text, toggle } from '../common/index.js';
+import { probe, reportedEnclaveMode } from './readiness.js';
 import type { BuildResult, DescribeResult, NitroCli } from './nitro-cli.js';
 import { DEFAULT_NITRO_CLI, createNitroCli } from './nitro-cli.js';
 
-/** Enclave memory must be at least this many times the EIF's size: the EIF is unpacked into it (kernel, initramfs) and the model server needs room to run. */
-export const EIF_MEMORY_FACTOR = 4;
-const MIB = 1024 * 1024;
-/** CIDs 0-2 are the hypervisor, the local loopback and the parent; 3 is reserved. */
-const MIN_ENCLAVE_CID = 4;
-const MAX_ENCLAVE_CID = 2 ** 32 - 2;
 
-const nitroCliOption = {
+export const nitroCliOption = {
   nitroCli: text({ description: 'The nitro-cli executable: a name looked up on PATH, or a path', default: DEFAULT_NITRO_CLI, placeholder: 'PATH' }),
 };
 
 const usageOf = (lines: string[], specs: OptionSpecs) => () => [...lines, '', 'Options:', formatOptionsHelp(specs)].join('\n');
 
-function nitroCliFor(binary: string, env: CommandContext['env']): NitroCli {
+export function nitroCliFor(binary: string, env: CommandContext['env']): NitroCli {
   return createNitroCli({ binary, env });
 }
 
@@ -120,117 +115,33 @@ const buildCommand = optionCommand({
   },
 });
 
-// ---- mpg enclave nitro-run ------------------------------------------------------------------
+// ---- mpg enclave stop -----------------------------------------------------------------------
 
-/** The memory an enclave needs for an EIF of `eifBytes`, in whole MiB. */
-export function minimumEnclaveMemoryMiB(eifBytes: number): number {
-  return Math.ceil((EIF_MEMORY_FACTOR * eifBytes) / MIB);
-}
-
-/** Why `memoryMiB` is too little for an EIF of `eifBytes`, or undefined when it is enough. */
-export function enclaveMemoryProblem(eifBytes: number, memoryMiB: number, eif: string): string | undefined {
-  const minimum = minimumEnclaveMemoryMiB(eifBytes);
-  if (memoryMiB >= minimum) return undefined;
-  const eifMiB = (eifBytes / MIB).toFixed(1);
-  return `--memory-mib ${memoryMiB} is too little for ${eif} (${eifBytes} bytes, ${eifMiB} MiB): enclave memory must be at least ${EIF_MEMORY_FACTOR} times the EIF's size, so give --memory-mib ${minimum} or more`;
-}
-
-const nitroRunOptions = {
-  eif: text({ description: 'The enclave image file to run (from "mpg enclave build")', placeholder: 'PATH' }),
-  cpuCount: integer({ description: 'vCPUs for the enclave, taken from the enclave CPU pool (allocator.yaml)', default: 2, min: 1, max: 1024 }),
-  memoryMib: integer({ description: `Enclave memory, at least ${EIF_MEMORY_FACTOR}x the EIF's size; taken from the enclave memory pool (allocator.yaml)`, unit: 'MiB', min: 64 }),
-  enclaveCid: integer({ description: "The enclave's vsock context ID, which the parent relay connects to", min: MIN_ENCLAVE_CID, max: MAX_ENCLAVE_CID }),
-  debugMode: toggle({ description: 'Start in debug mode: console readable from the parent, attestation PCRs all zeros. Never for secure traffic' }),
-  ...nitroCliOption,
-};
-
-function parseNitroRun(argv: readonly string[], env: CommandContext['env']) {
-  const { options, help } = parseCommandLine(nitroRunOptions, argv, env);
-  if (help) return { help, options };
-  if (!options.eif) throw new OptionError('--eif is required');
-  if (options.memoryMib === undefined) throw new OptionError('--memory-mib is required');
-  if (options.enclaveCid === undefined) throw new OptionError('--enclave-cid is required');
-  return { help, options };
-}
-
-const nitroRunCommand = optionCommand({
-  path: 'enclave nitro-run',
-  summary: 'Start the Nitro enclave from its EIF with nitro-cli (memory checked against the EIF first)',
-  usage: usageOf(
-    [
-      'Usage: mpg enclave nitro-run --eif PATH --memory-mib N --enclave-cid N [--cpu-count N] [--debug-mode] [--nitro-cli PATH]',
-      '',
-      `Checks that --memory-mib is at least ${EIF_MEMORY_FACTOR}x the EIF's size (exit 2 otherwise, nitro-cli not called),`,
-      'then runs "nitro-cli run-enclave" and prints its JSON (EnclaveID, EnclaveCID, CPUs, memory).',
-      'Every option has an MPG_ twin.',
-    ],
-    nitroRunOptions,
-  ),
-  parse: parseNitroRun,
-  async run({ options }, { env, stdout, stderr }) {
-    const eif = options.eif!;
-    const memoryMiB = options.memoryMib!;
-    let eifBytes: number;
-    try {
-      const info = await stat(eif);
-      if (!info.isFile()) throw Object.assign(new Error('not a file'), { code: 'EISDIR' });
-      eifBytes = info.size;
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      const why = code === 'ENOENT' ? 'there is no such file; build it with "mpg enclave build"' : code === 'EISDIR' ? 'it is not a file' : (code ?? (error as Error).message);
-      stderr.write(`mpg enclave nitro-run: --eif ${eif}: ${why}\n`);
-      return 2;
-    }
-    const problem = enclaveMemoryProblem(eifBytes, memoryMiB, eif);
-    if (problem) {
-      stderr.write(`mpg enclave nitro-run: ${problem}\n`);
-      return 2;
-    }
-    if (options.debugMode) {
-      stderr.write('mpg enclave nitro-run: warning: debug mode: the enclave console is readable from the parent and its attestation carries all-zero PCRs: do not send it secure traffic\n');
-    }
-    try {
-      const started = await nitroCliFor(options.nitroCli, env).runEnclave({
-        eifPath: eif,
-        cpuCount: options.cpuCount,
-        memoryMiB,
-        enclaveCid: options.enclaveCid,
-        debugMode: options.debugMode,
-      });
-      printJson(stdout, started);
-      return 0;
-    } catch (error) {
-      return fail('nitro-run', stderr, error);
-    }
-  },
-});
-
-// ---- mpg enclave nitro-stop -----------------------------------------------------------------
-
-const nitroStopOptions = {
-  enclaveId: text({ description: 'The enclave to terminate (EnclaveID from nitro-run or nitro-status)', placeholder: 'ID' }),
+const stopOptions = {
+  enclaveId: text({ description: 'The enclave to terminate (EnclaveID from "run" or "status")', placeholder: 'ID' }),
   all: toggle({ description: 'Terminate every enclave on this parent' }),
   ...nitroCliOption,
 };
 
-function parseNitroStop(argv: readonly string[], env: CommandContext['env']) {
-  const { options, help } = parseCommandLine(nitroStopOptions, argv, env);
+function parseStop(argv: readonly string[], env: CommandContext['env']) {
+  const { options, help } = parseCommandLine(stopOptions, argv, env);
   if (!help && (options.enclaveId === undefined) === !options.all) throw new OptionError('give exactly one of --enclave-id ID and --all');
   return { help, options };
 }
 
-const nitroStopCommand = optionCommand({
-  path: 'enclave nitro-stop',
+const stopCommand = optionCommand({
+  path: 'enclave stop',
   summary: 'Terminate a Nitro enclave (or all of them) with nitro-cli',
   usage: usageOf(
     [
-      'Usage: mpg enclave nitro-stop (--enclave-id ID | --all) [--nitro-cli PATH]',
+      'Usage: mpg enclave stop (--enclave-id ID | --all) [--nitro-cli PATH]',
       '',
       'Runs "nitro-cli terminate-enclave" and prints a JSON array of {EnclaveName, EnclaveID, Terminated}.',
+      'An emulated enclave stops with its "mpg enclave run" (Ctrl-C or SIGTERM).',
     ],
-    nitroStopOptions,
+    stopOptions,
   ),
-  parse: parseNitroStop,
+  parse: parseStop,
   async run({ options }, { env, stdout, stderr }) {
     try {
       const target = options.all ? ({ all: true } as const) : { enclaveId: options.enclaveId! };
@@ -238,15 +149,15 @@ const nitroStopCommand = optionCommand({
       printJson(stdout, terminated);
       const left = terminated.filter((item) => !item.Terminated);
       if (left.length === 0) return 0;
-      stderr.write(`mpg enclave nitro-stop: not terminated: ${left.map((item) => item.EnclaveID).join(', ')}\n`);
+      stderr.write(`mpg enclave stop: not terminated: ${left.map((item) => item.EnclaveID).join(', ')}\n`);
       return 1;
     } catch (error) {
-      return fail('nitro-stop', stderr, error);
+      return fail('stop', stderr, error);
     }
   },
 });
 
-// ---- mpg enclave nitro-status ---------------------------------------------------------------
+// ---- mpg enclave status ---------------------------------------------------------------------
 
 export interface EnclaveStatus {
   enclaveId: string;
@@ -274,30 +185,51 @@ export function enclaveStatus(described: DescribeResult): EnclaveStatus {
   };
 }
 
-const nitroStatusOptions = { ...nitroCliOption };
+/** What the model server behind the parent relay's socket says: ready or not, and where it runs. */
+async function relayStatus(socketPath: string): Promise<{ socket: string; ready: boolean; readyzStatus: number; enclave: string | undefined }> {
+  const readyz = await probe(socketPath, '/readyz');
+  return { socket: socketPath, ready: readyz.status === 200, readyzStatus: readyz.status, enclave: await reportedEnclaveMode(socketPath) };
+}
 
-const nitroStatusCommand = optionCommand({
-  path: 'enclave nitro-status',
-  summary: 'The Nitro enclaves on this parent (nitro-cli describe-enclaves) as JSON',
+const statusOptions = {
+  mode: choice({ description: 'Which enclave: "nitro" asks nitro-cli describe-enclaves; "emulated" asks the model server through --enclave-socket', choices: ['emulated', 'nitro'] as const, default: 'emulated' }),
+  enclaveSocket: text({ description: "The parent relay's Unix socket: when given, whether the model server answers /readyz through it", placeholder: 'PATH' }),
+  ...nitroCliOption,
+};
+
+const statusCommand = optionCommand({
+  path: 'enclave status',
+  summary: 'The enclave\'s state as JSON: describe-enclaves on Nitro, the model server through the relay in either mode',
   usage: usageOf(
     [
-      'Usage: mpg enclave nitro-status [--nitro-cli PATH]',
+      'Usage: mpg enclave status [--mode emulated|nitro] [--enclave-socket PATH] [--nitro-cli PATH]',
       '',
-      'Prints a JSON array, one item per enclave: {enclaveId, enclaveName, state, cid, memoryMiB, cpus,',
-      'cpuIds, flags, debugMode}; [] when none runs.',
+      'nitro:    {"mode":"nitro","enclaves":[{enclaveId, enclaveName, state, cid, memoryMiB, cpus, cpuIds, flags,',
+      '          debugMode}], "relay":{...}} ("enclaves" is [] when none runs; "relay" only with --enclave-socket).',
+      'emulated: {"mode":"emulated","relay":{"socket","ready","readyzStatus","enclave":"emulated"}}; needs --enclave-socket.',
+      'Exits 0 when it could ask, and 1 when nitro-cli failed or, with --enclave-socket, the model server is not ready.',
     ],
-    nitroStatusOptions,
+    statusOptions,
   ),
-  parse: (argv, env) => parseCommandLine(nitroStatusOptions, argv, env),
+  parse: (argv, env) => {
+    const parsed = parseCommandLine(statusOptions, argv, env);
+    if (!parsed.help && parsed.options.mode === 'emulated' && !parsed.options.enclaveSocket) throw new OptionError('--mode emulated needs --enclave-socket: the emulated enclave is known only by its relay');
+    return parsed;
+  },
   async run({ options }, { env, stdout, stderr }) {
+    const relay = options.enclaveSocket === undefined ? undefined : await relayStatus(options.enclaveSocket);
+    if (options.mode === 'emulated') {
+      printJson(stdout, { mode: 'emulated', relay });
+      return relay?.ready ? 0 : 1;
+    }
     try {
       const described = await nitroCliFor(options.nitroCli, env).describeEnclaves();
-      printJson(stdout, described.map(enclaveStatus));
-      return 0;
+      printJson(stdout, { mode: 'nitro', enclaves: described.map(enclaveStatus), ...(relay ? { relay } : {}) });
+      return relay && !relay.ready ? 1 : 0;
     } catch (error) {
-      return fail('nitro-status', stderr, error);
+      return fail('status', stderr, error);
     }
   },
 });
 
-export const nitroCommands: readonly Command[] = [buildCommand, nitroRunCommand, nitroStopCommand, nitroStatusCommand];
+export const nitroCommands: readonly Command[] = [buildCommand, stopCommand, statusCommand];

@@ -2,12 +2,17 @@
 // Runs every compiled test file under dist/test with Node's own test runner.
 // Files are listed explicitly because Node 20 and Node 22+ disagree on how directory and
 // glob arguments to `node --test` are expanded.
+//
+//   node scripts/run-tests.mjs [PART ...]      every test but dist/test/docker (npm test)
+//   node scripts/run-tests.mjs --docker        only dist/test/docker, which build and run images on
+//                                              a Docker engine (npm run test:docker starts one first)
 import { readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, sep } from 'node:path';
 import { spawnSync } from 'node:child_process';
 
 const root = new URL('../dist/test/', import.meta.url).pathname;
-const only = process.argv.slice(2);
+const docker = process.argv.includes('--docker');
+const only = process.argv.slice(2).filter((arg) => arg !== '--docker');
 
 function findTests(dir) {
   return readdirSync(dir).flatMap((name) => {
@@ -17,7 +22,9 @@ function findTests(dir) {
   });
 }
 
+const dockerDir = `${root}docker${sep}`;
 const files = findTests(root)
+  .filter((file) => file.startsWith(dockerDir) === docker)
   .filter((file) => only.length === 0 || only.some((part) => file.includes(part)))
   .sort();
 if (files.length === 0) {

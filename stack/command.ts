@@ -7,9 +7,9 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { choice, formatOptionsHelp, integer, optionCommand, parseCommandLine, stopChild, text } from '../common/index.js';
-import type { EmulatedEnclave } from '../enclave/index.js';
-import { EMULATION_WARNING, MPG_LAUNCHER, jsonLineLog, startEmulatedEnclave } from '../enclave/index.js';
+import { OptionError, choice, formatOptionsHelp, integer, optionCommand, parseCommandLine, stopChild, text } from '../common/index.js';
+import type { EmulatedEnclave, NitroEnclave } from '../enclave/index.js';
+import { EMULATION_WARNING, EnclaveConfigurationError, MPG_LAUNCHER, jsonLineLog, nitroEnclaveOptions, nitroEnclaveSettings, startEmulatedEnclave, startNitroEnclave } from '../enclave/index.js';
 import { sampleImage } from '../loadtest/index.js';
 
 const STOP_GRACE_MS = 15_000;
@@ -21,15 +21,18 @@ export const stackOptions = {
   port: integer({ description: 'The gateway\'s port', default: 8080, min: 0, max: 65535 }),
   host: text({ description: 'The gateway\'s address', default: '127.0.0.1', placeholder: 'HOST' }),
   publicPort: integer({ description: 'The public model server\'s port (on 127.0.0.1)', default: 8081, min: 0, max: 65535 }),
-  enclave: choice({ description: 'Where the secure route runs; "nitro" needs an EC2 parent (see enclave/README.md)', choices: ['emulated'] as const, default: 'emulated' }),
-  enclaveCpus: text({ description: 'CPUs for the enclave (taskset list); default: the upper half of this machine\'s CPUs', placeholder: 'LIST' }),
+  enclave: choice({ description: 'Where the secure route runs: "emulated" on this machine, or "nitro", a Nitro Enclave on this EC2 parent (see enclave/README.md)', choices: ['emulated', 'nitro'] as const, default: 'emulated' }),
+  enclaveCpus: text({ description: 'emulated: CPUs for the enclave (taskset list); default: the upper half of this machine\'s CPUs', placeholder: 'LIST' }),
+  ...nitroEnclaveOptions,
 };
 
 const usage = () =>
   [
     'Usage: mpg stack [options]',
     '',
-    'Runs the gateway, a public model server and an emulated enclave on this machine.',
+    'Runs the gateway, a public model server and an emulated enclave on this machine. With',
+    '--enclave nitro on an EC2 parent, the secure route goes to a Nitro Enclave started from --eif',
+    '(the "nitro:" options below) through the parent relay.',
     '',
     'Options:',
     formatOptionsHelp(stackOptions),
@@ -70,6 +73,10 @@ export const stackCommand = optionCommand({
   usage,
   parse: (argv, env) => {
     const { options, help } = parseCommandLine(stackOptions, argv, env);
+    if (!help && options.enclave === 'nitro') {
+      if (options.enclaveCpus !== undefined) throw new OptionError('--enclave-cpus is for the emulated enclave; a Nitro enclave takes --cpu-count from the allocator\'s pool');
+      nitroEnclaveSettings(options, '/checked-at-parse', env); // the required flags, before anything starts
+    }
     return { options, help };
   },
   async run({ options }, { stdout, stderr, env }) {
@@ -83,7 +90,7 @@ export const stackCommand = optionCommand({
     const childEnv = { ...env, MPG_PORT: undefined, MPG_HOST: undefined, MPG_SOCKET: undefined, MPG_ENCLAVE: undefined };
     let publicServer: ChildProcess | undefined;
     let gateway: ChildProcess | undefined;
-    let enclave: EmulatedEnclave | undefined;
+    let enclave: EmulatedEnclave | NitroEnclave | undefined;
     let stopping: Promise<void> | undefined;
 
     const stopAll = () =>
@@ -117,17 +124,22 @@ export const stackCommand = optionCommand({
         { env: childEnv, stdio: ['ignore', 'pipe', 'inherit'] },
       );
       const publicListening = waitForLine(publicServer, /listening on (http:\/\/\S+)/, 'public model server');
-      enclave = await startEmulatedEnclave({
-        socketPath: secureSocket,
-        cpus: options.enclaveCpus ?? cpus.enclaveCpus,
-        modelServerArgs: ['--threads', String(cpus.threadsEach), '--max-queue', String(STACK_MAX_QUEUE_IMAGES), '--log-level', 'warn'],
-        env: childEnv,
-        log,
-        output: { stdout: stderr, stderr },
-      });
+      // Observed at once: if the enclave fails first, stopping the public server must not crash us.
+      publicListening.catch(() => {});
+      enclave =
+        options.enclave === 'nitro'
+          ? await startNitroEnclave({ ...nitroEnclaveSettings(options, secureSocket, childEnv), log })
+          : await startEmulatedEnclave({
+              socketPath: secureSocket,
+              cpus: options.enclaveCpus ?? cpus.enclaveCpus,
+              modelServerArgs: ['--threads', String(cpus.threadsEach), '--max-queue', String(STACK_MAX_QUEUE_IMAGES), '--log-level', 'warn'],
+              env: childEnv,
+              log,
+              output: { stdout: stderr, stderr },
+            });
       const [, publicUrl = ''] = await publicListening;
       publicServer.once('exit', onChildExit('public model server'));
-      void enclave.exited.then((code) => onChildExit('enclave')(typeof code === 'number' ? code : null));
+      void (enclave.exited as Promise<unknown>).then((code) => onChildExit('enclave')(typeof code === 'number' ? code : null));
       await Promise.all([waitUntilReady(`${publicUrl}/readyz`, publicServer), enclave.ready]);
 
       gateway = spawn(
@@ -139,16 +151,21 @@ export const stackCommand = optionCommand({
       gateway.once('exit', onChildExit('gateway'));
       await waitUntilReady(`${gatewayUrl}/readyz`, gateway);
 
-      const isolation = enclave.isolation;
+      const enclaveLines =
+        enclave.mode === 'nitro'
+          ? [`  enclave          unix:${secureSocket}   Nitro enclave ${enclave.started.EnclaveID}, CID ${enclave.started.EnclaveCID}, ${enclave.started.NumberOfCPUs} vCPUs, ${enclave.started.MemoryMiB} MiB`]
+          : [
+              `  enclave          unix:${secureSocket}   network: ${enclave.isolation.network === 'namespace' ? 'own namespace, no network' : `NOT isolated (${enclave.isolation.reason ?? 'unknown'})`}` +
+                `${enclave.isolation.cpus ? `, CPUs ${enclave.isolation.cpus}` : ''}`,
+              `  ${EMULATION_WARNING}`,
+            ];
       stdout.write(
         [
           '',
           `mixed-privacy stack ready (enclave: ${options.enclave})`,
           `  gateway          ${gatewayUrl}   (metrics: ${gatewayUrl}/metrics)`,
           `  public server    ${publicUrl}`,
-          `  enclave          unix:${secureSocket}   network: ${isolation.network === 'namespace' ? 'own namespace, no network' : `NOT isolated (${isolation.reason ?? 'unknown'})`}` +
-            `${isolation.cpus ? `, CPUs ${isolation.cpus}` : ''}`,
-          `  ${EMULATION_WARNING}`,
+          ...enclaveLines,
           '',
           'Try:',
           `  curl -s --data-binary @${samplePath} -H 'content-type: image/jpeg' ${gatewayUrl}/predict-public`,
@@ -162,7 +179,7 @@ export const stackCommand = optionCommand({
       stderr.write(`mpg stack: ${(error as Error).message}\n`);
       await stopAll();
       process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
-      return 1;
+      return error instanceof EnclaveConfigurationError ? 2 : 1;
     }
     const code = await finished;
     process.off('SIGINT', onSignal).off('SIGTERM', onSignal);

@@ -169,7 +169,7 @@ test('mpg enclave: option mistakes exit 2 and name the option', async () => {
   const owned = await runMpg(['enclave', 'run', '--enclave-socket', '/tmp/x.sock', '--', '--port', '9000']);
   assert.equal(owned.code, 2);
   assert.match(owned.stderr, /sets the model server's --port itself/);
-  const mode = await runMpg(['enclave', 'run', '--enclave-socket', '/tmp/x.sock', '--enclave-mode', 'nitro']);
+  const mode = await runMpg(['enclave', 'run', '--enclave-socket', '/tmp/x.sock', '--mode', 'sgx']);
   assert.equal(mode.code, 2);
-  assert.match(mode.stderr, /--enclave-mode must be one of emulated, got "nitro"/);
+  assert.match(mode.stderr, /--mode must be one of emulated, nitro, got "sgx"/);
 });

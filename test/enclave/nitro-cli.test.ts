@@ -95,77 +95,101 @@ test('a failed build (E50) says what nitro-cli said, its exit code and what to c
   assert.equal(existsSync(measurements), false);
 });
 
-test('nitro-run builds run-enclave\'s arguments and prints its parsed result', async (t) => {
-  const box = await sandbox(t);
+/** `mpg enclave run --mode nitro` with the socket in the sandbox, a short wait for /readyz, and `extra` flags. */
+function runNitro(box: Sandbox, extra: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return mpgEnclave(['run', '--mode', 'nitro', '--enclave-socket', join(box.dir, 'enclave.sock'), '--ready-timeout-s', '1', ...extra], box.env);
+}
+
+test('run --mode nitro builds run-enclave\'s arguments, waits for /readyz through the parent relay, and terminates an enclave that never gets ready', async (t) => {
+  const box = await sandbox(t, { FAKE_NITRO_STATE: '' });
+  box.env.FAKE_NITRO_STATE = join(box.dir, 'state.json');
   const eif = await fakeEif(box.dir, 20 * MIB);
-  const result = await mpgEnclave(['nitro-run', '--eif', eif, '--cpu-count', '4', '--memory-mib', '2048', '--enclave-cid', '16'], box.env);
-  assert.equal(result.code, 0, result.stderr);
-  assert.deepEqual(await box.calls(), [['run-enclave', '--eif-path', eif, '--cpu-count', '4', '--memory', '2048', '--enclave-cid', '16']]);
-  assert.deepEqual(JSON.parse(result.stdout), {
-    EnclaveName: 'enclave',
-    EnclaveID: 'i-0123456789abcdef0-enc5f91550edb03f0bb',
-    ProcessID: 4000,
-    EnclaveCID: 16,
-    NumberOfCPUs: 4,
-    CPUIDs: [1, 2, 3, 4],
-    MemoryMiB: 2048,
-  });
-  assert.doesNotMatch(result.stderr, /debug mode/);
+  const result = await runNitro(box, ['--eif', eif, '--cpu-count', '4', '--memory-mib', '2048', '--enclave-cid', '16']);
+  // Nothing answers a vsock connect on this machine: the model server never answers /readyz.
+  assert.equal(result.code, 1, result.stderr);
+  const enclaveId = 'i-0123456789abcdef0-enc5f91550edb03f0bb';
+  assert.deepEqual(await box.calls(), [
+    ['run-enclave', '--eif-path', eif, '--cpu-count', '4', '--memory', '2048', '--enclave-cid', '16'],
+    ['terminate-enclave', '--enclave-id', enclaveId],
+  ]);
+  assert.match(result.stderr, new RegExp(`enclave ${enclaveId} \\(mode: nitro\\) started, CID 16; parent relay \\(socat\\) on unix:\\S+enclave\\.sock -> vsock:16:5005`));
+  assert.match(result.stderr, /the enclave did not get ready: GET \/readyz through unix:\S+ did not answer 200 within 1 s.*Terminating it/);
+  assert.match(result.stderr, /"msg":"nitro enclave terminated"/);
+  assert.equal(result.stdout, '', 'the ready JSON is printed only once the enclave is ready');
+  assert.equal(existsSync(join(box.dir, 'enclave.sock')), false, 'the parent relay took its socket with it');
+  assert.deepEqual(JSON.parse(await readFile(box.env.FAKE_NITRO_STATE, 'utf8')), [], 'no enclave is left running');
 });
 
-test('nitro-run --debug-mode passes --debug-mode and warns that the enclave is not for secure traffic', async (t) => {
+test('run --mode nitro --debug-mode is refused for secure traffic without --allow-debug-mode, and runs with it', async (t) => {
   const box = await sandbox(t);
   const eif = await fakeEif(box.dir, MIB);
-  const result = await mpgEnclave(['nitro-run', '--eif', eif, '--memory-mib', '512', '--enclave-cid', '20', '--debug-mode'], box.env);
-  assert.equal(result.code, 0, result.stderr);
-  assert.deepEqual(await box.calls(), [['run-enclave', '--eif-path', eif, '--cpu-count', '2', '--memory', '512', '--enclave-cid', '20', '--debug-mode']]);
-  assert.match(result.stderr, /warning: debug mode: .*all-zero PCRs: do not send it secure traffic/);
+  const refused = await runNitro(box, ['--eif', eif, '--memory-mib', '512', '--enclave-cid', '20', '--debug-mode']);
+  assert.equal(refused.code, 2);
+  assert.match(refused.stderr, /a debug-mode enclave must not serve secure traffic: its console is readable from the parent and its attestation carries all-zero PCRs; pass --allow-debug-mode/);
+  assert.deepEqual(await box.calls(), [], 'nitro-cli is never called');
+
+  const allowed = await runNitro(box, ['--eif', eif, '--memory-mib', '512', '--enclave-cid', '20', '--debug-mode', '--allow-debug-mode']);
+  assert.equal(allowed.code, 1, 'started, then never ready here');
+  assert.deepEqual((await box.calls())[0], ['run-enclave', '--eif-path', eif, '--cpu-count', '2', '--memory', '512', '--enclave-cid', '20', '--debug-mode']);
+  assert.match(allowed.stderr, /debug mode allowed: a debug-mode enclave must not serve secure traffic/);
+  assert.match(allowed.stderr, /Its console: nitro-cli console --enclave-id i-/);
 });
 
-test('nitro-run refuses less than 4x the EIF size without calling nitro-cli, and accepts exactly 4x', async (t) => {
+test('run --mode nitro refuses less than 4x the EIF size without calling nitro-cli, and accepts exactly 4x', async (t) => {
   const box = await sandbox(t);
   const eif = await fakeEif(box.dir, 20 * MIB);
-  const refused = await mpgEnclave(['nitro-run', '--eif', eif, '--memory-mib', '79', '--enclave-cid', '16'], box.env);
+  const refused = await runNitro(box, ['--eif', eif, '--memory-mib', '79']);
   assert.equal(refused.code, 2);
   assert.equal(
     refused.stderr,
-    `mpg enclave nitro-run: --memory-mib 79 is too little for ${eif} (20971520 bytes, 20.0 MiB): enclave memory must be at least 4 times the EIF's size, so give --memory-mib 80 or more\n`,
+    `mpg enclave run: --memory-mib 79 is too little for ${eif} (20971520 bytes, 20.0 MiB): enclave memory must be at least 4 times the EIF's size, so give --memory-mib 80 or more\n`,
   );
   assert.equal(refused.stdout, '');
   assert.deepEqual(await box.calls(), [], 'nitro-cli is never called');
 
-  const accepted = await mpgEnclave(['nitro-run', '--eif', eif, '--memory-mib', '80', '--enclave-cid', '16'], box.env);
-  assert.equal(accepted.code, 0, accepted.stderr);
-  assert.equal((await box.calls()).length, 1);
+  const accepted = await runNitro(box, ['--eif', eif, '--memory-mib', '80']);
+  assert.equal((await box.calls())[0]![0], 'run-enclave', accepted.stderr);
 });
 
-test('nitro-run with no EIF at the path exits 2 and points at mpg enclave build', async (t) => {
+test('run --mode nitro with no EIF at the path exits 2 and points at mpg enclave build', async (t) => {
   const box = await sandbox(t);
-  const result = await mpgEnclave(['nitro-run', '--eif', join(box.dir, 'none.eif'), '--memory-mib', '512', '--enclave-cid', '16'], box.env);
+  const result = await runNitro(box, ['--eif', join(box.dir, 'none.eif'), '--memory-mib', '512']);
   assert.equal(result.code, 2);
   assert.match(result.stderr, /no such file; build it with "mpg enclave build"/);
   assert.deepEqual(await box.calls(), []);
 });
 
-test('nitro-run requires --memory-mib and --enclave-cid, and a CID the parent can reach (>= 4)', async (t) => {
+test('run --mode nitro requires --eif and --memory-mib, a CID the parent can reach (>= 4), and no model server flags', async (t) => {
   const box = await sandbox(t);
   const eif = await fakeEif(box.dir, MIB);
-  assert.match((await mpgEnclave(['nitro-run', '--eif', eif, '--enclave-cid', '16'], box.env)).stderr, /--memory-mib is required/);
-  assert.match((await mpgEnclave(['nitro-run', '--eif', eif, '--memory-mib', '512'], box.env)).stderr, /--enclave-cid is required/);
-  const low = await mpgEnclave(['nitro-run', '--eif', eif, '--memory-mib', '512', '--enclave-cid', '3'], box.env);
+  assert.match((await runNitro(box, ['--memory-mib', '512'])).stderr, /--eif is required with the nitro enclave/);
+  assert.match((await runNitro(box, ['--eif', eif])).stderr, /--memory-mib is required/);
+  const low = await runNitro(box, ['--eif', eif, '--memory-mib', '512', '--enclave-cid', '3']);
   assert.equal(low.code, 2);
   assert.match(low.stderr, /--enclave-cid must be an integer from 4 to/);
+  const passthrough = await runNitro(box, ['--eif', eif, '--memory-mib', '512', '--', '--threads', '2']);
+  assert.equal(passthrough.code, 2);
+  assert.match(passthrough.stderr, /model server options cannot be passed to a Nitro enclave: they are part of its image/);
   assert.deepEqual(await box.calls(), []);
+});
+
+test('run --mode nitro: a socat that cannot start terminates the enclave it just started', async (t) => {
+  const box = await sandbox(t);
+  const eif = await fakeEif(box.dir, MIB);
+  const result = await runNitro(box, ['--eif', eif, '--memory-mib', '512', '--socat', join(box.dir, 'no-socat')]);
+  assert.equal(result.code, 1);
+  assert.match(result.stderr, /the parent relay \(.*no-socat -d UNIX-LISTEN:\S+,fork,mode=600,unlink-early VSOCK-CONNECT:16:5005\) did not start: .*ENOENT.*install socat/);
+  assert.deepEqual((await box.calls()).map((argv) => argv[0]), ['run-enclave', 'terminate-enclave']);
 });
 
 test('E26 from run-enclave: the command exits 1 with nitro-cli\'s message, exit code and what to check', async (t) => {
   const box = await sandbox(t, { FAKE_NITRO_FAIL: 'E26' });
   const eif = await fakeEif(box.dir, MIB);
-  const result = await mpgEnclave(['nitro-run', '--eif', eif, '--memory-mib', '512', '--enclave-cid', '16'], box.env);
+  const result = await runNitro(box, ['--eif', eif, '--memory-mib', '512']);
   assert.equal(result.code, 1);
-  assert.match(result.stderr, /^mpg enclave nitro-run: .*run-enclave failed \(exit code 26, E26\): Insufficient memory requested\. User provided `memory` is 512 MB/);
+  assert.match(result.stderr, /^mpg enclave run: .*run-enclave failed \(exit code 26, E26\): Insufficient memory requested\. User provided `memory` is 512 MB/);
   assert.match(result.stderr, /Check: the enclave memory requested is too small for this EIF: raise --memory-mib/);
-  assert.match(result.stderr, /"mpg enclave nitro-status" shows whether anything is left/);
+  assert.match(result.stderr, /"mpg enclave status --mode nitro" shows whether anything is left/);
   assert.doesNotMatch(result.stderr, /support ticket|For more details/, 'the help link and log path are dropped');
 });
 
@@ -189,28 +213,28 @@ test('the wrapper keeps nitro-cli\'s code, exit code and stderr on the error (E2
 test('output that is not JSON is an error saying an enclave may be running', async (t) => {
   const box = await sandbox(t, { FAKE_NITRO_OUTPUT: 'garbage' });
   const eif = await fakeEif(box.dir, MIB);
-  const result = await mpgEnclave(['nitro-run', '--eif', eif, '--memory-mib', '512', '--enclave-cid', '16'], box.env);
+  const result = await runNitro(box, ['--eif', eif, '--memory-mib', '512']);
   assert.equal(result.code, 1);
   assert.match(result.stderr, /run-enclave exited 0 but printed no JSON \(got: "Segmentation fault\? no: this is not JSON"\)/);
-  assert.match(result.stderr, /An enclave may be running: check "mpg enclave nitro-status"/);
+  assert.match(result.stderr, /An enclave may be running: check "mpg enclave status --mode nitro"/);
 
   const nitro = createNitroCli({ binary: FAKE_NITRO_CLI, env: box.env });
   await assert.rejects(nitro.describeEnclaves(), (error: unknown) => error instanceof NitroCliError && error.code === 'ENC_NITRO_CLI_OUTPUT' && error.exitCode === 0);
 });
 
-test('nitro-status prints [] with no enclave', async (t) => {
+test('status --mode nitro prints no enclaves when none runs', async (t) => {
   const box = await sandbox(t);
-  const result = await mpgEnclave(['nitro-status'], box.env);
+  const result = await mpgEnclave(['status', '--mode', 'nitro'], box.env);
   assert.equal(result.code, 0, result.stderr);
-  assert.deepEqual(JSON.parse(result.stdout), []);
+  assert.deepEqual(JSON.parse(result.stdout), { mode: 'nitro', enclaves: [] });
   assert.deepEqual(await box.calls(), [['describe-enclaves']]);
 });
 
-test('nitro-status reports two enclaves: state, CID, memory, CPUs and flags', async (t) => {
+test('status --mode nitro reports two enclaves: state, CID, memory, CPUs and flags', async (t) => {
   const box = await sandbox(t, { FAKE_NITRO_ENCLAVES: '2' });
-  const result = await mpgEnclave(['nitro-status'], box.env);
+  const result = await mpgEnclave(['status', '--mode', 'nitro'], box.env);
   assert.equal(result.code, 0, result.stderr);
-  const status = JSON.parse(result.stdout) as Array<Record<string, unknown>>;
+  const status = (JSON.parse(result.stdout) as { mode: string; enclaves: Array<Record<string, unknown>> }).enclaves;
   assert.equal(status.length, 2);
   assert.deepEqual(status[0], {
     enclaveId: 'i-0123456789abcdef0-enc5f91550edb03f0bb',
@@ -228,12 +252,12 @@ test('nitro-status reports two enclaves: state, CID, memory, CPUs and flags', as
   assert.equal(status[1]!.cid, 17);
 });
 
-test('nitro-stop terminates one enclave by ID or all of them, and needs exactly one of the two', async (t) => {
+test('stop terminates one enclave by ID or all of them, and needs exactly one of the two', async (t) => {
   const box = await sandbox(t, { FAKE_NITRO_ENCLAVES: '2' });
-  const one = await mpgEnclave(['nitro-stop', '--enclave-id', 'i-0123456789abcdef0-enc1'], box.env);
+  const one = await mpgEnclave(['stop', '--enclave-id', 'i-0123456789abcdef0-enc1'], box.env);
   assert.equal(one.code, 0, one.stderr);
   assert.deepEqual(JSON.parse(one.stdout), [{ EnclaveName: 'enclave-0', EnclaveID: 'i-0123456789abcdef0-enc1', Terminated: true }]);
-  const all = await mpgEnclave(['nitro-stop', '--all'], box.env);
+  const all = await mpgEnclave(['stop', '--all'], box.env);
   assert.equal(all.code, 0, all.stderr);
   assert.equal((JSON.parse(all.stdout) as unknown[]).length, 2);
   assert.deepEqual(await box.calls(), [
@@ -241,7 +265,7 @@ test('nitro-stop terminates one enclave by ID or all of them, and needs exactly 
     ['terminate-enclave', '--all'],
   ]);
 
-  for (const argv of [['nitro-stop'], ['nitro-stop', '--all', '--enclave-id', 'x']]) {
+  for (const argv of [['stop'], ['stop', '--all', '--enclave-id', 'x']]) {
     const refused = await mpgEnclave(argv, box.env);
     assert.equal(refused.code, 2);
     assert.match(refused.stderr, /give exactly one of --enclave-id ID and --all/);
@@ -256,14 +280,14 @@ test('nitro-cli is found on PATH when MPG_NITRO_CLI is not set', async (t) => {
   await symlink(FAKE_NITRO_CLI, join(bin, 'nitro-cli'));
   const env = { ...box.env };
   delete env.MPG_NITRO_CLI;
-  const result = await mpgEnclave(['nitro-status'], { ...env, PATH: `${bin}:${box.env.PATH}` });
+  const result = await mpgEnclave(['status', '--mode', 'nitro'], { ...env, PATH: `${bin}:${box.env.PATH}` });
   assert.equal(result.code, 0, result.stderr);
   assert.deepEqual(await box.calls(), [['describe-enclaves']]);
 });
 
 test('a missing nitro-cli says to install it or name it with --nitro-cli / MPG_NITRO_CLI', async (t) => {
   const box = await sandbox(t);
-  const result = await mpgEnclave(['nitro-status'], { ...box.env, MPG_NITRO_CLI: join(box.dir, 'no-such-nitro-cli') });
+  const result = await mpgEnclave(['status', '--mode', 'nitro'], { ...box.env, MPG_NITRO_CLI: join(box.dir, 'no-such-nitro-cli') });
   assert.equal(result.code, 1);
   assert.match(result.stderr, /no-such-nitro-cli was not found: install the AWS Nitro Enclaves CLI .* --nitro-cli PATH or MPG_NITRO_CLI/);
 

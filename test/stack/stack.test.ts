@@ -1,11 +1,15 @@
 // `npm start`: the whole stack as a user runs it — gateway, public model server and the emulated
 // enclave, each a real process — answers on both routes and leaves nothing behind.
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { sampleImage } from '../../loadtest/index.js';
 import { testModelPath } from '../helpers/model-server.js';
 import { startMpg } from '../helpers/process.js';
+
+const FAKE_NITRO_CLI = new URL('../../../test/fixtures/fake-nitro-cli', import.meta.url).pathname;
 
 interface Prediction {
   topk: { index: number; label: string; score: number }[];
@@ -43,4 +47,31 @@ test('mpg stack serves both routes, secure through the emulated enclave, and sto
     }
   });
   assert.deepEqual(survivors, [], 'no process of the stack is left');
+});
+
+test('mpg stack --enclave nitro starts the enclave with nitro-cli, and terminates it and stops everything when it never gets ready', async (t) => {
+  await testModelPath();
+  const dir = mkdtempSync(join(tmpdir(), 'mpg-stack-nitro-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const eif = join(dir, 'enclave.eif');
+  writeFileSync(eif, Buffer.alloc(1024 * 1024));
+  const state = join(dir, 'state.json');
+  const log = join(dir, 'nitro-cli.log');
+  const stack = startMpg(t, ['stack', '--port', '0', '--public-port', '0', '--enclave', 'nitro', '--eif', eif, '--memory-mib', '512', '--ready-timeout-s', '1'], {
+    MPG_NITRO_CLI: FAKE_NITRO_CLI,
+    FAKE_NITRO_STATE: state,
+    FAKE_NITRO_LOG: log,
+  });
+  // Nothing answers a vsock connect on this machine, so the enclave never answers /readyz.
+  assert.equal(await stack.exited, 1, stack.stderr());
+  assert.match(stack.stderr(), /mpg stack: GET \/readyz through unix:\S+enclave\.sock did not answer 200 within 1 s/);
+  const calls = readFileSync(log, 'utf8').trim().split('\n').map((line) => (JSON.parse(line) as { argv: string[] }).argv[0]);
+  assert.deepEqual(calls, ['run-enclave', 'terminate-enclave']);
+  assert.deepEqual(JSON.parse(readFileSync(state, 'utf8')), [], 'the enclave was terminated');
+});
+
+test('mpg stack --enclave nitro without --eif is refused before anything starts', async (t) => {
+  const stack = startMpg(t, ['stack', '--port', '0', '--enclave', 'nitro']);
+  assert.equal(await stack.exited, 2);
+  assert.match(stack.stderr(), /--eif is required with the nitro enclave/);
 });

@@ -1,0 +1,22 @@
+#!/bin/sh
+# The system tools the test suite needs beyond Node, installed from Debian's packages when missing
+# (npm test runs this first, as "pretest"). socat is the parent relay on a Nitro parent; the tests
+# run it for real. Without root or apt-get, this says what to install and fails.
+set -eu
+
+missing=''
+command -v socat >/dev/null 2>&1 || missing="${missing} socat"
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "system-packages: installing${missing} (apt-get)" >&2
+  # shellcheck disable=SC2086 # the package list is meant to split
+  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $missing >/dev/null; then
+    DEBIAN_FRONTEND=noninteractive apt-get update >/dev/null
+    # shellcheck disable=SC2086
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $missing >/dev/null
+  fi
+  exit 0
+fi
+echo "system-packages: the tests need${missing}; install it (Debian/Ubuntu: apt-get install${missing}; Amazon Linux: dnf install${missing}) and run again" >&2
+exit 1
