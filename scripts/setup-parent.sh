@@ -3,7 +3,9 @@
 # mixed-privacy-gateway: packages, the enclave allocator's CPUs and memory, the mpg user, and the
 # systemd units of the parent relay, the enclave and the gateway. Idempotent: each step checks
 # first and says "ok:" when there is nothing to do. --dry-run prints every action and changes
-# nothing. Run "setup-parent.sh --help" for the options.
+# nothing. Run "setup-parent.sh --help" for the options; scripts/README.md says what it installs.
+# On Ubuntu, which has no nitro-cli package, it installs Docker, socat and the build tools and
+# prints how to build nitro-cli from source (AWS's own procedure); it does not build it itself.
 set -Eeuo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -171,6 +173,20 @@ render() {
       "$1"
 }
 
+# An operator's configuration is never overwritten: written once, then theirs.
+write_config_once() {
+  local path="$1" content="$2"
+  if [ -e "${root}${path}" ]; then
+    if same_content "$path" "$content"; then
+      ok "${path} exists"
+    else
+      ok "${path} exists and differs from the template: kept as it is"
+    fi
+  else
+    write_file "$path" 0644 "$content"
+  fi
+}
+
 have() { command -v "$1" >/dev/null 2>&1; }
 unit_enabled() { have systemctl && systemctl is-enabled --quiet "$1" 2>/dev/null; }
 
@@ -317,19 +333,6 @@ else
   act systemd-tmpfiles --create "${root}${tmpfiles_conf}"
 fi
 
-# An operator's configuration is never overwritten: written once, then theirs.
-write_config_once() {
-  local path="$1" content="$2"
-  if [ -e "${root}${path}" ]; then
-    if same_content "$path" "$content"; then
-      ok "${path} exists"
-    else
-      ok "${path} exists and differs from the template: kept as it is"
-    fi
-  else
-    write_file "$path" 0644 "$content"
-  fi
-}
 write_config_once /etc/mpg/enclave-relay.env "$(render "${deploy_dir}/env/enclave-relay.env")"
 write_config_once /etc/mpg/enclave.env "$(render "${deploy_dir}/env/enclave.env")"
 write_config_once /etc/mpg/gateway.json "$(render "${deploy_dir}/gateway.example.json")"
