@@ -410,7 +410,7 @@ test('the installed units carry their key directives and pass systemd-analyze ve
     'Install.WantedBy': 'multi-user.target',
   });
   expect(await unit('mpg-enclave.service'), {
-    'Service.ExecStart': `${box.prefix}/bin/mpg enclave run --enclave-mode nitro --parent-relay external`,
+    'Service.ExecStart': `${box.prefix}/bin/mpg enclave run --mode nitro --parent-relay external`,
     'Service.EnvironmentFile': '/etc/mpg/enclave.env',
     'Unit.Wants': 'mpg-enclave-relay.service nitro-enclaves-allocator.service',
     'Unit.After': 'mpg-enclave-relay.service nitro-enclaves-allocator.service',
