@@ -52,6 +52,8 @@ export interface DocumentOverrides {
   tagged?: boolean;
   /** Encode the payload map with indefinite length, as some genuine documents are. */
   indefiniteLengthPayload?: boolean;
+  /** These payload bytes instead of the encoded map (e.g. malformed CBOR, still signed). */
+  rawPayload?: Uint8Array;
   /** Sign with this key instead of the leaf's. */
   signingKey?: KeyObject;
 }
@@ -132,7 +134,8 @@ export function createEmulatedNsm(options: EmulatedNsmOptions = {}): EmulatedNsm
         else payloadMap.set(key, value);
       }
       let payload = encodeCbor(payloadMap);
-      if (overrides.indefiniteLengthPayload) payload = Buffer.concat([Uint8Array.of(0xbf), encodeMapEntries(payloadMap), Uint8Array.of(0xff)]);
+      if (overrides.rawPayload) payload = overrides.rawPayload;
+      else if (overrides.indefiniteLengthPayload) payload = Buffer.concat([Uint8Array.of(0xbf), encodeMapEntries(payloadMap), Uint8Array.of(0xff)]);
       const protectedHeader = overrides.protectedHeader ?? encodeCbor(new Map([[1, COSE_ALG_ES384]]));
       const signature = sign('sha384', sigStructure(protectedHeader, payload), { key: overrides.signingKey ?? leaf.privateKey, dsaEncoding: 'ieee-p1363' });
       const array: CborValue = [protectedHeader, new Map(), payload, signature];
