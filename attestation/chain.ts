@@ -69,12 +69,12 @@ function describeSubject(der: Uint8Array): string {
 }
 
 /** The chain root first, leaf last; certificates that do not parse fail with reason chain. */
-export function parseChain(document: AttestationDocument, root: TrustedRoot): ChainCertificate[] {
+export function parseChain(document: AttestationDocument, root: TrustedRoot, cache?: VerifiedLinkCache): ChainCertificate[] {
   const chain: ChainCertificate[] = [{ ...root, label: 'cabundle[0]' }];
   const rest = [...document.cabundle.slice(1).map((der, index) => ({ der, label: `cabundle[${index + 1}]` })), { der: document.certificate, label: 'certificate' }];
   for (const { der, label } of rest) {
     try {
-      chain.push(parseCertificate(der, label));
+      chain.push(cache ? cache.certificate(der, label) : parseCertificate(der, label));
     } catch (cause) {
       throw new AttestationFailure('chain', `${label} is not a valid X.509 certificate: ${(cause as Error).message}`, { cause });
     }
@@ -83,12 +83,25 @@ export function parseChain(document: AttestationDocument, root: TrustedRoot): Ch
 }
 
 /**
- * Remembers issuer → subject links whose signatures verified, keyed by both certificates'
- * SHA-256 fingerprints, so a chain seen before costs no ECDSA verification. Bounded.
+ * Remembers parsed certificates (keyed by their whole DER) and issuer → subject links whose
+ * signatures verified (keyed by both certificates' SHA-256 fingerprints), so a chain seen before
+ * costs no X.509 parsing and no ECDSA verification; validity and constraints are still checked
+ * every time. Bounded: emptied when full.
  */
 export class VerifiedLinkCache {
   private readonly links = new Set<string>();
+  private readonly certificates = new Map<string, ChainCertificate>();
   constructor(private readonly capacity = 1024) {}
+  certificate(der: Uint8Array, label: string): ChainCertificate {
+    const key = Buffer.from(der).toString('base64');
+    let parsed = this.certificates.get(key);
+    if (!parsed) {
+      parsed = parseCertificate(der, label);
+      if (this.certificates.size >= this.capacity) this.certificates.clear();
+      this.certificates.set(key, parsed);
+    }
+    return parsed.label === label ? parsed : { ...parsed, label };
+  }
   has(issuer: ChainCertificate, subject: ChainCertificate): boolean {
     return this.links.has(linkKey(issuer, subject));
   }

@@ -126,7 +126,7 @@ export function verifyAttestation(documentBytes: Uint8Array, options: VerifyOpti
     pass('root', `cabundle[0] is the trusted root ${root.x509.subject.replace(/\n/g, ', ')} (SHA-256 ${root.fingerprint256})`);
 
     current = 'chain';
-    const chain: ChainCertificate[] = parseChain(document, root);
+    const chain: ChainCertificate[] = parseChain(document, root, options.linkCache);
     checkChainLinks(chain, options.linkCache);
     pass('chain', `${chain.length} certificates, each issued and signed by the one before; leaf key EC P-384`);
 
