@@ -29,3 +29,7 @@ export type { EmulatedImageContents, MeasuredContent } from './emulated-measurem
 export async function loadAttestationCommand(): Promise<Command> {
   return (await import('./command.js')).attestationCommand;
 }
+export { DIST_ROOT, emulatedImageMeasurements } from './emulated-image.js';
+export type { EmulatedImage } from './emulated-image.js';
+export { createEmulatedNsmSource, createNitroNsmSource, DEFAULT_NSM_HELPER, NsmError, nsmAttestationDocument, nsmAttestationRequest } from './nsm-source.js';
+export type { EmulatedNsmSource, NsmSource } from './nsm-source.js';
