@@ -12,6 +12,10 @@ ARG BASE_IMAGE=node:24-bookworm-slim
 # ---- build: compile, then keep only the production dependencies ----------------------------
 FROM ${BASE_IMAGE} AS build
 WORKDIR /src
+# A C compiler for the one native piece: the helper that asks /dev/nsm for attestation documents.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
 # onnxruntime-node's install script would download CUDA libraries; the CPU build ships in the
 # package, and sharp's native binary comes as an @img/sharp-linux-* dependency: no script needed.
 ENV ONNXRUNTIME_NODE_INSTALL=skip
@@ -24,7 +28,8 @@ RUN npx tsc -p tsconfig.json \
  && npm prune --omit=dev --ignore-scripts --no-audit --no-fund \
  && sh docker/prune-native.sh \
  && node dist/cli/index.js model generate \
- && test -s models/resnet18.onnx
+ && test -s models/resnet18.onnx \
+ && cc -O2 -Wall -Wextra -Werror -o nsm-request enclave/nsm/nsm-request.c
 
 # ---- the enclave ----------------------------------------------------------------------------
 FROM ${BASE_IMAGE}
@@ -45,6 +50,7 @@ COPY --from=build /src/dist/ dist/
 COPY --from=build /src/model/imagenet-labels.json model/imagenet-labels.json
 # The default model (seeded ResNet18, no download) is part of the image, hence of PCR2.
 COPY --from=build /src/models/resnet18.onnx models/resnet18.onnx
+COPY --from=build /src/nsm-request /usr/local/bin/nsm-request
 COPY docker/enclave-entrypoint.sh /usr/local/bin/enclave-entrypoint
 RUN chmod 0755 /usr/local/bin/enclave-entrypoint bin/mpg
 
