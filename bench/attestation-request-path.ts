@@ -137,7 +137,7 @@ export async function measureRequestPath(requests = 2_000, rounds = 4): Promise<
     return { requests, rounds, attested: attestedSummary, skipped: skippedSummary, p50DifferenceMs: attestedSummary.p50Ms - skippedSummary.p50Ms };
   } finally {
     for (const child of children) child.kill('SIGTERM');
-    await Promise.all(children.map((child) => (child.exitCode !== null ? undefined : new Promise((resolve) => child.once('exit', resolve)))));
+    await Promise.all(children.map((child) => (child.exitCode !== null ? Promise.resolve() : new Promise((resolve) => child.once('exit', resolve)))));
     rmSync(dir, { recursive: true, force: true });
   }
 }
