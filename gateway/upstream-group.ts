@@ -110,6 +110,13 @@ export class UpstreamGroup {
     this.#timeouts = timeouts;
     this.#observer = observer;
     this.#gate = gate;
+    // Behind a gate, a member is untrusted until the gate has admitted it.
+    if (gate) {
+      for (const member of this.members) {
+        member.refusedByGate = true;
+        member.lastProblem = 'attestation: not attested yet';
+      }
+    }
   }
 
   get healthyCount(): number {

@@ -74,7 +74,8 @@ test('a secure member is refused before it is attested, served once attested, an
   const url = await gateway.app.listen({ host: '127.0.0.1', port: 0 });
   const before = await secure(url);
   assert.equal(before.status, 503);
-  assert.equal(before.code, 'GW_NO_SECURE_UPSTREAM');
+  assert.equal(before.code, 'GW_SECURE_NOT_ATTESTED');
+  assert.match(before.message!, /\(not attested yet\)/);
 
   // Attested: served.
   await gateway.start();
