@@ -51,14 +51,16 @@ test('SIGINT during latency keeps the finished steps in a valid, incomplete resu
 
 test('SIGTERM during channel writes the partial result and exits 143, leaving no relay or sink behind', async (t) => {
   const out = temporaryDirectory(t);
-  const run = startMpg(t, ['loadtest', 'channel', '--quick', '--channel-seconds', '60', '--out', out]);
-  await waitForProgress(run, /\[channel 2\/6\] channel, 65536 B messages, 1 stream/);
+  const run = startMpg(t, ['loadtest', 'channel', '--quick', '--rtt-count', '10000000', '--out', out]);
+  await waitForProgress(run, /\[channel 5\/6\] tcp, 10000000 round trips of 64 B/);
   run.child.kill('SIGTERM');
   assert.equal(await run.exited, 143, run.stderr());
   const result = readValidResult(out);
   assert.equal(result.complete, false);
-  assert.deepEqual(result.interrupted, { signal: 'SIGTERM', scenario: 'channel', step: 'channel, 65536 B messages, 1 stream' });
-  assert.deepEqual(result.scenarios.channel!.throughput.map((step) => step.transport), ['tcp']);
+  assert.deepEqual(result.interrupted, { signal: 'SIGTERM', scenario: 'channel', step: 'tcp, 10000000 round trips of 64 B' });
+  assert.deepEqual(result.scenarios.channel!.throughput.map((step) => step.transport), ['tcp', 'channel', 'tcp', 'channel']);
+  assert.equal(result.scenarios.channel!.ratios.length, 2);
+  assert.deepEqual(result.scenarios.channel!.roundTrip, []);
   assert.deepEqual(processesRunning(`mpg-loadtest-channel-`), [], 'the relays are stopped');
   assert.deepEqual(processesRunning('loadtest channel-sink'), [], 'the sink is stopped');
 });
