@@ -61,6 +61,12 @@ export interface LatencyStep extends ClosedLoopFigures {
   route: 'public' | 'secure';
   via: 'direct' | 'gateway';
   concurrency: number;
+  /**
+   * concurrency / good answers per second: how long a request waits in a full queue. When it is
+   * longer than the step, answers slower than the step never came back inside it, and the latency
+   * figures are censored (too low); null when nothing was answered.
+   */
+  queueSeconds: number | null;
   cpu: CoresUsed;
 }
 

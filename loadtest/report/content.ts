@@ -174,10 +174,14 @@ function latencyCell(summary: LatencySummary, key: keyof Omit<LatencySummary, 'c
   return fixed(summary[key]);
 }
 
+/** Requests wait longer in a full queue than the step lasted: the slowest never came back inside it. */
+const censored = (step: LatencyStep) => step.queueSeconds === null || step.queueSeconds > step.seconds;
+
 function latencySection(result: LoadtestResult, other?: LoadtestResult): Section | undefined {
   const latency = result.scenarios.latency;
   if (!latency) return undefined;
   const steps = latency.steps;
+  const anyCensored = steps.some(censored);
   const table: Table = {
     headers: ['target', 'concurrent', 'req/s', 'min ms', 'mean ms', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'errors', 'timeouts', 'non-2xx', 'mismatches'],
     rows: TARGETS.flatMap((target) =>
@@ -185,7 +189,7 @@ function latencySection(result: LoadtestResult, other?: LoadtestResult): Section
         .filter((step) => step.target === target)
         .map((step) => [
           target,
-          String(step.concurrency),
+          `${step.concurrency}${censored(step) ? ' †' : ''}`,
           fixed(step.requestsPerSecond, 2),
           latencyCell(step.latencyMs, 'min'),
           latencyCell(step.latencyMs, 'mean'),
@@ -246,6 +250,11 @@ function latencySection(result: LoadtestResult, other?: LoadtestResult): Section
     paragraphs: [
       ...failed(latency),
       `autocannon's closed loop, ${result.config.latency.seconds} s per step: direct to each model server (the secure one through the parent relay's Unix socket) and through the gateway. Only answers checked good (200, two predictions, the right route) count; latency percentiles are over them.`,
+      ...(anyCensored
+        ? [
+            `† The step was shorter than a full queue's wait (concurrency / req/s > ${result.config.latency.seconds} s): answers slower than the step never came back inside it, so its latency figures are censored (too low, capped near the step's length). Run longer steps (\`--duration\`) to see the whole queue.`,
+          ]
+        : []),
     ],
     tables,
     charts: [chart('p50 latency', 'ms', (step) => step.latencyMs.p50), chart('p99 latency', 'ms', (step) => step.latencyMs.p99), chart('Throughput (good answers)', 'requests/s', (step) => step.requestsPerSecond)],

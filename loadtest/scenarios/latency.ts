@@ -46,7 +46,8 @@ export const latencyScenario: Scenario<LatencyResult> = {
         const cpu = meter();
         if (signal.aborted) return;
         const [route, via] = target.split(' ') as ['public' | 'secure', 'direct' | 'gateway'];
-        section.steps.push({ target, route, via, concurrency, ...figures, cpu });
+        const queueSeconds = figures.requestsPerSecond > 0 ? Math.round((concurrency / figures.requestsPerSecond) * 1000) / 1000 : null;
+        section.steps.push({ target, route, via, concurrency, queueSeconds, ...figures, cpu });
         await settle(stack.parts, signal);
       }
     }

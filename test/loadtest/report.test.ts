@@ -59,7 +59,8 @@ test('the Markdown has the expected table rows, with the study beside ours', asy
   assert.ok(markdown.includes('| the study (vsock vs TCP) | – | 71.4 (implied) | 9.28 | 13.0% | – |'));
   for (const step of fixture.scenarios.latency!.steps) {
     const { min, mean, p50, p90, p99, max } = step.latencyMs;
-    const row = `| ${step.target} | ${step.concurrency} | ${step.requestsPerSecond.toFixed(2)} | ${[min, mean, p50, p90, p99, max].map((value) => value!.toFixed(1)).join(' | ')} | ${step.errors} | ${step.timeouts} | ${step.non2xx} | ${step.mismatches} |`;
+    const censored = step.queueSeconds === null || step.queueSeconds > step.seconds;
+    const row = `| ${step.target} | ${step.concurrency}${censored ? ' †' : ''} | ${step.requestsPerSecond.toFixed(2)} | ${[min, mean, p50, p90, p99, max].map((value) => value!.toFixed(1)).join(' | ')} | ${step.errors} | ${step.timeouts} | ${step.non2xx} | ${step.mismatches} |`;
     assert.ok(markdown.includes(row), row);
   }
   const enclave = fixture.scenarios.memory!.parts.find((part) => part.part === 'enclave')!;

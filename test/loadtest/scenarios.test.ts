@@ -69,6 +69,7 @@ test('loadtest latency --quick sweeps both routes, direct and through the gatewa
     assert.equal(step.mismatches, 0, `${label}: no wrong answers (the gateway's route header matched)`);
     assert.equal(step.non2xx, 0, label);
     assert.equal(step.latencyMs.count, step.ok);
+    assert.ok(Math.abs(step.queueSeconds! - step.concurrency / step.requestsPerSecond) < 0.01, `${label}: queue time`);
     const { min, p50, p90, p99, max } = step.latencyMs;
     assert.ok(min! <= p50! && p50! <= p90! && p90! <= p99! && p99! <= max!, `${label}: percentiles in order`);
     assert.ok(step.cpu['load generator']! >= 0 && 'public model server' in step.cpu && 'enclave' in step.cpu && 'gateway' in step.cpu);
