@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CommandContext } from '../common/index.js';
+import type { EnclaveLog } from '../enclave/index.js';
 import { jsonLineLog } from '../enclave/index.js';
 import { studyRequestBody } from './load/check.js';
 import type { CoresUsed } from './load/cpu.js';
@@ -87,7 +88,9 @@ export async function runLoadtest(parsed: ParsedLoadtest, argv: readonly string[
   const result = newResult([...argv], config, mpgVersion());
   const scenarios = config.scenarios.map((name) => SCENARIO_BY_NAME[name]);
   const progress = createProgress(stderr, Object.fromEntries(scenarios.map((scenario) => [scenario.name, scenario.estimateSeconds(config)])));
-  const log = jsonLineLog(stderr, { component: 'loadtest' });
+  // Warnings only, and through the progress line, so a terminal's line is redrawn after them.
+  const lines = jsonLineLog({ write: (line: string) => (progress.note(line.trimEnd()), true) } as unknown as NodeJS.WritableStream, { component: 'loadtest' });
+  const log: EnclaveLog = { info() {}, warn: (fields, message) => lines.warn(fields, message), error: (fields, message) => lines.error(fields, message) };
 
   const controller = new AbortController();
   let current: { scenario: string | null; step: string | null } = { scenario: null, step: null };
