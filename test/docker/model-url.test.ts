@@ -54,6 +54,9 @@ test('MODEL_URL and MODEL_SHA256 bake a downloaded model into the model-server i
   assert.notEqual(missing.code, 0);
   assert.match(missing.stdout + missing.stderr, /MODEL_URL and MODEL_SHA256 go together/);
   assert.equal(requests.length, before);
+  // --force-rm: the failed steps' containers are gone too.
+  const { stdout: leftovers } = await docker(['ps', '--all', '--no-trunc', '--format', '{{.Command}}']);
+  assert.ok(!leftovers.includes('docker/model.sh'), leftovers);
 
   // The right checksum: the image carries exactly that file where the model server loads it.
   const good = await build({ MODEL_URL: url, MODEL_SHA256: sha256 });

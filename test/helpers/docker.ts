@@ -46,6 +46,8 @@ export interface BuildOptions {
 export function buildArguments(dockerfile: string, tag: string, buildArgs: Record<string, string> = {}, options: BuildOptions = {}): string[] {
   return [
     'build',
+    // The classic builder keeps the container of a failed step unless told not to.
+    '--force-rm',
     '-f',
     dockerfile,
     '-t',
