@@ -375,6 +375,9 @@ async function trivialUpstreamPhase(options: BenchOptions) {
   const gateway = await startChild('gateway', CLI, [
     'gateway', '--port', '0', '--log-level', 'warn',
     '--public-upstream', upstream.url, '--secure-upstream', `unix:${socketPath}`,
+    // A trivial upstream cannot attest; attestation costs a request nothing (it runs beside the
+    // health checks), and bench:attestation measures it.
+    '--insecure-skip-attestation',
   ]);
   const paths = [
     {

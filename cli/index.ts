@@ -14,6 +14,7 @@ const mpg = commandGroup('', 'mixed-privacy-gateway: one model, a public and an 
   lazyCommand('stack', 'Run the whole stack on this machine: gateway, public model server, emulated enclave', async () =>
     (await import('../stack/index.js')).stackCommand,
   ),
+  lazyCommand('attestation', 'Verify enclave attestation documents against the pinned AWS root and measurements', async () => (await import('../attestation/index.js')).loadAttestationCommand()),
   lazyCommand('model', 'Create or fetch the ONNX model the model server loads', async () => (await import('../model/index.js')).modelCommand),
 ]);
 

@@ -53,6 +53,8 @@ export interface EmulatedEnclaveOptions {
   log?: EnclaveLog;
   /** Where the enclave processes' output goes; discarded when not given. */
   output?: { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream };
+  /** Where the emulated NSM writes its throwaway root certificate; default: beside the vsock stand-in. */
+  nsmRootFile?: string;
 }
 
 export interface EmulatedEnclave {
@@ -60,6 +62,11 @@ export interface EmulatedEnclave {
   readonly socketPath: string;
   /** The Unix socket standing in for the vsock port, in a private temporary directory. */
   readonly vsockStandin: string;
+  /**
+   * The emulated NSM's root certificate (PEM), written when the model server starts: a gateway
+   * trusts it only with --insecure-trust-emulated-nsm-root.
+   */
+  readonly nsmRootFile: string;
   readonly isolation: EnclaveIsolation;
   /** The process group leader: the entrypoint. */
   readonly pid: number;
@@ -129,6 +136,7 @@ export async function startEmulatedEnclave(options: EmulatedEnclaveOptions): Pro
   // A private (0700) directory holds the vsock stand-in, so only this user reaches it.
   const channelDir = await mkdtemp(join(tmpdir(), 'mpg-enclave-'));
   const vsockStandin = join(channelDir, 'vsock.sock');
+  const nsmRootFile = options.nsmRootFile ?? join(channelDir, 'nsm-root.pem');
   let parentRelay: Relay;
   try {
     parentRelay = await createRelay({ listen: { path: options.socketPath }, target: { path: vsockStandin }, log });
@@ -145,6 +153,8 @@ export async function startEmulatedEnclave(options: EmulatedEnclaveOptions): Pro
     '--model-server-port',
     String(options.modelServerPort ?? 0),
     '--',
+    '--emulated-nsm-root-file',
+    nsmRootFile,
     ...(options.modelServerArgs ?? []),
   ]);
   // Its own process group: stop() can reach the model server even if the entrypoint died.
@@ -196,6 +206,7 @@ export async function startEmulatedEnclave(options: EmulatedEnclaveOptions): Pro
     mode: 'emulated',
     socketPath: options.socketPath,
     vsockStandin,
+    nsmRootFile,
     isolation,
     pid: child.pid ?? -1,
     ready,

@@ -57,6 +57,8 @@ async function checkWritableDirectory(file: string, flag: string): Promise<void>
 // ---- mpg enclave build ----------------------------------------------------------------------
 
 const buildOptions = {
+  mode: choice({ description: '"nitro": an EIF with nitro-cli; "emulated": only the measurements of the emulated enclave (this project\'s compiled code and --model)', choices: ['nitro', 'emulated'] as const, default: 'nitro' }),
+  model: text({ description: 'emulated: the model file the enclave will load; default: models/resnet18.onnx', placeholder: 'PATH' }),
   dockerUri: text({ description: 'The enclave image (docker/Dockerfile, target enclave), as the local Docker daemon names it, e.g. mpg-enclave:latest', placeholder: 'IMAGE' }),
   eif: text({ description: 'Where to write the enclave image file (EIF)', placeholder: 'PATH' }),
   measurements: text({ description: "Where to write the EIF's measurements (PCR0, PCR1, PCR2) as JSON, for the gateway to pin", placeholder: 'PATH' }),
@@ -66,6 +68,12 @@ const buildOptions = {
 async function parseBuild(argv: readonly string[], env: CommandContext['env']) {
   const { options, help } = parseCommandLine(buildOptions, argv, env);
   if (help) return { help, options };
+  if (options.mode === 'emulated') {
+    if (!options.measurements) throw new OptionError('--measurements is required');
+    if (options.dockerUri || options.eif) throw new OptionError('--docker-uri and --eif are for --mode nitro; the emulated enclave has no image file');
+    await checkWritableDirectory(options.measurements, '--measurements');
+    return { help, options };
+  }
   for (const key of ['dockerUri', 'eif', 'measurements'] as const) {
     if (!options[key]) throw new OptionError(`--${key === 'dockerUri' ? 'docker-uri' : key} is required`);
   }
@@ -81,6 +89,7 @@ const buildCommand = optionCommand({
   usage: usageOf(
     [
       'Usage: mpg enclave build --docker-uri IMAGE --eif PATH --measurements PATH [--nitro-cli PATH]',
+      '       mpg enclave build --mode emulated --measurements PATH [--model PATH]',
       '',
       'Runs "nitro-cli build-enclave --docker-uri IMAGE --output-file PATH" and writes what it prints,',
       '{"Measurements": {"HashAlgorithm", "PCR0", "PCR1", "PCR2"}}, to --measurements (atomically) and',
@@ -90,6 +99,7 @@ const buildCommand = optionCommand({
   ),
   parse: parseBuild,
   async run({ options }, { env, stdout, stderr }) {
+    if (options.mode === 'emulated') return buildEmulated(options.measurements!, options.model, { stdout, stderr });
     const eif = options.eif!;
     const measurementsFile = options.measurements!;
     stderr.write(`mpg enclave build: building ${eif} from ${options.dockerUri!} with ${options.nitroCli} (this takes minutes)\n`);
@@ -114,6 +124,23 @@ const buildCommand = optionCommand({
     return 0;
   },
 });
+
+/** The emulated enclave's "build": its PCRs, computed from what it will run, in nitro-cli's format. */
+async function buildEmulated(measurementsFile: string, model: string | undefined, { stdout, stderr }: Pick<CommandContext, 'stdout' | 'stderr'>): Promise<number> {
+  const { emulatedImageMeasurements, formatMeasurements } = await import('../attestation/index.js');
+  const { DEFAULT_MODEL_PATH, ensureModel } = await import('../model/index.js');
+  const modelPath = model ?? DEFAULT_MODEL_PATH;
+  try {
+    if (!model) await ensureModel(modelPath, (line) => stderr.write(`mpg enclave build: ${line}\n`));
+    const document = formatMeasurements(emulatedImageMeasurements({ modelPath }));
+    await writeFileAtomically(measurementsFile, document);
+    stdout.write(document);
+    stderr.write(`mpg enclave build: EMULATED measurements of this project's dist/ and ${modelPath} in ${measurementsFile}; pin them with the gateway's --attestation-pcrs\n`);
+    return 0;
+  } catch (error) {
+    return fail('build', stderr, error);
+  }
+}
 
 // ---- mpg enclave stop -----------------------------------------------------------------------
 

@@ -19,6 +19,9 @@ import { registerProxyRoutes } from './proxy-routes.js';
 import { registerStatusRoutes } from './status-routes.js';
 import type { UpstreamMember } from './upstream-group.js';
 import { UpstreamGroup } from './upstream-group.js';
+import { AttestationGate } from './attestation-gate.js';
+import type { AttestationTrust } from './attestation-trust.js';
+import { TRUST_WARNINGS } from './attestation-trust.js';
 
 export interface Gateway {
   app: FastifyInstance;
@@ -31,6 +34,8 @@ export interface Gateway {
 }
 
 export interface GatewayDependencies {
+  /** What secure members are trusted on (loadAttestationTrust); required with secure upstreams. */
+  attestationTrust?: AttestationTrust;
   registry?: Registry;
   /** A pino logger, or Fastify logger options. */
   logger?: FastifyBaseLogger | boolean | Record<string, unknown>;
@@ -61,12 +66,23 @@ export function createGateway(config: GatewayConfig, policy: PrivacyPolicy, depe
       else app.log.warn({ route: member.route, member: member.url, reason }, 'upstream member out of rotation');
     },
   };
+  const trust = dependencies.attestationTrust;
+  if (config.secureUpstream.length > 0 && !trust) throw new Error('secure upstreams need an attestation trust (loadAttestationTrust)');
+  const gate = trust && trust.mode !== 'insecure-skipped' ? new AttestationGate(trust, metrics, app.log) : undefined;
+  if (trust) {
+    metrics.attestationTrust.set({ mode: trust.mode.replaceAll('-', '_') }, 1);
+    if (trust.mode !== 'aws-root') app.log.warn({ trust: trust.mode }, TRUST_WARNINGS[trust.mode]);
+  }
   const groups = {
     public: new UpstreamGroup('public', config.publicUpstream, timeouts, observer),
-    secure: new UpstreamGroup('secure', config.secureUpstream, timeouts, observer),
+    secure: new UpstreamGroup('secure', config.secureUpstream, timeouts, observer, gate),
   };
   const allMembers = [...groups.public.members, ...groups.secure.members];
   for (const member of allMembers) metrics.upstreamUp.set({ route: member.route, member: member.url }, 0);
+  for (const member of groups.secure.members) metrics.attestationVerified.set({ member: member.url }, 0);
+  const beforeScrape = () => {
+    if (gate) for (const member of groups.secure.members) metrics.attestationAge.set({ member: member.url }, gate.ageSeconds(member));
+  };
   const state = { closing: false };
 
   app.decorateRequest('privacy', undefined);
@@ -100,7 +116,7 @@ export function createGateway(config: GatewayConfig, policy: PrivacyPolicy, depe
     });
   }
 
-  const context: GatewayContext = { app, config, policy, metrics, groups, state, sendError };
+  const context: GatewayContext = { app, config, policy, metrics, groups, state, sendError, trust, gate, beforeScrape };
   registerPrivacyHooks(context);
   registerProxyRoutes(context);
   registerStatusRoutes(context);

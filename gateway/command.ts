@@ -2,6 +2,7 @@
 import { formatOptionsHelp, optionCommand, stopOnSignals } from '../common/index.js';
 import { gatewayOptions, parseGatewayConfig } from './config.js';
 import { OPEN_POLICY, loadPolicyFile } from './policy.js';
+import { loadAttestationTrust } from './attestation-trust.js';
 
 const usage = () =>
   [
@@ -24,16 +25,18 @@ export const gatewayCommand = optionCommand({
     const { config, help } = parseGatewayConfig(argv, env);
     // The policy is checked before anything listens: a bad file stops the gateway (exit 2).
     const policy = !help && config.policy ? await loadPolicyFile(config.policy) : OPEN_POLICY;
-    return { config, policy, help };
+    // So are the pinned measurements: a gateway that cannot attest never starts.
+    const attestationTrust = help ? undefined : await loadAttestationTrust(config);
+    return { config, policy, help, attestationTrust };
   },
-  async run({ config, policy }, { stdout }) {
+  async run({ config, policy, attestationTrust }, { stdout }) {
     const { createGateway } = await import('./app.js');
-    const gateway = createGateway(config, policy);
+    const gateway = createGateway(config, policy, attestationTrust ? { attestationTrust } : {});
     const log = gateway.app.log;
     const address = await gateway.app.listen({ host: config.host, port: config.port });
     stdout.write(`gateway listening on ${address}\n`);
     log.info(
-      { public: config.publicUpstream, secure: config.secureUpstream, policy: policy.source, tenants: policy.tenants.length },
+      { public: config.publicUpstream, secure: config.secureUpstream, policy: policy.source, tenants: policy.tenants.length, attestation: attestationTrust?.mode },
       'routing',
     );
     const shutdown = stopOnSignals(() => gateway.close(), log);

@@ -44,6 +44,13 @@ export const gatewayOptions = {
   healthTimeoutMs: integer({ description: 'A health check slower than this fails', default: 1_000, min: 10, unit: 'ms' }),
   maxEventLoopDelayMs: integer({ description: 'Event-loop delay beyond which requests get 503; 0 disables', default: 1_000, min: 0, unit: 'ms' }),
   maxHeapUsedBytes: integer({ description: 'V8 heap use beyond which requests get 503; 0 disables', default: 0, min: 0, unit: 'bytes' }),
+  attestationPcrs: text({ description: "The enclave's measurements (the JSON \"mpg enclave build\" / nitro-cli build-enclave writes): secure members must attest to these PCR0/1/2", placeholder: 'FILE' }),
+  attestationIntervalMs: integer({ description: 'How often an attested secure member is attested again (also whenever it restarts or its health check fails)', default: 60_000, min: 1_000, unit: 'ms' }),
+  attestationRetryMs: integer({ description: 'How long a member whose attestation failed waits before it is tried again', default: 5_000, min: 100, unit: 'ms' }),
+  attestationMaxAgeMs: integer({ description: 'An attestation document older than this (by its timestamp) is refused', default: 60_000, min: 1_000, unit: 'ms' }),
+  attestationAllowDebugMode: toggle({ description: 'Accept enclaves in debug mode (all-zero PCRs). Development only: their memory is readable from the parent', default: false }),
+  insecureTrustEmulatedNsmRoot: text({ description: "INSECURE: also trust the emulated NSM's throwaway root certificate (PEM) in this file; for the local emulation only", placeholder: 'FILE' }),
+  insecureSkipAttestation: toggle({ description: 'INSECURE: route secure requests to members that were never attested; for tests of routing only', default: false }),
   logLevel: choice({ description: 'Log level', choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, default: 'info' }),
   trustProxy: toggle({ description: 'Trust X-Forwarded-For from a load balancer in front of the gateway', default: false }),
 };
@@ -77,6 +84,16 @@ export function parseGatewayConfig(
   for (const [flag, urls] of [['--public-upstream', options.publicUpstream], ['--secure-upstream', options.secureUpstream]] as const) {
     const twice = urls.find((url, index) => urls.indexOf(url) !== index);
     if (twice) throw new OptionError(`${flag} ${twice} is given twice`);
+  }
+  if (!help && options.secureUpstream.length > 0) {
+    if (options.insecureSkipAttestation && (options.attestationPcrs || options.insecureTrustEmulatedNsmRoot)) {
+      throw new OptionError('--insecure-skip-attestation cannot be combined with --attestation-pcrs or --insecure-trust-emulated-nsm-root');
+    }
+    if (!options.insecureSkipAttestation && !options.attestationPcrs) {
+      throw new OptionError(
+        'secure upstreams are trusted only once attested: give --attestation-pcrs FILE (the measurements "mpg enclave build" wrote), or --insecure-skip-attestation for tests',
+      );
+    }
   }
   return { config: options, help };
 }

@@ -5,6 +5,8 @@ import type { GatewayConfig } from './config.js';
 import type { GatewayMetrics } from './metrics.js';
 import type { PrivacyPolicy, PrivacyRoute } from './policy.js';
 import type { UpstreamGroup, UpstreamMember } from './upstream-group.js';
+import type { AttestationGate } from './attestation-gate.js';
+import type { AttestationTrust } from './attestation-trust.js';
 
 /** Where a request was routed, and to whom; set once per request, read by hooks and logs. */
 export interface RequestPrivacy {
@@ -34,6 +36,12 @@ export interface GatewayContext {
   metrics: GatewayMetrics;
   groups: Readonly<Record<PrivacyRoute, UpstreamGroup>>;
   state: { closing: boolean };
+  /** What secure members are trusted on; undefined without secure upstreams. */
+  trust: AttestationTrust | undefined;
+  /** The secure route's attestation gate; undefined when attestation is skipped (insecure) or there is no secure route. */
+  gate: AttestationGate | undefined;
+  /** Brings computed gauges (attestation age) up to date before /metrics is rendered. */
+  beforeScrape: () => void;
   /** Answers with a coded error, counting and logging it: the one way the gateway says no. */
   sendError: (request: FastifyRequest, reply: FastifyReply, error: CodedError) => FastifyReply;
 }

@@ -15,6 +15,7 @@ export const gatewayErrors = defineErrors({
   GW_UPSTREAM_BAD_RESPONSE: { statusCode: 502, message: 'The upstream sent an invalid response' },
   GW_NO_HEALTHY_UPSTREAM: { statusCode: 503, message: 'No healthy public upstream; retry later' },
   GW_NO_SECURE_UPSTREAM: { statusCode: 503, message: 'No healthy secure upstream; the request was not sent anywhere else' },
+  GW_SECURE_NOT_ATTESTED: { statusCode: 503, message: 'No secure upstream holds a verified attestation; the request was not sent anywhere else' },
   GW_NOT_READY: { statusCode: 503, message: 'A route has no healthy member' },
   GW_OVERLOADED: { statusCode: 503, message: 'The gateway is overloaded; retry after Retry-After' },
   GW_SHUTTING_DOWN: { statusCode: 503, message: 'The gateway is shutting down; send the request to another instance' },

@@ -2,6 +2,7 @@
 import type { Gateway, GatewayDependencies } from './app.js';
 import type { GatewayConfig } from './config.js';
 import type { PrivacyPolicy } from './policy.js';
+import { loadAttestationTrust } from './attestation-trust.js';
 
 export { gatewayCommand } from './command.js';
 export type { Gateway, GatewayDependencies } from './app.js';
@@ -11,6 +12,11 @@ export { gatewayErrors } from './errors.js';
 export { OPEN_POLICY, PolicyError, classifyRequest, loadPolicyFile, parsePolicy } from './policy.js';
 export type { PrivacyPolicy, PrivacyRoute } from './policy.js';
 
-export async function createGateway(config: GatewayConfig, policy: PrivacyPolicy, dependencies?: GatewayDependencies): Promise<Gateway> {
-  return (await import('./app.js')).createGateway(config, policy, dependencies);
+export { loadAttestationTrust, TRUST_WARNINGS } from './attestation-trust.js';
+export type { AttestationTrust, TrustMode } from './attestation-trust.js';
+
+/** Builds the gateway; reads the attestation trust (--attestation-pcrs ...) unless given. */
+export async function createGateway(config: GatewayConfig, policy: PrivacyPolicy, dependencies: GatewayDependencies = {}): Promise<Gateway> {
+  const attestationTrust = dependencies.attestationTrust ?? (await loadAttestationTrust(config));
+  return (await import('./app.js')).createGateway(config, policy, { ...dependencies, ...(attestationTrust ? { attestationTrust } : {}) });
 }

@@ -18,6 +18,12 @@ export function createGatewayMetrics(registry = new Registry()) {
     policyDecisions: new Counter({ name: 'mpg_gateway_policy_decisions_total', help: 'Privacy policy outcomes: upgraded to secure, or rejected with a code', labelNames: ['decision'] as const, registers: [registry] }),
     errors: new Counter({ name: 'mpg_gateway_errors_total', help: 'Error answers made by the gateway, by code', labelNames: ['route', 'code'] as const, registers: [registry] }),
     bytesIn: new Counter({ name: 'mpg_gateway_request_bytes_total', help: 'Request body bytes received from clients, by privacy route', labelNames: ['route'] as const, registers: [registry] }),
+    attestationVerified: new Gauge({ name: 'mpg_gateway_attestation_verified', help: 'Whether a secure member holds a verified attestation (1) or not (0)', labelNames: ['member'] as const, registers: [registry] }),
+    attestationAge: new Gauge({ name: 'mpg_gateway_attestation_age_seconds', help: "Seconds since a secure member's attestation was last verified; -1 when it holds none", labelNames: ['member'] as const, registers: [registry] }),
+    attestationVerifications: new Counter({ name: 'mpg_gateway_attestation_verifications_total', help: 'Attestations of secure members, by result (ok, failed)', labelNames: ['result'] as const, registers: [registry] }),
+    attestationFailures: new Counter({ name: 'mpg_gateway_attestation_failures_total', help: 'Attestations that failed, by reason (the verifier\'s reasons, and unreachable, bad_response, identity)', labelNames: ['reason'] as const, registers: [registry] }),
+    attestationDuration: new Histogram({ name: 'mpg_gateway_attestation_duration_seconds', help: 'One attestation of a secure member: fetching the document and verifying it', buckets: DURATION_BUCKETS_SECONDS, registers: [registry] }),
+    attestationTrust: new Gauge({ name: 'mpg_gateway_attestation_trust', help: 'What secure members are trusted on: 1 for the active mode (aws_root; insecure_emulated_nsm_root and insecure_skipped say attestation proves nothing)', labelNames: ['mode'] as const, registers: [registry] }),
     bytesOut: new Counter({ name: 'mpg_gateway_response_bytes_total', help: 'Response body bytes relayed from upstreams, by privacy route', labelNames: ['route'] as const, registers: [registry] }),
   };
 }

@@ -53,6 +53,12 @@ export function registerProxyRoutes({ app, config, metrics, groups, sendError }:
     const group = groups[privacy.route];
     const member = group.pick();
     if (!member) {
+      const refused = group.members.filter((candidate) => candidate.refusedByGate);
+      if (privacy.route === 'secure' && refused.length > 0) {
+        // Members that answer but did not prove what they are: say so, and why.
+        const why = refused.map((candidate) => candidate.lastProblem?.replace(/^attestation: /, '')).join('; ');
+        throw gatewayErrors.GW_SECURE_NOT_ATTESTED(`No secure upstream holds a verified attestation (${why}); the request was not sent anywhere else`, { headers: { 'retry-after': '1' } });
+      }
       const why = group.members.length === 0 ? 'none is configured' : `none of ${group.members.length} is healthy`;
       throw privacy.route === 'secure'
         ? gatewayErrors.GW_NO_SECURE_UPSTREAM(`No secure upstream can take the request (${why}); it was not sent anywhere else`, { headers: { 'retry-after': '1' } })

@@ -21,6 +21,41 @@ export interface UpstreamObserver {
   onHealthChange?(member: UpstreamMember, healthy: boolean, reason: string): void;
 }
 
+/** What a member's /readyz said beyond its status. */
+export interface ReadyzReport {
+  /** SHA-256 of the enclave's boot key, when the member is an enclave. */
+  publicKeySha256?: string;
+}
+
+/**
+ * A condition beyond /readyz for a member to take traffic (the secure route's attestation). Asked
+ * after each passing health check; told whenever the member falls out of rotation.
+ */
+export interface MemberGate {
+  /** undefined: admitted; otherwise why not. */
+  admit(member: UpstreamMember, readyz: ReadyzReport): Promise<string | undefined>;
+  forget(member: UpstreamMember): void;
+}
+
+const MAX_READYZ_BYTES = 4096;
+
+async function readReadyz(body: AsyncIterable<unknown> & { dump(): Promise<void> }): Promise<ReadyzReport> {
+  let text = '';
+  for await (const chunk of body) {
+    text += String(chunk);
+    if (text.length > MAX_READYZ_BYTES) {
+      await body.dump();
+      return {};
+    }
+  }
+  try {
+    const parsed = JSON.parse(text) as { publicKeySha256?: unknown };
+    return typeof parsed.publicKeySha256 === 'string' ? { publicKeySha256: parsed.publicKeySha256 } : {};
+  } catch {
+    return {};
+  }
+}
+
 export class UpstreamMember {
   readonly route: PrivacyRoute;
   readonly url: string;
@@ -37,6 +72,8 @@ export class UpstreamMember {
   /** performance.now() before which a passing health check does not re-admit the member. */
   ejectedUntil = 0;
   lastProblem: string | undefined = 'not checked yet';
+  /** Whether the member is out because its attestation did not verify (not because it is unwell). */
+  refusedByGate = false;
 
   constructor(route: PrivacyRoute, url: string, index: number, timeouts: UpstreamTimeouts) {
     const address = parseUpstreamUrl(url);
@@ -62,15 +99,24 @@ export class UpstreamGroup {
   readonly members: readonly UpstreamMember[];
   readonly #timeouts: UpstreamTimeouts;
   readonly #observer: UpstreamObserver;
+  readonly #gate: MemberGate | undefined;
   #timer: NodeJS.Timeout | undefined;
   #next = 0;
   #stopped = false;
 
-  constructor(route: PrivacyRoute, urls: readonly string[], timeouts: UpstreamTimeouts, observer: UpstreamObserver = {}) {
+  constructor(route: PrivacyRoute, urls: readonly string[], timeouts: UpstreamTimeouts, observer: UpstreamObserver = {}, gate?: MemberGate) {
     this.route = route;
     this.members = urls.map((url, index) => new UpstreamMember(route, url, index, timeouts));
     this.#timeouts = timeouts;
     this.#observer = observer;
+    this.#gate = gate;
+    // Behind a gate, a member is untrusted until the gate has admitted it.
+    if (gate) {
+      for (const member of this.members) {
+        member.refusedByGate = true;
+        member.lastProblem = 'attestation: not attested yet';
+      }
+    }
   }
 
   get healthyCount(): number {
@@ -131,18 +177,28 @@ export class UpstreamGroup {
         bodyTimeout: this.#timeouts.healthTimeoutMs,
         signal: AbortSignal.timeout(this.#timeouts.healthTimeoutMs),
       });
-      await response.body.dump();
-      if (response.statusCode !== 200) this.#setHealth(member, false, `/readyz answered ${response.statusCode}`);
-      else if (performance.now() >= member.ejectedUntil) this.#setHealth(member, true, 'ready');
+      if (response.statusCode !== 200) {
+        await response.body.dump();
+        this.#setHealth(member, false, `/readyz answered ${response.statusCode}`);
+        return;
+      }
+      const report = this.#gate ? await readReadyz(response.body) : (await response.body.dump(), {});
+      if (performance.now() < member.ejectedUntil || this.#stopped) return;
+      const refused = this.#gate ? await this.#gate.admit(member, report) : undefined;
+      if (refused === undefined) this.#setHealth(member, true, 'ready');
+      else this.#setHealth(member, false, `attestation: ${refused}`, true);
     } catch (error) {
       this.#setHealth(member, false, `/readyz failed: ${describeError(error)}`);
     }
   }
 
-  #setHealth(member: UpstreamMember, healthy: boolean, reason: string): void {
+  #setHealth(member: UpstreamMember, healthy: boolean, reason: string, refusedByGate = false): void {
     const changed = member.healthy !== healthy;
     member.healthy = healthy;
     member.lastProblem = healthy ? undefined : reason;
+    member.refusedByGate = !healthy && refusedByGate;
+    // Out of rotation for any reason: whatever comes back must prove itself again.
+    if (!healthy && !refusedByGate) this.#gate?.forget(member);
     if (changed) this.#observer.onHealthChange?.(member, healthy, reason);
   }
 }

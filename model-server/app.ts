@@ -17,6 +17,8 @@ import { inferenceOptions } from './config.js';
 import type { ServerState } from './routes.js';
 import { IMAGE_CONTENT_TYPES, registerRoutes } from './routes.js';
 import { modelServerErrors } from './errors.js';
+import type { NsmSource } from '../attestation/index.js';
+import { createEnclaveIdentity, registerAttestationRoute } from './attestation-route.js';
 
 export interface ModelServer {
   app: FastifyInstance;
@@ -35,6 +37,8 @@ export interface ModelServerDependencies {
   logger?: FastifyBaseLogger | boolean | Record<string, unknown>;
   /** Called when the server can no longer serve (the inference worker died). */
   onFatalError?: (error: Error) => void;
+  /** Where GET /attestation gets documents: the enclave's NSM (real or emulated). No route without it. */
+  attestation?: NsmSource;
 }
 
 // libvips would otherwise start one thread per core for each image on top of libuv's pool, and
@@ -101,7 +105,10 @@ export function createModelServer(config: ModelServerConfig, dependencies: Model
     // Method, route and status only: never the body, the query or the client's headers.
     request.log.debug({ route, statusCode: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request done');
   });
-  registerRoutes(app, config, metrics, state);
+  // The enclave's identity for this boot: its X25519 key, carried in every attestation document.
+  const identity = dependencies.attestation ? createEnclaveIdentity() : undefined;
+  registerRoutes(app, config, metrics, state, identity && { source: dependencies.attestation!.kind, publicKey: identity.publicKey, publicKeySha256: identity.publicKeySha256 });
+  if (dependencies.attestation && identity) registerAttestationRoute(app, dependencies.attestation, identity, metrics);
 
   return {
     app,

@@ -7,6 +7,9 @@ import { formatOptionsHelp, optionCommand, stopOnSignals } from '../common/index
 import { DEFAULT_MODEL_PATH, ensureModel } from '../model/index.js';
 import { inferenceOptions, modelServerOptions, parseModelServerConfig } from './config.js';
 import { startInferenceWorker } from './inference-host.js';
+import type { ModelServerConfig } from './config.js';
+import type { NsmSource } from '../attestation/index.js';
+import { rename, writeFile } from 'node:fs/promises';
 
 const usage = () =>
   [
@@ -18,6 +21,24 @@ const usage = () =>
     'Options:',
     formatOptionsHelp(modelServerOptions),
   ].join('\n');
+
+/**
+ * An enclave's NSM: the real one through the helper on Nitro; on the emulation, an emulated NSM
+ * measuring this project's files and the model, its throwaway root written where the gateway,
+ * told to trust it insecurely, reads it. None outside an enclave.
+ */
+async function attestationSource(config: ModelServerConfig, modelPath: string): Promise<NsmSource | undefined> {
+  if (config.enclave === 'none') return undefined;
+  const { createEmulatedNsmSource, createNitroNsmSource, emulatedImageMeasurements } = await import('../attestation/index.js');
+  if (config.enclave === 'nitro') return createNitroNsmSource(config.nsmHelper);
+  const source = createEmulatedNsmSource(emulatedImageMeasurements({ modelPath }));
+  if (config.emulatedNsmRootFile) {
+    const temporary = `${config.emulatedNsmRootFile}.${process.pid}.tmp`;
+    await writeFile(temporary, source.nsm.rootCertificatePem, { mode: 0o644 });
+    await rename(temporary, config.emulatedNsmRootFile);
+  }
+  return source;
+}
 
 export const modelServerCommand = optionCommand({
   path: 'model-server',
@@ -31,9 +52,17 @@ export const modelServerCommand = optionCommand({
     starting.catch(() => {}); // awaited by attach() below
 
     const { createModelServer } = await import('./app.js');
+    let attestation;
+    try {
+      attestation = await attestationSource(config, modelPath);
+    } catch (error) {
+      stderr.write(`mpg model-server: ${(error as Error).message}\n`);
+      return 1;
+    }
     // Exit non-zero so the supervisor (systemd, Docker, the enclave's init) restarts the server.
-    const server = createModelServer(config, { onFatalError: () => shutdown.fail(1) });
+    const server = createModelServer(config, { onFatalError: () => shutdown.fail(1), ...(attestation ? { attestation } : {}) });
     const log = server.app.log;
+    if (attestation && 'warning' in attestation) log.warn({ rootFile: config.emulatedNsmRootFile }, String(attestation.warning));
 
     const address = config.socket
       ? await server.app.listen({ path: config.socket })

@@ -2,6 +2,7 @@
 import { availableParallelism } from 'node:os';
 import type { OptionsOf } from '../common/index.js';
 import { OptionError, choice, integer, parseCommandLine, text, toggle } from '../common/index.js';
+import { DEFAULT_NSM_HELPER } from '../attestation/nsm-source.js';
 import type { ModelSessionOptions } from './model-session.js';
 import { dirname, join } from 'node:path';
 
@@ -35,6 +36,8 @@ export const modelServerOptions = {
   resizeKernel: choice({ description: 'Resize kernel for the shorter-side-to-256 step', choices: ['linear', 'cubic', 'lanczos3', 'nearest'] as const, default: 'linear' }),
   logLevel: choice({ description: 'Log level', choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, default: 'info' }),
   enclave: choice({ description: 'Where this server runs; reported by /v1/model and in logs', choices: ['none', 'emulated', 'nitro'] as const, default: 'none' }),
+  nsmHelper: text({ description: 'nitro: the helper that asks /dev/nsm for attestation documents (built into the enclave image)', default: DEFAULT_NSM_HELPER, placeholder: 'PATH' }),
+  emulatedNsmRootFile: text({ description: "emulated: write the emulated NSM's throwaway root certificate (PEM) here, for a gateway told to trust it insecurely", placeholder: 'PATH' }),
   spinWait: toggle({ description: "Let onnxruntime's threads spin while they wait for work: a little lower latency on an idle machine, CPU taken from image decoding under load", default: false }),
   warmup: toggle({ description: 'Run one inference before /readyz says ready; --no-warmup skips it', default: true }),
 };

@@ -15,10 +15,13 @@ export const modelServerErrors = defineErrors({
   MS_IMAGE_TOO_LARGE: { statusCode: 413, message: 'The image declares more pixels than the server accepts' },
   MS_BODY_TOO_LARGE: { statusCode: 413, message: 'The request body is larger than the server accepts' },
   MS_UNSUPPORTED_MEDIA_TYPE: { statusCode: 415, message: 'Send application/json, image/jpeg, image/png or image/webp' },
+  MS_INVALID_NONCE: { statusCode: 400, message: '"nonce" must be hex digits, at most 512 bytes' },
   MS_NOT_FOUND: { statusCode: 404, message: 'No such route; see GET /v1/model and POST /predict' },
+  MS_ATTESTATION_RATE_LIMITED: { statusCode: 429, message: 'Too many fresh attestation documents asked for; retry after Retry-After' },
   MS_QUEUE_FULL: { statusCode: 503, message: 'The server is at capacity; retry after the time in Retry-After' },
   MS_NOT_READY: { statusCode: 503, message: 'The model is still loading; retry when GET /readyz answers 200' },
   MS_SHUTTING_DOWN: { statusCode: 503, message: 'The server is shutting down; send the request to another instance' },
+  MS_ATTESTATION_UNAVAILABLE: { statusCode: 503, message: 'The Nitro Secure Module gave no attestation document; retry after Retry-After' },
   MS_INFERENCE_FAILED: { statusCode: 500, message: 'Internal Server Error' },
 });
 

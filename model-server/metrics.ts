@@ -9,6 +9,7 @@ export interface ModelServerMetrics {
   requests: Counter<'route' | 'status'>;
   requestDuration: Histogram<'route' | 'status'>;
   errors: Counter<'code'>;
+  attestations: Counter<'result'>;
   queueWait: Histogram;
   preprocessDuration: Histogram;
   inferenceDuration: Histogram;
@@ -34,6 +35,12 @@ export function createModelServerMetrics(registry = new Registry(), maxBatch = 8
       help: 'Time from receiving a request to answering it, by route and HTTP status',
       labelNames: ['route', 'status'] as const,
       buckets: DURATION_BUCKETS_SECONDS,
+      registers: [registry],
+    }),
+    attestations: new Counter({
+      name: 'mpg_model_server_attestations_total',
+      help: 'GET /attestation answers: signed (a fresh document), cached, rate_limited or failed',
+      labelNames: ['result'] as const,
       registers: [registry],
     }),
     errors: new Counter({

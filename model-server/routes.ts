@@ -15,7 +15,17 @@ export interface ServerState {
 
 export const IMAGE_CONTENT_TYPES = ['image/jpeg', 'image/png', 'image/webp'];
 
-export function registerRoutes(app: FastifyInstance, config: ModelServerConfig, metrics: ModelServerMetrics, state: ServerState): void {
+/** What an enclave's model server says about its attestation: where documents come from, and its boot key. */
+export interface AttestationInfo {
+  source: 'nitro' | 'emulated';
+  publicKey: Buffer;
+  publicKeySha256: string;
+}
+
+export function registerRoutes(app: FastifyInstance, config: ModelServerConfig, metrics: ModelServerMetrics, state: ServerState, attestation?: AttestationInfo): void {
+  // The gateway compares this with the public key of the document it verified: another value means
+  // another process (the enclave restarted) that must be attested again.
+  const identity = attestation ? { publicKeySha256: attestation.publicKeySha256 } : {};
   app.post('/predict', async (request, reply) => {
     const classifier = state.classifier;
     if (!classifier) throw modelServerErrors.MS_NOT_READY(undefined, { headers: { 'retry-after': '1' } });
@@ -32,7 +42,7 @@ export function registerRoutes(app: FastifyInstance, config: ModelServerConfig, 
   app.get('/healthz', (_request, reply) => reply.send({ status: 'ok', enclave: config.enclave }));
 
   app.get('/readyz', async (_request, reply) => {
-    if (state.classifier && !state.closing) return { status: 'ready', model: state.classifier.description.name, enclave: config.enclave };
+    if (state.classifier && !state.closing) return { status: 'ready', model: state.classifier.description.name, enclave: config.enclave, ...identity };
     const error = state.closing ? modelServerErrors.MS_SHUTTING_DOWN() : modelServerErrors.MS_NOT_READY();
     return reply.code(503).header('retry-after', '1').send(error.toJSON());
   });
@@ -59,6 +69,7 @@ export function registerRoutes(app: FastifyInstance, config: ModelServerConfig, 
         layout: 'NCHW',
       },
       enclave: config.enclave,
+      ...(attestation ? { attestation: { source: attestation.source, publicKey: attestation.publicKey.toString('base64'), publicKeySha256: attestation.publicKeySha256 } } : {}),
       runtime: { node: process.versions.node, onnxruntime: model.onnxruntime, optimizedModelCache: model.optimizedCache },
     });
   });

@@ -379,10 +379,11 @@ else
   todo "${prefix}/bin/mpg is missing: install the project there (as root), then build the enclave image:
     git clone <this repository> ${prefix} && cd ${prefix} && npm ci && npm run build
     docker build -f docker/Dockerfile --target enclave -t mpg-enclave:latest .
-    bin/mpg enclave build --docker-uri mpg-enclave:latest --eif ${eif_setting} --measurements ${prefix}/measurements.json"
+    bin/mpg enclave build --docker-uri mpg-enclave:latest --eif ${eif_setting} --measurements /etc/mpg/measurements.json
+  (the gateway pins those PCRs with attestationPcrs in /etc/mpg/gateway.json and refuses to start without them)"
 fi
 if [ ! -f "$eif_setting" ] && [ -x "${prefix}/bin/mpg" ]; then
-  todo "the enclave image ${eif_setting} does not exist yet: build it with 'mpg enclave build' (see enclave/README.md)"
+  todo "the enclave image ${eif_setting} does not exist yet: build it with 'mpg enclave build --measurements /etc/mpg/measurements.json' (see enclave/README.md): the gateway pins those PCRs"
 fi
 
 # ---- summary ----------------------------------------------------------------------------------

@@ -11,6 +11,8 @@ import { OptionError, choice, formatOptionsHelp, integer, optionCommand, parseCo
 import type { EmulatedEnclave, NitroEnclave } from '../enclave/index.js';
 import { EMULATION_WARNING, EnclaveConfigurationError, MPG_LAUNCHER, jsonLineLog, nitroEnclaveOptions, nitroEnclaveSettings, startEmulatedEnclave, startNitroEnclave } from '../enclave/index.js';
 import { sampleImage } from '../loadtest/index.js';
+import { emulatedImageMeasurements, writeMeasurementsFile } from '../attestation/index.js';
+import { DEFAULT_MODEL_PATH, ensureModel } from '../model/index.js';
 
 const STOP_GRACE_MS = 15_000;
 // Both model servers queue up to this many images: 100 concurrent batch-2 requests (the study's
@@ -23,6 +25,7 @@ export const stackOptions = {
   publicPort: integer({ description: 'The public model server\'s port (on 127.0.0.1)', default: 8081, min: 0, max: 65535 }),
   enclave: choice({ description: 'Where the secure route runs: "emulated" on this machine, or "nitro", a Nitro Enclave on this EC2 parent (see enclave/README.md)', choices: ['emulated', 'nitro'] as const, default: 'emulated' }),
   enclaveCpus: text({ description: 'emulated: CPUs for the enclave (taskset list); default: the upper half of this machine\'s CPUs', placeholder: 'LIST' }),
+  attestationPcrs: text({ description: 'nitro: the EIF\'s measurements ("mpg enclave build --measurements"); the gateway attests the enclave against them', placeholder: 'FILE' }),
   ...nitroEnclaveOptions,
 };
 
@@ -76,6 +79,7 @@ export const stackCommand = optionCommand({
     if (!help && options.enclave === 'nitro') {
       if (options.enclaveCpus !== undefined) throw new OptionError('--enclave-cpus is for the emulated enclave; a Nitro enclave takes --cpu-count from the allocator\'s pool');
       nitroEnclaveSettings(options, '/checked-at-parse', env); // the required flags, before anything starts
+      if (!options.attestationPcrs) throw new OptionError('--attestation-pcrs is required with the nitro enclave: the measurements "mpg enclave build" wrote, which the gateway attests it against');
     }
     return { options, help };
   },
@@ -84,6 +88,7 @@ export const stackCommand = optionCommand({
     const runtime = await mkdtemp(join(tmpdir(), 'mpg-stack-'));
     const secureSocket = join(runtime, 'enclave.sock');
     const samplePath = join(runtime, 'sample.jpg');
+    const measurementsFile = join(runtime, 'measurements.json');
     const cpus = splitCpus();
     // Children get explicit addresses; MPG_PORT and friends are for the gateway, which this
     // command passes on as flags, so they must not move the model servers too.
@@ -118,6 +123,13 @@ export const stackCommand = optionCommand({
 
     try {
       await writeFile(samplePath, await sampleImage());
+      if (options.enclave === 'emulated') {
+        // The emulated "enclave build": the PCRs of what the enclave will run (this project's code
+        // and the model), computed here, outside it. The gateway pins them; the enclave's emulated
+        // NSM measures what it actually runs.
+        await ensureModel(DEFAULT_MODEL_PATH, (line) => stderr.write(`mpg stack: ${line}\n`));
+        await writeMeasurementsFile(measurementsFile, emulatedImageMeasurements({ modelPath: DEFAULT_MODEL_PATH }));
+      }
       publicServer = spawn(
         MPG_LAUNCHER,
         ['model-server', '--host', '127.0.0.1', '--port', String(options.publicPort), '--threads', String(cpus.threadsEach), '--max-queue', String(STACK_MAX_QUEUE_IMAGES), '--log-level', 'warn'],
@@ -144,7 +156,12 @@ export const stackCommand = optionCommand({
 
       gateway = spawn(
         MPG_LAUNCHER,
-        ['gateway', '--host', options.host, '--port', String(options.port), '--public-upstream', publicUrl, '--secure-upstream', `unix:${secureSocket}`, '--log-level', 'warn'],
+        [
+          'gateway', '--host', options.host, '--port', String(options.port), '--public-upstream', publicUrl, '--secure-upstream', `unix:${secureSocket}`, '--log-level', 'warn',
+          ...(enclave.mode === 'nitro'
+            ? ['--attestation-pcrs', options.attestationPcrs!]
+            : ['--attestation-pcrs', measurementsFile, '--insecure-trust-emulated-nsm-root', enclave.nsmRootFile]),
+        ],
         { env: childEnv, stdio: ['ignore', 'pipe', 'inherit'] },
       );
       const [, gatewayUrl = ''] = await waitForLine(gateway, /gateway listening on (http:\/\/\S+)/, 'gateway');
@@ -153,10 +170,14 @@ export const stackCommand = optionCommand({
 
       const enclaveLines =
         enclave.mode === 'nitro'
-          ? [`  enclave          unix:${secureSocket}   Nitro enclave ${enclave.started.EnclaveID}, CID ${enclave.started.EnclaveCID}, ${enclave.started.NumberOfCPUs} vCPUs, ${enclave.started.MemoryMiB} MiB`]
+          ? [
+              `  enclave          unix:${secureSocket}   Nitro enclave ${enclave.started.EnclaveID}, CID ${enclave.started.EnclaveCID}, ${enclave.started.NumberOfCPUs} vCPUs, ${enclave.started.MemoryMiB} MiB`,
+              `  attestation      verified against ${options.attestationPcrs} and the AWS Nitro root before any secure request`,
+            ]
           : [
               `  enclave          unix:${secureSocket}   network: ${enclave.isolation.network === 'namespace' ? 'own namespace, no network' : `NOT isolated (${enclave.isolation.reason ?? 'unknown'})`}` +
                 `${enclave.isolation.cpus ? `, CPUs ${enclave.isolation.cpus}` : ''}`,
+              `  attestation      emulated NSM, PCRs pinned in ${measurementsFile}; its throwaway root trusted INSECURELY`,
               `  ${EMULATION_WARNING}`,
             ];
       stdout.write(

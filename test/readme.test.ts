@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import type { ErrorDefinition } from '../common/index.js';
 import { flagName } from '../common/index.js';
+import { attestationErrors } from '../attestation/index.js';
 import { gatewayErrors, gatewayOptions } from '../gateway/index.js';
 import { modelServerErrors, modelServerOptions } from '../model-server/index.js';
 
@@ -36,4 +37,8 @@ test('every gateway error code is in the README with its status, and the README 
 test('every model-server and gateway option is in the README', () => {
   assertOptionsDocumented(modelServerOptions);
   assertOptionsDocumented(gatewayOptions);
+});
+
+test('every attestation error code is in the README with its status, and the README lists no other', () => {
+  assertCodesDocumented('ATT', attestationErrors.table);
 });

@@ -27,7 +27,7 @@ test('docker/Dockerfile: Node 24 LTS by default, and nothing the classic builder
   assert.doesNotMatch(dockerfile, /^# ?syntax=/m, 'a syntax line pulls an image');
   assert.doesNotMatch(dockerfile, /COPY --link|<</, 'COPY --link and heredocs need BuildKit');
   assert.doesNotMatch(dockerfile, /RUN --mount/, 'RUN --mount needs BuildKit');
-  assert.deepEqual([...stages(dockerfile).keys()], ['build', 'gateway-modules', 'runtime', 'gateway', 'model', 'model-server-modules', 'model-server', 'enclave']);
+  assert.deepEqual([...stages(dockerfile).keys()], ['build', 'gateway-modules', 'runtime', 'gateway', 'model', 'model-server-modules', 'model-server', 'nsm-helper', 'enclave']);
 });
 
 test('docker/Dockerfile: the model-server and gateway stages run as a non-root user under tini, with a HEALTHCHECK on /readyz without curl', () => {
@@ -60,6 +60,10 @@ test('docker/compose.yaml: both services from docker/Dockerfile, the secure rout
   assert.match(compose, /MPG_PUBLIC_UPSTREAM: http:\/\/model-server:8081/);
   assert.match(compose, /- \$\{MPG_ENCLAVE_SOCKET_DIR:-\/run\/mpg\}:\/run\/mpg:ro/);
   assert.match(compose, /user: "\$\{MPG_UID:-1000\}:\$\{MPG_GID:-1000\}"/);
+  // Secure members are attested against the measurements the enclave's build wrote.
+  assert.match(compose, /MPG_ATTESTATION_PCRS: \/etc\/mpg\/measurements\.json/);
+  assert.match(compose, /- \$\{MPG_CONFIG_DIR:-\/etc\/mpg\}:\/etc\/mpg:ro/);
+  assert.doesNotMatch(compose, /INSECURE/, 'the insecure trust of an emulated root belongs to the test overlay only');
   // The model server is reachable from the host on loopback only (for Prometheus).
   assert.match(compose, /- "127\.0\.0\.1:\$\{MPG_MODEL_SERVER_PORT:-8081\}:8081"/);
 });

@@ -8,18 +8,24 @@
 // non-root uid. On EC2 the relay unit gives the socket to the mpg user (socat's user=mpg) and the
 // gateway runs as mpg's uid; here the socket and its directory are given to uid 1000, the
 // container's default user, the same way.
+//
+// The gateway attests the enclave before it routes to it: the emulated enclave's PCRs ("mpg enclave
+// build --mode emulated") and its NSM's throwaway root sit in the directory mounted at /etc/mpg,
+// and test/fixtures/compose.emulated-enclave.yaml tells the gateway to trust that root, which only
+// a test may do.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { chmod, chown, mkdtemp, rm } from 'node:fs/promises';
+import { chmod, chown, copyFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { readyzStatus } from '../../enclave/readiness.js';
 import { sampleImage } from '../../loadtest/index.js';
 import { PROJECT_IMAGES, buildProjectImage, compose, docker, mebibytes } from '../helpers/docker.js';
-import { startMpg } from '../helpers/process.js';
+import { runMpg, startMpg } from '../helpers/process.js';
 
 const CONTAINER_UID = 1000; // the node user of the images
+const EMULATED_ENCLAVE_OVERLAY = 'test/fixtures/compose.emulated-enclave.yaml';
 const POLL_MS = 500;
 const POLL_ATTEMPTS = 240; // how many times to ask before giving up on a state (health, readiness)
 // Resident memory the project claims (README): the model server at 225-272 MiB under load, the
@@ -95,22 +101,36 @@ test('docker/compose.yaml: the gateway container serves both routes, the secure 
   }
   await chmod(socketDir, 0o750);
 
+  // What the gateway attests the enclave against, where compose mounts it (/etc/mpg).
+  const configDir = await mkdtemp(join(tmpdir(), 'mpg-compose-config-'));
+  t.after(() => rm(configDir, { recursive: true, force: true }));
+  await chmod(configDir, 0o755);
+  const built = await runMpg(['enclave', 'build', '--mode', 'emulated', '--measurements', join(configDir, 'measurements.json')]);
+  assert.equal(built.code, 0, built.stderr);
+  // The emulated NSM's root sits beside the vsock stand-in, which the enclave's log names.
+  const standin = /"vsockStandin":"([^"]+)"/.exec(enclave.stderr())?.[1];
+  assert.ok(standin, enclave.stderr());
+  await copyFile(join(dirname(standin), 'nsm-root.pem'), join(configDir, 'nsm-root.pem'));
+  for (const file of ['measurements.json', 'nsm-root.pem']) await chmod(join(configDir, file), 0o644);
+
   // ---- the stack: one command ----
   const project = `mpg-test-${randomBytes(4).toString('hex')}`;
   const env = {
     MPG_IMAGE_PREFIX: 'mpg',
     MPG_IMAGE_TAG: 'test',
     MPG_ENCLAVE_SOCKET_DIR: socketDir,
+    MPG_CONFIG_DIR: configDir,
     MPG_UID: String(gatewayUid),
     MPG_GID: String(gatewayUid),
     MPG_GATEWAY_ADDRESS: '127.0.0.1',
     MPG_GATEWAY_PORT: '0', // free ports: other tests share this engine
     MPG_MODEL_SERVER_PORT: '0',
   };
-  t.after(() => compose(project, ['down', '--volumes', '--remove-orphans', '--timeout', '5'], env, { allowFailure: true }));
-  await compose(project, ['up', '-d', '--no-build'], env);
+  const files = [EMULATED_ENCLAVE_OVERLAY];
+  t.after(() => compose(project, ['down', '--volumes', '--remove-orphans', '--timeout', '5'], env, { allowFailure: true, files }));
+  await compose(project, ['up', '-d', '--no-build'], env, { files });
 
-  const containerOf = async (service: string) => (await compose(project, ['ps', '-q', service], env)).stdout.trim();
+  const containerOf = async (service: string) => (await compose(project, ['ps', '-q', service], env, { files })).stdout.trim();
   const modelServer = await containerOf('model-server');
   const gateway = await containerOf('gateway');
   assert.ok(modelServer && gateway, 'both containers exist');
@@ -126,8 +146,10 @@ test('docker/compose.yaml: the gateway container serves both routes, the secure 
     const status = await until(`${name} health`, () => health(container), (value) => value !== 'starting');
     assert.equal(status, 'healthy', `${name}: ${(await docker(['logs', container])).stderr.slice(-3000)}`);
   }
-  const ready = (await (await fetch(`${base}/readyz`)).json()) as { routes: Record<string, { healthy: number }> };
+  const ready = (await (await fetch(`${base}/readyz`)).json()) as { routes: Record<string, { healthy: number }>; attestation?: { members: { attested: boolean }[] } };
   assert.deepEqual(ready.routes, { public: { members: 1, healthy: 1 }, secure: { members: 1, healthy: 1 } });
+  // The gateway container attested the enclave on the host before routing to it.
+  assert.deepEqual(ready.attestation?.members.map(({ attested }) => attested), [true], JSON.stringify(ready));
 
   // ---- real predictions, both routes, the same image ----
   for (const seed of [1, 2, 3]) {
@@ -176,21 +198,21 @@ test('docker/compose.yaml: the gateway container serves both routes, the secure 
     (answer) => answer.body.code !== 'GW_UPSTREAM_CONNECTION_FAILED',
   );
   assert.equal(closed.status, 503);
-  assert.equal(closed.body.code, 'GW_NO_SECURE_UPSTREAM');
+  assert.equal(closed.body.code, 'GW_NO_SECURE_UPSTREAM', JSON.stringify(closed.body));
   assert.equal((await predict(base, 'public', await sampleImage({ seed: 1 }))).status, 200);
   const notReady = await fetch(`${base}/readyz`);
   assert.equal(notReady.status, 503);
   assert.equal(((await notReady.json()) as { code: string }).code, 'GW_NOT_READY');
 
   // ---- SIGTERM through tini: both drain and exit 0 ----
-  await compose(project, ['stop', '--timeout', '20'], env);
+  await compose(project, ['stop', '--timeout', '20'], env, { files });
   for (const container of [modelServer, gateway]) {
     const { stdout } = await docker(['inspect', '--format', '{{.State.ExitCode}}', container]);
     assert.equal(stdout.trim(), '0', (await docker(['logs', container])).stderr.slice(-2000));
   }
 
   // ---- nothing left: no container, network or volume of the project ----
-  await compose(project, ['down', '--volumes', '--remove-orphans'], env);
+  await compose(project, ['down', '--volumes', '--remove-orphans'], env, { files });
   const label = `label=com.docker.compose.project=${project}`;
   for (const kind of [['ps', '-a'], ['network', 'ls'], ['volume', 'ls']]) {
     const { stdout } = await docker([...kind, '--quiet', '--filter', label]);

@@ -56,6 +56,15 @@ test('the enclave image builds, and serves through the vsock stand-in with no ne
   const [first] = (prediction.body?.predictions as { topk: unknown[] }[]) ?? [];
   assert.equal(first?.topk.length, 3);
 
+  // The NSM helper is in the image; with no /dev/nsm in a container, /attestation says so (503),
+  // and the model server keeps serving.
+  const noNsm = await docker(['exec', '-i', container, '/usr/local/bin/nsm-request'], { input: Buffer.from([0xa0]), allowFailure: true });
+  assert.equal(noNsm.code, 1);
+  assert.match(noNsm.stderr, /cannot open \/dev\/nsm/);
+  const attestation = await inside(container, 'GET', '/attestation?nonce=00');
+  assert.equal(attestation.status, 503);
+  assert.equal(attestation.body?.code, 'MS_ATTESTATION_UNAVAILABLE');
+
   // The entrypoint bridged its vsock port with socat, as on Nitro.
   const { stderr: logs } = await docker(['logs', container]);
   assert.match(logs, /enclave-entrypoint: vsock port 5005 -> unix:\/run\/mpg\/vsock\.sock/);

@@ -10,6 +10,8 @@ import { PassThrough } from 'node:stream';
 import type { TestContext } from 'node:test';
 import { test } from 'node:test';
 import { NitroCliError, createNitroCli, loadEnclaveCommand, parseNitroError } from '../../enclave/index.js';
+import { emulatedImageMeasurements, readMeasurementsFile } from '../../attestation/index.js';
+import { testModelPath } from '../helpers/model-server.js';
 
 const FAKE_NITRO_CLI = new URL('../../../test/fixtures/fake-nitro-cli', import.meta.url).pathname;
 const MIB = 1024 * 1024;
@@ -309,4 +311,19 @@ test('parseNitroError reads the code and the paragraph after it, and falls back 
       "Insufficient CPUs available in the pool. User provided `cpu-count` is 8, which is more than the configured CPU pool size. You can increase the CPU pool size by editing the `cpu_count` value from '/etc/nitro_enclaves/allocator.yaml'.",
   });
   assert.deepEqual(parseNitroError('something\nwent wrong\n'), { message: 'something / went wrong' });
+});
+
+test('build --mode emulated writes the emulated enclave\'s measurements of this project\'s code and the model, without nitro-cli', async (t) => {
+  const box = await sandbox(t);
+  const file = join(box.dir, 'measurements.json');
+  const result = await mpgEnclave(['build', '--mode', 'emulated', '--measurements', file], box.env);
+  assert.equal(result.code, 0, result.stderr);
+  const expected = emulatedImageMeasurements({ modelPath: await testModelPath() });
+  assert.deepEqual(await readMeasurementsFile(file), expected);
+  assert.deepEqual(JSON.parse(result.stdout), JSON.parse(await readFile(file, 'utf8')));
+  assert.match(result.stderr, /EMULATED measurements/);
+  assert.deepEqual(await box.calls(), []);
+  const refused = await mpgEnclave(['build', '--mode', 'emulated', '--measurements', file, '--eif', join(box.dir, 'x.eif')], box.env);
+  assert.equal(refused.code, 2);
+  assert.match(refused.stderr, /--docker-uri and --eif are for --mode nitro/);
 });

@@ -101,8 +101,17 @@ function findCompose(): Promise<string[]> {
   return composeCommand;
 }
 
-/** Runs Compose with docker/compose.yaml as project `project`, with `env` added to the environment. */
-export async function compose(project: string, args: readonly string[], env: Record<string, string>, options: { allowFailure?: boolean } = {}): Promise<DockerResult> {
+/**
+ * Runs Compose with docker/compose.yaml (then `options.files`, paths from the repository root) as
+ * project `project`, with `env` added to the environment.
+ */
+export async function compose(
+  project: string,
+  args: readonly string[],
+  env: Record<string, string>,
+  options: { allowFailure?: boolean; files?: readonly string[] } = {},
+): Promise<DockerResult> {
   const [command, ...prefix] = await findCompose();
-  return run(command!, [...prefix, '-f', 'docker/compose.yaml', '-p', project, ...args], { env: { ...process.env, ...env }, allowFailure: options.allowFailure });
+  const files = ['docker/compose.yaml', ...(options.files ?? [])].flatMap((file) => ['-f', file]);
+  return run(command!, [...prefix, ...files, '-p', project, ...args], { env: { ...process.env, ...env }, allowFailure: options.allowFailure });
 }

@@ -481,6 +481,7 @@ test('the example gateway configuration parses, with the relay socket as the sec
   const { config } = parseGatewayConfig(['--config', path], {});
   assert.deepEqual(config.secureUpstream, ['unix:/run/mpg/enclave.sock']);
   assert.deepEqual(config.publicUpstream, ['http://127.0.0.1:8081']);
+  assert.equal(config.attestationPcrs, '/etc/mpg/measurements.json', 'the secure route is attested against the EIF\'s measurements');
   const scrape = await readFile(join(REPO, 'deploy/prometheus/scrape.yml'), 'utf8');
   assert.match(scrape, /^scrape_configs:$/m);
   assert.match(scrape, new RegExp(`targets: \\['127\\.0\\.0\\.1:${config.port}'\\]`), "the gateway's port");
