@@ -12,7 +12,7 @@ export type { EmulatedEnclave, EmulatedEnclaveOptions, EnclaveIsolation } from '
 export { MPG_LAUNCHER } from './entrypoint.js';
 export { DEBUG_MODE_REFUSAL, EnclaveConfigurationError, startNitroEnclave } from './nitro-enclave.js';
 export type { NitroEnclave, NitroEnclaveOptions } from './nitro-enclave.js';
-export { nitroEnclaveOptions, nitroEnclaveSettings } from './nitro-options.js';
+export { attestationPcrsOption, nitroEnclaveOptions, nitroEnclaveSettings } from './nitro-options.js';
 export { startVsockRelay } from './vsock-relay.js';
 export type { VsockRelay, VsockRelayOptions } from './vsock-relay.js';
 export { createNitroCli, DEFAULT_NITRO_CLI, NitroCliError, parseNitroError } from './nitro-cli.js';

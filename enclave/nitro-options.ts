@@ -22,6 +22,11 @@ export const nitroEnclaveOptions = {
   ...nitroCliOption,
 };
 
+/** What the gateway in front of a Nitro enclave pins: for the commands that start both (mpg stack, mpg loadtest). */
+export const attestationPcrsOption = {
+  attestationPcrs: text({ description: 'nitro: the EIF\'s measurements ("mpg enclave build --measurements"); the gateway attests the enclave against them', placeholder: 'FILE' }),
+};
+
 type NitroParsed = {
   eif?: string | undefined;
   memoryMib?: number | undefined;

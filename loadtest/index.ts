@@ -1,5 +1,12 @@
-// The measuring harness. For now: the fixed request image every benchmark sends.
+// The measuring harness (`mpg loadtest`), and what the benchmarks share with it: the fixed request
+// image and the environment probe. This door is light: the command loads only when it runs.
+import type { Command } from '../common/index.js';
+
 export { sampleImage, samplePixels } from './sample-image.js';
 export type { SampleImageOptions } from './sample-image.js';
 export { cpuMeter, describeEnvironment, machineBusySeconds, percentile, processCpuSeconds, processMemory } from './environment.js';
 export type { Environment } from './environment.js';
+
+export async function loadLoadtestCommand(): Promise<Command> {
+  return (await import('./command.js')).loadtestCommand;
+}

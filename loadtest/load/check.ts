@@ -1,0 +1,31 @@
+// The study's request, and what counts as a good answer to it: status 200, a JSON body with a
+// `predictions` array of one entry per image, and (through the gateway) the route asked for.
+// Anything else is counted apart, so fast errors never count as throughput.
+import { sampleImage } from '../sample-image.js';
+
+export const IMAGES_PER_REQUEST = 2;
+export const TOPK = 5;
+
+/** `{"images": [b64, b64], "topk": 5}` of the one fixed sample image. */
+export async function studyRequestBody(): Promise<string> {
+  const image = (await sampleImage()).toString('base64');
+  return JSON.stringify({ images: Array.from({ length: IMAGES_PER_REQUEST }, () => image), topk: TOPK });
+}
+
+export type Verdict = 'ok' | 'non2xx' | 'mismatch';
+
+/** Classifies one answer. `route`, when given, must match the gateway's x-privacy-route header. */
+export function checkAnswer(status: number, body: string, headers: Record<string, unknown>, route?: 'public' | 'secure'): Verdict {
+  if (status < 200 || status >= 300) return 'non2xx';
+  if (status !== 200) return 'mismatch';
+  if (route !== undefined) {
+    const answeredOn = Object.entries(headers).find(([name]) => name.toLowerCase() === 'x-privacy-route')?.[1];
+    if (answeredOn !== route) return 'mismatch';
+  }
+  try {
+    const parsed = JSON.parse(body) as { predictions?: unknown };
+    return Array.isArray(parsed.predictions) && parsed.predictions.length === IMAGES_PER_REQUEST ? 'ok' : 'mismatch';
+  } catch {
+    return 'mismatch';
+  }
+}

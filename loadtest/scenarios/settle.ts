@@ -1,0 +1,21 @@
+// Between steps: answers a closed loop stopped waiting for are still being computed. They must
+// finish before the next step, or they would run on the cores while it is measured.
+import type { ProcessTreeRoot } from '../process-tree.js';
+import { treeCpuSeconds } from '../process-tree.js';
+import { pause } from './context.js';
+
+const IDLE_CORES = 0.05;
+const WINDOW_MS = 250;
+const MAX_WAIT_MS = 60_000;
+
+/** Waits until the model servers are idle (under 0.05 cores for 250 ms), 60 s have passed, or the signal aborts. */
+export async function settle(parts: Readonly<Record<string, ProcessTreeRoot>>, signal: AbortSignal): Promise<void> {
+  const servers = ['public model server', 'enclave'].map((name) => parts[name]).filter((root) => root !== undefined);
+  const busy = () => servers.reduce((total, root) => total + treeCpuSeconds(root), 0);
+  const deadline = performance.now() + MAX_WAIT_MS;
+  while (performance.now() < deadline && !signal.aborted) {
+    const before = busy();
+    await pause(WINDOW_MS, signal);
+    if (busy() - before < (IDLE_CORES * WINDOW_MS) / 1000) return;
+  }
+}

@@ -1,0 +1,285 @@
+// Starting the stack's parts, each in its own process as on an EC2 parent: the public model
+// server, the enclave (emulated here, Nitro on a parent) and the gateway in front of both. Used by
+// `mpg stack` and by the load-test harness, which also starts the parts one by one (to time cold
+// starts) and needs each part's process tree (to measure its CPU and memory).
+import type { ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { availableParallelism, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { emulatedImageMeasurements, writeMeasurementsFile } from '../attestation/index.js';
+import { stopChild } from '../common/index.js';
+import { DEFAULT_MODEL_PATH, ensureModel } from '../model/index.js';
+import type { EmulatedEnclave, EnclaveLog, NitroEnclave, NitroEnclaveOptions } from '../enclave/index.js';
+import { EnclaveConfigurationError, MPG_LAUNCHER, silentLog, startEmulatedEnclave, startNitroEnclave } from '../enclave/index.js';
+
+export const STOP_GRACE_MS = 15_000;
+// Both model servers queue up to this many images: 100 concurrent batch-2 requests (the study's
+// heaviest load) queue rather than bounce off the default bound of 64 as 503s.
+export const STACK_MAX_QUEUE_IMAGES = 256;
+
+type Env = Readonly<Record<string, string | undefined>>;
+type Output = { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream };
+
+/** As a Nitro parent's allocator does, the enclave gets CPUs of its own: the upper half. */
+export function splitCpus(): { enclaveCpus: string; threadsEach: number } {
+  const cores = availableParallelism();
+  if (cores < 2) return { enclaveCpus: '0', threadsEach: 1 };
+  const half = Math.floor(cores / 2);
+  return { enclaveCpus: `${half}-${cores - 1}`, threadsEach: half };
+}
+
+/** Children get explicit addresses: MPG_PORT and friends are the caller's, and must not move the model servers. */
+export function childEnvironment(env: Env): Env {
+  return { ...env, MPG_PORT: undefined, MPG_HOST: undefined, MPG_SOCKET: undefined, MPG_ENCLAVE: undefined };
+}
+
+function waitForLine(child: ChildProcess, pattern: RegExp, what: string): Promise<RegExpExecArray> {
+  return new Promise((resolve, reject) => {
+    let seen = '';
+    child.stdout!.on('data', (chunk: Buffer) => {
+      seen += chunk.toString();
+      const match = pattern.exec(seen);
+      if (match) resolve(match);
+    });
+    child.once('exit', (code) => reject(new Error(`${what} exited (${code}) before it was ready`)));
+  });
+}
+
+async function waitUntilReady(url: string, child: ChildProcess): Promise<void> {
+  while (child.exitCode === null && child.signalCode === null) {
+    if (await fetch(url).then((response) => response.ok, () => false)) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`${url} never answered: the process exited`);
+}
+
+/** The launcher, under `taskset -c cpus` when given (taskset execs: the pid is the server's). */
+function spawnMpg(args: string[], env: Env, cpus: string | undefined, stderr: 'inherit' | 'ignore' | 'pipe'): ChildProcess {
+  const [command, ...rest] = cpus === undefined ? [MPG_LAUNCHER, ...args] : ['taskset', '-c', cpus, MPG_LAUNCHER, ...args];
+  return spawn(command, rest, { env: { ...env }, stdio: ['ignore', 'pipe', stderr] });
+}
+
+/** One process of the stack (the model server or the gateway). */
+export interface StackProcess {
+  readonly url: string;
+  readonly pid: number;
+  readonly child: ChildProcess;
+  /** Resolves with the exit code (or the signal's name) whenever the process exits. */
+  readonly exited: Promise<number | string>;
+  stop(): Promise<void>;
+}
+
+function asStackProcess(child: ChildProcess, url: string): StackProcess {
+  const exited = new Promise<number | string>((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) resolve(child.exitCode ?? child.signalCode ?? 'unknown');
+    child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown'));
+  });
+  return { url, pid: child.pid ?? -1, child, exited, stop: () => stopChild(child, STOP_GRACE_MS) };
+}
+
+export interface PublicServerOptions {
+  port: number;
+  threads: number;
+  cpus?: string | undefined;
+  env: Env;
+  /** Called as soon as the process exists, before it is ready (to watch its memory from the start). */
+  onSpawn?: (pid: number) => void;
+}
+
+/** A public model server on 127.0.0.1; resolves once its /readyz answers 200. */
+export async function startPublicServer(options: PublicServerOptions): Promise<StackProcess> {
+  const child = spawnMpg(
+    ['model-server', '--host', '127.0.0.1', '--port', String(options.port), '--threads', String(options.threads), '--max-queue', String(STACK_MAX_QUEUE_IMAGES), '--log-level', 'warn'],
+    options.env,
+    options.cpus,
+    'inherit',
+  );
+  if (child.pid !== undefined) options.onSpawn?.(child.pid);
+  try {
+    const [, url = ''] = await waitForLine(child, /listening on (http:\/\/\S+)/, 'public model server');
+    child.stdout!.resume();
+    await waitUntilReady(`${url}/readyz`, child);
+    return asStackProcess(child, url);
+  } catch (error) {
+    await stopChild(child, STOP_GRACE_MS);
+    throw error;
+  }
+}
+
+export type EnclaveSettings =
+  | { mode: 'emulated'; cpus: string; threads: number }
+  /** attestationPcrs: the EIF's measurements, which the gateway pins; launchStack requires them. */
+  | { mode: 'nitro'; nitro: Omit<NitroEnclaveOptions, 'log' | 'socketPath'>; attestationPcrs?: string | undefined };
+
+export type StackEnclave = EmulatedEnclave | NitroEnclave;
+
+/** The enclave behind the parent relay on `socketPath`; resolves once started (wait on `.ready`). */
+export function startEnclave(settings: EnclaveSettings, socketPath: string, env: Env, log: EnclaveLog, output?: Output): Promise<StackEnclave> {
+  if (settings.mode === 'nitro') return startNitroEnclave({ ...settings.nitro, socketPath, log });
+  return startEmulatedEnclave({
+    socketPath,
+    // Beside the parent relay's socket, in the caller's private runtime directory.
+    nsmRootFile: join(dirname(socketPath), 'nsm-root.pem'),
+    cpus: settings.cpus,
+    modelServerArgs: ['--threads', String(settings.threads), '--max-queue', String(STACK_MAX_QUEUE_IMAGES), '--log-level', 'warn'],
+    env,
+    log,
+    ...(output ? { output } : {}),
+  });
+}
+
+export interface GatewayOptions {
+  host: string;
+  port: number;
+  publicUrl: string;
+  secureSocket: string;
+  /** How the gateway attests the secure member: --attestation-pcrs and, emulated, the insecure root. */
+  attestationFlags: readonly string[];
+  cpus?: string | undefined;
+  env: Env;
+}
+
+export async function startGateway(options: GatewayOptions): Promise<StackProcess> {
+  const child = spawnMpg(
+    ['gateway', '--host', options.host, '--port', String(options.port), '--public-upstream', options.publicUrl, '--secure-upstream', `unix:${options.secureSocket}`, '--log-level', 'warn', ...options.attestationFlags],
+    options.env,
+    options.cpus,
+    'inherit',
+  );
+  try {
+    const [, url = ''] = await waitForLine(child, /gateway listening on (http:\/\/\S+)/, 'gateway');
+    child.stdout!.resume();
+    await waitUntilReady(`${url}/readyz`, child);
+    return asStackProcess(child, url);
+  } catch (error) {
+    await stopChild(child, STOP_GRACE_MS);
+    throw error;
+  }
+}
+
+export interface LaunchOptions {
+  host: string;
+  port: number;
+  publicPort: number;
+  enclave: EnclaveSettings;
+  /** Threads of the public model server. */
+  threads: number;
+  /** taskset lists for the public model server and the gateway; unpinned when not given. */
+  publicCpus?: string | undefined;
+  gatewayCpus?: string | undefined;
+  env: Env;
+  log?: EnclaveLog;
+  /** Where the emulated enclave's output goes; discarded when not given. */
+  enclaveOutput?: Output;
+  /** Called with each part's first pid as soon as it exists (the enclave's is its process group). */
+  onSpawn?: (part: StackPart, pid: number) => void;
+  /** Aborting stops whatever has started; launchStack then rejects. */
+  signal?: AbortSignal;
+}
+
+export type StackPart = 'public model server' | 'enclave' | 'gateway';
+
+export interface LaunchedStack {
+  readonly gatewayUrl: string;
+  readonly publicUrl: string;
+  /** The parent relay's Unix socket: the secure model server, reached directly. */
+  readonly secureSocket: string;
+  /** A private directory holding the socket; removed by stop(). */
+  readonly runtimeDir: string;
+  /** The measurements the gateway pins: the emulated build's, or the EIF's. */
+  readonly measurementsFile: string;
+  readonly publicServer: StackProcess;
+  readonly gateway: StackProcess;
+  readonly enclave: StackEnclave;
+  /** Resolves when a part exits while the stack is not stopping. */
+  readonly unexpectedExit: Promise<{ part: StackPart; code: number | string | null }>;
+  /** Stops the gateway, then both model servers; removes the runtime directory. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the public model server and the enclave side by side, then the gateway in front of both
+ * once both are ready. On any failure, whatever was started is stopped before the error is thrown.
+ */
+export async function launchStack(options: LaunchOptions): Promise<LaunchedStack> {
+  const log = options.log ?? silentLog;
+  const runtimeDir = await mkdtemp(join(tmpdir(), 'mpg-stack-'));
+  const secureSocket = join(runtimeDir, 'enclave.sock');
+  const settings = options.enclave;
+  if (settings.mode === 'nitro' && !settings.attestationPcrs) {
+    await rm(runtimeDir, { recursive: true, force: true });
+    throw new EnclaveConfigurationError('--attestation-pcrs is required with the nitro enclave: the measurements "mpg enclave build" wrote, which the gateway attests it against');
+  }
+  const measurementsFile = settings.mode === 'nitro' ? settings.attestationPcrs! : join(runtimeDir, 'measurements.json');
+  let publicServer: StackProcess | undefined;
+  let publicStarting: Promise<StackProcess> | undefined;
+  let gateway: StackProcess | undefined;
+  let enclave: StackEnclave | undefined;
+  let stopping: Promise<void> | undefined;
+
+  const stop = () =>
+    (stopping ??= (async () => {
+      await gateway?.stop();
+      const publicStopped = (publicServer ? publicServer.stop() : publicStarting?.then((server) => server.stop(), () => {})) ?? Promise.resolve();
+      await Promise.all([publicStopped, enclave?.stop()]);
+      await rm(runtimeDir, { recursive: true, force: true });
+    })());
+
+  const onAbort = () => void stop();
+  options.signal?.addEventListener('abort', onAbort, { once: true });
+  const stillWanted = () => {
+    if (stopping) throw new Error('stopped while starting');
+  };
+  try {
+    stillWanted();
+    if (settings.mode === 'emulated') {
+      // The emulated "enclave build": the PCRs of what the enclave will run (this project's code
+      // and the model), computed here, outside it. The gateway pins them; the enclave's emulated
+      // NSM measures what it actually runs.
+      await ensureModel(DEFAULT_MODEL_PATH);
+      await writeMeasurementsFile(measurementsFile, emulatedImageMeasurements({ modelPath: DEFAULT_MODEL_PATH }));
+    }
+    publicStarting = startPublicServer({
+      port: options.publicPort,
+      threads: options.threads,
+      cpus: options.publicCpus,
+      env: options.env,
+      onSpawn: (pid) => options.onSpawn?.('public model server', pid),
+    });
+    // Observed at once: if the enclave fails first, stopping the public server must not crash us.
+    publicStarting.catch(() => {});
+    enclave = await startEnclave(options.enclave, secureSocket, options.env, log, options.enclaveOutput);
+    if (enclave.mode === 'emulated') options.onSpawn?.('enclave', enclave.pid);
+    stillWanted();
+    publicServer = await publicStarting;
+    await enclave.ready;
+    stillWanted();
+    const attestationFlags =
+      enclave.mode === 'nitro'
+        ? ['--attestation-pcrs', measurementsFile]
+        : ['--attestation-pcrs', measurementsFile, '--insecure-trust-emulated-nsm-root', enclave.nsmRootFile];
+    gateway = await startGateway({ host: options.host, port: options.port, publicUrl: publicServer.url, secureSocket, attestationFlags, cpus: options.gatewayCpus, env: options.env });
+    options.onSpawn?.('gateway', gateway.pid);
+    stillWanted();
+  } catch (error) {
+    await stop();
+    // A part that finished starting after stop() began is stopped too (each stop is idempotent).
+    await Promise.all([gateway?.stop(), publicServer?.stop(), enclave?.stop()]);
+    throw error;
+  } finally {
+    options.signal?.removeEventListener('abort', onAbort);
+  }
+
+  const started = { publicServer, gateway, enclave };
+  const unexpectedExit = new Promise<{ part: StackPart; code: number | string | null }>((resolve) => {
+    const watch = (part: StackPart, exited: Promise<unknown>) =>
+      void exited.then((code) => {
+        if (!stopping) resolve({ part, code: typeof code === 'number' || typeof code === 'string' ? code : null });
+      });
+    watch('public model server', started.publicServer.exited);
+    watch('gateway', started.gateway.exited);
+    watch('enclave', started.enclave.exited);
+  });
+  return { gatewayUrl: gateway.url, publicUrl: publicServer.url, secureSocket, runtimeDir, measurementsFile, ...started, unexpectedExit, stop };
+}
