@@ -140,7 +140,7 @@ function parseRun(argv: readonly string[], env: CommandContext['env']) {
   const owned = positionals.find((arg) => ENTRYPOINT_OWNED_MODEL_SERVER_FLAGS.some((flag) => arg === flag || arg.startsWith(`${flag}=`)));
   if (owned) throw new OptionError(`the enclave sets the model server's ${owned.split('=')[0]} itself; leave it out`);
   if (options.mode === 'emulated') return { help, options, modelServerArgs: positionals, nitro: undefined };
-  if (positionals.length > 0) throw new OptionError('model server options cannot be passed to a Nitro enclave: they are part of its image (docker/enclave.Dockerfile), hence of its measurements');
+  if (positionals.length > 0) throw new OptionError('model server options cannot be passed to a Nitro enclave: they are part of its image (docker/Dockerfile, target enclave), hence of its measurements');
   return { help, options, modelServerArgs: positionals, nitro: nitroEnclaveSettings(options, options.enclaveSocket, env) };
 }
 

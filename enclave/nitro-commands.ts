@@ -59,7 +59,7 @@ async function checkWritableDirectory(file: string, flag: string): Promise<void>
 const buildOptions = {
   mode: choice({ description: '"nitro": an EIF with nitro-cli; "emulated": only the measurements of the emulated enclave (this project\'s compiled code and --model)', choices: ['nitro', 'emulated'] as const, default: 'nitro' }),
   model: text({ description: 'emulated: the model file the enclave will load; default: models/resnet18.onnx', placeholder: 'PATH' }),
-  dockerUri: text({ description: 'The enclave image (docker/enclave.Dockerfile), as the local Docker daemon names it, e.g. mpg-enclave:latest', placeholder: 'IMAGE' }),
+  dockerUri: text({ description: 'The enclave image (docker/Dockerfile, target enclave), as the local Docker daemon names it, e.g. mpg-enclave:latest', placeholder: 'IMAGE' }),
   eif: text({ description: 'Where to write the enclave image file (EIF)', placeholder: 'PATH' }),
   measurements: text({ description: "Where to write the EIF's measurements (PCR0, PCR1, PCR2) as JSON, for the gateway to pin", placeholder: 'PATH' }),
   ...nitroCliOption,

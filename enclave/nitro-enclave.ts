@@ -18,7 +18,7 @@ import { startVsockRelay } from './vsock-relay.js';
 
 /** Enclave memory must be at least this many times the EIF's size: the EIF is unpacked into it (kernel, initramfs) and the model server needs room to run. */
 export const EIF_MEMORY_FACTOR = 4;
-/** The vsock port the enclave's socat listens on (docker/enclave.Dockerfile sets MPG_VSOCK_PORT). */
+/** The vsock port the enclave's socat listens on (docker/Dockerfile sets MPG_VSOCK_PORT in the enclave target). */
 export const DEFAULT_VSOCK_PORT = 5005;
 /** CIDs 0-2 are the hypervisor, the local loopback and the parent; 3 is reserved. */
 export const MIN_ENCLAVE_CID = 4;

@@ -378,7 +378,7 @@ if [ -x "${prefix}/bin/mpg" ]; then
 else
   todo "${prefix}/bin/mpg is missing: install the project there (as root), then build the enclave image:
     git clone <this repository> ${prefix} && cd ${prefix} && npm ci && npm run build
-    docker build -f docker/enclave.Dockerfile -t mpg-enclave:latest .
+    docker build -f docker/Dockerfile --target enclave -t mpg-enclave:latest .
     bin/mpg enclave build --docker-uri mpg-enclave:latest --eif ${eif_setting} --measurements /etc/mpg/measurements.json
   (the gateway pins those PCRs with attestationPcrs in /etc/mpg/gateway.json and refuses to start without them)"
 fi

@@ -1,13 +1,13 @@
-// The enclave image (docker/enclave.Dockerfile) built on the local engine and run with no network
+// The enclave image (docker/Dockerfile, target enclave) built on the local engine and run with no network
 // at all, as an enclave runs: the entrypoint brings the model server up on loopback, the relay on
 // the vsock stand-in socket, and socat on the vsock port; the model server answers through the
 // stand-in and says it is in a Nitro enclave. Nothing is fetched at start.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { sampleImage } from '../../loadtest/index.js';
-import { buildImage, docker } from '../helpers/docker.js';
+import { PROJECT_IMAGES, buildProjectImage, docker, mebibytes } from '../helpers/docker.js';
 
-const TAG = 'mpg-enclave:test';
+const TAG = PROJECT_IMAGES.enclave;
 
 // A client inside the container: the stand-in socket is the only way in.
 const CLIENT = `
@@ -29,8 +29,8 @@ async function inside(container: string, method: string, path: string, input: Bu
 }
 
 test('the enclave image builds, and serves through the vsock stand-in with no network', { timeout: 900_000 }, async (t) => {
-  const bytes = await buildImage('docker/enclave.Dockerfile', TAG);
-  t.diagnostic(`${TAG}: ${(bytes / 1024 / 1024).toFixed(0)} MiB`);
+  const bytes = await buildProjectImage('enclave');
+  t.diagnostic(`${TAG}: ${mebibytes(bytes)}`);
 
   const { stdout: id } = await docker(['run', '-d', '--network', 'none', TAG, '--threads', '1']);
   const container = id.trim();
