@@ -1,17 +1,23 @@
 // Ctrl-C or SIGTERM mid-run: the current step stops, the result keeps every finished step (and
 // says what was interrupted), matches the schema, and nothing the run started is left behind.
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { testModelPath } from '../helpers/model-server.js';
 import { startMpg } from '../helpers/process.js';
 import { readValidResult, temporaryDirectory } from './helpers.js';
 
+// Every process a run starts inherits this marker in its environment, so the checks below see
+// this run's processes only, not those of another test run on the same machine.
+const MARKER = `MPG_TEST_RUN=${randomUUID()}`;
+
 function processesRunning(fragment: string): number[] {
   return readdirSync('/proc')
     .filter((pid) => /^\d+$/.test(pid) && Number(pid) !== process.pid)
     .filter((pid) => {
       try {
+        if (!readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes(MARKER)) return false;
         return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').includes(fragment);
       } catch {
         return false;
@@ -19,6 +25,8 @@ function processesRunning(fragment: string): number[] {
     })
     .map(Number);
 }
+
+const markedEnv = { [MARKER.split('=')[0]!]: MARKER.split('=')[1]! };
 
 /** Waits until the run's progress (stderr, plain lines when not a terminal) shows `pattern`. */
 async function waitForProgress(run: ReturnType<typeof startMpg>, pattern: RegExp): Promise<void> {
@@ -31,7 +39,7 @@ async function waitForProgress(run: ReturnType<typeof startMpg>, pattern: RegExp
 test('SIGINT during latency keeps the finished steps in a valid, incomplete result, stops the stack and exits 130', async (t) => {
   await testModelPath();
   const out = temporaryDirectory(t);
-  const run = startMpg(t, ['loadtest', 'latency', '--quick', '--concurrency', '1,2', '--duration', '1', '--out', out]);
+  const run = startMpg(t, ['loadtest', 'latency', '--quick', '--concurrency', '1,2', '--duration', '1', '--out', out], markedEnv);
   // The second step starts once the first has finished and been recorded.
   await waitForProgress(run, /\[latency 2\/8\] secure direct, 1 concurrent/);
   assert.ok(processesRunning('loadtest stack-host').length > 0, 'the stack under test runs');
@@ -51,8 +59,10 @@ test('SIGINT during latency keeps the finished steps in a valid, incomplete resu
 
 test('SIGTERM during channel writes the partial result and exits 143, leaving no relay or sink behind', async (t) => {
   const out = temporaryDirectory(t);
-  const run = startMpg(t, ['loadtest', 'channel', '--quick', '--rtt-count', '10000000', '--out', out]);
+  const run = startMpg(t, ['loadtest', 'channel', '--quick', '--rtt-count', '10000000', '--out', out], markedEnv);
   await waitForProgress(run, /\[channel 5\/6\] tcp, 10000000 round trips of 64 B/);
+  assert.ok(processesRunning('loadtest channel-sink').length > 0, 'the sink runs, and carries the marker');
+  assert.ok(processesRunning('mpg-loadtest-channel-').length > 0, 'the relays run, and carry the marker');
   run.child.kill('SIGTERM');
   assert.equal(await run.exited, 143, run.stderr());
   const result = readValidResult(out);
