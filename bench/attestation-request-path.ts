@@ -1,10 +1,13 @@
 // What attestation costs a secure request once its member is attested (the cached path): the
 // same gateway, the same stand-in enclave, with the attestation gate on and with it skipped
-// (--insecure-skip-attestation), alternated A B B A so drift and order hit both alike. The stand-in enclave is a
+// (--insecure-skip-attestation), and a second skipped gateway to show how far two gateways doing
+// the same work differ here (the noise floor); the order rotates every round. The stand-in enclave is a
 // trivial server (its /predict answers at once, so the gateway's own cost is what is measured)
 // that serves /readyz with its boot key and /attestation from an emulated NSM, exactly as the
 // model server does. Each run: a closed loop of sequential requests on one keep-alive connection.
-import { spawn } from 'node:child_process';
+// Needs taskset (util-linux) to pin the processes.
+import { spawn, spawnSync } from 'node:child_process';
+import { availableParallelism } from 'node:os';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -42,13 +45,23 @@ createServer((req, res) => {
 }).listen(socketPath, () => console.log('listening on unix:' + socketPath));
 `;
 
+export interface PathFigures {
+  p50Ms: number;
+  p99Ms: number;
+  requestsPerSecond: number;
+}
+
 export interface RequestPathResult {
   requests: number;
   rounds: number;
-  attested: { p50Ms: number; p99Ms: number; requestsPerSecond: number };
-  skipped: { p50Ms: number; p99Ms: number; requestsPerSecond: number };
+  attested: PathFigures;
+  skipped: PathFigures;
+  /** A second, identical skipped gateway: how far two gateways that do the same work differ here. */
+  skippedAgain: PathFigures;
   /** attested p50 minus skipped p50. */
   p50DifferenceMs: number;
+  /** skippedAgain p50 minus skipped p50: the noise floor of this comparison. */
+  p50NoiseMs: number;
 }
 
 function started(child: ChildProcess, pattern: RegExp, name: string): Promise<string> {
@@ -63,8 +76,13 @@ function started(child: ChildProcess, pattern: RegExp, name: string): Promise<st
   });
 }
 
+// Both gateways on the same CPU, the generator and the stand-in enclave on another: scheduling
+// noise between the two gateways is what would otherwise be measured.
+const GATEWAY_CPU = String(Math.max(availableParallelism() - 1, 0));
+const OTHER_CPU = '0';
+
 async function gateway(args: string[]): Promise<{ url: string; child: ChildProcess }> {
-  const child = spawn(CLI, ['gateway', '--port', '0', '--log-level', 'error', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn('taskset', ['-c', GATEWAY_CPU, CLI, 'gateway', '--port', '0', '--log-level', 'error', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   const url = await started(child, /gateway listening on (http:\/\/\S+)/, 'gateway');
   // Until the member is attested (or, skipped, healthy), the secure route answers 503.
   for (;;) {
@@ -97,44 +115,40 @@ function summary(latencies: number[], seconds: number) {
   return { p50Ms: percentile(sorted, 50), p99Ms: percentile(sorted, 99), requestsPerSecond: latencies.length / seconds };
 }
 
-export async function measureRequestPath(requests = 2_000, rounds = 4): Promise<RequestPathResult> {
+export async function measureRequestPath(requests = 2_000, rounds = 6): Promise<RequestPathResult> {
   const dir = mkdtempSync(join(tmpdir(), 'mpg-bench-attestation-'));
   const script = join(dir, 'stand-in-enclave.mjs');
   const socketPath = join(dir, 'enclave.sock');
   const rootFile = join(dir, 'root.pem');
   const measurementsFile = join(dir, 'measurements.json');
   writeFileSync(script, STAND_IN_ENCLAVE);
-  const enclave = spawn(process.execPath, [script, socketPath, rootFile, measurementsFile], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const enclave = spawn('taskset', ['-c', OTHER_CPU, process.execPath, script, socketPath, rootFile, measurementsFile], { stdio: ['ignore', 'pipe', 'inherit'] });
+  spawnSync('taskset', ['-pc', OTHER_CPU, String(process.pid)], { stdio: 'ignore' });
   const children: ChildProcess[] = [enclave];
   try {
     await started(enclave, /listening on (unix:\S+)/, 'stand-in enclave');
-    const attested = await gateway(['--secure-upstream', `unix:${socketPath}`, '--attestation-pcrs', measurementsFile, '--insecure-trust-emulated-nsm-root', rootFile]);
-    const skipped = await gateway(['--secure-upstream', `unix:${socketPath}`, '--insecure-skip-attestation']);
-    children.push(attested.child, skipped.child);
-    await closedLoop(attested.url, 300); // warm-up, both
-    await closedLoop(skipped.url, 300);
-    const on: number[] = [];
-    const off: number[] = [];
-    let onSeconds = 0;
-    let offSeconds = 0;
-    // A B B A ...: whichever runs second in a round is not always the same one.
+    const gateways = {
+      attested: await gateway(['--secure-upstream', `unix:${socketPath}`, '--attestation-pcrs', measurementsFile, '--insecure-trust-emulated-nsm-root', rootFile]),
+      skipped: await gateway(['--secure-upstream', `unix:${socketPath}`, '--insecure-skip-attestation']),
+      skippedAgain: await gateway(['--secure-upstream', `unix:${socketPath}`, '--insecure-skip-attestation']),
+    };
+    const names = Object.keys(gateways) as (keyof typeof gateways)[];
+    children.push(...names.map((name) => gateways[name].child));
+    for (const name of names) await closedLoop(gateways[name].url, 300); // warm-up
+    const latencies = { attested: [] as number[], skipped: [] as number[], skippedAgain: [] as number[] };
+    const seconds = { attested: 0, skipped: 0, skippedAgain: 0 };
+    // The order rotates every round, so that no gateway always runs first or last.
     for (let round = 0; round < rounds; round += 1) {
-      for (const which of round % 2 === 0 ? ['on', 'off'] : ['off', 'on']) {
+      for (let index = 0; index < names.length; index += 1) {
+        const name = names[(index + round) % names.length]!;
         const start = performance.now();
-        const latencies = await closedLoop(which === 'on' ? attested.url : skipped.url, requests);
-        const seconds = (performance.now() - start) / 1000;
-        if (which === 'on') {
-          on.push(...latencies);
-          onSeconds += seconds;
-        } else {
-          off.push(...latencies);
-          offSeconds += seconds;
-        }
+        latencies[name].push(...(await closedLoop(gateways[name].url, requests)));
+        seconds[name] += (performance.now() - start) / 1000;
       }
     }
-    const attestedSummary = summary(on, onSeconds);
-    const skippedSummary = summary(off, offSeconds);
-    return { requests, rounds, attested: attestedSummary, skipped: skippedSummary, p50DifferenceMs: attestedSummary.p50Ms - skippedSummary.p50Ms };
+    const figures = (name: keyof typeof gateways) => summary(latencies[name], seconds[name]);
+    const [attested, skipped, skippedAgain] = [figures('attested'), figures('skipped'), figures('skippedAgain')];
+    return { requests, rounds, attested, skipped, skippedAgain, p50DifferenceMs: attested.p50Ms - skipped.p50Ms, p50NoiseMs: skippedAgain.p50Ms - skipped.p50Ms };
   } finally {
     for (const child of children) child.kill('SIGTERM');
     await Promise.all(children.map((child) => (child.exitCode !== null ? Promise.resolve() : new Promise((resolve) => child.once('exit', resolve)))));
