@@ -26,7 +26,7 @@ export function splitCpus(): { enclaveCpus: string; threadsEach: number } {
   const cores = availableParallelism();
   if (cores < 2) return { enclaveCpus: '0', threadsEach: 1 };
   const half = Math.floor(cores / 2);
-  return { enclaveCpus: `${half}-${cores - 1}`, threadsEach: half };
+  return { enclaveCpus: half === cores - 1 ? `${half}` : `${half}-${cores - 1}`, threadsEach: half };
 }
 
 /** Children get explicit addresses: MPG_PORT and friends are the caller's, and must not move the model servers. */
