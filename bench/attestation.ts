@@ -14,6 +14,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TrustedRoot, VerifyOptions } from '../attestation/index.js';
 import {
+  verifyAttestationAsync,
   VerifiedLinkCache,
   checkChainLinks,
   checkEs384,
@@ -47,6 +48,19 @@ function measure(fn: () => unknown): { medianMs: number; p90Ms: number } {
   return { medianMs: percentile(samples, 50), p90Ms: percentile(samples, 90) };
 }
 
+/** The same for an asynchronous `fn`, one run at a time. */
+async function measureAsync(fn: () => Promise<unknown>): Promise<{ medianMs: number; p90Ms: number }> {
+  for (let warm = 0; warm < Math.min(50, iterations); warm++) await fn();
+  const samples: number[] = [];
+  for (let run = 0; run < iterations; run++) {
+    const started = performance.now();
+    await fn();
+    samples.push(performance.now() - started);
+  }
+  samples.sort((a, b) => a - b);
+  return { medianMs: percentile(samples, 50), p90Ms: percentile(samples, 90) };
+}
+
 function mustPass(document: Uint8Array, options: VerifyOptions): void {
   const result = verifyAttestation(document, options);
   if (!result.ok) throw new Error(`bench document does not verify: ${JSON.stringify(result.checks.at(-1))}`);
@@ -70,15 +84,21 @@ function split(document: Uint8Array, roots: readonly TrustedRoot[], at: Date) {
   return { parse: measure(parse), chain: measure(chainOf), signature: measure(signature) };
 }
 
-function benchDocument(name: string, document: Uint8Array, options: VerifyOptions & { trustedRoots: readonly TrustedRoot[]; at: Date }) {
+async function benchDocument(name: string, document: Uint8Array, options: VerifyOptions & { trustedRoots: readonly TrustedRoot[]; at: Date }) {
   mustPass(document, options);
   const cold = measure(() => verifyAttestation(document, options));
+  // Every signature at once on libuv's thread pool, then the same checks (what the gateway does).
+  const coldParallel = await measureAsync(() => verifyAttestationAsync(document, options));
   const linkCache = new VerifiedLinkCache();
-  const warm = measure(() => verifyAttestation(document, { ...options, linkCache }));
+  // A new document from an enclave seen before: its chain is known, its signature is not.
+  const warm = measure(() => {
+    linkCache.forgetSignatures();
+    return verifyAttestation(document, { ...options, linkCache });
+  });
   const parts = split(document, options.trustedRoots, options.at);
   // Signatures checked: one per certificate below the pinned root, plus the document's own.
   const certificates = 1 + parseAttestationPayload(decodeCbor(parseCoseSign1(decodeCbor(document)).payload)).cabundle.length;
-  return { name, bytes: document.length, certificates, cold, warm, ...parts };
+  return { name, bytes: document.length, certificates, cold, coldParallel, warm, ...parts };
 }
 
 async function main() {
@@ -96,7 +116,7 @@ async function main() {
   const measurements = emulatedMeasurements({ application: [Buffer.from('bench')] });
   const nsm = createEmulatedNsm({ measurements, now: () => at });
   const nonce = Buffer.alloc(32, 7);
-  const emulated = benchDocument('emulated NSM', nsm.attest({ nonce, publicKey: Buffer.alloc(97, 4) }), {
+  const emulated = await benchDocument('emulated NSM', nsm.attest({ nonce, publicKey: Buffer.alloc(97, 4) }), {
     trustedRoots: resolveTrustedRoots([nsm.rootCertificate]),
     at,
     expectedPcrs: measurements,
@@ -105,16 +125,17 @@ async function main() {
     requirePublicKey: true,
   });
   const genuineBytes = Buffer.from(readFileSync(new URL('../../test/fixtures/attestation/aws-genuine-2026-02-06.b64', import.meta.url), 'utf8').trim(), 'base64');
-  const genuine = benchDocument('genuine AWS', genuineBytes, { trustedRoots: resolveTrustedRoots(undefined), at: new Date('2026-02-06T08:30:00Z'), maxAgeMs: 600_000 });
+  const genuine = await benchDocument('genuine AWS', genuineBytes, { trustedRoots: resolveTrustedRoots(undefined), at: new Date('2026-02-06T08:30:00Z'), maxAgeMs: 600_000 });
 
   const ms = (value: number) => `${value.toFixed(3)} ms`;
-  console.log('\n| document | full verification, cold (median / p90) | verifications/s | with link cache | parse (CBOR+COSE+payload) | chain | COSE signature | raw P-384 verify (same run) | target |');
+  console.log('\n| document | full verification, cold, signatures in parallel (median / p90) | cold, one after another | known chain, new document | parse (CBOR+COSE+payload) | chain | COSE signature | raw P-384 verify (same run) | target < 2 ms |');
   console.log('|---|---|---|---|---|---|---|---|---|');
   for (const run of [emulated, genuine]) {
-    const verdict = run.cold.medianMs < TARGET_MS ? 'met' : 'missed';
+    const met = (value: number) => (value < TARGET_MS ? 'met' : 'missed');
     console.log(
-      `| ${run.name} (${run.bytes} bytes, ${run.certificates} signatures) | ${ms(run.cold.medianMs)} / ${ms(run.cold.p90Ms)} | ${(1000 / run.cold.medianMs).toFixed(0)} | ${ms(run.warm.medianMs)} (${(1000 / run.warm.medianMs).toFixed(0)}/s) | ` +
-        `${ms(run.parse.medianMs)} | ${ms(run.chain.medianMs)} | ${ms(run.signature.medianMs)} | ${ms(rawVerify.medianMs)} x ${run.certificates} signatures = ${ms(rawVerify.medianMs * run.certificates)} | < ${TARGET_MS} ms cold: ${verdict}; cached: ${run.warm.medianMs < TARGET_MS ? 'met' : 'missed'} |`,
+      `| ${run.name} (${run.bytes} bytes, ${run.certificates} signatures) | ${ms(run.coldParallel.medianMs)} / ${ms(run.coldParallel.p90Ms)} | ${ms(run.cold.medianMs)} / ${ms(run.cold.p90Ms)} | ${ms(run.warm.medianMs)} | ` +
+        `${ms(run.parse.medianMs)} | ${ms(run.chain.medianMs)} | ${ms(run.signature.medianMs)} | ${ms(rawVerify.medianMs)} x ${run.certificates} signatures = ${ms(rawVerify.medianMs * run.certificates)} | ` +
+        `cold, parallel: ${met(run.coldParallel.medianMs)}; cold, serial: ${met(run.cold.medianMs)}; known chain: ${met(run.warm.medianMs)} |`,
     );
   }
 
@@ -128,10 +149,11 @@ async function main() {
   console.log(row('attestation skipped (baseline)', path.skipped));
   console.log(row('attestation skipped, a second gateway (noise floor)', path.skippedAgain));
   const us = (ms: number) => `${ms >= 0 ? '+' : ''}${(ms * 1000).toFixed(0)} us`;
-  const measurable = Math.abs(path.p50DifferenceMs) > Math.abs(path.p50NoiseMs);
+  // A cost is measurable when the gate makes requests slower by more than two identical gateways differ.
+  const measurable = path.p50DifferenceMs > Math.abs(path.p50NoiseMs);
   console.log(
     `\ncost per request on the cached path: ${us(path.p50DifferenceMs)} at p50, against ${us(path.p50NoiseMs)} between two identical gateways ` +
-      `(${path.rounds} rounds x ${path.requests} requests each): ${measurable ? 'larger than the noise floor' : 'within the noise floor'} (target: none measurable)`,
+      `(${path.rounds} rounds x ${path.requests} requests each): ${measurable ? 'slower by more than the noise floor: a measurable cost' : 'no slower than the noise floor: none measurable'} (target: none measurable)`,
   );
 
   const directory = join('results', 'bench');
