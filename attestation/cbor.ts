@@ -29,7 +29,8 @@ export const DEFAULT_CBOR_MAX_BYTES = 64 * 1024; // 64 KiB
 export const DEFAULT_CBOR_MAX_DEPTH = 16;
 
 const BREAK = 0xff;
-const textDecoder = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM: a leading U+FEFF is text like any other, never silently dropped.
+const textDecoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /** Decodes exactly one CBOR item that spans the whole input; trailing bytes are an error. */
 export function decodeCbor(bytes: Uint8Array, limits: DecodeLimits = {}): CborValue {

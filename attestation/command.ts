@@ -96,7 +96,12 @@ function printText(stdout: NodeJS.WritableStream, file: string, encoding: string
   lines.push('Checks');
   for (const check of result.checks) lines.push(`  ${check.status.padEnd(8)} ${check.name.padEnd(11)} ${check.detail}${check.reason ? ` [reason: ${check.reason}]` : ''}`);
   if (!result.ok) lines.push('  (later checks not run: verification stops at the first failure)');
-  lines.push(result.ok ? 'Result: VERIFIED (every check that ran passed)' : `Result: NOT VERIFIED (${result.reason})`);
+  const notPinned = result.checks.some((check) => check.name === 'pcrs' && check.status === 'skipped');
+  lines.push(
+    result.ok
+      ? `Result: VERIFIED (every check that ran passed)${notPinned ? '. NOT PINNED: no PCRs were compared, so this only says a genuine enclave signed it, not what that enclave runs' : ''}`
+      : `Result: NOT VERIFIED (${result.reason})`,
+  );
   stdout.write(lines.join('\n') + '\n');
 }
 

@@ -3,7 +3,7 @@
 //   module_id: tstr (non-empty), digest: "SHA384", timestamp: uint (ms since the epoch),
 //   pcrs: {index 0..31 => bstr of 32, 48 or 64 bytes} (1 to 32 entries),
 //   certificate: bstr (DER), cabundle: [+ bstr] (root first),
-//   public_key, user_data, nonce: bstr or null (or absent), at most 1024 bytes each.
+//   public_key: bstr of 1 to 1024 bytes; user_data, nonce: bstr of at most 512 bytes; each may be null (or absent).
 // Genuine documents write absent optional fields as null and may use an indefinite-length map;
 // a decoder may give the timestamp as a bigint. Anything else is refused (payload_field).
 import type { CborKey, CborValue } from './cbor.js';
@@ -26,8 +26,15 @@ export interface AttestationDocument {
 }
 
 export const MAX_PCR_INDEX = 31;
+const MAX_DATE_MS = 8.64e15;
 export const PCR_LENGTHS: readonly number[] = [32, 48, 64];
-/** The largest public_key, user_data or nonce accepted. */
+/** AWS: public_key is bstr .size (1..1024); user_data and nonce are bstr .size (0..512). */
+export const OPTIONAL_FIELD_BYTES: Readonly<Record<'public_key' | 'user_data' | 'nonce', readonly [number, number]>> = {
+  public_key: [1, 1024],
+  user_data: [0, 512],
+  nonce: [0, 512],
+};
+/** The largest of them. */
 export const MAX_OPTIONAL_FIELD_BYTES = 1024;
 // AWS: certificate and each cabundle entry are bstr .size (1..1024).
 export const MAX_CERTIFICATE_BYTES = 1024;
@@ -56,10 +63,11 @@ function bytes(map: ReadonlyMap<CborKey, CborValue>, field: string, min: number,
   return value;
 }
 
-function optionalBytes(map: ReadonlyMap<CborKey, CborValue>, field: string): Uint8Array | null {
+function optionalBytes(map: ReadonlyMap<CborKey, CborValue>, field: keyof typeof OPTIONAL_FIELD_BYTES): Uint8Array | null {
   const value = map.get(field);
   if (value === undefined || value === null) return null;
-  return bytes(map, field, 0, MAX_OPTIONAL_FIELD_BYTES);
+  const [min, max] = OPTIONAL_FIELD_BYTES[field];
+  return bytes(map, field, min, max);
 }
 
 /** Checks and types the decoded payload; throws AttestationFailure('payload_field'). */
@@ -74,8 +82,9 @@ export function parseAttestationPayload(payload: CborValue): AttestationDocument
 
   let timestamp = payload.get('timestamp');
   if (typeof timestamp === 'bigint' && timestamp <= BigInt(Number.MAX_SAFE_INTEGER)) timestamp = Number(timestamp);
-  if (typeof timestamp !== 'number' || !Number.isSafeInteger(timestamp) || timestamp <= 0) {
-    fail(`timestamp is ${typeof timestamp === 'number' || typeof timestamp === 'bigint' ? String(timestamp) : describe(timestamp)}, expected a positive integer (ms)`);
+  // Beyond 8.64e15 ms a JavaScript Date cannot hold it (year 275760).
+  if (typeof timestamp !== 'number' || !Number.isSafeInteger(timestamp) || timestamp <= 0 || timestamp > MAX_DATE_MS) {
+    fail(`timestamp is ${typeof timestamp === 'number' || typeof timestamp === 'bigint' ? String(timestamp) : describe(timestamp)}, expected a positive integer (ms) up to ${MAX_DATE_MS}`);
   }
 
   const pcrMap = payload.get('pcrs');

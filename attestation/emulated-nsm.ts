@@ -10,7 +10,7 @@ import { generateKeyPairSync, randomBytes, sign } from 'node:crypto';
 import type { CborValue } from './cbor.js';
 import { CborTag, encodeCbor } from './cbor.js';
 import { COSE_ALG_ES384, COSE_SIGN1_TAG, sigStructure } from './cose.js';
-import { MAX_OPTIONAL_FIELD_BYTES } from './document.js';
+import { OPTIONAL_FIELD_BYTES } from './document.js';
 import { emulatedMeasurements } from './emulated-measurements.js';
 import { attestationErrors } from './errors.js';
 import type { PcrMeasurements } from './measurements.js';
@@ -113,9 +113,10 @@ export function createEmulatedNsm(options: EmulatedNsmOptions = {}): EmulatedNsm
     intermediateCertificate,
     leafCertificate,
     attest(request = {}, overrides = {}) {
-      for (const field of ['publicKey', 'userData', 'nonce'] as const) {
+      for (const [field, name] of [['publicKey', 'public_key'], ['userData', 'user_data'], ['nonce', 'nonce']] as const) {
         const value = request[field];
-        if (value != null && value.length > MAX_OPTIONAL_FIELD_BYTES) throw attestationErrors.ATT_NSM_REQUEST_INVALID(`${field} is ${value.length} bytes, at most ${MAX_OPTIONAL_FIELD_BYTES}`);
+        const [, max] = OPTIONAL_FIELD_BYTES[name];
+        if (value != null && value.length > max) throw attestationErrors.ATT_NSM_REQUEST_INVALID(`${field} is ${value.length} bytes, at most ${max}`);
       }
       const fields: [string, CborValue][] = [
         ['module_id', moduleId],

@@ -23,6 +23,6 @@ export const attestationErrors = defineErrors({
   },
   ATT_NSM_REQUEST_INVALID: {
     statusCode: 400,
-    message: 'The attestation request is invalid: public_key, user_data and nonce must be at most 1024 bytes each',
+    message: 'The attestation request is invalid: public_key must be at most 1024 bytes, user_data and nonce at most 512',
   },
 });

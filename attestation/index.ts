@@ -10,7 +10,7 @@ export type { AttestationVerifier, AttestationVerifierOptions } from './attestat
 export { AttestationFailure, FAILURE_REASONS } from './failure.js';
 export type { FailureReason } from './failure.js';
 export { attestationErrors } from './errors.js';
-export { parseAttestationPayload, MAX_OPTIONAL_FIELD_BYTES } from './document.js';
+export { parseAttestationPayload, MAX_OPTIONAL_FIELD_BYTES, OPTIONAL_FIELD_BYTES } from './document.js';
 export type { AttestationDocument } from './document.js';
 export { checkChainLinks, checkValidity, findRoot, loadTrustedRoots, parseChain, VerifiedLinkCache } from './chain.js';
 export type { ChainCertificate, TrustedRoot } from './chain.js';

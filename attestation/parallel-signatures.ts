@@ -25,12 +25,22 @@ function verifyOnPool(hash: string, data: Uint8Array, key: KeyObject | { key: Ke
   return new Promise((resolve) => verify(hash, data, key, signature, (error, ok) => resolve(!error && ok)));
 }
 
-/** The signed part of a certificate, its algorithm's hash and its signature; undefined when unreadable. */
+/**
+ * The signed part of a certificate, its algorithm's hash and its signature; undefined when
+ * unreadable, or when the algorithm outside the signed part is not, byte for byte, the one inside
+ * it (TBSCertificate.signature) with no parameters, as OpenSSL's own check requires.
+ */
 function signedParts(der: Uint8Array): { tbs: Uint8Array; hash: string; signature: Uint8Array } | undefined {
   try {
     const [tbs, algorithm, bits] = derChildren(readDer(der));
     if (!tbs || !algorithm || !bits || bits.value[0] !== 0) return undefined;
-    const hash = ECDSA_HASHES[oidToString(derChildren(algorithm)[0]!.value)];
+    const tbsFields = derChildren(tbs);
+    // TBSCertificate: [0] version (v2/v3 only), serialNumber, signature, ...
+    const inner = tbsFields[tbsFields[0]?.tag === 0xa0 ? 2 : 1];
+    if (!inner || Buffer.compare(inner.raw, algorithm.raw) !== 0) return undefined;
+    const identifier = derChildren(algorithm);
+    if (identifier.length !== 1) return undefined;
+    const hash = ECDSA_HASHES[oidToString(identifier[0]!.value)];
     return hash ? { tbs: tbs.raw, hash, signature: bits.value.subarray(1) } : undefined;
   } catch {
     return undefined;

@@ -25,6 +25,8 @@ const MAX_DOCUMENT_BYTES = 16 * 1024;
 const ATTESTATION_TIMEOUT_MS = 5_000;
 
 interface MemberAttestation {
+  /** Bumped by forget(): an attestation begun before it is void. */
+  generation: number;
   verifiedAt?: number;
   /** SHA-256 (hex) of the attested document's public_key: the enclave's boot key. */
   publicKeySha256?: string;
@@ -54,6 +56,11 @@ export class AttestationGate implements MemberGate {
     this.#log = log;
   }
 
+  holds(member: UpstreamMember, readyz: ReadyzReport): boolean {
+    const state = this.#state(member);
+    return state.verifiedAt !== undefined && readyz.publicKeySha256 === state.publicKeySha256;
+  }
+
   async admit(member: UpstreamMember, readyz: ReadyzReport): Promise<string | undefined> {
     const state = this.#state(member);
     const now = performance.now();
@@ -73,6 +80,7 @@ export class AttestationGate implements MemberGate {
   /** The member's attestation no longer holds: it must be attested again before its next request. */
   forget(member: UpstreamMember): void {
     const state = this.#state(member);
+    state.generation += 1;
     if (state.verifiedAt === undefined) return;
     state.verifiedAt = undefined;
     state.publicKeySha256 = undefined;
@@ -93,7 +101,7 @@ export class AttestationGate implements MemberGate {
 
   #state(member: UpstreamMember): MemberAttestation {
     let state = this.#states.get(member);
-    if (!state) this.#states.set(member, (state = {}));
+    if (!state) this.#states.set(member, (state = { generation: 0 }));
     return state;
   }
 
@@ -125,6 +133,7 @@ export class AttestationGate implements MemberGate {
 
   async #attest(member: UpstreamMember, readyz: ReadyzReport, state: MemberAttestation): Promise<string | undefined> {
     const started = performance.now();
+    const generation = state.generation;
     try {
       const verifier = this.#currentVerifier();
       const nonce = createNonce();
@@ -139,6 +148,8 @@ export class AttestationGate implements MemberGate {
       if (readyz.publicKeySha256 === undefined || publicKeySha256 !== readyz.publicKeySha256) {
         throw new AttestationProblem('identity', "the attested public_key is not the boot key the member's /readyz reports");
       }
+      // The member fell out of rotation while this ran: what was verified may be another process.
+      if (state.generation !== generation) throw new AttestationProblem('superseded', 'the member failed a health check or a request while it was being attested');
       Object.assign(state, { verifiedAt: performance.now(), publicKeySha256, moduleId: result.document!.moduleId, failedAt: undefined, problem: undefined });
       this.#metrics.attestationVerifications.inc({ result: 'ok' });
       this.#metrics.attestationVerified.set({ member: member.url }, 1);

@@ -32,6 +32,11 @@ export interface ReadyzReport {
  * after each passing health check; told whenever the member falls out of rotation.
  */
 export interface MemberGate {
+  /**
+   * Whether the member holds an admission for the process behind it now (asked before admit(),
+   * synchronously): when it does not, it is taken out of rotation before anything is awaited.
+   */
+  holds(member: UpstreamMember, readyz: ReadyzReport): boolean;
   /** undefined: admitted; otherwise why not. */
   admit(member: UpstreamMember, readyz: ReadyzReport): Promise<string | undefined>;
   forget(member: UpstreamMember): void;
@@ -74,6 +79,8 @@ export class UpstreamMember {
   lastProblem: string | undefined = 'not checked yet';
   /** Whether the member is out because its attestation did not verify (not because it is unwell). */
   refusedByGate = false;
+  /** Counts the times the member fell out of rotation for being unwell: an admission begun before one is void. */
+  outages = 0;
 
   constructor(route: PrivacyRoute, url: string, index: number, timeouts: UpstreamTimeouts) {
     const address = parseUpstreamUrl(url);
@@ -184,7 +191,16 @@ export class UpstreamGroup {
       }
       const report = this.#gate ? await readReadyz(response.body) : (await response.body.dump(), {});
       if (performance.now() < member.ejectedUntil || this.#stopped) return;
-      const refused = this.#gate ? await this.#gate.admit(member, report) : undefined;
+      if (!this.#gate) {
+        this.#setHealth(member, true, 'ready');
+        return;
+      }
+      // Not one request may reach a process the gate has not admitted: out first, then attest.
+      if (!this.#gate.holds(member, report) && member.healthy) this.#setHealth(member, false, 'attestation: being attested', true);
+      const outages = member.outages;
+      const refused = await this.#gate.admit(member, report);
+      // Ejected or found unwell while the gate was working: that verdict stands.
+      if (this.#stopped || member.outages !== outages || performance.now() < member.ejectedUntil) return;
       if (refused === undefined) this.#setHealth(member, true, 'ready');
       else this.#setHealth(member, false, `attestation: ${refused}`, true);
     } catch (error) {
@@ -197,8 +213,11 @@ export class UpstreamGroup {
     member.healthy = healthy;
     member.lastProblem = healthy ? undefined : reason;
     member.refusedByGate = !healthy && refusedByGate;
-    // Out of rotation for any reason: whatever comes back must prove itself again.
-    if (!healthy && !refusedByGate) this.#gate?.forget(member);
+    // Out of rotation for being unwell: whatever comes back must prove itself again.
+    if (!healthy && !refusedByGate) {
+      member.outages += 1;
+      this.#gate?.forget(member);
+    }
     if (changed) this.#observer.onHealthChange?.(member, healthy, reason);
   }
 }

@@ -87,3 +87,9 @@ test('the encoder writes shortest heads, definite lengths, keys in the order giv
   assert.deepEqual(decodeCbor(encodeCbor(value)), value);
   assert.throws(() => encodeCbor(1.5), /safe integers/);
 });
+
+test('a leading byte order mark in a text string is kept, never dropped (so "\\uFEFFnonce" is not "nonce")', () => {
+  const text = Buffer.from('\uFEFFSHA384', 'utf8');
+  const encoded = Buffer.concat([Buffer.from([0x60 | text.length]), text]);
+  assert.equal(decodeCbor(encoded), '\uFEFFSHA384');
+});

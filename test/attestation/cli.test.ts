@@ -52,7 +52,8 @@ test('a raw CBOR file with every policy given: exit 0, the decoded document and 
   assert.match(stdout, /passed +nonce/);
   assert.match(stdout, /passed +freshness/);
   assert.match(stdout, /skipped +public_key +no --require-public-key given/);
-  assert.match(stdout, /Result: VERIFIED/);
+  assert.match(stdout, /Result: VERIFIED \(every check that ran passed\)\n/);
+  assert.doesNotMatch(stdout, /NOT PINNED/);
 });
 
 test('a base64 file with no policy given: exit 0 and each skipped check says why', async (t) => {
@@ -63,6 +64,7 @@ test('a base64 file with no policy given: exit 0 and each skipped check says why
   assert.match(stdout, /skipped +pcrs +no --pcrs given/);
   assert.match(stdout, /skipped +nonce +no --nonce given/);
   assert.match(stdout, /skipped +freshness +no --max-age-ms given/);
+  assert.match(stdout, /Result: VERIFIED \(every check that ran passed\)\. NOT PINNED: no PCRs were compared/);
 });
 
 test('a failed check: exit 1 with the reason; --json says the same', async (t) => {

@@ -67,7 +67,7 @@ test('createAttestationVerifier: nonce required, verifyOrThrow gives the documen
 });
 
 test('the emulated NSM refuses oversize request fields (ATT_NSM_REQUEST_INVALID)', () => {
-  assert.throws(() => testNsm().attest({ userData: Buffer.alloc(1025) }), (error: CodedError) => error.code === 'ATT_NSM_REQUEST_INVALID');
+  assert.throws(() => testNsm().attest({ userData: Buffer.alloc(513) }), (error: CodedError) => error.code === 'ATT_NSM_REQUEST_INVALID');
 });
 
 test('bad verifier options are ATT_OPTION_INVALID or ATT_ROOT_INVALID', () => {

@@ -120,10 +120,12 @@ const WRONG_TYPES: [string, unknown, RegExp][] = [
   ['cabundle', ['cert'], /cabundle\[0\]/],
   ['public_key', 'key', /public_key is a string/],
   ['public_key', Buffer.alloc(1025), /public_key is 1025 bytes/],
+  ['public_key', Buffer.alloc(0), /public_key is 0 bytes, expected 1 to 1024/],
+  ['timestamp', 8.64e15 + 1, /timestamp is 8640000000000001, expected a positive integer \(ms\) up to/],
   ['user_data', 7, /user_data/],
-  ['user_data', Buffer.alloc(1025), /user_data is 1025 bytes/],
+  ['user_data', Buffer.alloc(513), /user_data is 513 bytes, expected 0 to 512/],
   ['nonce', true, /nonce/],
-  ['nonce', Buffer.alloc(1025), /nonce is 1025 bytes/],
+  ['nonce', Buffer.alloc(513), /nonce is 513 bytes, expected 0 to 512/],
   ['unexpected_field', 1, /unknown field "unexpected_field"/],
 ];
 for (const [field, value, detail] of WRONG_TYPES) {
@@ -222,4 +224,13 @@ test('refused: public_key required but absent (public_key_missing)', () => {
 
 test('every reason is produced by some check and the set is what the README documents', () => {
   assert.deepEqual([...FAILURE_REASONS], ['too_large', 'cbor', 'cose_structure', 'algorithm', 'payload_field', 'root', 'chain', 'validity', 'signature', 'pcr_mismatch', 'debug_mode', 'nonce', 'stale', 'public_key_missing']);
+});
+
+test('debug mode allowed with pinned measurements: accepted, and the pins are reported as not checked, since zeros measure nothing', () => {
+  const debug = testNsm({ debugMode: true });
+  const result = verifyWith(debug, debug.attest({ nonce: NONCE }), { allowDebugMode: true });
+  assert.equal(result.ok, true, JSON.stringify(result.checks.at(-1)));
+  const pcrs = result.checks.find((check) => check.name === 'pcrs')!;
+  assert.equal(pcrs.status, 'skipped');
+  assert.match(pcrs.detail, /debug mode: all-zero PCRs measure nothing/);
 });
