@@ -33,3 +33,5 @@ export { DIST_ROOT, emulatedImageMeasurements } from './emulated-image.js';
 export type { EmulatedImage } from './emulated-image.js';
 export { createEmulatedNsmSource, createNitroNsmSource, DEFAULT_NSM_HELPER, NsmError, nsmAttestationDocument, nsmAttestationRequest } from './nsm-source.js';
 export type { EmulatedNsmSource, NsmSource } from './nsm-source.js';
+export { answerChallenge, CHALLENGE_BYTES, createChallenge, rawX25519PublicKey, X25519_PUBLIC_KEY_BYTES } from './possession-proof.js';
+export type { Challenge } from './possession-proof.js';

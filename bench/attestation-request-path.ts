@@ -22,18 +22,23 @@ const STAND_IN_ENCLAVE = `
 import { createServer } from 'node:http';
 import { createHash, generateKeyPairSync } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
-import { createEmulatedNsmSource, emulatedMeasurements, writeMeasurementsFile } from ${JSON.stringify(ATTESTATION_MODULE)};
+import { answerChallenge, createEmulatedNsmSource, emulatedMeasurements, rawX25519PublicKey, writeMeasurementsFile } from ${JSON.stringify(ATTESTATION_MODULE)};
 const [socketPath, rootFile, measurementsFile] = process.argv.slice(2);
 const measurements = emulatedMeasurements({ application: [Buffer.from('bench stand-in')] });
 await writeMeasurementsFile(measurementsFile, measurements);
 const source = createEmulatedNsmSource(measurements);
 writeFileSync(rootFile, source.nsm.rootCertificatePem);
-const publicKey = generateKeyPairSync('x25519').publicKey.export({ type: 'spki', format: 'der' }).subarray(-32);
+const keys = generateKeyPairSync('x25519');
+const publicKey = rawX25519PublicKey(keys.publicKey);
 const publicKeySha256 = createHash('sha256').update(publicKey).digest('hex');
 const answer = JSON.stringify({ model: 'stand-in', predictions: [{ topk: [] }] });
 createServer((req, res) => {
   const url = new URL(req.url, 'http://enclave');
-  if (url.pathname === '/readyz') return res.end(JSON.stringify({ status: 'ready', publicKeySha256 }));
+  if (url.pathname === '/readyz') {
+    const challenge = url.searchParams.get('proof');
+    const proof = challenge ? { proof: answerChallenge(keys.privateKey, Buffer.from(challenge, 'hex')).toString('hex') } : {};
+    return res.end(JSON.stringify({ status: 'ready', publicKeySha256, ...proof }));
+  }
   if (url.pathname === '/attestation') {
     return source.attest({ publicKey, nonce: Buffer.from(url.searchParams.get('nonce') ?? '', 'hex') }).then((document) => {
       res.setHeader('content-type', 'application/cbor');

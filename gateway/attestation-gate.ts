@@ -3,21 +3,24 @@
 // /readyz, and the gate answers from what it verified, attesting again
 //   - before the member's first request,
 //   - every --attestation-interval-ms,
-//   - whenever the member's boot key (the hash /readyz reports) differs from the attested one,
-//     i.e. the enclave behind the relay restarted or was replaced,
+//   - whenever the process behind the member is not the one attested: /readyz reports another
+//     boot key, or cannot prove it holds the attested one (every health check sends a possession
+//     challenge that only the holder of the attested X25519 key can answer),
 //   - after the member failed a health check or a request (the gate forgets it).
 // Attesting: a fresh nonce, GET /attestation?nonce= on the member's health connection, then every
 // check of attestation/ (chain to the trusted root, COSE signature, pinned PCRs, the nonce,
-// freshness, the boot key) and the document's public_key must hash to the boot key /readyz gave.
-// Requests never wait for any of this: routing reads a boolean.
+// freshness), the document's public_key must hash to the boot key /readyz gave, and the member
+// must prove it holds that key's private half. Requests never wait for any of this: routing
+// reads a boolean. What this cannot do: bind each request to the attested key (a relay could send
+// health checks to the enclave and requests elsewhere); that takes end-to-end encryption to it.
 import { createHash } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import type { FastifyBaseLogger } from 'fastify';
 import type { AttestationVerifier } from '../attestation/index.js';
-import { AWS_NITRO_ROOT_G1_PEM, createAttestationVerifier, createNonce } from '../attestation/index.js';
+import { AWS_NITRO_ROOT_G1_PEM, createAttestationVerifier, createChallenge, createNonce } from '../attestation/index.js';
 import type { AttestationTrust } from './attestation-trust.js';
 import type { GatewayMetrics } from './metrics.js';
-import type { MemberGate, ReadyzReport, UpstreamMember } from './upstream-group.js';
+import type { MemberGate, ReadyzProbe, ReadyzReport, UpstreamMember } from './upstream-group.js';
 import { describeError } from './upstream-group.js';
 
 /** Far above a genuine document (about 4.5 KiB), far below anything that could hurt. */
@@ -28,7 +31,9 @@ interface MemberAttestation {
   /** Bumped by forget(): an attestation begun before it is void. */
   generation: number;
   verifiedAt?: number;
-  /** SHA-256 (hex) of the attested document's public_key: the enclave's boot key. */
+  /** The attested document's public_key (raw X25519): the enclave's boot key. */
+  publicKey?: Uint8Array;
+  /** Its SHA-256 (hex), as /readyz reports it. */
   publicKeySha256?: string;
   moduleId?: string;
   failedAt?: number;
@@ -56,19 +61,28 @@ export class AttestationGate implements MemberGate {
     this.#log = log;
   }
 
+  probe(member: UpstreamMember): ReadyzProbe | undefined {
+    const attested = this.#state(member).publicKey;
+    if (!attested) return undefined;
+    const challenge = createChallenge();
+    return { query: challenge.hex, verify: (proof) => challenge.check(attested, proof) };
+  }
+
   holds(member: UpstreamMember, readyz: ReadyzReport): boolean {
     const state = this.#state(member);
-    return state.verifiedAt !== undefined && readyz.publicKeySha256 === state.publicKeySha256;
+    // The same boot key, and proven: the process that answered holds the attested key's private half.
+    return state.verifiedAt !== undefined && readyz.publicKeySha256 === state.publicKeySha256 && readyz.proofOk === true;
   }
 
   async admit(member: UpstreamMember, readyz: ReadyzReport): Promise<string | undefined> {
     const state = this.#state(member);
     const now = performance.now();
     if (state.verifiedAt !== undefined) {
-      const sameBoot = readyz.publicKeySha256 === state.publicKeySha256;
+      const sameBoot = this.holds(member, readyz);
       if (sameBoot && now - state.verifiedAt < this.trust.intervalMs) return undefined;
       if (!sameBoot) {
-        this.#log.warn({ member: member.url }, 'the enclave behind this member restarted (its boot key changed): attesting it again');
+        const why = readyz.publicKeySha256 !== state.publicKeySha256 ? 'its boot key changed' : 'it could not prove it holds the attested boot key';
+        this.#log.warn({ member: member.url }, `the process behind this member is not the one attested (${why}): attesting it again`);
         this.forget(member);
       }
     } else if (state.failedAt !== undefined && now - state.failedAt < this.trust.retryMs) {
@@ -83,6 +97,7 @@ export class AttestationGate implements MemberGate {
     state.generation += 1;
     if (state.verifiedAt === undefined) return;
     state.verifiedAt = undefined;
+    state.publicKey = undefined;
     state.publicKeySha256 = undefined;
     this.#metrics.attestationVerified.set({ member: member.url }, 0);
   }
@@ -148,9 +163,13 @@ export class AttestationGate implements MemberGate {
       if (readyz.publicKeySha256 === undefined || publicKeySha256 !== readyz.publicKeySha256) {
         throw new AttestationProblem('identity', "the attested public_key is not the boot key the member's /readyz reports");
       }
+      // And the process answering holds its private half.
+      if (!(await provesPossession(member, publicKey!))) {
+        throw new AttestationProblem('identity', 'the member could not prove it holds the private half of the attested public_key');
+      }
       // The member fell out of rotation while this ran: what was verified may be another process.
       if (state.generation !== generation) throw new AttestationProblem('superseded', 'the member failed a health check or a request while it was being attested');
-      Object.assign(state, { verifiedAt: performance.now(), publicKeySha256, moduleId: result.document!.moduleId, failedAt: undefined, problem: undefined });
+      Object.assign(state, { verifiedAt: performance.now(), publicKey, publicKeySha256, moduleId: result.document!.moduleId, failedAt: undefined, problem: undefined });
       this.#metrics.attestationVerifications.inc({ result: 'ok' });
       this.#metrics.attestationVerified.set({ member: member.url }, 1);
       this.#metrics.attestationDuration.observe((performance.now() - started) / 1000);
@@ -158,7 +177,7 @@ export class AttestationGate implements MemberGate {
       return undefined;
     } catch (error) {
       const problem = error instanceof AttestationProblem ? error : new AttestationProblem('unreachable', describeError(error));
-      Object.assign(state, { verifiedAt: undefined, publicKeySha256: undefined, failedAt: performance.now(), problem: `${problem.reason}: ${problem.message}` });
+      Object.assign(state, { verifiedAt: undefined, publicKey: undefined, publicKeySha256: undefined, failedAt: performance.now(), problem: `${problem.reason}: ${problem.message}` });
       this.#metrics.attestationVerifications.inc({ result: 'failed' });
       this.#metrics.attestationFailures.inc({ reason: problem.reason });
       this.#metrics.attestationVerified.set({ member: member.url }, 0);
@@ -173,6 +192,25 @@ class AttestationProblem extends Error {
   constructor(reason: string, message: string) {
     super(message);
     this.reason = reason;
+  }
+}
+
+/** One /readyz with a possession challenge for `publicKey`. */
+async function provesPossession(member: UpstreamMember, publicKey: Uint8Array): Promise<boolean> {
+  const challenge = createChallenge();
+  const response = await member.healthPool.request({
+    method: 'GET',
+    path: `/readyz?proof=${challenge.hex}`,
+    headersTimeout: ATTESTATION_TIMEOUT_MS,
+    bodyTimeout: ATTESTATION_TIMEOUT_MS,
+    signal: AbortSignal.timeout(ATTESTATION_TIMEOUT_MS),
+  });
+  const text = await response.body.text();
+  if (response.statusCode !== 200 || text.length > 4096) return false;
+  try {
+    return challenge.check(publicKey, (JSON.parse(text) as { proof?: unknown }).proof);
+  } catch {
+    return false;
   }
 }
 

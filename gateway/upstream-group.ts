@@ -25,6 +25,14 @@ export interface UpstreamObserver {
 export interface ReadyzReport {
   /** SHA-256 of the enclave's boot key, when the member is an enclave. */
   publicKeySha256?: string;
+  /** Whether it proved possession of the attested boot key (asked only once one is attested). */
+  proofOk?: boolean;
+}
+
+/** A health check's challenge: the query to send, and the check of the answer's `proof`. */
+export interface ReadyzProbe {
+  query: string;
+  verify(proof: unknown): boolean;
 }
 
 /**
@@ -32,6 +40,8 @@ export interface ReadyzReport {
  * after each passing health check; told whenever the member falls out of rotation.
  */
 export interface MemberGate {
+  /** A possession challenge for this health check, when the member holds an attested key. */
+  probe(member: UpstreamMember): ReadyzProbe | undefined;
   /**
    * Whether the member holds an admission for the process behind it now (asked before admit(),
    * synchronously): when it does not, it is taken out of rotation before anything is awaited.
@@ -44,20 +54,23 @@ export interface MemberGate {
 
 const MAX_READYZ_BYTES = 4096;
 
-async function readReadyz(body: AsyncIterable<unknown> & { dump(): Promise<void> }): Promise<ReadyzReport> {
+async function readReadyz(body: AsyncIterable<unknown> & { dump(): Promise<void> }, probe: ReadyzProbe | undefined): Promise<ReadyzReport> {
   let text = '';
   for await (const chunk of body) {
     text += String(chunk);
     if (text.length > MAX_READYZ_BYTES) {
       await body.dump();
-      return {};
+      return probe ? { proofOk: false } : {};
     }
   }
   try {
-    const parsed = JSON.parse(text) as { publicKeySha256?: unknown };
-    return typeof parsed.publicKeySha256 === 'string' ? { publicKeySha256: parsed.publicKeySha256 } : {};
+    const parsed = JSON.parse(text) as { publicKeySha256?: unknown; proof?: unknown };
+    return {
+      ...(typeof parsed.publicKeySha256 === 'string' ? { publicKeySha256: parsed.publicKeySha256 } : {}),
+      ...(probe ? { proofOk: probe.verify(parsed.proof) } : {}),
+    };
   } catch {
-    return {};
+    return probe ? { proofOk: false } : {};
   }
 }
 
@@ -177,9 +190,10 @@ export class UpstreamGroup {
   async #check(member: UpstreamMember): Promise<void> {
     if (this.#stopped) return;
     try {
+      const probe = this.#gate?.probe(member);
       const response = await member.healthPool.request({
         method: 'GET',
-        path: '/readyz',
+        path: probe ? `/readyz?proof=${probe.query}` : '/readyz',
         headersTimeout: this.#timeouts.healthTimeoutMs,
         bodyTimeout: this.#timeouts.healthTimeoutMs,
         signal: AbortSignal.timeout(this.#timeouts.healthTimeoutMs),
@@ -189,7 +203,7 @@ export class UpstreamGroup {
         this.#setHealth(member, false, `/readyz answered ${response.statusCode}`);
         return;
       }
-      const report = this.#gate ? await readReadyz(response.body) : (await response.body.dump(), {});
+      const report = this.#gate ? await readReadyz(response.body, probe) : (await response.body.dump(), {});
       if (performance.now() < member.ejectedUntil || this.#stopped) return;
       if (!this.#gate) {
         this.#setHealth(member, true, 'ready');

@@ -18,6 +18,7 @@ import type { ServerState } from './routes.js';
 import { IMAGE_CONTENT_TYPES, registerRoutes } from './routes.js';
 import { modelServerErrors } from './errors.js';
 import type { NsmSource } from '../attestation/index.js';
+import { answerChallenge } from '../attestation/index.js';
 import { createEnclaveIdentity, registerAttestationRoute } from './attestation-route.js';
 
 export interface ModelServer {
@@ -107,7 +108,18 @@ export function createModelServer(config: ModelServerConfig, dependencies: Model
   });
   // The enclave's identity for this boot: its X25519 key, carried in every attestation document.
   const identity = dependencies.attestation ? createEnclaveIdentity() : undefined;
-  registerRoutes(app, config, metrics, state, identity && { source: dependencies.attestation!.kind, publicKey: identity.publicKey, publicKeySha256: identity.publicKeySha256 });
+  registerRoutes(
+    app,
+    config,
+    metrics,
+    state,
+    identity && {
+      source: dependencies.attestation!.kind,
+      publicKey: identity.publicKey,
+      publicKeySha256: identity.publicKeySha256,
+      answer: (challenge) => answerChallenge(identity.privateKey, challenge),
+    },
+  );
   if (dependencies.attestation && identity) registerAttestationRoute(app, dependencies.attestation, identity, metrics);
 
   return {

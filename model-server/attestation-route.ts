@@ -4,9 +4,11 @@
 // gateway also uses its hash, reported by /readyz, to notice that the enclave restarted).
 // A nonce always gets a fresh document, within a rate limit; without a nonce, one document is
 // cached for a few seconds, so that polling cannot make the NSM sign on every request.
+import type { KeyObject } from 'node:crypto';
 import { createHash, generateKeyPairSync } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import type { NsmSource } from '../attestation/index.js';
+import { rawX25519PublicKey } from '../attestation/index.js';
 import { modelServerErrors } from './errors.js';
 import type { ModelServerMetrics } from './metrics.js';
 
@@ -21,15 +23,16 @@ const HEX = /^(?:[0-9a-fA-F]{2})+$/;
 export interface EnclaveIdentity {
   /** The X25519 public key generated at boot, raw 32 bytes. */
   publicKey: Buffer;
+  /** Its private half: never leaves this process; answers the gateway's possession challenges. */
+  privateKey: KeyObject;
   /** SHA-256 of publicKey, hex: what /readyz reports. */
   publicKeySha256: string;
 }
 
 export function createEnclaveIdentity(): EnclaveIdentity {
-  const { publicKey } = generateKeyPairSync('x25519');
-  // The SPKI of an X25519 key is a fixed 12-byte prefix, then the 32-byte key.
-  const raw = publicKey.export({ type: 'spki', format: 'der' }).subarray(-32);
-  return { publicKey: raw, publicKeySha256: createHash('sha256').update(raw).digest('hex') };
+  const { publicKey, privateKey } = generateKeyPairSync('x25519');
+  const raw = rawX25519PublicKey(publicKey);
+  return { publicKey: raw, privateKey, publicKeySha256: createHash('sha256').update(raw).digest('hex') };
 }
 
 export function registerAttestationRoute(app: FastifyInstance, source: NsmSource, identity: EnclaveIdentity, metrics: ModelServerMetrics): void {

@@ -15,6 +15,7 @@ export const modelServerErrors = defineErrors({
   MS_IMAGE_TOO_LARGE: { statusCode: 413, message: 'The image declares more pixels than the server accepts' },
   MS_BODY_TOO_LARGE: { statusCode: 413, message: 'The request body is larger than the server accepts' },
   MS_UNSUPPORTED_MEDIA_TYPE: { statusCode: 415, message: 'Send application/json, image/jpeg, image/png or image/webp' },
+  MS_INVALID_CHALLENGE: { statusCode: 400, message: `"proof" must be a ${96}-hex-digit challenge (an X25519 public key and a nonce)` },
   MS_INVALID_NONCE: { statusCode: 400, message: '"nonce" must be hex digits, at most 512 bytes' },
   MS_NOT_FOUND: { statusCode: 404, message: 'No such route; see GET /v1/model and POST /predict' },
   MS_ATTESTATION_RATE_LIMITED: { statusCode: 429, message: 'Too many fresh attestation documents asked for; retry after Retry-After' },

@@ -6,6 +6,7 @@ import { DEFAULT_TOPK, MAX_TOPK } from './config.js';
 import { modelServerErrors } from './errors.js';
 import type { ModelServerMetrics } from './metrics.js';
 import { readPredictRequest } from './predict-request.js';
+import { CHALLENGE_BYTES } from '../attestation/index.js';
 import { CROP_SIZE, IMAGENET_MEAN, IMAGENET_STD, RESIZE_SHORTER_SIDE } from './tensor-layout.js';
 
 export interface ServerState {
@@ -20,7 +21,11 @@ export interface AttestationInfo {
   source: 'nitro' | 'emulated';
   publicKey: Buffer;
   publicKeySha256: string;
+  /** Answers a possession challenge with the boot key's private half. */
+  answer(challenge: Buffer): Buffer;
 }
+
+const CHALLENGE_HEX = new RegExp(`^[0-9a-fA-F]{${CHALLENGE_BYTES * 2}}$`);
 
 export function registerRoutes(app: FastifyInstance, config: ModelServerConfig, metrics: ModelServerMetrics, state: ServerState, attestation?: AttestationInfo): void {
   // The gateway compares this with the public key of the document it verified: another value means
@@ -41,8 +46,14 @@ export function registerRoutes(app: FastifyInstance, config: ModelServerConfig, 
 
   app.get('/healthz', (_request, reply) => reply.send({ status: 'ok', enclave: config.enclave }));
 
-  app.get('/readyz', async (_request, reply) => {
-    if (state.classifier && !state.closing) return { status: 'ready', model: state.classifier.description.name, enclave: config.enclave, ...identity };
+  app.get('/readyz', async (request, reply) => {
+    // ?proof=<challenge>: prove this process holds the boot key's private half (the gateway asks on every health check).
+    const challenge = (request.query as Record<string, unknown>).proof;
+    if (challenge !== undefined && (!attestation || typeof challenge !== 'string' || !CHALLENGE_HEX.test(challenge))) {
+      throw modelServerErrors.MS_INVALID_CHALLENGE(attestation ? undefined : 'This server is not an enclave: it has no boot key to prove');
+    }
+    const proof = challenge === undefined ? {} : { proof: attestation!.answer(Buffer.from(challenge, 'hex')).toString('hex') };
+    if (state.classifier && !state.closing) return { status: 'ready', model: state.classifier.description.name, enclave: config.enclave, ...identity, ...proof };
     const error = state.closing ? modelServerErrors.MS_SHUTTING_DOWN() : modelServerErrors.MS_NOT_READY();
     return reply.code(503).header('retry-after', '1').send(error.toJSON());
   });

@@ -2,9 +2,12 @@
 // against a stand-in enclave on a real socket whose boot, key and NSM a test can swap:
 //   - when the process behind a member changes (another boot key), the member is out of rotation
 //     before the gate awaits anything, and stays out until the new process is attested;
+//   - a process that repeats the attested boot key's hash without holding the key is out at the
+//     first health check that asks it to prove possession;
 //   - a member ejected while a re-attestation runs is not brought back when it finishes.
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
+import { createHash, generateKeyPairSync } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { createServer } from 'node:http';
@@ -15,7 +18,7 @@ import type { TestContext } from 'node:test';
 import { test } from 'node:test';
 import type { FastifyBaseLogger } from 'fastify';
 import type { EmulatedNsm } from '../../attestation/index.js';
-import { createEmulatedNsm, emulatedMeasurements } from '../../attestation/index.js';
+import { answerChallenge, createEmulatedNsm, emulatedMeasurements, rawX25519PublicKey } from '../../attestation/index.js';
 import { AttestationGate } from '../../gateway/attestation-gate.js';
 import type { AttestationTrust } from '../../gateway/attestation-trust.js';
 import { createGatewayMetrics } from '../../gateway/metrics.js';
@@ -28,9 +31,17 @@ const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 interface StandIn {
-  key: Buffer;
+  /** The boot key: its raw public half goes in documents, its private half answers challenges. */
+  keys: { publicKey: Buffer; privateKey: KeyObject };
+  /** What /readyz reports as the boot key's hash; the real one unless a test makes it lie. */
+  reportedKey?: Buffer;
   nsm: EmulatedNsm;
   attestDelayMs: number;
+}
+
+function bootKey(): StandIn['keys'] {
+  const { publicKey, privateKey } = generateKeyPairSync('x25519');
+  return { publicKey: rawX25519PublicKey(publicKey), privateKey };
 }
 
 async function setup(t: TestContext, intervalMs: number) {
@@ -41,14 +52,18 @@ async function setup(t: TestContext, intervalMs: number) {
   const rootFile = join(dir, 'root.pem');
   // Both emulated roots are trusted: only the PCRs tell the two enclaves apart.
   await writeFile(rootFile, pinnedNsm.rootCertificatePem + otherNsm.rootCertificatePem);
-  const enclave: StandIn = { key: Buffer.alloc(32, 0xaa), nsm: pinnedNsm, attestDelayMs: 0 };
+  const enclave: StandIn = { keys: bootKey(), nsm: pinnedNsm, attestDelayMs: 0 };
   const server: Server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://enclave');
-    if (url.pathname === '/readyz') return void res.end(JSON.stringify({ status: 'ready', publicKeySha256: sha256(enclave.key) }));
+    if (url.pathname === '/readyz') {
+      const challenge = url.searchParams.get('proof');
+      const proof = challenge ? { proof: answerChallenge(enclave.keys.privateKey, Buffer.from(challenge, 'hex')).toString('hex') } : {};
+      return void res.end(JSON.stringify({ status: 'ready', publicKeySha256: sha256(enclave.reportedKey ?? enclave.keys.publicKey), ...proof }));
+    }
     const served = { ...enclave };
     void sleep(served.attestDelayMs).then(() => {
       res.setHeader('content-type', 'application/cbor');
-      res.end(Buffer.from(served.nsm.attest({ nonce: Buffer.from(url.searchParams.get('nonce') ?? '', 'hex'), publicKey: served.key })));
+      res.end(Buffer.from(served.nsm.attest({ nonce: Buffer.from(url.searchParams.get('nonce') ?? '', 'hex'), publicKey: served.keys.publicKey })));
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -67,7 +82,7 @@ test('a member whose process changed is out of rotation from the first health ch
   assert.equal(group.pick(), member, 'the pinned enclave is attested and takes traffic');
 
   // Replaced by an enclave running other code, with a new boot key, slow to answer /attestation.
-  Object.assign(enclave, { key: Buffer.alloc(32, 0xbb), nsm: otherNsm, attestDelayMs: 1_000 });
+  Object.assign(enclave, { keys: bootKey(), nsm: otherNsm, attestDelayMs: 1_000 });
   const check = group.checkAll();
   const picks: unknown[] = [];
   for (let index = 0; index < 8; index += 1) {
@@ -95,4 +110,19 @@ test('a member ejected while it is being re-attested stays out when the attestat
   assert.equal(group.pick(), undefined);
   assert.equal(gate.status(member).attested, false);
   assert.match(gate.status(member).problem ?? '', /^superseded: /);
+});
+
+test('a process repeating the attested boot key\'s hash without holding its private half is out at the next health check', async (t) => {
+  const { group, member, enclave } = await setup(t, 60_000);
+  await group.checkAll();
+  assert.equal(group.pick(), member);
+  assert.equal(member.healthy, true);
+
+  // Another process takes the socket, running the pinned image even, but with a boot key of its
+  // own, and reports the attested key's hash (which anyone could read from /readyz).
+  const attested = enclave.keys.publicKey;
+  Object.assign(enclave, { keys: bootKey(), reportedKey: attested });
+  await group.checkAll();
+  assert.equal(group.pick(), undefined, 'its health check could not prove possession of the attested key');
+  assert.match(member.lastProblem ?? '', /^attestation: identity: /);
 });

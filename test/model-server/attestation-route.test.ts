@@ -2,10 +2,10 @@
 // carrying the caller's nonce and the boot key /readyz names; bad nonces refused; nonce-less
 // documents cached; fresh ones rate limited; NSM failures a 503; no route outside an enclave.
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
+import { createHash, generateKeyPairSync } from 'node:crypto';
 import { test } from 'node:test';
 import type { NsmSource } from '../../attestation/index.js';
-import { createAttestationVerifier, createEmulatedNsmSource, createNitroNsmSource, emulatedImageMeasurements } from '../../attestation/index.js';
+import { createAttestationVerifier, createChallenge, createEmulatedNsmSource, createNitroNsmSource, emulatedImageMeasurements, rawX25519PublicKey } from '../../attestation/index.js';
 import { createModelServer } from '../../model-server/index.js';
 import { ATTESTATION_BURST } from '../../model-server/attestation-route.js';
 import { modelServerConfig, testModelPath } from '../helpers/model-server.js';
@@ -100,4 +100,30 @@ test('a model server outside an enclave has no /attestation', async (t) => {
   const response = await fetch(`${url}/attestation?nonce=00`);
   assert.equal(response.status, 404);
   assert.equal(((await response.json()) as { code: string }).code, 'MS_NOT_FOUND');
+});
+
+test('/readyz?proof= answers a possession challenge with the boot key, which only that key verifies; bad challenges are 400', async (t) => {
+  const source = createEmulatedNsmSource(emulatedImageMeasurements({ modelPath: await testModelPath() }));
+  const url = await enclaveServer(t, source);
+  const model = (await (await fetch(`${url}/v1/model`)).json()) as { attestation: { publicKey: string } };
+  const publicKey = Buffer.from(model.attestation.publicKey, 'base64');
+
+  const challenge = createChallenge();
+  const answer = (await (await fetch(`${url}/readyz?proof=${challenge.hex}`)).json()) as { status: string; proof: string };
+  assert.equal(answer.status, 'ready');
+  assert.equal(challenge.check(publicKey, answer.proof), true);
+  assert.equal(challenge.check(rawX25519PublicKey(generateKeyPairSync('x25519').publicKey), answer.proof), false, 'another key does not verify');
+  assert.equal(createChallenge().check(publicKey, answer.proof), false, 'nor does the answer to another challenge');
+
+  for (const bad of ['abc', 'zz'.repeat(48), 'ab'.repeat(47)]) {
+    const response = await fetch(`${url}/readyz?proof=${bad}`);
+    assert.equal(response.status, 400, bad);
+    assert.equal(((await response.json()) as { code: string }).code, 'MS_INVALID_CHALLENGE');
+  }
+  const plain = await createModelServer(modelServerConfig());
+  t.after(() => plain.close());
+  const plainUrl = await plain.app.listen({ host: '127.0.0.1', port: 0 });
+  const notEnclave = await fetch(`${plainUrl}/readyz?proof=${challenge.hex}`);
+  assert.equal(notEnclave.status, 400);
+  assert.match(((await notEnclave.json()) as { message: string }).message, /not an enclave/);
 });
