@@ -282,9 +282,16 @@ test('`mpg gateway` survives a body over --body-limit, and serves the next reque
 
 test('`mpg gateway` survives a chunked body over --body-limit that it refuses before forwarding', async (t) => {
   const upstream = await startRecordingUpstream(t, 'public');
-  // No secure member: a secure request is answered 503 before its body is read.
+  // No secure member: a secure request is answered 503 before its body is read, and its connection
+  // is closed with the body unread. Whether this client reads the 503 before its own writes fail
+  // depends on timing (the answer's code is asserted in-process elsewhere); what this test asserts
+  // is that the gateway process survives and keeps serving.
   const { mpg, url } = await startCliGateway(t, ['--public-upstream', upstream.url, '--body-limit', String(BODY_LIMIT)]);
-  await expectCodedError(await postChunked(`${url}/predict-secure`), 503, 'GW_NO_SECURE_UPSTREAM');
+  const refused = await postChunked(`${url}/predict-secure`).then(
+    async (response) => ({ status: response.status, code: ((await response.json()) as { code?: string }).code }),
+    () => undefined,
+  );
+  if (refused) assert.deepEqual(refused, { status: 503, code: 'GW_NO_SECURE_UPSTREAM' });
   const next = await post(`${url}/predict-public`, 'small').catch(async (error: Error) => {
     throw new Error(`the next request failed (${error.message}); ${await explainExit(mpg)}`);
   });
