@@ -6,7 +6,7 @@ import { attestationErrors } from './errors.js';
 import { AttestationFailure } from './failure.js';
 import type { PcrMeasurements } from './measurements.js';
 import type { VerificationResult, VerifyOptions } from './verifier.js';
-import { VerifiedLinkCache, resolveTrustedRoots, verifyAttestation, verifyAttestationAsync } from './verifier.js';
+import { VerifiedLinkCache, resolveTrustedRoots, verifyAttestation } from './verifier.js';
 
 /** A document older than this is refused: the NSM signs it on request, so it should be seconds old. */
 export const DEFAULT_MAX_DOCUMENT_AGE_MS = 5 * 60_000; // 5 min
@@ -30,8 +30,6 @@ export interface AttestationVerifierOptions {
 export interface AttestationVerifier {
   /** Every check, including freshness and the nonce the caller just sent. */
   verify(document: Uint8Array, expected: { nonce: Uint8Array }): VerificationResult;
-  /** The same checks, with a cold document's signatures verified at once on the thread pool first. */
-  verifyAsync(document: Uint8Array, expected: { nonce: Uint8Array }): Promise<VerificationResult>;
   /**
    * The verified document, or ATT_VERIFICATION_FAILED whose `cause` is an AttestationFailure
    * carrying the reason.
@@ -67,7 +65,6 @@ export function createAttestationVerifier(options: AttestationVerifierOptions): 
   const verify = (document: Uint8Array, expected: { nonce: Uint8Array }) => verifyAttestation(document, optionsFor(expected));
   return {
     verify,
-    verifyAsync: (document, expected) => verifyAttestationAsync(document, optionsFor(expected)),
     verifyOrThrow(document, expected) {
       const result = verify(document, expected);
       if (result.ok) return result.document!;

@@ -2,7 +2,7 @@
 // trusted root byte for byte; each later certificate is issued and signed by the one before it;
 // cabundle's last certificate issues the leaf (the document's `certificate`), whose P-384 key
 // signs the document. Every certificate must be valid at the verification time.
-import { X509Certificate, createHash } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import type { CertificateFacts } from './certificate.js';
 import { readCertificateFacts } from './certificate.js';
 import type { AttestationDocument } from './document.js';
@@ -90,7 +90,6 @@ export function parseChain(document: AttestationDocument, root: TrustedRoot, cac
  */
 export class VerifiedLinkCache {
   private readonly links = new Set<string>();
-  private readonly signatures = new Set<string>();
   private readonly certificates = new Map<string, ChainCertificate>();
   constructor(private readonly capacity = 1024) {}
   certificate(der: Uint8Array, label: string): ChainCertificate {
@@ -110,22 +109,7 @@ export class VerifiedLinkCache {
     if (this.links.size >= this.capacity) this.links.clear();
     this.links.add(linkKey(issuer, subject));
   }
-  /** Whether this signature over these bytes verified with this certificate's key. */
-  hasSignature(signer: ChainCertificate, data: Uint8Array, signature: Uint8Array): boolean {
-    return this.signatures.has(signatureKey(signer, data, signature));
-  }
-  /** Drops the verified document signatures, keeping certificates and links (a new document from a known enclave). */
-  forgetSignatures(): void {
-    this.signatures.clear();
-  }
-  addSignature(signer: ChainCertificate, data: Uint8Array, signature: Uint8Array): void {
-    if (this.signatures.size >= this.capacity) this.signatures.clear();
-    this.signatures.add(signatureKey(signer, data, signature));
-  }
 }
-
-const signatureKey = (signer: ChainCertificate, data: Uint8Array, signature: Uint8Array) =>
-  `${signer.x509.fingerprint256}|${createHash('sha256').update(data).digest('hex')}|${Buffer.from(signature).toString('hex')}`;
 
 const linkKey = (issuer: ChainCertificate, subject: ChainCertificate) => `${issuer.x509.fingerprint256}>${subject.x509.fingerprint256}`;
 

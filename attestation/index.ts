@@ -3,7 +3,7 @@
 // the same structure for the local emulation, and `mpg attestation verify`. This is the only door.
 import type { Command } from '../common/index.js';
 
-export { verifyAttestation, verifyAttestationAsync, resolveTrustedRoots, CHECK_NAMES, DEFAULT_MAX_DOCUMENT_BYTES, DEFAULT_MAX_CLOCK_SKEW_MS } from './verifier.js';
+export { verifyAttestation, resolveTrustedRoots, CHECK_NAMES, DEFAULT_MAX_DOCUMENT_BYTES, DEFAULT_MAX_CLOCK_SKEW_MS } from './verifier.js';
 export type { AttestationCheck, CheckName, VerificationResult, VerifyOptions } from './verifier.js';
 export { createAttestationVerifier, createNonce, DEFAULT_MAX_DOCUMENT_AGE_MS, NONCE_BYTES } from './attestation-verifier.js';
 export type { AttestationVerifier, AttestationVerifierOptions } from './attestation-verifier.js';

@@ -15,7 +15,6 @@ import { attestationErrors } from './errors.js';
 import type { FailureReason } from './failure.js';
 import { AttestationFailure } from './failure.js';
 import type { PcrMeasurements } from './measurements.js';
-import { verifySignaturesInParallel } from './parallel-signatures.js';
 
 /** Documents are about 5 KiB; anything far larger is refused before decoding. */
 export const DEFAULT_MAX_DOCUMENT_BYTES = 16 * 1024; // 16 KiB
@@ -64,20 +63,10 @@ export interface VerifyOptions {
   /** The document must carry a public_key. */
   requirePublicKey?: boolean;
   maxBytes?: number;
-  /** Skips the ECDSA verification of certificate links and signatures already verified (see VerifiedLinkCache). */
+  /** Skips the ECDSA verification of certificate links already verified (see VerifiedLinkCache). */
   linkCache?: VerifiedLinkCache;
 }
 
-/**
- * verifyAttestation with the cold path's ECDSA verifications run at once on libuv's thread pool
- * first (verifySignaturesInParallel); the checks, their order and their results are the same.
- */
-export async function verifyAttestationAsync(documentBytes: Uint8Array, options: VerifyOptions = {}): Promise<VerificationResult> {
-  checkOptions(options);
-  const linkCache = options.linkCache ?? new VerifiedLinkCache();
-  await verifySignaturesInParallel(documentBytes, resolveTrustedRoots(options.trustedRoots), linkCache, options.maxBytes ?? DEFAULT_MAX_DOCUMENT_BYTES);
-  return verifyAttestation(documentBytes, { ...options, linkCache });
-}
 
 let awsRoots: TrustedRoot[] | undefined;
 
@@ -147,13 +136,9 @@ export function verifyAttestation(documentBytes: Uint8Array, options: VerifyOpti
     pass('validity', `every certificate valid at ${at.toISOString()}`);
 
     current = 'signature';
-    const leaf = chain.at(-1)!;
-    const signed = sigStructure(cose.protectedHeader, cose.payload);
-    if (!options.linkCache?.hasSignature(leaf, signed, cose.signature)) {
-      if (!verifySignature('sha384', signed, { key: leaf.x509.publicKey, dsaEncoding: 'ieee-p1363' }, cose.signature)) {
-        throw new AttestationFailure('signature', 'the COSE signature does not verify with the leaf certificate\'s key');
-      }
-      options.linkCache?.addSignature(leaf, signed, cose.signature);
+    const leafKey = chain.at(-1)!.x509.publicKey;
+    if (!verifySignature('sha384', sigStructure(cose.protectedHeader, cose.payload), { key: leafKey, dsaEncoding: 'ieee-p1363' }, cose.signature)) {
+      throw new AttestationFailure('signature', 'the COSE signature does not verify with the leaf certificate\'s key');
     }
     pass('signature', 'COSE_Sign1 signature verified with the leaf key over the Sig_structure');
 

@@ -153,7 +153,7 @@ export class AttestationGate implements MemberGate {
       const verifier = this.#currentVerifier();
       const nonce = createNonce();
       const document = await fetchDocument(member, nonce);
-      const result = await verifier.verifyAsync(document, { nonce });
+      const result = verifier.verify(document, { nonce });
       if (!result.ok) {
         const failed = result.checks.at(-1);
         throw new AttestationProblem(result.reason ?? 'unknown', failed?.detail ?? 'verification failed');
