@@ -12,7 +12,7 @@
 // It is an emulation and says so: no memory encryption, no hardware root of trust.
 import type { ChildProcess } from 'node:child_process';
 import { spawn, spawnSync } from 'node:child_process';
-import { accessSync, constants as fsConstants } from 'node:fs';
+import { accessSync, existsSync, constants as fsConstants } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
@@ -186,7 +186,9 @@ export async function startEmulatedEnclave(options: EmulatedEnclaveOptions): Pro
   });
   const ready = (async () => {
     while (!gone) {
-      if ((await readyzStatus(options.socketPath)) === 200) return;
+      // The enclave relay creates the stand-in once the model server listens; until then a probe
+      // through the parent relay could only fail (and be logged as a relay failure).
+      if (existsSync(vsockStandin) && (await readyzStatus(options.socketPath)) === 200) return;
       await new Promise((resolve) => setTimeout(resolve, READY_POLL_MS));
     }
     throw new Error(`the emulated enclave exited (${await exited}) before it was ready`);
