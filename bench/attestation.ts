@@ -7,11 +7,10 @@
 // COSE signature; and beside them, from the same run, one raw P-384 ECDSA verification by
 // node:crypto (OpenSSL), the floor every signature check in the chain pays.
 // Flags: --iterations N (default 400)
+import { saveBenchResult } from './results.js';
 import { generateKeyPairSync, sign, verify } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { measureRequestPath } from './attestation-request-path.js';
-import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { TrustedRoot, VerifyOptions } from '../attestation/index.js';
 import {
   VerifiedLinkCache,
@@ -138,11 +137,7 @@ async function main() {
       `(${path.rounds} rounds x ${path.requests} requests each): ${measurable ? 'slower by more than the noise floor: a measurable cost' : 'within the noise floor: none measurable'} (target: none measurable)`,
   );
 
-  const directory = join('results', 'bench');
-  await mkdir(directory, { recursive: true });
-  const file = join(directory, `attestation-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  await writeFile(file, JSON.stringify({ benchmark: 'attestation', environment, iterations, targetMs: TARGET_MS, rawP384VerifyMs: rawVerify.medianMs, runs: [emulated, genuine], requestPath: path }, null, 2) + '\n');
-  console.log(`\nresults: ${file}`);
+  console.log(`\nresults: ${await saveBenchResult('attestation', { environment, iterations, targetMs: TARGET_MS, rawP384VerifyMs: rawVerify.medianMs, runs: [emulated, genuine], requestPath: path })}`);
 }
 
 await main();

@@ -12,12 +12,11 @@
 // servers have the same threads and the same CPUs. The two routes are measured one after the
 // other, never at once; after each, the servers are left to go idle before the next starts.
 // Flags: --duration S (per route and concurrency, default 10) --warmup S (default 2)
+import { saveBenchResult } from './results.js';
 import type { ChildProcessByStdio } from 'node:child_process';
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
 import { availableParallelism, loadavg } from 'node:os';
-import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import autocannon from 'autocannon';
 import { cpuMeter, describeEnvironment, percentile, processCpuSeconds, sampleImage } from '../loadtest/index.js';
@@ -301,25 +300,14 @@ async function main() {
     console.log(`\nwarning: other processes used up to ${format(others, 2)} of ${environment.cores} cores while measuring; these figures are suspect, run again on a quiet machine`);
   }
 
-  const directory = join('results', 'bench');
-  await mkdir(directory, { recursive: true });
-  const file = join(directory, `enclave-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  await writeFile(
-    file,
-    JSON.stringify(
-      {
-        benchmark: 'enclave',
-        environment: { ...environment, loadAverage },
-        options,
-        equalCpu: 'the enclave pinned to every CPU (the set the public server may use); both model servers with the same threads; routes measured one at a time',
-        targets: { throughputKept: THROUGHPUT_KEPT_TARGET, p99Ratio: P99_RATIO_TARGET, seedStudyMaxRatioAt100: SEED_MAX_RATIO_AT_100 },
-        pids,
-        results,
-      },
-      null,
-      2,
-    ) + '\n',
-  );
+  const file = await saveBenchResult('enclave', {
+    environment: { ...environment, loadAverage },
+    options,
+    equalCpu: 'the enclave pinned to every CPU (the set the public server may use); both model servers with the same threads; routes measured one at a time',
+    targets: { throughputKept: THROUGHPUT_KEPT_TARGET, p99Ratio: P99_RATIO_TARGET, seedStudyMaxRatioAt100: SEED_MAX_RATIO_AT_100 },
+    pids,
+    results,
+  });
   console.log(`\nresults: ${file}`);
   if (failed > 0) {
     console.error(`bench:enclave: ${failed} answers were not 2xx; the figures above are not valid`);

@@ -7,10 +7,10 @@
 // p50/p99 direct and through the gateway at saturation, batch-2 base64 JSON. CPU of the gateway,
 // the upstream and the load generator, since all share the machine's cores.
 // Flags: --duration S --connections N --rate N --warmup S --model-duration S --model-connections N
+import { saveBenchResult } from './results.js';
 import { spawn } from 'node:child_process';
 import type { ChildProcessByStdio } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -489,24 +489,13 @@ async function main() {
     console.log(`\nwarning: other processes used up to ${format(others, 2)} of ${environment.cores} cores while measuring; these figures are suspect, run again on a quiet machine`);
   }
 
-  const directory = join('results', 'bench');
-  await mkdir(directory, { recursive: true });
-  const file = join(directory, `gateway-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  await writeFile(
-    file,
-    JSON.stringify(
-      {
-        benchmark: 'gateway',
-        environment: { ...environment, loadAverage },
-        options,
-        targets: { p50AddedMs: P50_ADDED_TARGET_MS, modelThroughputKept: MODEL_THROUGHPUT_TARGET },
-        trivial,
-        model: { ...model, throughputKept: kept },
-      },
-      null,
-      2,
-    ) + '\n',
-  );
+  const file = await saveBenchResult('gateway', {
+    environment: { ...environment, loadAverage },
+    options,
+    targets: { p50AddedMs: P50_ADDED_TARGET_MS, modelThroughputKept: MODEL_THROUGHPUT_TARGET },
+    trivial,
+    model: { ...model, throughputKept: kept },
+  });
   console.log(`\nresults: ${file}`);
   if (failed > 0) {
     console.error(`bench:gateway: ${failed} answers were not 2xx; the figures above are not valid`);

@@ -4,9 +4,8 @@
 // saturation with batch-2 base64 JSON requests (the seed study's request), their ratio, p50/p99
 // latency, time from process start to /readyz, and the server's peak RSS under load.
 // Flags: --threads N --duration S --connections N --configs "8:2,1:0" (maxBatch:windowMs list)
+import { saveBenchResult } from './results.js';
 import { spawn } from 'node:child_process';
-import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import autocannon from 'autocannon';
 import * as ort from 'onnxruntime-node';
 import { describeEnvironment, processCpuSeconds, processMemory, sampleImage } from '../loadtest/index.js';
@@ -232,11 +231,7 @@ async function main() {
   console.log(`| load generator CPU, default | ${format(def.generatorCores, 2)} cores | server ${format(def.serverCores, 2)} cores | | |`);
   console.log(`(best configuration: max-batch ${best.maxBatch}, window ${best.batchWindowMs} ms)`);
 
-  const directory = join('results', 'bench');
-  await mkdir(directory, { recursive: true });
-  const file = join(directory, `model-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  await writeFile(file, JSON.stringify({ benchmark: 'model', environment, options, raw, preprocessCpuMs: preprocessMs, startupMs: startup, runs }, null, 2) + '\n');
-  console.log(`\nresults: ${file}`);
+  console.log(`\nresults: ${await saveBenchResult('model', { environment, options, raw, preprocessCpuMs: preprocessMs, startupMs: startup, runs })}`);
 }
 
 await main();

@@ -1,6 +1,7 @@
 // The shape every `mpg` subcommand has: a name, a one-line summary, and a run function that
 // receives the remaining arguments and the environment and resolves to an exit code.
-import { OptionError } from './options.js';
+import type { OptionSpecs } from './options.js';
+import { OptionError, formatOptionsHelp } from './options.js';
 
 export interface CommandContext {
   argv: readonly string[];
@@ -97,3 +98,6 @@ export function optionCommand<Parsed extends { help: boolean }>(spec: OptionComm
     },
   };
 }
+
+/** A usage text: the given lines, then the options' help. */
+export const usageWithOptions = (lines: readonly string[], specs: OptionSpecs) => (): string => [...lines, '', 'Options:', formatOptionsHelp(specs)].join('\n');

@@ -1,7 +1,7 @@
 // `mpg enclave relay | entrypoint | run`: the enclave's processes as commands, emulated or on
 // Nitro; `build | stop | status` (through nitro-cli) are in nitro-commands.ts.
 import type { Command, CommandContext } from '../common/index.js';
-import { OptionError, choice, commandGroup, formatOptionsHelp, integer, optionCommand, parseCommandLine, stopOnSignals, text } from '../common/index.js';
+import { OptionError, choice, commandGroup, integer, optionCommand, parseCommandLine, stopOnSignals, text, usageWithOptions } from '../common/index.js';
 import { CPU_LIST, EMULATION_WARNING, startEmulatedEnclave } from './emulated-enclave.js';
 import { ENTRYPOINT_OWNED_MODEL_SERVER_FLAGS, ensureLoopbackUp, startEntrypoint } from './entrypoint.js';
 import { jsonLineLog } from './log.js';
@@ -12,8 +12,6 @@ import { nitroEnclaveOptions, nitroEnclaveSettings } from './nitro-options.js';
 import type { RelayTarget } from './relay.js';
 import { createRelay, describeTarget } from './relay.js';
 
-const usageOf = (lines: string[], specs: Parameters<typeof formatOptionsHelp>[0]) => () =>
-  [...lines, '', 'Options:', formatOptionsHelp(specs)].join('\n');
 
 // ---- mpg enclave relay ----------------------------------------------------------------------
 
@@ -40,7 +38,7 @@ function parseRelay(argv: readonly string[], env: CommandContext['env']) {
 const relayCommand = optionCommand({
   path: 'enclave relay',
   summary: 'Relay every connection on a Unix socket to one target connection (both sides of the vsock channel)',
-  usage: usageOf(
+  usage: usageWithOptions(
     [
       'Usage: mpg enclave relay --listen-socket PATH (--target-socket PATH | --target-host HOST --target-port N)',
       '',
@@ -77,7 +75,7 @@ function parseEntrypoint(argv: readonly string[], env: CommandContext['env']) {
 const entrypointCommand = optionCommand({
   path: 'enclave entrypoint',
   summary: "The enclave's first process: loopback up, the model server on 127.0.0.1, the relay to it",
-  usage: usageOf(
+  usage: usageWithOptions(
     [
       'Usage: mpg enclave entrypoint --vsock-standin PATH [--enclave-mode emulated|nitro] [--model-server-port N] [-- model-server options]',
       '',
@@ -147,7 +145,7 @@ function parseRun(argv: readonly string[], env: CommandContext['env']) {
 const runCommand = optionCommand({
   path: 'enclave run',
   summary: 'Run the enclave (emulated, or a Nitro Enclave on an EC2 parent) behind a Unix socket, until stopped',
-  usage: usageOf(
+  usage: usageWithOptions(
     [
       'Usage: mpg enclave run --enclave-socket PATH [--mode emulated] [--enclave-cpus LIST] [-- model-server options]',
       '       mpg enclave run --enclave-socket PATH --mode nitro --eif PATH --memory-mib N [--cpu-count N] [--enclave-cid N] ...',
@@ -190,29 +188,42 @@ const runCommand = optionCommand({
     stdout.write(`isolation: network ${network === 'namespace' ? 'namespace (loopback only)' : `none (not isolated: ${reason})`}; cpus ${cpus ?? 'all (not pinned)'}\n`);
     stdout.write(`warning: ${EMULATION_WARNING}\n`);
 
-    let signalled = false;
-    const shutdown = stopOnSignals(
-      () => {
-        signalled = true;
-        return enclave.stop();
-      },
-      log,
-      20_000,
-    );
+    const supervised = supervise(enclave, log, 20_000, (code) => log.error({ code }, 'the emulated enclave exited by itself'));
     enclave.ready.then(
       () => log.info({ socket: enclave.socketPath }, 'emulated enclave ready'),
       (error: unknown) => log.error({ err: error }, 'emulated enclave failed before it was ready'),
     );
-    // An enclave that exits without being asked to has failed, whatever its code.
-    const exitedByItself = enclave.exited.then(async (code) => {
-      if (signalled) return shutdown.stopped;
-      log.error({ code }, 'the emulated enclave exited by itself');
-      await enclave.stop();
-      return typeof code === 'number' && code !== 0 ? code : 1;
-    });
-    return Promise.race([shutdown.stopped, exitedByItself]);
+    return supervised.done;
   },
 });
+
+/**
+ * Stops the enclave on SIGTERM or SIGINT. An enclave that exits without being asked to has
+ * failed, whatever its code: `report` says so, the rest is stopped, and `done` resolves non-zero.
+ */
+function supervise(
+  enclave: { stop(): Promise<void>; exited: Promise<number | string> },
+  log: ReturnType<typeof jsonLineLog>,
+  graceMs: number,
+  report: (how: number | string) => void,
+): { signalled(): boolean; stopped: Promise<number>; done: Promise<number> } {
+  let signalled = false;
+  const shutdown = stopOnSignals(
+    () => {
+      signalled = true;
+      return enclave.stop();
+    },
+    log,
+    graceMs,
+  );
+  const exitedByItself = enclave.exited.then(async (how) => {
+    if (signalled) return shutdown.stopped;
+    report(how);
+    await enclave.stop();
+    return typeof how === 'number' && how !== 0 ? how : 1;
+  });
+  return { signalled: () => signalled, stopped: shutdown.stopped, done: Promise.race([shutdown.stopped, exitedByItself]) };
+}
 
 async function runNitro(settings: Omit<NitroEnclaveOptions, 'log'>, { stdout, stderr }: CommandContext): Promise<number> {
   const log = jsonLineLog(stderr, { component: 'enclave', mode: 'nitro' });
@@ -227,19 +238,11 @@ async function runNitro(settings: Omit<NitroEnclaveOptions, 'log'>, { stdout, st
   const relay = settings.parentRelay === 'start' ? `parent relay (socat) on unix:${settings.socketPath}` : `parent relay (external) expected on unix:${settings.socketPath}`;
   stderr.write(`mpg enclave run: enclave ${started.EnclaveID} (mode: nitro) started, CID ${started.EnclaveCID}; ${relay} -> vsock:${started.EnclaveCID}:${settings.vsockPort}; waiting for /readyz\n`);
 
-  let signalled = false;
-  const shutdown = stopOnSignals(
-    () => {
-      signalled = true;
-      return enclave.stop();
-    },
-    log,
-    30_000,
-  );
+  const supervised = supervise(enclave, log, 30_000, (reason) => stderr.write(`mpg enclave run: ${reason}; stopping\n`));
   try {
     await enclave.ready;
   } catch (error) {
-    if (signalled) return shutdown.stopped;
+    if (supervised.signalled()) return supervised.stopped;
     stderr.write(
       `mpg enclave run: the enclave did not get ready: ${(error as Error).message}. Terminating it. ` +
         (settings.debugMode ? `Its console: nitro-cli console --enclave-id ${started.EnclaveID}\n` : 'Start it with --debug-mode --allow-debug-mode to read its console (development only).\n'),
@@ -248,13 +251,7 @@ async function runNitro(settings: Omit<NitroEnclaveOptions, 'log'>, { stdout, st
     return 1;
   }
   stdout.write(JSON.stringify({ mode: 'nitro', ready: true, socket: settings.socketPath, enclave: started }, null, 2) + '\n');
-  const exitedByItself = enclave.exited.then(async (reason) => {
-    if (signalled) return shutdown.stopped;
-    stderr.write(`mpg enclave run: ${reason}; stopping\n`);
-    await enclave.stop();
-    return 1;
-  });
-  return Promise.race([shutdown.stopped, exitedByItself]);
+  return supervised.done;
 }
 
 export const enclaveCommand: Command = commandGroup('enclave', 'The enclave: its entrypoint, the relays on both sides of its channel, and its local emulation.', [

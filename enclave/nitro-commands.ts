@@ -4,8 +4,8 @@
 import { randomBytes } from 'node:crypto';
 import { access, constants, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import type { Command, CommandContext, OptionSpecs } from '../common/index.js';
-import { OptionError, choice, formatOptionsHelp, optionCommand, parseCommandLine, text, toggle } from '../common/index.js';
+import type { Command, CommandContext } from '../common/index.js';
+import { OptionError, choice, optionCommand, parseCommandLine, text, toggle, usageWithOptions } from '../common/index.js';
 import { probe, reportedEnclaveMode } from './readiness.js';
 import type { BuildResult, DescribeResult, NitroCli } from './nitro-cli.js';
 import { DEFAULT_NITRO_CLI, createNitroCli } from './nitro-cli.js';
@@ -15,7 +15,6 @@ export const nitroCliOption = {
   nitroCli: text({ description: 'The nitro-cli executable: a name looked up on PATH, or a path', default: DEFAULT_NITRO_CLI, placeholder: 'PATH' }),
 };
 
-const usageOf = (lines: string[], specs: OptionSpecs) => () => [...lines, '', 'Options:', formatOptionsHelp(specs)].join('\n');
 
 export function nitroCliFor(binary: string, env: CommandContext['env']): NitroCli {
   return createNitroCli({ binary, env });
@@ -86,7 +85,7 @@ async function parseBuild(argv: readonly string[], env: CommandContext['env']) {
 const buildCommand = optionCommand({
   path: 'enclave build',
   summary: 'Build the enclave image file (EIF) from a Docker image with nitro-cli; write its PCR measurements',
-  usage: usageOf(
+  usage: usageWithOptions(
     [
       'Usage: mpg enclave build --docker-uri IMAGE --eif PATH --measurements PATH [--nitro-cli PATH]',
       '       mpg enclave build --mode emulated --measurements PATH [--model PATH]',
@@ -159,7 +158,7 @@ function parseStop(argv: readonly string[], env: CommandContext['env']) {
 const stopCommand = optionCommand({
   path: 'enclave stop',
   summary: 'Terminate a Nitro enclave (or all of them) with nitro-cli',
-  usage: usageOf(
+  usage: usageWithOptions(
     [
       'Usage: mpg enclave stop (--enclave-id ID | --all) [--nitro-cli PATH]',
       '',
@@ -227,7 +226,7 @@ const statusOptions = {
 const statusCommand = optionCommand({
   path: 'enclave status',
   summary: 'The enclave\'s state as JSON: describe-enclaves on Nitro, the model server through the relay in either mode',
-  usage: usageOf(
+  usage: usageWithOptions(
     [
       'Usage: mpg enclave status [--mode emulated|nitro] [--enclave-socket PATH] [--nitro-cli PATH]',
       '',

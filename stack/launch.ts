@@ -8,7 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { emulatedImageMeasurements, writeMeasurementsFile } from '../attestation/index.js';
-import { stopChild } from '../common/index.js';
+import { stopChild, waitForLine } from '../common/index.js';
 import { DEFAULT_MODEL_PATH, ensureModel } from '../model/index.js';
 import type { EmulatedEnclave, EnclaveLog, NitroEnclave, NitroEnclaveOptions } from '../enclave/index.js';
 import { EnclaveConfigurationError, MPG_LAUNCHER, silentLog, startEmulatedEnclave, startNitroEnclave } from '../enclave/index.js';
@@ -32,18 +32,6 @@ export function splitCpus(): { enclaveCpus: string; threadsEach: number } {
 /** Children get explicit addresses: MPG_PORT and friends are the caller's, and must not move the model servers. */
 export function childEnvironment(env: Env): Env {
   return { ...env, MPG_PORT: undefined, MPG_HOST: undefined, MPG_SOCKET: undefined, MPG_ENCLAVE: undefined };
-}
-
-function waitForLine(child: ChildProcess, pattern: RegExp, what: string): Promise<RegExpExecArray> {
-  return new Promise((resolve, reject) => {
-    let seen = '';
-    child.stdout!.on('data', (chunk: Buffer) => {
-      seen += chunk.toString();
-      const match = pattern.exec(seen);
-      if (match) resolve(match);
-    });
-    child.once('exit', (code) => reject(new Error(`${what} exited (${code}) before it was ready`)));
-  });
 }
 
 async function waitUntilReady(url: string, child: ChildProcess): Promise<void> {
@@ -78,6 +66,18 @@ function asStackProcess(child: ChildProcess, url: string): StackProcess {
   return { url, pid: child.pid ?? -1, child, exited, stop: () => stopChild(child, STOP_GRACE_MS) };
 }
 
+/** Resolves once the process has printed its URL and its /readyz answers 200; stops it on failure. */
+async function untilReady(child: ChildProcess, listening: RegExp, what: string): Promise<StackProcess> {
+  try {
+    const [, url = ''] = await waitForLine(child, listening, what);
+    await waitUntilReady(`${url}/readyz`, child);
+    return asStackProcess(child, url);
+  } catch (error) {
+    await stopChild(child, STOP_GRACE_MS);
+    throw error;
+  }
+}
+
 export interface PublicServerOptions {
   port: number;
   threads: number;
@@ -96,15 +96,7 @@ export async function startPublicServer(options: PublicServerOptions): Promise<S
     'inherit',
   );
   if (child.pid !== undefined) options.onSpawn?.(child.pid);
-  try {
-    const [, url = ''] = await waitForLine(child, /listening on (http:\/\/\S+)/, 'public model server');
-    child.stdout!.resume();
-    await waitUntilReady(`${url}/readyz`, child);
-    return asStackProcess(child, url);
-  } catch (error) {
-    await stopChild(child, STOP_GRACE_MS);
-    throw error;
-  }
+  return untilReady(child, /listening on (http:\/\/\S+)/, 'public model server');
 }
 
 export type EnclaveSettings =
@@ -147,15 +139,7 @@ export async function startGateway(options: GatewayOptions): Promise<StackProces
     options.cpus,
     'inherit',
   );
-  try {
-    const [, url = ''] = await waitForLine(child, /gateway listening on (http:\/\/\S+)/, 'gateway');
-    child.stdout!.resume();
-    await waitUntilReady(`${url}/readyz`, child);
-    return asStackProcess(child, url);
-  } catch (error) {
-    await stopChild(child, STOP_GRACE_MS);
-    throw error;
-  }
+  return untilReady(child, /gateway listening on (http:\/\/\S+)/, 'gateway');
 }
 
 export interface LaunchOptions {

@@ -12,7 +12,7 @@ import type { Socket } from 'node:net';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { stopChild } from '../../common/index.js';
+import { stopChild, waitForLine } from '../../common/index.js';
 import { MPG_LAUNCHER } from '../../enclave/index.js';
 import { BULK, ECHO } from '../channel-sink.js';
 import { forwardWarnings } from '../log-lines.js';
@@ -31,23 +31,6 @@ function spawnPinned(args: string[], cpus: string | null, env: ScenarioContext['
   const child = spawn(command, rest, { env: { ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   forwardWarnings(child.stderr, stderr);
   return child;
-}
-
-function waitForLine(child: ChildProcess, pattern: RegExp, what: string): Promise<RegExpExecArray> {
-  return new Promise((resolve, reject) => {
-    let seen = '';
-    const onData = (chunk: Buffer) => {
-      seen += chunk.toString();
-      const match = pattern.exec(seen);
-      if (match) {
-        child.stdout!.off('data', onData);
-        child.stdout!.resume();
-        resolve(match);
-      }
-    };
-    child.stdout!.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`${what} exited (${code}) before it was ready`)));
-  });
 }
 
 function connected(connect: Connect): Promise<Socket> {
