@@ -43,7 +43,7 @@ test('mpg stack shows every part\'s log lines, prefixed and readable, and no sec
 
   const lines = stack.stderr().split('\n').filter((line) => line !== '');
   for (const part of ['stack', 'gateway', 'public', 'enclave']) assert.ok(lines.some((line) => line.startsWith(`${part.padEnd(7)} | `)), `${part} lines are shown`);
-  assert.ok(lines.some((line) => /^gateway \| \d\d:\d\d:\d\d\.\d{3} INFO  secure member attested /.test(line)), 'pino lines are rendered compactly');
+  assert.ok(lines.some((line) => /^gateway \| \d\d:\d\d:\d\d\.\d{3} INFO {2}secure member attested /.test(line)), 'pino lines are rendered compactly');
   assert.deepEqual(lines.filter((line) => line.includes('{"level"')), [], 'no raw pino JSON');
 
   stack.child.kill('SIGTERM');
