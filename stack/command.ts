@@ -34,6 +34,7 @@ const usage = () =>
 
 export const stackCommand = optionCommand({
   path: 'stack',
+  options: stackOptions,
   summary: 'Run the whole stack on this machine: gateway, public model server, emulated enclave',
   usage,
   parse: (argv, env) => {
