@@ -13,7 +13,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Pool } from 'undici';
-import { percentile } from '../loadtest/index.js';
+import { percentile } from '../common/index.js';
 
 const CLI = new URL('../../bin/mpg', import.meta.url).pathname;
 const ATTESTATION_MODULE = new URL('../attestation/index.js', import.meta.url).pathname;

@@ -28,7 +28,7 @@ import {
   sigStructure,
   verifyAttestation,
 } from '../attestation/index.js';
-import { describeEnvironment, percentile } from '../loadtest/index.js';
+import { describeEnvironment, percentile } from '../common/index.js';
 
 const TARGET_MS = 2;
 const iterations = Number(process.argv[process.argv.indexOf('--iterations') + 1] ?? 0) || 400;

@@ -19,7 +19,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import type { Readable } from 'node:stream';
 import autocannon from 'autocannon';
-import { cpuMeter, describeEnvironment, percentile, processCpuSeconds, sampleImage } from '../loadtest/index.js';
+import { cpuMeter, describeEnvironment, percentile, processCpuSeconds, sampleImage } from '../common/index.js';
 import { stopChild } from '../common/index.js';
 
 interface BenchOptions {

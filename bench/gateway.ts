@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import autocannon from 'autocannon';
 import { Pool } from 'undici';
-import { cpuMeter, describeEnvironment, percentile, sampleImage } from '../loadtest/index.js';
+import { cpuMeter, describeEnvironment, percentile, sampleImage } from '../common/index.js';
 
 interface BenchOptions {
   durationSeconds: number;

@@ -8,7 +8,7 @@ import { saveBenchResult } from './results.js';
 import { spawn } from 'node:child_process';
 import autocannon from 'autocannon';
 import * as ort from 'onnxruntime-node';
-import { describeEnvironment, processCpuSeconds, processMemory, sampleImage } from '../loadtest/index.js';
+import { describeEnvironment, processCpuSeconds, processMemory, sampleImage } from '../common/index.js';
 import { DEFAULT_MODEL_PATH, ensureModel } from '../model/index.js';
 import { loadPreprocessing } from '../model-server/index.js';
 

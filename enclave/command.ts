@@ -4,7 +4,7 @@ import type { Command, CommandContext } from '../common/index.js';
 import { OptionError, choice, commandGroup, integer, optionCommand, parseCommandLine, stopOnSignals, text, usageWithOptions } from '../common/index.js';
 import { CPU_LIST, EMULATION_WARNING, startEmulatedEnclave } from './emulated-enclave.js';
 import { ENTRYPOINT_OWNED_MODEL_SERVER_FLAGS, ensureLoopbackUp, startEntrypoint } from './entrypoint.js';
-import { jsonLineLog } from './log.js';
+import { jsonLineLog } from '../common/index.js';
 import { nitroCommands } from './nitro-commands.js';
 import type { NitroEnclave, NitroEnclaveOptions } from './nitro-enclave.js';
 import { EIF_MEMORY_FACTOR, EnclaveConfigurationError, startNitroEnclave } from './nitro-enclave.js';

@@ -2,7 +2,7 @@
 import { availableParallelism } from 'node:os';
 import type { OptionsOf } from '../common/index.js';
 import { OptionError, choice, integer, parseCommandLine, text, toggle } from '../common/index.js';
-import { DEFAULT_NSM_HELPER } from '../attestation/nsm-source.js';
+import { DEFAULT_NSM_HELPER } from '../attestation/index.js';
 import type { ModelSessionOptions } from './model-session.js';
 import { dirname, join } from 'node:path';
 

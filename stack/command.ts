@@ -5,8 +5,8 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { OptionError, choice, formatOptionsHelp, integer, optionCommand, parseCommandLine, text } from '../common/index.js';
-import { EMULATION_WARNING, EnclaveConfigurationError, attestationPcrsOption, jsonLineLog, nitroEnclaveOptions, nitroEnclaveSettings } from '../enclave/index.js';
-import { sampleImage } from '../loadtest/index.js';
+import { EMULATION_WARNING, EnclaveConfigurationError, attestationPcrsOption, nitroEnclaveOptions, nitroEnclaveSettings } from '../enclave/index.js';
+import { jsonLineLog, sampleImage } from '../common/index.js';
 import type { LaunchedStack } from './launch.js';
 import { childEnvironment, launchStack, splitCpus } from './launch.js';
 

@@ -10,8 +10,10 @@ import { dirname, join } from 'node:path';
 import { emulatedImageMeasurements, writeMeasurementsFile } from '../attestation/index.js';
 import { stopChild, waitForLine } from '../common/index.js';
 import { DEFAULT_MODEL_PATH, ensureModel } from '../model/index.js';
-import type { EmulatedEnclave, EnclaveLog, NitroEnclave, NitroEnclaveOptions } from '../enclave/index.js';
-import { EnclaveConfigurationError, MPG_LAUNCHER, silentLog, startEmulatedEnclave, startNitroEnclave } from '../enclave/index.js';
+import type { Log } from '../common/index.js';
+import { silentLog } from '../common/index.js';
+import type { EmulatedEnclave, NitroEnclave, NitroEnclaveOptions } from '../enclave/index.js';
+import { EnclaveConfigurationError, MPG_LAUNCHER, startEmulatedEnclave, startNitroEnclave } from '../enclave/index.js';
 
 export const STOP_GRACE_MS = 15_000;
 // Both model servers queue up to this many images: 100 concurrent batch-2 requests (the study's
@@ -107,7 +109,7 @@ export type EnclaveSettings =
 export type StackEnclave = EmulatedEnclave | NitroEnclave;
 
 /** The enclave behind the parent relay on `socketPath`; resolves once started (wait on `.ready`). */
-export function startEnclave(settings: EnclaveSettings, socketPath: string, env: Env, log: EnclaveLog, output?: Output): Promise<StackEnclave> {
+export function startEnclave(settings: EnclaveSettings, socketPath: string, env: Env, log: Log, output?: Output): Promise<StackEnclave> {
   if (settings.mode === 'nitro') return startNitroEnclave({ ...settings.nitro, socketPath, log });
   return startEmulatedEnclave({
     socketPath,
@@ -153,7 +155,7 @@ export interface LaunchOptions {
   publicCpus?: string | undefined;
   gatewayCpus?: string | undefined;
   env: Env;
-  log?: EnclaveLog;
+  log?: Log;
   /** Where the emulated enclave's output goes; discarded when not given. */
   enclaveOutput?: Output;
   /** Called with each part's first pid as soon as it exists (the enclave's is its process group). */

@@ -1,7 +1,7 @@
 // The study's request, and what counts as a good answer to it: status 200, a JSON body with a
 // `predictions` array of one entry per image, and (through the gateway) the route asked for.
 // Anything else is counted apart, so fast errors never count as throughput.
-import { sampleImage } from '../sample-image.js';
+import { sampleImage } from '../../common/index.js';
 
 export const IMAGES_PER_REQUEST = 2;
 export const TOPK = 5;

@@ -5,8 +5,8 @@ import { request as httpRequest } from 'node:http';
 import autocannon from 'autocannon';
 import type { Verdict } from './check.js';
 import { checkAnswer } from './check.js';
-import type { LatencySummary } from './latency-summary.js';
-import { summariseLatencies } from './latency-summary.js';
+import type { LatencySummary } from '../../common/index.js';
+import { summariseLatencies } from '../../common/index.js';
 
 export interface HttpTarget {
   /** Origin and path, e.g. http://127.0.0.1:8081/predict; over a Unix socket the host is ignored. */

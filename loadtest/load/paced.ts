@@ -6,8 +6,8 @@
 import { Pool } from 'undici';
 import type { AnswerCounts } from './closed-loop.js';
 import { checkAnswer } from './check.js';
-import type { LatencySummary } from './latency-summary.js';
-import { summariseLatencies } from './latency-summary.js';
+import type { LatencySummary } from '../../common/index.js';
+import { summariseLatencies } from '../../common/index.js';
 
 export type Route = 'public' | 'secure';
 

@@ -1,7 +1,7 @@
 // What a report says, once, for both renderers: sections of paragraphs, tables and charts built
 // from a result (and, with --compare, a second one). markdown.ts leaves the charts out; html.ts
 // draws them inline.
-import type { LatencySummary } from '../load/latency-summary.js';
+import type { LatencySummary } from '../../common/index.js';
 import type { LatencyStep, LatencyTarget, LoadtestResult, MixedStep } from '../results.js';
 import type { LineSeries, Series } from './svg.js';
 import { barChart, formatNumber, lineChart } from './svg.js';

@@ -3,7 +3,7 @@
 // study's batch-2 base64 request. autocannon's closed loop; every answer checked.
 import type { HttpTarget } from '../load/closed-loop.js';
 import { checkTarget, closedLoop } from '../load/closed-loop.js';
-import { partsCpuMeter } from '../load/cpu.js';
+import { partsCpuMeter } from '../../common/index.js';
 import type { LatencyResult, LatencyTarget } from '../results.js';
 import type { StackUnderTest } from '../stack-under-test.js';
 import type { Scenario } from './context.js';

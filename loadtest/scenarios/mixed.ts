@@ -1,7 +1,7 @@
 // mixed: one request stream through the gateway at a fixed offered rate, a given fraction of it
 // secure (evenly spread), one step per fraction; latency per route at each. Open loop (paced.ts),
 // so a route that cannot keep up shows its queue in its latency instead of slowing the stream.
-import { partsCpuMeter } from '../load/cpu.js';
+import { partsCpuMeter } from '../../common/index.js';
 import { paced } from '../load/paced.js';
 import type { MixedResult } from '../results.js';
 import type { Scenario } from './context.js';

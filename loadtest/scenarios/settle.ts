@@ -1,7 +1,7 @@
 // Between steps: answers a closed loop stopped waiting for are still being computed. They must
 // finish before the next step, or they would run on the cores while it is measured.
-import type { ProcessTreeRoot } from '../process-tree.js';
-import { treeCpuSeconds } from '../process-tree.js';
+import type { ProcessTreeRoot } from '../../common/index.js';
+import { treeCpuSeconds } from '../../common/index.js';
 import { pause } from './context.js';
 
 const IDLE_CORES = 0.05;
