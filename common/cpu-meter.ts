@@ -1,11 +1,14 @@
 // CPU used over a step, in cores (CPU seconds / wall seconds): by each part of the stack (its
 // whole process tree), by this process (the load generator: it competes for the same cores), and
 // by everything else on the machine ("others": a busy machine makes a step's figures suspect).
-import { machineBusySeconds, processCpuSeconds } from './process-stats.js';
+import { machineBusySeconds } from './process-stats.js';
 import type { ProcessTreeRoot } from './process-tree.js';
 import { treeCpuSeconds } from './process-tree.js';
 
 export type CoresUsed = Record<string, number>;
+
+/** CPU (cores) everything else on the machine may use in a measured phase before its figures are called suspect. */
+export const QUIET_MACHINE_CORES = 0.25;
 
 const round = (value: number) => Math.round(value * 1000) / 1000;
 
@@ -25,27 +28,5 @@ export function partsCpuMeter(parts: Readonly<Record<string, ProcessTreeRoot>>):
       cores.others = Math.max(0, (machineAfter - machineBefore) / seconds - ours);
     }
     return Object.fromEntries(Object.entries(cores).map(([name, value]) => [name, round(value)]));
-  };
-}
-
-/**
- * Starts counting CPU; the function it returns gives cores used (CPU s / wall s) per process, by
- * this process (the load generator), and by everything else on the machine ("others"): other
- * work on a shared machine makes a run's figures suspect.
- */
-export function cpuMeter(pids: Record<string, number>): (seconds: number) => Record<string, number> {
-  const before = Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, processCpuSeconds(pid) ?? 0]));
-  const generatorBefore = process.cpuUsage();
-  const machineBefore = machineBusySeconds();
-  return (seconds) => {
-    const generator = process.cpuUsage(generatorBefore);
-    const cores: Record<string, number> = { 'load generator': (generator.user + generator.system) / 1e6 / seconds };
-    for (const [name, pid] of Object.entries(pids)) cores[name] = ((processCpuSeconds(pid) ?? 0) - before[name]!) / seconds;
-    const machineAfter = machineBusySeconds();
-    if (machineBefore !== undefined && machineAfter !== undefined) {
-      const ours = Object.values(cores).reduce((total, value) => total + value, 0);
-      cores.others = Math.max(0, (machineAfter - machineBefore) / seconds - ours);
-    }
-    return cores;
   };
 }

@@ -14,7 +14,7 @@ export type { Environment } from './environment.js';
 export { machineBusySeconds, processCpuSeconds, processMemory } from './process-stats.js';
 export { processTree, treeCpuSeconds, treeRssBytes } from './process-tree.js';
 export type { ProcessTreeRoot } from './process-tree.js';
-export { cpuMeter, partsCpuMeter } from './cpu-meter.js';
+export { QUIET_MACHINE_CORES, partsCpuMeter } from './cpu-meter.js';
 export type { CoresUsed } from './cpu-meter.js';
 export { percentile, summariseLatencies } from './latency-summary.js';
 export type { LatencySummary } from './latency-summary.js';

@@ -3,12 +3,14 @@
 // The command loads only when it runs.
 import type { Command } from '../common/index.js';
 
-export { IMAGES_PER_REQUEST, TOPK, checkAnswer, studyRequestBody } from './load/check.js';
-export type { Verdict } from './load/check.js';
+export { IMAGES_PER_REQUEST, TOPK, checkAnswer, exactAnswer, studyAnswer, studyRequestBody } from './load/check.js';
+export type { AnswerCheck, Verdict } from './load/check.js';
 export { checkTarget, closedLoop } from './load/closed-loop.js';
 export type { AnswerCounts, ClosedLoopFigures, ClosedLoopOptions, HttpTarget } from './load/closed-loop.js';
-export { isSecureRequest, paced } from './load/paced.js';
-export type { PacedFigures, PacedOptions, Route, RouteFigures } from './load/paced.js';
+export { isSecureRequest, paced, pacedStream } from './load/paced.js';
+export { settle } from './load/settle.js';
+export type { PacedFigures, PacedOptions, PacedStreamOptions, Route, RouteFigures } from './load/paced.js';
+export { SEED_STUDY } from './seed-study.js';
 
 export async function loadLoadtestCommand(): Promise<Command> {
   return (await import('./command.js')).loadtestCommand;

@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CommandContext } from '../common/index.js';
-import { jsonLineLog } from '../common/index.js';
+import { QUIET_MACHINE_CORES, jsonLineLog } from '../common/index.js';
 import { studyRequestBody } from './load/check.js';
 import type { CoresUsed } from '../common/index.js';
 import type { ParsedLoadtest, ScenarioName } from './options.js';
@@ -33,7 +33,6 @@ const SCENARIO_BY_NAME: Record<ScenarioName, Scenario<never>> = {
 };
 
 /** Others using more than this (cores) during a step make its figures suspect. */
-const QUIET_MACHINE_CORES = 0.25;
 
 function mpgVersion(): string {
   try {
