@@ -107,6 +107,7 @@ function printText(stdout: NodeJS.WritableStream, file: string, encoding: string
 
 const verifyCommand = optionCommand({
   path: 'attestation verify',
+  options: verifyOptions,
   summary: 'Verify an attestation document: COSE_Sign1 ES384, the chain to the AWS root, PCRs, nonce, freshness',
   usage: () =>
     [

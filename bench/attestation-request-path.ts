@@ -4,7 +4,7 @@
 // the same work differ here (the noise floor); the order rotates every round. The stand-in enclave is a
 // trivial server (its /predict answers at once, so the gateway's own cost is what is measured)
 // that serves /readyz with its boot key and /attestation from an emulated NSM, exactly as the
-// model server does. Each run: a closed loop of sequential requests on one keep-alive connection.
+// model server does. Each run: the load library's closed loop, sequential requests on one keep-alive connection.
 // Needs taskset (util-linux) to pin the processes.
 import { spawn, spawnSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
@@ -12,10 +12,11 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Pool } from 'undici';
-import { percentile } from '../loadtest/index.js';
+import { percentile, stopChild, waitForLine } from '../common/index.js';
+import { closedLoop, exactAnswer } from '../loadtest/index.js';
 
 const CLI = new URL('../../bin/mpg', import.meta.url).pathname;
+const STOP_GRACE_MS = 5_000;
 const ATTESTATION_MODULE = new URL('../attestation/index.js', import.meta.url).pathname;
 
 const STAND_IN_ENCLAVE = `
@@ -69,16 +70,8 @@ export interface RequestPathResult {
   p50NoiseMs: number;
 }
 
-function started(child: ChildProcess, pattern: RegExp, name: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let output = '';
-    child.stdout!.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-      const match = pattern.exec(output);
-      if (match) resolve(match[1] ?? '');
-    });
-    child.once('exit', (code) => reject(new Error(`${name} exited (${code}) before it listened`)));
-  });
+async function started(child: ChildProcess, pattern: RegExp, name: string): Promise<string> {
+  return (await waitForLine(child, pattern, name))[1] ?? '';
 }
 
 // Both gateways on the same CPU, the generator and the stand-in enclave on another: scheduling
@@ -98,21 +91,15 @@ async function gateway(args: string[]): Promise<{ url: string; child: ChildProce
   }
 }
 
-async function closedLoop(url: string, requests: number): Promise<number[]> {
-  const pool = new Pool(url, { connections: 1 });
-  const latencies: number[] = [];
-  try {
-    for (let index = 0; index < requests; index += 1) {
-      const start = performance.now();
-      const response = await pool.request({ method: 'POST', path: '/predict-secure', body: '{}', headers: { 'content-type': 'application/json' } });
-      await response.body.arrayBuffer();
-      if (response.statusCode !== 200) throw new Error(`the secure route answered ${response.statusCode}`);
-      latencies.push(performance.now() - start);
-    }
-  } finally {
-    await pool.close();
-  }
-  return latencies;
+/** `requests` sequential requests on one keep-alive connection (the load library's closed loop); each good answer's time. */
+async function sequential(url: string, requests: number): Promise<number[]> {
+  const figures = await closedLoop(
+    { url: `${url}/predict-secure`, route: 'secure' },
+    { body: '{}', connections: 1, seconds: 0, requests, timeoutSeconds: 10, check: exactAnswer(undefined, 'secure'), keepLatencies: true },
+  );
+  const failed = figures.non2xx + figures.mismatches + figures.errors;
+  if (failed > 0) throw new Error(`the secure route failed ${failed} of ${requests} requests (non-2xx ${figures.non2xx}, errors ${figures.errors})`);
+  return figures.latencies ?? [];
 }
 
 function summary(latencies: number[], seconds: number) {
@@ -139,7 +126,7 @@ export async function measureRequestPath(requests = 2_000, rounds = 6): Promise<
     };
     const names = Object.keys(gateways) as (keyof typeof gateways)[];
     children.push(...names.map((name) => gateways[name].child));
-    for (const name of names) await closedLoop(gateways[name].url, 300); // warm-up
+    for (const name of names) await sequential(gateways[name].url, 300); // warm-up
     const latencies = { attested: [] as number[], skipped: [] as number[], skippedAgain: [] as number[] };
     const seconds = { attested: 0, skipped: 0, skippedAgain: 0 };
     const differences: number[] = [];
@@ -151,7 +138,7 @@ export async function measureRequestPath(requests = 2_000, rounds = 6): Promise<
       for (let index = 0; index < names.length; index += 1) {
         const name = names[(index + round) % names.length]!;
         const start = performance.now();
-        const measured = await closedLoop(gateways[name].url, requests);
+        const measured = await sequential(gateways[name].url, requests);
         seconds[name] += (performance.now() - start) / 1000;
         latencies[name].push(...measured);
         thisRound[name] = p50(measured);
@@ -170,8 +157,7 @@ export async function measureRequestPath(requests = 2_000, rounds = 6): Promise<
       p50NoiseMs: Math.max(...noise),
     };
   } finally {
-    for (const child of children) child.kill('SIGTERM');
-    await Promise.all(children.map((child) => (child.exitCode !== null ? Promise.resolve() : new Promise((resolve) => child.once('exit', resolve)))));
+    await Promise.all(children.map((child) => stopChild(child, STOP_GRACE_MS)));
     rmSync(dir, { recursive: true, force: true });
   }
 }

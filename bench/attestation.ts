@@ -6,8 +6,7 @@
 // into CBOR+COSE+payload parse, chain (certificates parsed and their signatures verified) and the
 // COSE signature; and beside them, from the same run, one raw P-384 ECDSA verification by
 // node:crypto (OpenSSL), the floor every signature check in the chain pays.
-// Flags: --iterations N (default 400)
-import { saveBenchResult } from './results.js';
+// Flags: npm run bench:attestation -- --help
 import { generateKeyPairSync, sign, verify } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { measureRequestPath } from './attestation-request-path.js';
@@ -28,10 +27,17 @@ import {
   sigStructure,
   verifyAttestation,
 } from '../attestation/index.js';
-import { describeEnvironment, percentile } from '../loadtest/index.js';
+import { describeEnvironment, integer, percentile } from '../common/index.js';
+import { runBench, saveBenchResult } from './run.js';
+
+const benchOptions = {
+  iterations: integer({ description: 'Runs per figure (the median is reported), after a warm-up', default: 400, min: 1, max: 1_000_000 }),
+  requests: integer({ description: 'Per-request cost: sequential requests per gateway and round', default: 2_000, min: 10, max: 1_000_000 }),
+  rounds: integer({ description: 'Per-request cost: rounds, the gateways\' order rotated each', default: 6, min: 1, max: 1000 }),
+};
 
 const TARGET_MS = 2;
-const iterations = Number(process.argv[process.argv.indexOf('--iterations') + 1] ?? 0) || 400;
+let iterations = benchOptions.iterations.default;
 
 /** Median (and p90) ms of `fn` over `iterations` runs after a warm-up. */
 function measure(fn: () => unknown): { medianMs: number; p90Ms: number } {
@@ -82,7 +88,8 @@ function benchDocument(name: string, document: Uint8Array, options: VerifyOption
   return { name, bytes: document.length, certificates, cold, warm, ...parts };
 }
 
-async function main() {
+async function main(options: { iterations: number; requests: number; rounds: number }) {
+  iterations = options.iterations;
   const environment = describeEnvironment();
   console.log(`bench:attestation on ${environment.cpuModel} (${environment.cores} cores), Node ${environment.node}, ${iterations} runs per figure (median)`);
 
@@ -121,7 +128,7 @@ async function main() {
   }
 
   console.log('\nPer secure request, once attested (the cached path): the same stand-in enclave behind a gateway with the gate on, one with --insecure-skip-attestation and a second such one, all pinned to one CPU; sequential requests on one connection, order rotated');
-  const path = await measureRequestPath();
+  const path = await measureRequestPath(options.requests, options.rounds);
   const row = (name: string, figures: { p50Ms: number; p99Ms: number; requestsPerSecond: number }) =>
     `| ${name} | ${figures.p50Ms.toFixed(3)} ms | ${figures.p99Ms.toFixed(3)} ms | ${figures.requestsPerSecond.toFixed(0)} |`;
   console.log('\n| secure route | p50 | p99 | req/s |');
@@ -140,4 +147,9 @@ async function main() {
   console.log(`\nresults: ${await saveBenchResult('attestation', { environment, iterations, targetMs: TARGET_MS, rawP384VerifyMs: rawVerify.medianMs, runs: [emulated, genuine], requestPath: path })}`);
 }
 
-await main();
+await runBench({
+  name: 'attestation',
+  summary: ['What one attestation verification costs, chain included, cold and with a known chain; and what attestation costs a secure request once attested.'],
+  options: benchOptions,
+  main,
+});

@@ -11,43 +11,31 @@
 // to pin the enclave to *every* CPU, the same set the unpinned public server may use, so both
 // servers have the same threads and the same CPUs. The two routes are measured one after the
 // other, never at once; after each, the servers are left to go idle before the next starts.
-// Flags: --duration S (per route and concurrency, default 10) --warmup S (default 2)
-import { saveBenchResult } from './results.js';
+// Flags: npm run bench:enclave -- --help
 import type { ChildProcessByStdio } from 'node:child_process';
 import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import type { Readable } from 'node:stream';
-import autocannon from 'autocannon';
-import { cpuMeter, describeEnvironment, percentile, processCpuSeconds, sampleImage } from '../loadtest/index.js';
-import { stopChild } from '../common/index.js';
+import type { CoresUsed, OptionsOf } from '../common/index.js';
+import { QUIET_MACHINE_CORES, decimal, describeEnvironment, partsCpuMeter, percentile, processTree, stopChild } from '../common/index.js';
+import { SEED_STUDY, checkTarget, closedLoop, settle, studyRequestBody } from '../loadtest/index.js';
+import { runBench, saveBenchResult } from './run.js';
 
-interface BenchOptions {
-  durationSeconds: number;
-  warmupSeconds: number;
-}
+const benchOptions = {
+  duration: decimal({ description: 'Time per route and concurrency (at least concurrency/2)', unit: 's', default: 10, min: 0.5, max: 3600 }),
+  warmup: decimal({ description: 'Warm-up per route and concurrency (at least concurrency/10)', unit: 's', default: 2, min: 0.1, max: 600 }),
+};
 
-function parseArgs(argv: string[]): BenchOptions {
-  const value = (flag: string, fallback: number) => {
-    const index = argv.indexOf(flag);
-    if (index === -1) return fallback;
-    const parsed = Number(argv[index + 1]);
-    if (!Number.isFinite(parsed) || parsed <= 0) throw new Error(`${flag} needs a positive number, got ${argv[index + 1]}`);
-    return parsed;
-  };
-  return { durationSeconds: value('--duration', 10), warmupSeconds: value('--warmup', 2) };
-}
+type BenchOptions = OptionsOf<typeof benchOptions>;
 
 const CLI = new URL('../../bin/mpg', import.meta.url).pathname;
 const CONCURRENCIES = [1, 10, 100] as const;
 const THROUGHPUT_KEPT_TARGET = 0.95;
 const P99_RATIO_TARGET = 1.1;
-/** What the seed study saw: the secure route's maximum latency at 100 concurrent requests, over the public route's. */
-const SEED_MAX_RATIO_AT_100 = 2.9;
 const STOP_GRACE_MS = 20_000;
 const STACK_START_TIMEOUT_MS = 120_000;
-/** CPU others may use during a run before its figures are called suspect. */
-const QUIET_MACHINE_CORES = 0.2;
+const TIMEOUT_SECONDS = 30;
 
 type Route = 'public' | 'secure';
 
@@ -85,22 +73,8 @@ async function startStack(): Promise<Stack> {
   return { gatewayUrl, pids: stackProcesses(child.pid!) };
 }
 
-/** The stack's processes by role, found by walking /proc from the `mpg stack` process down. */
+/** The stack's processes by role, found among the `mpg stack` process's descendants. */
 function stackProcesses(root: number): Record<string, number> {
-  const parentOf = new Map<number, number>();
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      parentOf.set(Number(name), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  const descendsFrom = (pid: number, ancestor: number) => {
-    for (let current = parentOf.get(pid); current !== undefined && current > 1; current = parentOf.get(current)) if (current === ancestor) return true;
-    return false;
-  };
   const command = (pid: number) => {
     try {
       return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
@@ -108,14 +82,15 @@ function stackProcesses(root: number): Record<string, number> {
       return [];
     }
   };
-  const ours = [...parentOf.keys()].filter((pid) => descendsFrom(pid, root));
+  const ours = processTree({ pid: root, by: 'descendants' }).filter((pid) => pid !== root);
   const entrypoint = ours.find((pid) => command(pid).includes('entrypoint'));
+  const underEntrypoint = new Set(entrypoint === undefined ? [] : processTree({ pid: entrypoint, by: 'descendants' }));
   const pids: Record<string, number> = { 'stack + parent relay': root };
   for (const pid of ours) {
     const args = command(pid);
     if (pid === entrypoint) pids['enclave entrypoint + relay'] = pid;
     else if (args.includes('gateway')) pids.gateway = pid;
-    else if (args.includes('model-server')) pids[entrypoint !== undefined && descendsFrom(pid, entrypoint) ? 'enclave model server' : 'public model server'] = pid;
+    else if (args.includes('model-server')) pids[underEntrypoint.has(pid) ? 'enclave model server' : 'public model server'] = pid;
   }
   for (const role of ['gateway', 'public model server', 'enclave entrypoint + relay', 'enclave model server']) {
     if (pids[role] === undefined) throw new Error(`the stack's ${role} process was not found`);
@@ -125,15 +100,6 @@ function stackProcesses(root: number): Record<string, number> {
 
 function stopStack(): Promise<void> {
   return stopChild(stack, STOP_GRACE_MS);
-}
-
-/** One request before measuring: 2xx, on the route asked for. */
-async function checkRoute(gatewayUrl: string, route: Route, body: string): Promise<void> {
-  const response = await fetch(`${gatewayUrl}/predict-${route}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
-  await response.arrayBuffer();
-  if (response.status !== 200) throw new Error(`/predict-${route} answered ${response.status}`);
-  const answeredOn = response.headers.get('x-privacy-route');
-  if (answeredOn !== route) throw new Error(`/predict-${route} answered on route ${answeredOn}`);
 }
 
 interface Measured {
@@ -146,39 +112,32 @@ interface Measured {
   non2xx: number;
   errors: number;
   timeouts: number;
+  /** Answers that were 2xx but not the study's answer on the route asked for. */
+  mismatches: number;
   /** Cores used over the run: CPU seconds / wall seconds, per process, the load generator, and everything else. */
-  cores: Record<string, number>;
+  cores: CoresUsed;
   latencies?: number[];
 }
 
-/** autocannon's closed loop: `connections` requests always outstanding. */
-async function load(url: string, body: string, connections: number, seconds: number, pids: Record<string, number>): Promise<Measured> {
-  const meter = cpuMeter(pids);
-  const latencies: number[] = [];
-  const result = await new Promise<autocannon.Result>((resolve, reject) => {
-    const instance = autocannon(
-      { url, method: 'POST', headers: { 'content-type': 'application/json' }, body, connections, duration: seconds, timeout: 30 },
-      (error: unknown, done) => (error ? reject(error instanceof Error ? error : new Error('autocannon failed', { cause: error })) : resolve(done)),
-    );
-    // autocannon's histogram keeps whole milliseconds; each answer's own time is kept instead.
-    instance.on('response', (_client, statusCode, _bytes, responseTime) => {
-      if (statusCode >= 200 && statusCode < 300) latencies.push(responseTime);
-    });
-  });
-  latencies.sort((a, b) => a - b);
-  const ok = result['2xx'];
+const processes = (pids: Record<string, number>) => Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, { pid, by: 'process' as const }]));
+
+/** The load library's closed loop: `connections` requests always outstanding, every answer checked. */
+async function load(gatewayUrl: string, route: Route, body: string, connections: number, seconds: number, pids: Record<string, number>): Promise<Measured> {
+  const meter = partsCpuMeter(processes(pids));
+  const figures = await closedLoop({ url: `${gatewayUrl}/predict-${route}`, route }, { body, connections, seconds, timeoutSeconds: TIMEOUT_SECONDS, keepLatencies: true });
   return {
-    ok,
-    seconds: result.duration,
-    requestsPerSecond: ok / result.duration,
-    p50Ms: percentile(latencies, 50),
-    p99Ms: percentile(latencies, 99),
-    maxMs: latencies.at(-1) ?? 0,
-    non2xx: result.non2xx,
-    errors: result.errors,
-    timeouts: result.timeouts,
-    cores: meter(result.duration),
-    latencies,
+    ok: figures.ok,
+    seconds: figures.seconds,
+    requestsPerSecond: figures.requestsPerSecond,
+    p50Ms: figures.latencyMs.p50 ?? 0,
+    p99Ms: figures.latencyMs.p99 ?? 0,
+    maxMs: figures.latencyMs.max ?? 0,
+    non2xx: figures.non2xx,
+    errors: figures.errors,
+    timeouts: figures.timeouts,
+    mismatches: figures.mismatches,
+    cores: meter(),
+    latencies: figures.latencies ?? [],
   };
 }
 
@@ -200,57 +159,43 @@ function combine(runs: Measured[]): Measured {
     non2xx: sum((run) => run.non2xx),
     errors: sum((run) => run.errors),
     timeouts: sum((run) => run.timeouts),
+    mismatches: sum((run) => run.mismatches),
     cores,
   };
 }
 
-/** Waits until the model servers are idle (under 0.05 cores for 250 ms), or 60 s have passed. */
-async function settle(pids: Record<string, number>): Promise<void> {
-  const servers = [pids['public model server']!, pids['enclave model server']!];
-  const busy = () => servers.reduce((total, pid) => total + (processCpuSeconds(pid) ?? 0), 0);
-  const deadline = performance.now() + 60_000;
-  while (performance.now() < deadline) {
-    const before = busy();
-    await new Promise((resolve) => setTimeout(resolve, 250));
-    if (busy() - before < 0.0125) return;
-  }
-}
-
 const format = (value: number, digits = 1) => value.toFixed(digits);
-const failures = (run: Measured) => run.non2xx + run.errors + run.timeouts;
+const failures = (run: Measured) => run.non2xx + run.errors + run.timeouts + run.mismatches;
 const coresText = (cores: Record<string, number>) =>
   Object.entries(cores).map(([name, value]) => `${name} ${format(value, 2)}`).join(', ');
 
-async function main() {
-  const options = parseArgs(process.argv.slice(2));
+async function main(options: BenchOptions) {
   const environment = describeEnvironment();
   const loadAverage = loadavg().map((value) => Math.round(value * 100) / 100);
   console.log(`bench:enclave on ${environment.cpuModel} (${environment.cores} cores), Node ${environment.node}, load average ${loadAverage.join(' ')}`);
   console.log(
     `mpg stack with the enclave pinned to CPUs 0-${availableParallelism() - 1} (every CPU, as the public server has), each model server ` +
-      `${Math.max(1, Math.floor(availableParallelism() / 2))} thread(s); per concurrency ${options.warmupSeconds} s warm-up, ` +
-      `then ${options.durationSeconds} s per route (both at least concurrency/10 and concurrency/2 s), one route at a time, idle in between; batch-2 base64 JSON`,
+      `${Math.max(1, Math.floor(availableParallelism() / 2))} thread(s); per concurrency ${options.warmup} s warm-up, ` +
+      `then ${options.duration} s per route (both at least concurrency/10 and concurrency/2 s), one route at a time, idle in between; batch-2 base64 JSON`,
   );
-  const image = (await sampleImage()).toString('base64');
-  const body = JSON.stringify({ images: [image, image], topk: 5 });
+  const body = await studyRequestBody();
   const { gatewayUrl, pids } = await startStack();
-  for (const route of ['public', 'secure'] as const) await checkRoute(gatewayUrl, route, body);
+  for (const route of ['public', 'secure'] as const) await checkTarget({ url: `${gatewayUrl}/predict-${route}`, route }, body, TIMEOUT_SECONDS);
 
   const results = [];
   for (const concurrency of CONCURRENCIES) {
-    const url = (route: Route) => `${gatewayUrl}/predict-${route}`;
     // A closed loop of c requests queues about c / throughput seconds at the model server (some 10 s
     // at 100 on a small machine). The warm-up fills that queue, and the run lasts several queue
     // times, so its latencies are not cut off at the end of the window.
-    const warmup = Math.max(options.warmupSeconds, concurrency / 10);
-    const seconds = Math.max(options.durationSeconds, concurrency / 2);
+    const warmup = Math.max(options.warmup, concurrency / 10);
+    const seconds = Math.max(options.duration, concurrency / 2);
     const runs: Record<Route, Measured[]> = { public: [], secure: [] };
     for (const route of ['public', 'secure'] as const) {
-      await load(url(route), body, concurrency, warmup, pids);
-      runs[route].push(await load(url(route), body, concurrency, seconds, pids));
+      await load(gatewayUrl, route, body, concurrency, warmup, pids);
+      runs[route].push(await load(gatewayUrl, route, body, concurrency, seconds, pids));
       // Answers autocannon stopped waiting for are still being computed: let them finish, so they
       // do not run on the cores while the other route is measured.
-      await settle(pids);
+      await settle([pids['public model server']!, pids['enclave model server']!].map((pid) => ({ pid, by: 'process' as const })));
     }
     const measured = { public: combine(runs.public), secure: combine(runs.secure) };
     const ratios = {
@@ -263,7 +208,7 @@ async function main() {
       console.log(
         `${concurrency} concurrent, /predict-${route}: ${format(run.requestsPerSecond)} req/s (${format(2 * run.requestsPerSecond)} images/s), ` +
           `p50 ${format(run.p50Ms)} ms, p99 ${format(run.p99Ms)} ms, max ${format(run.maxMs)} ms, 2xx ${run.ok}, non-2xx ${run.non2xx}, ` +
-          `errors ${run.errors}, timeouts ${run.timeouts}; CPU cores: ${coresText(run.cores)}`,
+          `errors ${run.errors}, timeouts ${run.timeouts}, mismatches ${run.mismatches}; CPU cores: ${coresText(run.cores)}`,
       );
     }
     results.push({ concurrency, ...measured, ratios });
@@ -284,7 +229,7 @@ async function main() {
       secure,
       `throughput ${format(100 * ratios.throughput)}%, p99 ${format(ratios.p99, 2)}x, max ${format(ratios.max, 2)}x`,
       `throughput >= ${100 * THROUGHPUT_KEPT_TARGET}%: ${verdict(ratios.throughput >= THROUGHPUT_KEPT_TARGET)}; p99 <= ${P99_RATIO_TARGET}x: ${verdict(ratios.p99 <= P99_RATIO_TARGET)}` +
-        (concurrency === 100 ? `; max vs seed study's ${SEED_MAX_RATIO_AT_100}x: ${verdict(ratios.max < SEED_MAX_RATIO_AT_100)}` : ''),
+        (concurrency === 100 ? `; max vs seed study's ${SEED_STUDY.maxLatencyRatioAt100}x: ${verdict(ratios.max < SEED_STUDY.maxLatencyRatioAt100)}` : ''),
     );
   }
   for (const { concurrency, public: publicRun, secure } of results) {
@@ -293,7 +238,7 @@ async function main() {
   }
   const measuredRuns = results.flatMap((result) => [result.public, result.secure]);
   const failed = measuredRuns.reduce((total, run) => total + failures(run), 0);
-  console.log(`| all | answers not 2xx (non-2xx + errors + timeouts) | ${failed} | | | | 0: ${verdict(failed === 0)} |`);
+  console.log(`| all | answers not good (non-2xx + errors + timeouts + mismatches) | ${failed} | | | | 0: ${verdict(failed === 0)} |`);
   const others = Math.max(...measuredRuns.map((run) => run.cores.others ?? 0));
   console.log(`| all | CPU used by other processes, most in any route | ${format(others, 2)} cores | | | | ~0 (a quiet machine) |`);
   if (others > QUIET_MACHINE_CORES) {
@@ -304,7 +249,7 @@ async function main() {
     environment: { ...environment, loadAverage },
     options,
     equalCpu: 'the enclave pinned to every CPU (the set the public server may use); both model servers with the same threads; routes measured one at a time',
-    targets: { throughputKept: THROUGHPUT_KEPT_TARGET, p99Ratio: P99_RATIO_TARGET, seedStudyMaxRatioAt100: SEED_MAX_RATIO_AT_100 },
+    targets: { throughputKept: THROUGHPUT_KEPT_TARGET, p99Ratio: P99_RATIO_TARGET, seedStudyMaxRatioAt100: SEED_STUDY.maxLatencyRatioAt100 },
     pids,
     results,
   });
@@ -323,11 +268,9 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
-try {
-  await main();
-} catch (error) {
-  console.error(`bench:enclave: ${error instanceof Error ? error.message : String(error)}`);
-  process.exitCode = 1;
-} finally {
-  await stopStack();
-}
+await runBench({
+  name: 'enclave',
+  summary: ['What the emulated enclave costs the secure route, against the public route, through mpg stack, at 1, 10 and 100 concurrent requests.'],
+  options: benchOptions,
+  main: (options) => main(options).finally(stopStack),
+});

@@ -6,48 +6,31 @@
 // difference is the gateway's own time rather than queueing. Real model server: images/s and
 // p50/p99 direct and through the gateway at saturation, batch-2 base64 JSON. CPU of the gateway,
 // the upstream and the load generator, since all share the machine's cores.
-// Flags: --duration S --connections N --rate N --warmup S --model-duration S --model-connections N
-import { saveBenchResult } from './results.js';
+// Flags: npm run bench:gateway -- --help
 import { spawn } from 'node:child_process';
 import type { ChildProcessByStdio } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { request as httpRequest } from 'node:http';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import autocannon from 'autocannon';
-import { Pool } from 'undici';
-import { cpuMeter, describeEnvironment, percentile, sampleImage } from '../loadtest/index.js';
+import type { CoresUsed, OptionsOf } from '../common/index.js';
+import { QUIET_MACHINE_CORES, decimal, describeEnvironment, integer, partsCpuMeter, percentile, stopChild, waitForLine } from '../common/index.js';
+import type { AnswerCheck, ClosedLoopFigures, HttpTarget, RouteFigures } from '../loadtest/index.js';
+import { closedLoop, checkTarget, exactAnswer, pacedStream, studyAnswer, studyRequestBody } from '../loadtest/index.js';
+import { runBench, saveBenchResult } from './run.js';
 
-interface BenchOptions {
-  durationSeconds: number;
-  connections: number;
-  /** Requests per second of the open-loop phase, well below what the gateway saturates at. */
-  rate: number;
-  warmupSeconds: number;
-  modelDurationSeconds: number;
-  modelConnections: number;
-}
+const benchOptions = {
+  duration: decimal({ description: 'Trivial upstream: time per target at saturation, and paced', unit: 's', default: 10, min: 0.5, max: 3600 }),
+  connections: integer({ description: 'Trivial upstream: connections at saturation (the paced phase opens as many)', default: 10, min: 1, max: 10_000 }),
+  rate: decimal({ description: 'Trivial upstream: the paced phase\'s offered rate, well below what the gateway saturates at', unit: 'requests/s', default: 500, min: 1, max: 100_000 }),
+  warmup: decimal({ description: 'Warm-up before each measured phase', unit: 's', default: 2, min: 0.1, max: 600 }),
+  modelDuration: decimal({ description: 'Model server: time per target, in two halves', unit: 's', default: 15, min: 1, max: 3600 }),
+  // 16 connections of 2 images keep the model server's two runs of 8 always refilled: a backlog,
+  // so throughput measures the server, not the round trip of a closed loop that runs dry.
+  modelConnections: integer({ description: 'Model server: connections at saturation', default: 16, min: 1, max: 10_000 }),
+};
 
-function parseArgs(argv: string[]): BenchOptions {
-  const value = (flag: string, fallback: number) => {
-    const index = argv.indexOf(flag);
-    if (index === -1) return fallback;
-    const parsed = Number(argv[index + 1]);
-    if (!Number.isFinite(parsed) || parsed <= 0) throw new Error(`${flag} needs a positive number, got ${argv[index + 1]}`);
-    return parsed;
-  };
-  return {
-    durationSeconds: value('--duration', 10),
-    connections: value('--connections', 10),
-    rate: value('--rate', 500),
-    warmupSeconds: value('--warmup', 2),
-    modelDurationSeconds: value('--model-duration', 15),
-    // 16 connections of 2 images keep the model server's two runs of 8 always refilled: a backlog,
-    // so throughput measures the server, not the round trip of a closed loop that runs dry.
-    modelConnections: value('--model-connections', 16),
-  };
-}
+type BenchOptions = OptionsOf<typeof benchOptions>;
 
 // The launcher users run, so its environment defaults are part of what is measured.
 const CLI = new URL('../../bin/mpg', import.meta.url).pathname;
@@ -56,8 +39,7 @@ const TRIVIAL_ANSWER = JSON.stringify({ model: 'trivial', predictions: [[{ label
 const P50_ADDED_TARGET_MS = 0.5;
 const MODEL_THROUGHPUT_TARGET = 0.97;
 const STOP_GRACE_MS = 5_000;
-/** CPU others may use during a run before its figures are called suspect. */
-const QUIET_MACHINE_CORES = 0.2;
+const TIMEOUT_SECONDS = 10;
 
 // Its own process, so it never shares an event loop with autocannon. It exits when its stdin
 // closes: a bench killed without cleanup leaves no upstream behind.
@@ -101,40 +83,10 @@ async function startChild(name: string, command: string, args: string[]): Promis
   const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'inherit'] });
   children.add(child);
   child.once('exit', () => children.delete(child));
-  const url = await new Promise<string>((resolve, reject) => {
-    let output = '';
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      const match = /listening on (http:\/\/\S+)/.exec(output);
-      if (match) {
-        child.stdout.off('data', onData);
-        child.stdout.resume(); // keep draining, so a chatty child never blocks on a full pipe
-        resolve(match[1]!);
-      }
-    };
-    child.stdout.on('data', onData);
-    child.once('error', reject);
-    child.once('exit', (code, signal) => reject(new Error(`${name} exited (${signal ?? code}) before listening`)));
-  });
-  await waitReady(name, url);
-  return {
-    name,
-    url,
-    pid: child.pid!,
-    stop: () => stopChild(child),
-  };
-}
-
-function stopChild(child: ChildProcessByStdio<Writable | null, Readable, null>): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise<void>((resolve) => {
-    const force = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
-    child.once('exit', () => {
-      clearTimeout(force);
-      resolve();
-    });
-    child.kill('SIGTERM');
-  });
+  const started = new Promise<never>((_resolve, reject) => child.once('error', reject));
+  const [, url] = await Promise.race([waitForLine(child, /listening on (http:\/\/\S+)/, name), started]);
+  await waitReady(name, url!);
+  return { name, url: url!, pid: child.pid!, stop: () => stopChild(child, STOP_GRACE_MS) };
 }
 
 async function waitReady(name: string, url: string) {
@@ -147,46 +99,16 @@ async function waitReady(name: string, url: string) {
   throw new Error(`${name} at ${url} was not ready within 120 s`);
 }
 
-interface Target {
+interface Target extends HttpTarget {
   label: string;
-  url: string;
-  socketPath?: string;
-  /** The gateway's x-privacy-route the answer must carry; undefined when going direct. */
-  route?: 'public' | 'secure';
-}
-
-/** One request before measuring: the target answers 2xx, and through the gateway on the right route. */
-function checkTarget(target: Target, body: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const url = new URL(target.url);
-    const outgoing = httpRequest(
-      {
-        ...(target.socketPath ? { socketPath: target.socketPath } : { host: url.hostname, port: url.port }),
-        path: url.pathname,
-        method: 'POST',
-        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
-      },
-      (response) => {
-        response.resume();
-        response.once('end', () => {
-          const status = response.statusCode ?? 0;
-          const route = response.headers['x-privacy-route'];
-          if (status < 200 || status >= 300) reject(new Error(`${target.label}: status ${status}`));
-          else if (target.route && route !== target.route) reject(new Error(`${target.label}: x-privacy-route ${String(route)}, expected ${target.route}`));
-          else resolve();
-        });
-      },
-    );
-    outgoing.once('error', reject);
-    outgoing.end(body);
-  });
 }
 
 interface LoadOptions {
   body: string;
   seconds: number;
   connections: number;
-  expectBody?: string;
+  /** How an answer is judged: a fast wrong answer must never count as throughput. */
+  check: AnswerCheck;
   /** Processes whose CPU is measured over the run. */
   pids: Record<string, number>;
 }
@@ -203,122 +125,57 @@ interface Measured {
   timeouts: number;
   mismatches: number;
   /** Cores used over the run: CPU seconds / wall seconds, per process, and the load generator. */
-  cores: Record<string, number>;
+  cores: CoresUsed;
   /** 2xx response times (ms), kept only when asked for. */
   latencies?: number[];
 }
 
-/** At saturation: autocannon's closed loop, every connection sending again as soon as answered. */
-async function load(target: Target, options: LoadOptions, keepLatencies = false): Promise<Measured> {
-  const meter = cpuMeter(options.pids);
-  const latencies: number[] = [];
-  const result = await new Promise<autocannon.Result>((resolve, reject) => {
-    const instance = autocannon(
-      {
-        url: target.url,
-        socketPath: target.socketPath,
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: options.body,
-        connections: options.connections,
-        duration: options.seconds,
-        // A fast wrong answer must never count as throughput.
-        expectBody: options.expectBody,
-      },
-      (error: unknown, done) => (error ? reject(error instanceof Error ? error : new Error('autocannon failed', { cause: error })) : resolve(done)),
-    );
-    // autocannon's own histogram keeps whole milliseconds (lowest discernible value 1), too coarse
-    // for a 0.5 ms target: percentiles come from each answer's hrtime-measured time instead.
-    instance.on('response', (_client, statusCode, _bytes, responseTime) => {
-      if (statusCode >= 200 && statusCode < 300) latencies.push(responseTime);
-    });
-  });
-  latencies.sort((a, b) => a - b);
-  const cores = meter(result.duration);
-  const ok = result['2xx'];
+const processes = (pids: Record<string, number>) => Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, { pid, by: 'process' as const }]));
+
+function measured(figures: ClosedLoopFigures | RouteFigures, seconds: number, cores: CoresUsed, latencies?: number[]): Measured {
   return {
-    ok,
-    seconds: result.duration,
-    requestsPerSecond: ok / result.duration,
-    p50Ms: percentile(latencies, 50),
-    p99Ms: percentile(latencies, 99),
-    maxMs: latencies.at(-1) ?? 0,
-    non2xx: result.non2xx,
-    errors: result.errors,
-    timeouts: result.timeouts,
-    mismatches: result.mismatches,
+    ok: figures.ok,
+    seconds,
+    requestsPerSecond: figures.ok / seconds,
+    p50Ms: figures.latencyMs.p50 ?? 0,
+    p99Ms: figures.latencyMs.p99 ?? 0,
+    maxMs: figures.latencyMs.max ?? 0,
+    non2xx: figures.non2xx,
+    errors: figures.errors,
+    timeouts: figures.timeouts,
+    mismatches: figures.mismatches,
     cores,
-    ...(keepLatencies ? { latencies } : {}),
+    ...(latencies ? { latencies } : {}),
   };
 }
 
+/** At saturation: the load library's closed loop, every connection sending again as soon as answered. */
+async function load(target: Target, options: LoadOptions, keepLatencies = false): Promise<Measured> {
+  const meter = partsCpuMeter(processes(options.pids));
+  const figures = await closedLoop(target, { body: options.body, connections: options.connections, seconds: options.seconds, timeoutSeconds: TIMEOUT_SECONDS, check: options.check, keepLatencies });
+  return measured(figures, figures.seconds, meter(), figures.latencies);
+}
+
 /**
- * At a fixed rate, well below saturation: each request is sent when due whether or not earlier
- * ones were answered (an open loop), so nothing queues behind a slow answer and the difference
- * between two targets' p50 is what one request costs, not queueing. autocannon's own rate option
- * cannot do this: it sends each second's quota as fast as it can and then waits for the next second.
+ * At a fixed rate, well below saturation: the load library's open loop, so nothing queues behind a
+ * slow answer and the difference between two targets' p50 is what one request costs, not queueing.
+ * Timed from each request's send: the generator's timers are late by more than the cost measured.
  */
 async function paced(target: Target, options: LoadOptions & { rate: number; warmupSeconds: number }): Promise<Measured> {
-  const url = new URL(target.url);
-  const pool = new Pool(url.origin, {
+  let meter: (() => CoresUsed) | undefined;
+  const figures = await pacedStream({
+    targets: { target: { ...target, check: options.check } },
+    pick: () => 'target',
+    body: options.body,
+    rate: options.rate,
+    seconds: options.seconds,
+    warmupSeconds: options.warmupSeconds,
     connections: options.connections,
-    headersTimeout: 10_000,
-    bodyTimeout: 10_000,
-    ...(target.socketPath ? { socketPath: target.socketPath } : {}),
+    timeoutSeconds: TIMEOUT_SECONDS,
+    timedFrom: 'send',
+    onMeasuring: () => (meter = partsCpuMeter(processes(options.pids))),
   });
-  const latencies: number[] = [];
-  const counts = { ok: 0, non2xx: 0, errors: 0, timeouts: 0, mismatches: 0 };
-  const send = async (measured: boolean) => {
-    const sent = performance.now();
-    try {
-      const response = await pool.request({ path: url.pathname, method: 'POST', headers: { 'content-type': 'application/json' }, body: options.body });
-      const text = await response.body.text();
-      const elapsed = performance.now() - sent;
-      if (!measured) return;
-      if (response.statusCode < 200 || response.statusCode >= 300) counts.non2xx++;
-      else if (options.expectBody !== undefined && text !== options.expectBody) counts.mismatches++;
-      else {
-        counts.ok++;
-        latencies.push(elapsed);
-      }
-    } catch (error) {
-      if (!measured) return;
-      if (/TIMEOUT/.test((error as { code?: string }).code ?? '')) counts.timeouts++;
-      else counts.errors++;
-    }
-  };
-  const warmupRequests = Math.round(options.rate * options.warmupSeconds);
-  const total = warmupRequests + Math.round(options.rate * options.seconds);
-  const requests: Promise<void>[] = [];
-  const started = performance.now();
-  let meter: ((seconds: number) => Record<string, number>) | undefined;
-  let measuredFrom = started;
-  while (requests.length < total) {
-    const due = Math.min(total, Math.floor(((performance.now() - started) / 1000) * options.rate) + 1);
-    while (requests.length < due) {
-      if (requests.length === warmupRequests) {
-        meter = cpuMeter(options.pids);
-        measuredFrom = performance.now();
-      }
-      requests.push(send(requests.length >= warmupRequests));
-    }
-    // Node's timers wake after 1 ms at the soonest; whatever fell due meanwhile goes out together.
-    await new Promise((resolve) => setTimeout(resolve, 1000 / options.rate));
-  }
-  await Promise.all(requests);
-  const seconds = (performance.now() - measuredFrom) / 1000;
-  const cores = meter!(seconds);
-  await pool.close();
-  latencies.sort((a, b) => a - b);
-  return {
-    ...counts,
-    seconds,
-    requestsPerSecond: counts.ok / seconds,
-    p50Ms: percentile(latencies, 50),
-    p99Ms: percentile(latencies, 99),
-    maxMs: latencies.at(-1) ?? 0,
-    cores,
-  };
+  return measured(figures.routes.target, figures.seconds, meter!());
 }
 
 /** Joins runs of one target: throughput over all of them, percentiles over all their 2xx answers. */
@@ -396,13 +253,14 @@ async function trivialUpstreamPhase(options: BenchOptions) {
     for (const path of paths) {
       const measured: Record<string, Record<string, Measured>> = {};
       for (const target of [path.direct, path.via]) {
-        await checkTarget(target, TRIVIAL_REQUEST);
+        const check = exactAnswer(TRIVIAL_ANSWER, target.route);
+        await checkTarget(target, TRIVIAL_REQUEST, TIMEOUT_SECONDS, check);
         const pids: Record<string, number> = target.route ? { upstream: upstream.pid, gateway: gateway.pid } : { upstream: upstream.pid };
-        const common = { body: TRIVIAL_REQUEST, connections: options.connections, expectBody: TRIVIAL_ANSWER, pids };
-        await load(target, { ...common, seconds: options.warmupSeconds });
-        const saturated = await load(target, { ...common, seconds: options.durationSeconds });
+        const common = { body: TRIVIAL_REQUEST, connections: options.connections, check, pids };
+        await load(target, { ...common, seconds: options.warmup });
+        const saturated = await load(target, { ...common, seconds: options.duration });
         describe(`trivial, ${target.label}, saturation, ${options.connections} connections`, saturated);
-        const fixedRate = await paced(target, { ...common, seconds: options.durationSeconds, rate: options.rate, warmupSeconds: 1 });
+        const fixedRate = await paced(target, { ...common, seconds: options.duration, rate: options.rate, warmupSeconds: 1 });
         describe(`trivial, ${target.label}, paced ${options.rate} req/s`, fixedRate);
         measured[target.route ? 'via' : 'direct'] = { saturated, fixedRate };
       }
@@ -416,8 +274,7 @@ async function trivialUpstreamPhase(options: BenchOptions) {
 }
 
 async function modelServerPhase(options: BenchOptions) {
-  const image = (await sampleImage()).toString('base64');
-  const body = JSON.stringify({ images: [image, image], topk: 5 });
+  const body = await studyRequestBody();
   const modelServer = await startChild('model server', CLI, ['model-server', '--port', '0', '--log-level', 'warn']);
   const gateway = await startChild('gateway', CLI, ['gateway', '--port', '0', '--log-level', 'warn', '--public-upstream', modelServer.url]);
   const direct: Target = { label: 'direct', url: `${modelServer.url}/predict` };
@@ -425,17 +282,18 @@ async function modelServerPhase(options: BenchOptions) {
   try {
     const pids = { 'model server': modelServer.pid, gateway: gateway.pid };
     const common = { body, connections: options.modelConnections, pids };
+    const check = (target: Target) => studyAnswer(target.route);
     for (const target of [direct, via]) {
-      await checkTarget(target, body);
+      await checkTarget(target, body, TIMEOUT_SECONDS);
       // Warm the connections, the gateway's pool and onnxruntime's shapes before measuring.
-      await load(target, { ...common, seconds: Math.max(3, options.warmupSeconds) });
+      await load(target, { ...common, check: check(target), seconds: Math.max(3, options.warmup) });
     }
     // Two halves each, direct, gateway, gateway, direct: a drift in the machine's load (others'
     // tests, CPU clocks) falls on both sides alike.
-    const half = options.modelDurationSeconds / 2;
+    const half = options.modelDuration / 2;
     const runs: Record<'direct' | 'via', Measured[]> = { direct: [], via: [] };
     for (const [key, target] of [['direct', direct], ['via', via], ['via', via], ['direct', direct]] as const) {
-      runs[key].push(await load(target, { ...common, seconds: half }, true));
+      runs[key].push(await load(target, { ...common, check: check(target), seconds: half }, true));
     }
     const halves = (measured: Measured[]) => measured.map((run) => ({ ...run, latencies: undefined }));
     const result = { direct: combine(runs.direct), viaGateway: combine(runs.via), halves: { direct: halves(runs.direct), viaGateway: halves(runs.via) } };
@@ -447,15 +305,14 @@ async function modelServerPhase(options: BenchOptions) {
   }
 }
 
-async function main() {
-  const options = parseArgs(process.argv.slice(2));
+async function main(options: BenchOptions) {
   const environment = describeEnvironment();
   const loadAverage = loadavg().map((value) => Math.round(value * 100) / 100);
   console.log(`bench:gateway on ${environment.cpuModel} (${environment.cores} cores), Node ${environment.node}, load average ${loadAverage.join(' ')}`);
   console.log(
-    `trivial upstream: ${options.connections} connections, ${options.warmupSeconds} s warm-up, ${options.durationSeconds} s at saturation ` +
-      `and ${options.durationSeconds} s paced at ${options.rate} req/s per target; model server: ${options.modelConnections} connections, ` +
-      `${options.modelDurationSeconds} s per target (two halves, direct/gateway/gateway/direct), batch-2 base64 JSON`,
+    `trivial upstream: ${options.connections} connections, ${options.warmup} s warm-up, ${options.duration} s at saturation ` +
+      `and ${options.duration} s paced at ${options.rate} req/s per target; model server: ${options.modelConnections} connections, ` +
+      `${options.modelDuration} s per target (two halves, direct/gateway/gateway/direct), batch-2 base64 JSON`,
   );
 
   const trivial = await trivialUpstreamPhase(options);
@@ -511,10 +368,9 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
-try {
-  await main();
-} catch (error) {
-  console.error(`bench:gateway: ${error instanceof Error ? error.message : String(error)}`);
-  killChildrenNow();
-  process.exitCode = 1;
-}
+await runBench({
+  name: 'gateway',
+  summary: ['What the gateway costs, against going direct, in one run: a trivial upstream at saturation and paced, then the model server.'],
+  options: benchOptions,
+  main: (options) => main(options).finally(killChildrenNow),
+});

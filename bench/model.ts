@@ -3,14 +3,29 @@
 // Prints: raw onnxruntime images/s (no HTTP, preprocessed tensors), the server's images/s at
 // saturation with batch-2 base64 JSON requests (the seed study's request), their ratio, p50/p99
 // latency, time from process start to /readyz, and the server's peak RSS under load.
-// Flags: --threads N --duration S --connections N --configs "8:2,1:0" (maxBatch:windowMs list)
-import { saveBenchResult } from './results.js';
+// Flags: npm run bench:model -- --help
 import { spawn } from 'node:child_process';
 import autocannon from 'autocannon';
 import * as ort from 'onnxruntime-node';
-import { describeEnvironment, processCpuSeconds, processMemory, sampleImage } from '../loadtest/index.js';
+import type { OptionsOf } from '../common/index.js';
+import { decimal, describeEnvironment, integer, processCpuSeconds, processMemory, sampleImage, stopChild, text, waitForLine } from '../common/index.js';
+import { SEED_STUDY } from '../loadtest/index.js';
 import { DEFAULT_MODEL_PATH, ensureModel } from '../model/index.js';
 import { loadPreprocessing } from '../model-server/index.js';
+import { runBench, saveBenchResult } from './run.js';
+
+const benchOptions = {
+  threads: integer({ description: 'onnxruntime threads, of the raw baseline and of the server', default: 2, min: 1, max: 256 }),
+  duration: decimal({ description: 'Time per phase', unit: 's', default: 15, min: 1, max: 3600 }),
+  connections: integer({ description: 'Connections at saturation', default: 8, min: 1, max: 10_000 }),
+  startupTrials: integer({ description: 'Starts timed to /readyz (the median is reported)', default: 3, min: 1, max: 100 }),
+  configs: text({
+    description: 'Server configurations to measure, maxBatch:batchWindowMs each; the first is the default',
+    default: '8:2,2:0,1:0',
+    placeholder: 'B:MS,...',
+    check: (value) => (/^\d+:\d+(,\d+:\d+)*$/.test(value) ? undefined : 'must be maxBatch:windowMs pairs, like 8:2,1:0'),
+  }),
+};
 
 interface BenchOptions {
   threads: number;
@@ -20,28 +35,23 @@ interface BenchOptions {
   startupTrials: number;
 }
 
-function parseArgs(argv: string[]): BenchOptions {
-  const value = (flag: string, fallback: string) => {
-    const index = argv.indexOf(flag);
-    return index === -1 ? fallback : (argv[index + 1] ?? fallback);
-  };
+function benchSettings(options: OptionsOf<typeof benchOptions>): BenchOptions {
   return {
-    threads: Number(value('--threads', '2')),
-    durationSeconds: Number(value('--duration', '15')),
-    connections: Number(value('--connections', '8')),
-    startupTrials: Number(value('--startup-trials', '3')),
-    configs: value('--configs', '8:2,2:0,1:0')
-      .split(',')
-      .map((pair) => {
-        const [maxBatch, batchWindowMs] = pair.split(':').map(Number);
-        return { maxBatch: maxBatch!, batchWindowMs: batchWindowMs! };
-      }),
+    threads: options.threads,
+    durationSeconds: options.duration,
+    connections: options.connections,
+    startupTrials: options.startupTrials,
+    configs: options.configs.split(',').map((pair) => {
+      const [maxBatch, batchWindowMs] = pair.split(':').map(Number);
+      return { maxBatch: maxBatch!, batchWindowMs: batchWindowMs! };
+    }),
   };
 }
 
 // The launcher users run, so its environment defaults are part of what is measured.
 const CLI = new URL('../../bin/mpg', import.meta.url).pathname;
 const MiB = 2 ** 20;
+const STOP_GRACE_MS = 20_000;
 
 async function rawOnnxruntime(threads: number, batch: number, tensor: Float32Array, seconds: number) {
   const session = await ort.InferenceSession.create(DEFAULT_MODEL_PATH, { intraOpNumThreads: threads, interOpNumThreads: 1 });
@@ -72,15 +82,7 @@ async function startServer(flags: string[]): Promise<StartedServer> {
   const child = spawn(CLI, ['model-server', '--port', '0', '--log-level', 'warn', ...flags], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
-  const url = await new Promise<string>((resolve, reject) => {
-    let output = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-      const match = /listening on (http:\/\/\S+)/.exec(output);
-      if (match) resolve(match[1]!);
-    });
-    child.once('exit', (code) => reject(new Error(`model-server exited with ${code} before listening`)));
-  });
+  const [, url] = await waitForLine(child, /listening on (http:\/\/\S+)/, 'model-server');
   for (;;) {
     const ready = await fetch(`${url}/readyz`).then((response) => response.status === 200, () => false);
     if (ready) break;
@@ -88,14 +90,10 @@ async function startServer(flags: string[]): Promise<StartedServer> {
   }
   const readyMs = performance.now() - started;
   return {
-    url,
+    url: url!,
     pid: child.pid!,
     readyMs,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        child.once('exit', () => resolve());
-        child.kill('SIGTERM');
-      }),
+    stop: () => stopChild(child, STOP_GRACE_MS),
   };
 }
 
@@ -158,8 +156,7 @@ async function preprocessingCpuMs(preprocess: (bytes: Buffer) => Promise<unknown
   return (used.user + used.system) / 1000 / count;
 }
 
-async function main() {
-  const options = parseArgs(process.argv.slice(2));
+async function main(options: BenchOptions) {
   await ensureModel(DEFAULT_MODEL_PATH);
   const image = await sampleImage();
   const { preprocessImage } = await loadPreprocessing();
@@ -225,8 +222,8 @@ async function main() {
     console.log(`| throughput, max-batch ${run.maxBatch} window ${run.batchWindowMs} ms | ${format(run.imagesPerSecond)} images/s | raw onnxruntime best ${format(rawBest)} images/s | ${format(100 * run.versusRawBest)}% | |`);
   }
   console.log(`| latency p50 / p99, default, ${options.connections} connections | ${def.p50Ms} / ${def.p99Ms} ms | | | |`);
-  console.log(`| start to /readyz (median of ${startup.length}) | ${format(startupMedian, 0)} ms | study: 3000 ms | ${format(3000 / startupMedian)}x faster | < 500 ms |`);
-  console.log(`| RSS under load, default: mean (anonymous) / peak | ${format(def.meanRssMiB)} (${format(def.meanAnonymousRssMiB)}) / ${format(def.peakRssMiB)} MiB | study: 225-257 MiB | | <= 256 MiB |`);
+  console.log(`| start to /readyz (median of ${startup.length}) | ${format(startupMedian, 0)} ms | study: ${1000 * SEED_STUDY.startupSeconds['public model server']} ms | ${format((1000 * SEED_STUDY.startupSeconds['public model server']) / startupMedian)}x faster | < 500 ms |`);
+  console.log(`| RSS under load, default: mean (anonymous) / peak | ${format(def.meanRssMiB)} (${format(def.meanAnonymousRssMiB)}) / ${format(def.peakRssMiB)} MiB | study: ${SEED_STUDY.memoryMiB['public model server']!.startup}-${Math.round(SEED_STUDY.memoryMiB['public model server']!.runtime)} MiB | | <= 256 MiB |`);
   console.log(`| preprocessing CPU per image | ${format(preprocessMs, 2)} ms | onnxruntime ${format(inferenceCpuMs)} ms per image | ${format((100 * preprocessMs) / inferenceCpuMs)}% | |`);
   console.log(`| load generator CPU, default | ${format(def.generatorCores, 2)} cores | server ${format(def.serverCores, 2)} cores | | |`);
   console.log(`(best configuration: max-batch ${best.maxBatch}, window ${best.batchWindowMs} ms)`);
@@ -234,4 +231,9 @@ async function main() {
   console.log(`\nresults: ${await saveBenchResult('model', { environment, options, raw, preprocessCpuMs: preprocessMs, startupMs: startup, runs })}`);
 }
 
-await main();
+await runBench({
+  name: 'model',
+  summary: ['The model server against raw onnxruntime, same model, same threads, one run.'],
+  options: benchOptions,
+  main: (options) => main(benchSettings(options)),
+});

@@ -1,6 +1,6 @@
 // node dist/bench/ohttp.js [--iterations N]: the OHTTP cost per request for bench:enclave's body
 // (a batch of two sample JPEGs as base64 JSON, about 110 KB), beside JSON.parse of the same body.
-import { sampleImage } from '../loadtest/index.js';
+import { sampleImage } from '../common/index.js';
 import { DEFAULT_OHTTP_ITERATIONS, formatOhttpCost, measureOhttpCost } from './ohttp-cost.js';
 
 const index = process.argv.indexOf('--iterations');

@@ -1,23 +1,7 @@
 #!/usr/bin/env node
-// `mpg`: the one entry point. Each component contributes its commands through its index, loaded
-// only when its command runs.
-import { EXIT_WITH_PARENT_VARIABLE, commandGroup, exitWithParent, lazyCommand } from '../common/index.js';
-
-const mpg = commandGroup('', 'mixed-privacy-gateway: one model, a public and an enclave route.', [
-  lazyCommand('model-server', 'Serve the image classifier over HTTP (the public container and the enclave run this)', async () =>
-    (await import('../model-server/index.js')).modelServerCommand,
-  ),
-  lazyCommand('gateway', 'Route public and secure inference traffic (the parent instance runs this)', async () =>
-    (await import('../gateway/index.js')).gatewayCommand,
-  ),
-  lazyCommand('enclave', 'Run the enclave: its relays, its entrypoint and its local emulation', async () => (await import('../enclave/index.js')).loadEnclaveCommand()),
-  lazyCommand('stack', 'Run the whole stack on this machine: gateway, public model server, emulated enclave', async () =>
-    (await import('../stack/index.js')).stackCommand,
-  ),
-  lazyCommand('attestation', 'Verify enclave attestation documents against the pinned AWS root and measurements', async () => (await import('../attestation/index.js')).loadAttestationCommand()),
-  lazyCommand('model', 'Create or fetch the ONNX model the model server loads', async () => (await import('../model/index.js')).modelCommand),
-  lazyCommand('loadtest', 'Measure what privacy costs: startup, channel, latency, mixed traffic, memory; reports', async () => (await import('../loadtest/index.js')).loadLoadtestCommand()),
-]);
+// `mpg`: the one entry point.
+import { EXIT_WITH_PARENT_VARIABLE, exitWithParent } from '../common/index.js';
+import { mpgCommand } from './commands.js';
 
 // A child of `mpg stack` (or of the enclave's entrypoint) stops when its parent dies, however it dies.
 exitWithParent(process.env, {
@@ -31,7 +15,7 @@ exitWithParent(process.env, {
 // parent sets the variable again if it holds that stdin's pipe.
 delete process.env[EXIT_WITH_PARENT_VARIABLE];
 
-const code = await mpg.run({
+const code = await mpgCommand.run({
   argv: process.argv.slice(2),
   env: process.env,
   stdout: process.stdout,

@@ -13,6 +13,14 @@ export interface CommandContext {
 export interface Command {
   name: string;
   summary: string;
+  /** An internal command (one command starts another with it): runs, but no help lists it. */
+  hidden?: boolean;
+  /** The options it takes, declared once: its help and docs/configuration.md are made from them. */
+  options?: OptionSpecs;
+  /** A group's commands. */
+  subcommands?: readonly Command[];
+  /** A lazy command's module, imported only when it runs (or its reference is generated). */
+  load?(): Promise<Command>;
   run(context: CommandContext): Promise<number>;
 }
 
@@ -26,13 +34,14 @@ export function commandGroup(name: string, summary: string, commands: readonly C
       summary,
       '',
       'Commands:',
-      ...commands.map((command) => `  ${command.name.padEnd(14)}${command.summary}`),
+      ...commands.filter((command) => !command.hidden).map((command) => `  ${command.name.padEnd(14)}${command.summary}`),
       '',
       `Run "${prefix} <command> --help" for the options of each.`,
     ].join('\n');
   return {
     name,
     summary,
+    subcommands: commands,
     async run(context) {
       const [word, ...rest] = context.argv;
       if (word === undefined || word === '--help' || word === '-h' || word === 'help') {
@@ -57,6 +66,7 @@ export function lazyCommand(name: string, summary: string, load: () => Promise<C
   return {
     name,
     summary,
+    load,
     async run(context) {
       return (await load()).run(context);
     },
@@ -67,6 +77,10 @@ export interface OptionCommandSpec<Parsed> {
   /** The words after `mpg`, e.g. 'model generate'; the last one is the command's name. */
   path: string;
   summary: string;
+  /** The option declarations it parses (several commands share one set, e.g. nitroEnclaveOptions). */
+  options?: OptionSpecs;
+  /** Internal: left out of its group's help. */
+  hidden?: boolean;
   usage: () => string;
   /** Parses and checks the options once; throws OptionError (or a subclass) for the user's mistakes. */
   parse(argv: readonly string[], env: CommandContext['env']): Parsed | Promise<Parsed>;
@@ -81,6 +95,8 @@ export function optionCommand<Parsed extends { help: boolean }>(spec: OptionComm
   return {
     name: spec.path.split(' ').at(-1)!,
     summary: spec.summary,
+    ...(spec.options ? { options: spec.options } : {}),
+    ...(spec.hidden ? { hidden: true } : {}),
     async run(context) {
       let parsed: Parsed;
       try {

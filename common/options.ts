@@ -20,6 +20,11 @@ interface BaseSpec<T> {
   /** Unit shown in help and error messages, e.g. 'ms', 'bytes', 'images'. */
   unit?: string;
   default?: T;
+  /**
+   * The default in words, where its value depends on the machine (`availableParallelism()`): what
+   * docs/configuration.md shows, so the reference reads the same on every machine.
+   */
+  defaultText?: string;
   /** False when the option has no environment twin. */
   env?: boolean;
   parse(raw: string, source: string): T;
@@ -42,6 +47,7 @@ export type OptionsOf<Specs extends OptionSpecs> = Readonly<{ [K in keyof Specs]
 interface RangeSpec {
   description: string;
   unit?: string;
+  defaultText?: string;
   min?: number;
   max?: number;
   env?: boolean;

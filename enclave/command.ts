@@ -4,7 +4,7 @@ import type { Command, CommandContext } from '../common/index.js';
 import { OptionError, choice, commandGroup, integer, optionCommand, parseCommandLine, stopOnSignals, text, usageWithOptions } from '../common/index.js';
 import { CPU_LIST, EMULATION_WARNING, startEmulatedEnclave } from './emulated-enclave.js';
 import { ENTRYPOINT_OWNED_MODEL_SERVER_FLAGS, ensureLoopbackUp, startEntrypoint } from './entrypoint.js';
-import { jsonLineLog } from './log.js';
+import { jsonLineLog } from '../common/index.js';
 import { nitroCommands } from './nitro-commands.js';
 import type { NitroEnclave, NitroEnclaveOptions } from './nitro-enclave.js';
 import { EIF_MEMORY_FACTOR, EnclaveConfigurationError, startNitroEnclave } from './nitro-enclave.js';
@@ -37,6 +37,7 @@ function parseRelay(argv: readonly string[], env: CommandContext['env']) {
 
 const relayCommand = optionCommand({
   path: 'enclave relay',
+  options: relayOptions,
   summary: 'Relay every connection on a Unix socket to one target connection (both sides of the vsock channel)',
   usage: usageWithOptions(
     [
@@ -74,6 +75,7 @@ function parseEntrypoint(argv: readonly string[], env: CommandContext['env']) {
 
 const entrypointCommand = optionCommand({
   path: 'enclave entrypoint',
+  options: entrypointOptions,
   summary: "The enclave's first process: loopback up, the model server on 127.0.0.1, the relay to it",
   usage: usageWithOptions(
     [
@@ -144,6 +146,7 @@ function parseRun(argv: readonly string[], env: CommandContext['env']) {
 
 const runCommand = optionCommand({
   path: 'enclave run',
+  options: runOptions,
   summary: 'Run the enclave (emulated, or a Nitro Enclave on an EC2 parent) behind a Unix socket, until stopped',
   usage: usageWithOptions(
     [

@@ -19,8 +19,8 @@ import { delimiter, join } from 'node:path';
 import { exitWithParentEnvironment } from '../common/index.js';
 import { MPG_LAUNCHER } from './entrypoint.js';
 import { readyzStatus } from './readiness.js';
-import type { EnclaveLog } from './log.js';
-import { silentLog } from './log.js';
+import type { Log } from '../common/index.js';
+import { silentLog } from '../common/index.js';
 import type { Relay, RelayStats } from './relay.js';
 import { createRelay } from './relay.js';
 
@@ -51,7 +51,7 @@ export interface EmulatedEnclaveOptions {
   modelServerArgs?: readonly string[];
   /** The enclave processes' environment. */
   env?: Readonly<Record<string, string | undefined>>;
-  log?: EnclaveLog;
+  log?: Log;
   /** Where the enclave processes' output goes; discarded when not given. */
   output?: { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream };
   /** Where the emulated NSM writes its throwaway root certificate; default: beside the vsock stand-in. */

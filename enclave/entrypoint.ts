@@ -9,7 +9,7 @@ import { execFile, spawn } from 'node:child_process';
 import { constants, networkInterfaces } from 'node:os';
 import { promisify } from 'node:util';
 import { exitWithParentEnvironment } from '../common/index.js';
-import type { EnclaveLog } from './log.js';
+import type { Log } from '../common/index.js';
 import type { Relay } from './relay.js';
 import { createRelay } from './relay.js';
 
@@ -36,7 +36,7 @@ export interface EntrypointOptions {
   enclaveMode: 'emulated' | 'nitro';
   env: Readonly<Record<string, string | undefined>>;
   stdout: NodeJS.WritableStream;
-  log: EnclaveLog;
+  log: Log;
 }
 
 export interface RunningEntrypoint {
@@ -52,7 +52,7 @@ export interface RunningEntrypoint {
 const LISTENING = /model-server listening on http:\/\/127\.0\.0\.1:(\d+)/;
 
 /** Brings `lo` up when it is down, as it is in a fresh network namespace or a new enclave. */
-export async function ensureLoopbackUp(log: EnclaveLog): Promise<void> {
+export async function ensureLoopbackUp(log: Log): Promise<void> {
   const loopbackUp = () => (networkInterfaces().lo ?? []).some((address) => address.address === '127.0.0.1');
   if (loopbackUp()) return;
   try {

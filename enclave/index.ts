@@ -5,8 +5,6 @@ import type { Command } from '../common/index.js';
 
 export { createRelay, describeTarget, RELAY_CLOSE_GRACE_MS, RELAY_SOCKET_MODE } from './relay.js';
 export type { Relay, RelayOptions, RelayStats, RelayTarget } from './relay.js';
-export { jsonLineLog, silentLog } from './log.js';
-export type { EnclaveLog } from './log.js';
 export { detectIsolation, EMULATION_WARNING, startEmulatedEnclave } from './emulated-enclave.js';
 export type { EmulatedEnclave, EmulatedEnclaveOptions, EnclaveIsolation } from './emulated-enclave.js';
 export { MPG_LAUNCHER } from './entrypoint.js';

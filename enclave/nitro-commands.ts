@@ -84,6 +84,7 @@ async function parseBuild(argv: readonly string[], env: CommandContext['env']) {
 
 const buildCommand = optionCommand({
   path: 'enclave build',
+  options: buildOptions,
   summary: 'Build the enclave image file (EIF) from a Docker image with nitro-cli; write its PCR measurements',
   usage: usageWithOptions(
     [
@@ -157,6 +158,7 @@ function parseStop(argv: readonly string[], env: CommandContext['env']) {
 
 const stopCommand = optionCommand({
   path: 'enclave stop',
+  options: stopOptions,
   summary: 'Terminate a Nitro enclave (or all of them) with nitro-cli',
   usage: usageWithOptions(
     [
@@ -225,6 +227,7 @@ const statusOptions = {
 
 const statusCommand = optionCommand({
   path: 'enclave status',
+  options: statusOptions,
   summary: 'The enclave\'s state as JSON: describe-enclaves on Nitro, the model server through the relay in either mode',
   usage: usageWithOptions(
     [

@@ -9,8 +9,8 @@
 // unit runs), then wait until the model server answers /readyz through the relay and says it is
 // in a Nitro enclave. stop: the relay first (no new secure connection), then terminate-enclave.
 import { stat } from 'node:fs/promises';
-import type { EnclaveLog } from './log.js';
-import { silentLog } from './log.js';
+import type { Log } from '../common/index.js';
+import { silentLog } from '../common/index.js';
 import type { NitroCli, RunResult } from './nitro-cli.js';
 import { reportedEnclaveMode, waitUntilReady } from './readiness.js';
 import type { VsockRelay } from './vsock-relay.js';
@@ -76,7 +76,7 @@ export interface NitroEnclaveOptions {
   socat?: string;
   readyTimeoutMs: number;
   env?: Readonly<Record<string, string | undefined>>;
-  log?: EnclaveLog;
+  log?: Log;
 }
 
 export interface NitroEnclave {

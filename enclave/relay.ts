@@ -15,15 +15,15 @@
 import { chmod, lstat, unlink } from 'node:fs/promises';
 import type { Server, Socket } from 'node:net';
 import { connect, createConnection, createServer } from 'node:net';
-import type { EnclaveLog } from './log.js';
-import { silentLog } from './log.js';
+import type { Log } from '../common/index.js';
+import { silentLog } from '../common/index.js';
 
 export type RelayTarget = { path: string } | { host: string; port: number };
 
 export interface RelayOptions {
   listen: { path: string };
   target: RelayTarget;
-  log?: EnclaveLog;
+  log?: Log;
 }
 
 export interface RelayStats {

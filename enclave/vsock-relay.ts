@@ -11,8 +11,8 @@ import type { ChildProcess } from 'node:child_process';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
-import type { EnclaveLog } from './log.js';
-import { silentLog } from './log.js';
+import type { Log } from '../common/index.js';
+import { silentLog } from '../common/index.js';
 
 export const DEFAULT_SOCAT = 'socat';
 const SOCKET_WAIT_MS = 5_000;
@@ -30,7 +30,7 @@ export interface VsockRelayOptions {
   /** The socat executable; found on PATH by default. */
   socat?: string;
   env?: Readonly<Record<string, string | undefined>>;
-  log?: EnclaveLog;
+  log?: Log;
 }
 
 export interface VsockRelay {

@@ -2,7 +2,7 @@
 // or a Unix socket). The first byte of a connection chooses: "B" (bulk) counts every byte that
 // follows and, once the sender half-closes, answers with the count (8 bytes, big-endian) and
 // closes; "E" (echo) sends every byte back. On EC2 the same program can run inside an enclave
-// behind the vsock relays, so the harness measures the real channel (see loadtest/README.md).
+// behind the vsock relays, so the harness measures the real channel (see docs/loadtest.md).
 import type { Server, Socket } from 'node:net';
 import { createServer } from 'node:net';
 

@@ -1,11 +1,11 @@
 // `mpg loadtest <scenario>|all|report`: every measurement of the study, one command each, and the
 // report that draws them. `channel-sink` and `stack-host` are the harness's own helpers (the far
 // end of the channel, and the stack under test in a process of its own).
-import type { Command, CommandContext } from '../common/index.js';
+import type { Command, CommandContext, OptionSpecs } from '../common/index.js';
 import { OptionError, commandGroup, formatOptionsHelp, integer, optionCommand, parseCommandLine, text } from '../common/index.js';
 import { startChannelSink } from './channel-sink.js';
 import type { ScenarioName } from './options.js';
-import { SCENARIOS, loadtestOptions, parseLoadtestOptions } from './options.js';
+import { SCENARIOS, loadtestOptions, parseLoadtestOptions, scenarioOptions } from './options.js';
 import { renderReport } from './report/index.js';
 import { InvalidResultError } from './results.js';
 import { runLoadtest } from './run.js';
@@ -19,7 +19,7 @@ const SUMMARIES: Record<ScenarioName, string> = {
   mixed: 'One stream through the gateway at a fixed rate, secure fraction 0 to 1',
 };
 
-const usage = (name: string, lines: string[]) => () =>
+const usage = (name: string, lines: string[], options: OptionSpecs) => () =>
   [
     `Usage: mpg loadtest ${name} [options]`,
     '',
@@ -27,17 +27,20 @@ const usage = (name: string, lines: string[]) => () =>
     '',
     'The result goes to results/<timestamp>/result.json (--out DIR to choose); render it with',
     '"mpg loadtest report DIR". Progress goes to stderr. Ctrl-C stops the current step and keeps',
-    'what was measured (exit 130). Every option has an MPG_ environment twin; see loadtest/README.md.',
+    'what was measured (exit 130). Every option has an MPG_ environment twin; see docs/loadtest.md.',
+    ...(options === loadtestOptions ? [] : ['Listed: the options this scenario uses ("mpg loadtest all --help" lists every one).']),
     '',
     'Options:',
-    formatOptionsHelp(loadtestOptions),
+    formatOptionsHelp(options),
   ].join('\n');
 
 function scenarioCommand(name: ScenarioName | 'all', scenarios: ScenarioName[], summary: string): Command {
+  const options = name === 'all' ? loadtestOptions : scenarioOptions(scenarios);
   return optionCommand({
     path: `loadtest ${name}`,
     summary,
-    usage: usage(name, [summary + '.', ...(name === 'all' ? [`Runs ${scenarios.join(', ')}, in that order.`] : [])]),
+    options,
+    usage: usage(name, [summary + '.', ...(name === 'all' ? [`Runs ${scenarios.join(', ')}, in that order.`] : [])], options),
     parse: (argv, env) => ({ ...parseLoadtestOptions(argv, env, scenarios), argv }),
     run: (parsed, context) => runLoadtest(parsed, [name, ...parsed.argv], context),
   });
@@ -49,6 +52,7 @@ const reportOptions = {
 
 const reportCommand = optionCommand({
   path: 'loadtest report',
+  options: reportOptions,
   summary: 'Render a run as Markdown and HTML with SVG charts (report.md, report.html beside result.json)',
   usage: () =>
     [
@@ -85,6 +89,7 @@ const sinkOptions = {
 
 const channelSinkCommand = optionCommand({
   path: 'loadtest channel-sink',
+  options: sinkOptions,
   summary: 'The far end of the channel scenario: a byte sink and echo (run it inside an enclave on EC2)',
   usage: () => ['Usage: mpg loadtest channel-sink [--port N | --socket PATH]', '', 'Stops on SIGTERM or SIGINT.', '', 'Options:', formatOptionsHelp(sinkOptions)].join('\n'),
   parse: (argv, env) => {
@@ -104,8 +109,9 @@ const channelSinkCommand = optionCommand({
 
 const stackHostCommand = optionCommand({
   path: 'loadtest stack-host',
+  hidden: true,
   summary: 'The stack under test, started by the harness in a process of its own (JSON lines on stdout)',
-  usage: usage('stack-host', ['Starts the stack as the scenarios do and prints its parts as JSON lines; the harness runs it.']),
+  usage: usage('stack-host', ['Starts the stack as the scenarios do and prints its parts as JSON lines; the harness runs it.'], loadtestOptions),
   parse: (argv, env) => parseLoadtestOptions(argv, env, []),
   run: (parsed, context) => runStackHost(parsed, context),
 });

@@ -50,6 +50,21 @@ export const loadtestOptions = {
 
 export type LoadtestOptions = OptionsOf<typeof loadtestOptions>;
 
+const SCENARIO_PREFIX = new RegExp(`^(${SCENARIOS.join('|')}):`);
+
+/**
+ * The options that apply to these scenarios: the shared ones, and those whose description names
+ * one of them ("channel: ..."). What each scenario's help lists; every scenario still accepts all.
+ */
+export function scenarioOptions(scenarios: readonly ScenarioName[]): Partial<typeof loadtestOptions> {
+  return Object.fromEntries(
+    Object.entries(loadtestOptions).filter(([, spec]) => {
+      const named = SCENARIO_PREFIX.exec(spec.description)?.[1];
+      return named === undefined || scenarios.includes(named as ScenarioName);
+    }),
+  );
+}
+
 /** Everything a run was configured with; recorded in the result as `config`. */
 export interface HarnessConfig {
   scenarios: ScenarioName[];
@@ -141,7 +156,7 @@ export function parseLoadtestOptions(argv: readonly string[], env: CommandContex
     nitro: nitro ? { eif: nitro.eif, memoryMiB: nitro.memoryMiB, cpuCount: nitro.cpuCount, enclaveCid: nitro.enclaveCid } : null,
   };
   if (!help && options.enclave === 'nitro' && scenarios.includes('channel') && config.channel.externalSocket === null) {
-    throw new OptionError('the channel scenario on Nitro needs --channel-socket PATH: a parent relay to an enclave that runs "mpg loadtest channel-sink" (see loadtest/README.md)');
+    throw new OptionError('the channel scenario on Nitro needs --channel-socket PATH: a parent relay to an enclave that runs "mpg loadtest channel-sink" (see docs/loadtest.md)');
   }
   return { help, options, config, nitro };
 }

@@ -3,12 +3,12 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
-import { describeEnvironment } from './environment.js';
+import { describeEnvironment } from '../common/index.js';
 import { validateJson } from './json-schema.js';
 import type { SchemaProblem } from './json-schema.js';
-import type { CoresUsed } from './load/cpu.js';
+import type { CoresUsed } from '../common/index.js';
 import type { ClosedLoopFigures } from './load/closed-loop.js';
-import type { LatencySummary } from './load/latency-summary.js';
+import type { LatencySummary } from '../common/index.js';
 import type { PacedFigures } from './load/paced.js';
 import type { HarnessConfig, ScenarioName } from './options.js';
 import schema from './results.schema.json' with { type: 'json' };

@@ -6,16 +6,15 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CommandContext } from '../common/index.js';
-import type { EnclaveLog } from '../enclave/index.js';
-import { jsonLineLog } from '../enclave/index.js';
+import { QUIET_MACHINE_CORES, jsonLineLog } from '../common/index.js';
 import { studyRequestBody } from './load/check.js';
-import type { CoresUsed } from './load/cpu.js';
+import type { CoresUsed } from '../common/index.js';
 import type { ParsedLoadtest, ScenarioName } from './options.js';
 import { stackHostArguments } from './options.js';
 import { createProgress, formatDuration } from './progress.js';
 import type { LoadtestResult } from './results.js';
 import { finishResult, newResult, writeResult } from './results.js';
-import { sampleImage } from './sample-image.js';
+import { sampleImage } from '../common/index.js';
 import { channelScenario } from './scenarios/channel.js';
 import type { Scenario, ScenarioContext } from './scenarios/context.js';
 import { latencyScenario } from './scenarios/latency.js';
@@ -34,7 +33,6 @@ const SCENARIO_BY_NAME: Record<ScenarioName, Scenario<never>> = {
 };
 
 /** Others using more than this (cores) during a step make its figures suspect. */
-const QUIET_MACHINE_CORES = 0.25;
 
 function mpgVersion(): string {
   try {
@@ -89,8 +87,7 @@ export async function runLoadtest(parsed: ParsedLoadtest, argv: readonly string[
   const scenarios = config.scenarios.map((name) => SCENARIO_BY_NAME[name]);
   const progress = createProgress(stderr, Object.fromEntries(scenarios.map((scenario) => [scenario.name, scenario.estimateSeconds(config)])));
   // Warnings only, and through the progress line, so a terminal's line is redrawn after them.
-  const lines = jsonLineLog({ write: (line: string) => (progress.note(line.trimEnd()), true) } as unknown as NodeJS.WritableStream, { component: 'loadtest' });
-  const log: EnclaveLog = { info() {}, warn: (fields, message) => lines.warn(fields, message), error: (fields, message) => lines.error(fields, message) };
+  const log = jsonLineLog({ write: (line) => progress.note(line.trimEnd()) }, { component: 'loadtest' }, 'warn');
 
   const controller = new AbortController();
   let current: { scenario: string | null; step: string | null } = { scenario: null, step: null };

@@ -4,11 +4,11 @@
 // line per part as soon as its process exists, then one when the stack is ready, and stops the
 // stack on SIGTERM, SIGINT or when its stdin closes (the harness died).
 import type { CommandContext } from '../common/index.js';
-import { jsonLineLog } from '../enclave/index.js';
+import { jsonLineLog } from '../common/index.js';
 import type { LaunchedStack } from '../stack/index.js';
 import { childEnvironment, launchStack } from '../stack/index.js';
 import type { ParsedLoadtest } from './options.js';
-import type { ProcessTreeRoot } from './process-tree.js';
+import type { ProcessTreeRoot } from '../common/index.js';
 
 export type StackHostLine =
   | { event: 'spawned'; part: string; root: ProcessTreeRoot }

@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
 import { MPG_LAUNCHER } from '../enclave/index.js';
 import { forwardWarnings } from './log-lines.js';
-import type { ProcessTreeRoot } from './process-tree.js';
+import type { ProcessTreeRoot } from '../common/index.js';
 import type { StackHostLine } from './stack-host.js';
 
 const STOP_GRACE_MS = 30_000;

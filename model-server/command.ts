@@ -42,6 +42,7 @@ async function attestationSource(config: ModelServerConfig, modelPath: string): 
 
 export const modelServerCommand = optionCommand({
   path: 'model-server',
+  options: modelServerOptions,
   summary: 'Serve the image classifier over HTTP (the public container and the enclave run this)',
   usage,
   parse: parseModelServerConfig,

@@ -2,7 +2,7 @@
 import { availableParallelism } from 'node:os';
 import type { OptionsOf } from '../common/index.js';
 import { OptionError, choice, integer, parseCommandLine, text, toggle } from '../common/index.js';
-import { DEFAULT_NSM_HELPER } from '../attestation/nsm-source.js';
+import { DEFAULT_NSM_HELPER } from '../attestation/index.js';
 import type { ModelSessionOptions } from './model-session.js';
 import { dirname, join } from 'node:path';
 
@@ -25,7 +25,7 @@ export const modelServerOptions = {
   modelName: text({ description: 'Name reported in answers and /v1/model; default: the file name without .onnx', placeholder: 'NAME' }),
   modelCache: text({ description: 'Directory for onnxruntime-optimised copies of the model, keyed by file, onnxruntime version and CPU; "off" disables it; default: .optimized/ beside the model', placeholder: 'DIR|off' }),
   labels: text({ description: 'JSON array of class names; default: the ImageNet classes when the model has 1000 outputs', placeholder: 'PATH' }),
-  threads: integer({ description: 'onnxruntime intra-op threads', default: availableParallelism(), min: 1, max: 256, unit: 'threads' }),
+  threads: integer({ description: 'onnxruntime intra-op threads', default: availableParallelism(), defaultText: 'the number of CPUs', min: 1, max: 256, unit: 'threads' }),
   maxBatch: integer({ description: 'Most images one onnxruntime run takes; 1 turns dynamic batching off', default: DEFAULT_MAX_BATCH, min: 1, max: 256, unit: 'images' }),
   batchWindowMs: integer({ description: 'How long a partial batch waits for more images', default: DEFAULT_BATCH_WINDOW_MS, min: 0, max: 1000, unit: 'ms' }),
   maxQueue: integer({ description: 'Images admitted but not yet answered; beyond it requests get 503 with Retry-After', default: DEFAULT_MAX_QUEUE, min: 1, max: 100_000, unit: 'images' }),

@@ -46,6 +46,7 @@ const usage = [
 
 export const fetchCommand = optionCommand({
   path: 'model fetch',
+  options: specs,
   summary: 'Download a pretrained ONNX model and verify its SHA-256.',
   usage: () => usage,
   parse(argv, env) {

@@ -37,6 +37,7 @@ const megabytes = (bytes: number): string => `${(bytes / 1024 / 1024).toFixed(1)
 
 export const generateCommand = optionCommand({
   path: 'model generate',
+  options: generateOptions,
   summary: 'Write ResNet18 with seeded random weights (no download).',
   usage: () => USAGE,
   parse: (argv, env) => parseCommandLine(generateOptions, argv, env),

@@ -8,8 +8,6 @@ export { DEFAULT_MODEL_PATH, ensureModel } from './default-model.js';
 export { writeResNet18, buildResNet18 } from './resnet18.js';
 export { fetchModel } from './fetch.js';
 export { imagenetLabels } from './labels.js';
-export { decodeOnnxModel } from './onnx/decode.js';
-export type { OnnxModelSummary } from './onnx/decode.js';
 
 export const modelCommand = commandGroup('model', 'Create or fetch the ONNX model the model server loads.', [
   generateCommand,

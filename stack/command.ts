@@ -7,8 +7,8 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { OptionError, choice, formatOptionsHelp, integer, optionCommand, parseCommandLine, text } from '../common/index.js';
-import { EMULATION_WARNING, EnclaveConfigurationError, attestationPcrsOption, jsonLineLog, nitroEnclaveOptions, nitroEnclaveSettings } from '../enclave/index.js';
-import { sampleImage } from '../loadtest/index.js';
+import { EMULATION_WARNING, EnclaveConfigurationError, attestationPcrsOption, nitroEnclaveOptions, nitroEnclaveSettings } from '../enclave/index.js';
+import { jsonLineLog, sampleImage } from '../common/index.js';
 import type { LaunchedStack } from './launch.js';
 import { LOG_LEVELS, childEnvironment, launchStack, splitCpus } from './launch.js';
 import type { PartName } from './part-output.js';
@@ -44,6 +44,7 @@ const usage = () =>
 
 export const stackCommand = optionCommand({
   path: 'stack',
+  options: stackOptions,
   summary: 'Run the whole stack on this machine: gateway, public model server, emulated enclave',
   usage,
   parse: (argv, env) => {

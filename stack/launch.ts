@@ -10,8 +10,10 @@ import { dirname, join } from 'node:path';
 import { emulatedImageMeasurements, writeMeasurementsFile } from '../attestation/index.js';
 import { exitWithParentEnvironment, stopChild, waitForLine } from '../common/index.js';
 import { DEFAULT_MODEL_PATH, ensureModel } from '../model/index.js';
-import type { EmulatedEnclave, EnclaveLog, NitroEnclave, NitroEnclaveOptions } from '../enclave/index.js';
-import { EnclaveConfigurationError, MPG_LAUNCHER, silentLog, startEmulatedEnclave, startNitroEnclave } from '../enclave/index.js';
+import type { Log } from '../common/index.js';
+import { silentLog } from '../common/index.js';
+import type { EmulatedEnclave, NitroEnclave, NitroEnclaveOptions } from '../enclave/index.js';
+import { EnclaveConfigurationError, MPG_LAUNCHER, startEmulatedEnclave, startNitroEnclave } from '../enclave/index.js';
 import type { PartName } from './part-output.js';
 import { createRuntimeDir } from './runtime-dir.js';
 import type { StackSupervisor, SupervisionOptions } from './supervisor.js';
@@ -137,7 +139,7 @@ export interface EnclaveStartOptions {
 }
 
 /** The enclave behind the parent relay on `socketPath`; resolves once started (wait on `.ready`). */
-export function startEnclave(settings: EnclaveSettings, socketPath: string, env: Env, log: EnclaveLog, options: EnclaveStartOptions = {}): Promise<StackEnclave> {
+export function startEnclave(settings: EnclaveSettings, socketPath: string, env: Env, log: Log, options: EnclaveStartOptions = {}): Promise<StackEnclave> {
   if (settings.mode === 'nitro') return startNitroEnclave({ ...settings.nitro, socketPath, log });
   return startEmulatedEnclave({
     socketPath,
@@ -191,7 +193,7 @@ export interface LaunchOptions {
   publicCpus?: string | undefined;
   gatewayCpus?: string | undefined;
   env: Env;
-  log?: EnclaveLog;
+  log?: Log;
   /** The parts' log level; default: warn. */
   logLevel?: LogLevel;
   /**

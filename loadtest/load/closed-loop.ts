@@ -1,12 +1,12 @@
 // autocannon's closed loop: `connections` requests always outstanding, each sent again as soon as
-// it is answered. Every answer is checked (checkAnswer), its own time kept; only good answers
-// count as throughput and latency.
+// it is answered, for a time or a number of requests. Every answer is checked (the study's answer
+// unless told otherwise), its own time kept; only good answers count as throughput and latency.
 import { request as httpRequest } from 'node:http';
 import autocannon from 'autocannon';
-import type { Verdict } from './check.js';
-import { checkAnswer } from './check.js';
-import type { LatencySummary } from './latency-summary.js';
-import { summariseLatencies } from './latency-summary.js';
+import type { AnswerCheck, Verdict } from './check.js';
+import { studyAnswer } from './check.js';
+import type { LatencySummary } from '../../common/index.js';
+import { summariseLatencies } from '../../common/index.js';
 
 export interface HttpTarget {
   /** Origin and path, e.g. http://127.0.0.1:8081/predict; over a Unix socket the host is ignored. */
@@ -32,18 +32,26 @@ export interface ClosedLoopFigures extends AnswerCounts {
   /** Good answers per second. */
   requestsPerSecond: number;
   latencyMs: LatencySummary;
+  /** Each good answer's time (ms), in order, with `keepLatencies`: to join several runs' percentiles. */
+  latencies?: number[];
 }
 
 export interface ClosedLoopOptions {
   body: string;
   connections: number;
+  /** How long to run; or, with `requests`, until that many were answered. */
   seconds: number;
+  requests?: number;
   timeoutSeconds: number;
+  /** How an answer is judged: by default the study's answer, on the target's route. */
+  check?: AnswerCheck;
+  keepLatencies?: boolean;
   signal?: AbortSignal;
 }
 
 export async function closedLoop(target: HttpTarget, options: ClosedLoopOptions): Promise<ClosedLoopFigures> {
   const url = new URL(target.url);
+  const check = options.check ?? studyAnswer(target.route);
   const latencies: number[] = [];
   const counts = { ok: 0, non2xx: 0, mismatches: 0 };
   // autocannon calls a request's onResponse, then at once (same tick) emits 'response' with the
@@ -55,7 +63,7 @@ export async function closedLoop(target: HttpTarget, options: ClosedLoopOptions)
         url: url.origin,
         ...(target.socketPath ? { socketPath: target.socketPath } : {}),
         connections: options.connections,
-        duration: options.seconds,
+        ...(options.requests !== undefined ? { amount: options.requests } : { duration: options.seconds }),
         timeout: options.timeoutSeconds,
         requests: [
           {
@@ -64,7 +72,7 @@ export async function closedLoop(target: HttpTarget, options: ClosedLoopOptions)
             headers: { 'content-type': 'application/json' },
             body: options.body,
             onResponse: (status: number, body: string, _context: unknown, headers: Record<string, unknown>) => {
-              verdict = checkAnswer(status, body, headers ?? {}, target.route);
+              verdict = check(status, body, headers ?? {});
             },
           },
         ],
@@ -92,11 +100,12 @@ export async function closedLoop(target: HttpTarget, options: ClosedLoopOptions)
     seconds: Math.round(seconds * 1000) / 1000,
     requestsPerSecond: Math.round((counts.ok / seconds) * 1000) / 1000,
     latencyMs: summariseLatencies(latencies),
+    ...(options.keepLatencies ? { latencies } : {}),
   };
 }
 
 /** One request before measuring: the target must answer it well, or the sweep would measure errors. */
-export function checkTarget(target: HttpTarget, body: string, timeoutSeconds: number): Promise<void> {
+export function checkTarget(target: HttpTarget, body: string, timeoutSeconds: number, check: AnswerCheck = studyAnswer(target.route)): Promise<void> {
   const url = new URL(target.url);
   return new Promise((resolve, reject) => {
     const outgoing = httpRequest(
@@ -113,7 +122,7 @@ export function checkTarget(target: HttpTarget, body: string, timeoutSeconds: nu
         response.setEncoding('utf8');
         response.on('data', (chunk: string) => (text += chunk));
         response.on('end', () => {
-          const verdict = checkAnswer(response.statusCode ?? 0, text, response.headers, target.route);
+          const verdict = check(response.statusCode ?? 0, text, response.headers);
           if (verdict === 'ok') resolve();
           else reject(new Error(`${target.socketPath ? `unix:${target.socketPath} ` : ''}${target.url} answered ${response.statusCode} (${verdict}): ${text.slice(0, 200)}`));
         });

@@ -1,22 +1,14 @@
 // What a report says, once, for both renderers: sections of paragraphs, tables and charts built
 // from a result (and, with --compare, a second one). markdown.ts leaves the charts out; html.ts
 // draws them inline.
-import type { LatencySummary } from '../load/latency-summary.js';
+import type { LatencySummary } from '../../common/index.js';
 import type { LatencyStep, LatencyTarget, LoadtestResult, MixedStep } from '../results.js';
+import { SEED_STUDY } from '../seed-study.js';
 import type { LineSeries, Series } from './svg.js';
 import { barChart, formatNumber, lineChart } from './svg.js';
 
 /** The seed study's figures, shown beside ours wherever it reported one. */
-export const STUDY = {
-  startupSeconds: { 'public model server': 3.0, enclave: 14.1 },
-  vsockGbitPerSecond: 9.28,
-  vsockOverTcp: 0.13,
-  maxLatencyRatioAt100: 2.9,
-  memoryMiB: {
-    'public model server': { startup: 225, runtime: 256.7 },
-    enclave: { startup: 1023, runtime: 3.3 },
-  } as Record<string, { startup: number; runtime: number }>,
-};
+const STUDY = SEED_STUDY;
 
 /** One colour per route in every chart; through the gateway is dashed. */
 export const COLOURS = { public: '#1f77b4', secure: '#d62728', tcp: '#7f7f7f', other: '#9467bd', publicB: '#9ecae1', secureB: '#fc9272' };

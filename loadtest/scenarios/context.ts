@@ -1,7 +1,7 @@
 // What every scenario is given: the configuration, where to report progress, the stop signal,
 // the stack under test (started on first use, shared by the scenarios that drive the same stack)
 // and the result section it fills in as it goes, so an interrupted run keeps every finished step.
-import type { EnclaveLog } from '../../enclave/index.js';
+import type { Log } from '../../common/index.js';
 import type { EnclaveSettings } from '../../stack/index.js';
 import type { HarnessConfig } from '../options.js';
 import type { Progress } from '../progress.js';
@@ -13,7 +13,7 @@ export interface ScenarioContext {
   nitro: Extract<EnclaveSettings, { mode: 'nitro' }>['nitro'] | undefined;
   env: Readonly<Record<string, string | undefined>>;
   stderr: NodeJS.WritableStream;
-  log: EnclaveLog;
+  log: Log;
   progress: Progress;
   /** Aborted by SIGINT or SIGTERM: stop the current step and return what was measured. */
   signal: AbortSignal;

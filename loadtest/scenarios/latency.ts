@@ -3,11 +3,11 @@
 // study's batch-2 base64 request. autocannon's closed loop; every answer checked.
 import type { HttpTarget } from '../load/closed-loop.js';
 import { checkTarget, closedLoop } from '../load/closed-loop.js';
-import { partsCpuMeter } from '../load/cpu.js';
+import { partsCpuMeter } from '../../common/index.js';
 import type { LatencyResult, LatencyTarget } from '../results.js';
 import type { StackUnderTest } from '../stack-under-test.js';
 import type { Scenario } from './context.js';
-import { settle } from './settle.js';
+import { modelServers, settle } from '../load/settle.js';
 
 export function latencyTargets(stack: StackUnderTest): Record<LatencyTarget, HttpTarget> {
   return {
@@ -48,7 +48,7 @@ export const latencyScenario: Scenario<LatencyResult> = {
         const [route, via] = target.split(' ') as ['public' | 'secure', 'direct' | 'gateway'];
         const queueSeconds = figures.requestsPerSecond > 0 ? Math.round((concurrency / figures.requestsPerSecond) * 1000) / 1000 : null;
         section.steps.push({ target, route, via, concurrency, queueSeconds, ...figures, cpu });
-        await settle(stack.parts, signal);
+        await settle(modelServers(stack.parts), signal);
       }
     }
     section.complete = true;

@@ -3,8 +3,8 @@
 // light mixed load (half secure, paced through the gateway), sampled every second. On Nitro the
 // enclave's memory is what nitro-cli allotted it: its pages are not visible from the parent.
 import { paced } from '../load/paced.js';
-import type { ProcessTreeRoot } from '../process-tree.js';
-import { treeRssBytes } from '../process-tree.js';
+import type { ProcessTreeRoot } from '../../common/index.js';
+import { treeRssBytes } from '../../common/index.js';
 import type { MemoryPart, MemoryResult } from '../results.js';
 import type { StackUnderTest } from '../stack-under-test.js';
 import type { Scenario } from './context.js';

@@ -1,11 +1,11 @@
 // mixed: one request stream through the gateway at a fixed offered rate, a given fraction of it
 // secure (evenly spread), one step per fraction; latency per route at each. Open loop (paced.ts),
 // so a route that cannot keep up shows its queue in its latency instead of slowing the stream.
-import { partsCpuMeter } from '../load/cpu.js';
+import { partsCpuMeter } from '../../common/index.js';
 import { paced } from '../load/paced.js';
 import type { MixedResult } from '../results.js';
 import type { Scenario } from './context.js';
-import { settle } from './settle.js';
+import { modelServers, settle } from '../load/settle.js';
 
 export const mixedScenario: Scenario<MixedResult> = {
   name: 'mixed',
@@ -40,7 +40,7 @@ export const mixedScenario: Scenario<MixedResult> = {
       if (figures.sentPerSecond < 0.95 * config.mixed.rate) {
         context.note(`mixed, ${label}: the generator sent only ${figures.sentPerSecond} req/s of the ${config.mixed.rate} offered (most late ${figures.maxSendLagMs} ms)`);
       }
-      await settle(stack.parts, signal);
+      await settle(modelServers(stack.parts), signal);
     }
     section.complete = true;
   },

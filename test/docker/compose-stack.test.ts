@@ -20,7 +20,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { readyzStatus } from '../../enclave/readiness.js';
-import { sampleImage } from '../../loadtest/index.js';
+import { sampleImage } from '../../common/index.js';
 import { PROJECT_IMAGES, buildProjectImage, compose, docker, mebibytes } from '../helpers/docker.js';
 import { runMpg, startMpg } from '../helpers/process.js';
 

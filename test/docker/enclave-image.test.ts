@@ -4,7 +4,7 @@
 // stand-in and says it is in a Nitro enclave. Nothing is fetched at start.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { sampleImage } from '../../loadtest/index.js';
+import { sampleImage } from '../../common/index.js';
 import { PROJECT_IMAGES, buildProjectImage, docker, mebibytes } from '../helpers/docker.js';
 
 const TAG = PROJECT_IMAGES.enclave;

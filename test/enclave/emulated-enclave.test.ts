@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { test } from 'node:test';
 import { findOnPath, startEmulatedEnclave } from '../../enclave/emulated-enclave.js';
-import { sampleImage } from '../../loadtest/index.js';
+import { sampleImage } from '../../common/index.js';
 import { postBytes, startModelServer, testModelPath } from '../helpers/model-server.js';
 import { runMpg, startMpg } from '../helpers/process.js';
 

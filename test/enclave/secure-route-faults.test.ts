@@ -20,7 +20,7 @@ import { test } from 'node:test';
 import type { EmulatedEnclave, Relay } from '../../enclave/index.js';
 import { createRelay, startEmulatedEnclave } from '../../enclave/index.js';
 import type { Gateway } from '../../gateway/index.js';
-import { sampleImage } from '../../loadtest/index.js';
+import { sampleImage } from '../../common/index.js';
 import { startGateway, waitFor } from '../helpers/gateway.js';
 import { startModelServer, testModelPath } from '../helpers/model-server.js';
 

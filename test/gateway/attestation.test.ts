@@ -17,7 +17,7 @@ import type { EmulatedEnclave } from '../../enclave/index.js';
 import { startEmulatedEnclave } from '../../enclave/index.js';
 import { createGateway, parseGatewayConfig } from '../../gateway/index.js';
 import { OPEN_POLICY } from '../../gateway/index.js';
-import { sampleImage } from '../../loadtest/index.js';
+import { sampleImage } from '../../common/index.js';
 import { writeResNet18 } from '../../model/index.js';
 import { startGateway, waitFor } from '../helpers/gateway.js';
 import { testModelPath } from '../helpers/model-server.js';

@@ -61,6 +61,24 @@ test('--help lists every flag with its MPG_ twin and exits 0', async () => {
   assert.match(stdout, /Runs startup, channel, memory, latency, mixed, in that order/);
 });
 
+test("a scenario's --help lists the shared options and its own, not the other scenarios'", async () => {
+  const { code, stdout } = await runMpg(['loadtest', 'latency', '--help']);
+  assert.equal(code, 0);
+  for (const flag of ['--quick', '--out DIR', '--timeout-s N', '--enclave emulated|nitro', '--eif PATH', '--concurrency N', '--duration X']) assert.ok(stdout.includes(flag), flag);
+  for (const flag of ['--fractions', '--trials', '--message-sizes', '--memory-rate', '--rate X']) assert.ok(!stdout.includes(flag), flag);
+  assert.match(stdout, /"mpg loadtest all --help" lists every one/);
+});
+
+test('the internal stack-host command runs but is not listed', async () => {
+  const { code, stdout } = await runMpg(['loadtest', '--help']);
+  assert.equal(code, 0);
+  assert.match(stdout, /channel-sink/);
+  assert.doesNotMatch(stdout, /stack-host/);
+  const help = await runMpg(['loadtest', 'stack-host', '--help']);
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /Usage: mpg loadtest stack-host/);
+});
+
 test('--quick shrinks the sizes left unset; explicit flags win', () => {
   const quick = parseLoadtestOptions(['--quick', '--concurrency', '3'], {}, ['latency']).config;
   assert.deepEqual(quick.latency.concurrency, [3]);

@@ -2,7 +2,7 @@
 // Retry-After instead of waiting in a backlog that grows without limit.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { sampleImage } from '../../loadtest/index.js';
+import { sampleImage } from '../../common/index.js';
 import { postJson, startModelServer } from '../helpers/model-server.js';
 
 test('past --max-queue images in flight, requests get 503 MS_QUEUE_FULL with Retry-After', async (t) => {

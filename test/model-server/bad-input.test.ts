@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import sharp from 'sharp';
-import { sampleImage } from '../../loadtest/index.js';
+import { sampleImage } from '../../common/index.js';
 import { pngDeclaring } from '../helpers/images.js';
 import type { JsonAnswer } from '../helpers/model-server.js';
 import { postBytes, postJson, startModelServer } from '../helpers/model-server.js';

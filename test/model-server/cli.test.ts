@@ -6,7 +6,7 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { sampleImage } from '../../loadtest/index.js';
+import { sampleImage } from '../../common/index.js';
 import { postJson, testModelPath } from '../helpers/model-server.js';
 import { runMpg, startMpg, waitUntilOk } from '../helpers/process.js';
 

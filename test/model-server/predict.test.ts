@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { test } from 'node:test';
 import * as ort from 'onnxruntime-node';
-import { sampleImage } from '../../loadtest/index.js';
+import { sampleImage } from '../../common/index.js';
 import { loadPreprocessing } from '../../model-server/index.js';
 import { postBytes, postJson, startModelServer, testModelPath } from '../helpers/model-server.js';
 

@@ -7,7 +7,7 @@ import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import type { TestContext } from 'node:test';
 import { createAttestationVerifier, createChallenge, createEmulatedNsmSource, emulatedImageMeasurements } from '../../attestation/index.js';
-import { sampleImage } from '../../loadtest/index.js';
+import { sampleImage } from '../../common/index.js';
 import { createModelServer } from '../../model-server/index.js';
 import type { KeyConfig } from '../../ohttp/index.js';
 import { AEAD_AES_256_GCM, KDF_HKDF_SHA256, OhttpKeyPair, decodeBinaryResponse, decodeKeyConfigList, encapsulateRequest, encodeBinaryRequest } from '../../ohttp/index.js';

@@ -7,8 +7,8 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import * as ort from 'onnxruntime-node';
 import { buildResNet18, writeResNet18 } from '../../model/resnet18.js';
-import { decodeOnnxModel } from '../../model/onnx/decode.js';
-import type { NodeSummary, OnnxModelSummary } from '../../model/onnx/decode.js';
+import { decodeOnnxModel } from '../helpers/onnx/decode.js';
+import type { NodeSummary, OnnxModelSummary } from '../helpers/onnx/decode.js';
 import { ensureModel } from '../../model/default-model.js';
 import { generateCommand } from '../../model/generate-command.js';
 

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { test } from 'node:test';
-import { sampleImage } from '../../loadtest/index.js';
+import { sampleImage } from '../../common/index.js';
 import { waitFor } from '../helpers/gateway.js';
 import { testModelPath } from '../helpers/model-server.js';
 import { startMpg } from '../helpers/process.js';

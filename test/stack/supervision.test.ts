@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { probe } from '../../enclave/readiness.js';
-import { sampleImage } from '../../loadtest/index.js';
+import { sampleImage } from '../../common/index.js';
 import { waitFor } from '../helpers/gateway.js';
 import { testModelPath } from '../helpers/model-server.js';
 import type { RunningProcess } from '../helpers/process.js';

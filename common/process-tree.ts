@@ -2,7 +2,7 @@
 // memory and CPU are the sums over the tree, read from /proc each time: a process that starts
 // later (the model server the entrypoint spawns) is counted from then on.
 import { readdirSync, readFileSync } from 'node:fs';
-import { processCpuSeconds, processMemory } from './environment.js';
+import { processCpuSeconds, processMemory } from './process-stats.js';
 
 /** How a part's processes are found from its first pid. */
 export interface ProcessTreeRoot {

@@ -1,8 +1,8 @@
 // Reads the structure of an ONNX model without its weights: enough to check an architecture,
 // describe the model's inputs and outputs, and count parameters. Tensor data is located by
 // offset into the file, never copied, so a 47 MB model decodes in a few milliseconds.
-import type { FieldHeader } from './protobuf.js';
-import { ProtoReader, WireType } from './protobuf.js';
+import type { FieldHeader } from './protobuf-reader.js';
+import { ProtoReader, WireType } from './protobuf-reader.js';
 
 /** ONNX TensorProto.DataType names, indexed by their numeric value. */
 const DATA_TYPE_NAMES = [

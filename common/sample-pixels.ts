@@ -1,14 +1,6 @@
-// A fixed, photo-like test image made on the spot: the study sent one fixed image; we cannot ship
-// a photograph's rights, so smooth gradients, shapes and mild noise stand in, seeded so every run
-// sends exactly the same bytes.
-import sharp from 'sharp';
-
-export interface SampleImageOptions {
-  width?: number;
-  height?: number;
-  seed?: number;
-  format?: 'jpeg' | 'png' | 'webp';
-}
+// The pixels of the fixed, photo-like test image: the study sent one fixed image; we cannot ship a
+// photograph's rights, so smooth gradients, shapes and mild noise stand in, seeded so every run
+// sends exactly the same bytes. No image library here: sample-image.ts encodes them with sharp.
 
 // mulberry32: small, fast and good enough for pixels.
 function seededRandom(seed: number): () => number {
@@ -42,13 +34,4 @@ export function samplePixels(width: number, height: number, seed: number): Buffe
     }
   }
   return pixels;
-}
-
-/** The study's request image: by default a 500x375 JPEG (about ImageNet's median size). */
-export async function sampleImage(options: SampleImageOptions = {}): Promise<Buffer> {
-  const { width = 500, height = 375, seed = 1, format = 'jpeg' } = options;
-  const image = sharp(samplePixels(width, height, seed), { raw: { width, height, channels: 3 } });
-  if (format === 'png') return image.png().toBuffer();
-  if (format === 'webp') return image.webp({ quality: 90 }).toBuffer();
-  return image.jpeg({ quality: 90 }).toBuffer();
 }

@@ -1,11 +1,14 @@
 // CPU used over a step, in cores (CPU seconds / wall seconds): by each part of the stack (its
 // whole process tree), by this process (the load generator: it competes for the same cores), and
 // by everything else on the machine ("others": a busy machine makes a step's figures suspect).
-import { machineBusySeconds } from '../environment.js';
-import type { ProcessTreeRoot } from '../process-tree.js';
-import { treeCpuSeconds } from '../process-tree.js';
+import { machineBusySeconds } from './process-stats.js';
+import type { ProcessTreeRoot } from './process-tree.js';
+import { treeCpuSeconds } from './process-tree.js';
 
 export type CoresUsed = Record<string, number>;
+
+/** CPU (cores) everything else on the machine may use in a measured phase before its figures are called suspect. */
+export const QUIET_MACHINE_CORES = 0.25;
 
 const round = (value: number) => Math.round(value * 1000) / 1000;
 

@@ -1,6 +1,10 @@
 // Latency figures of one set of answers, from each answer's own time (autocannon's histogram keeps
 // whole milliseconds, too coarse for the fast steps).
-import { percentile } from '../environment.js';
+
+/** Nearest-rank percentile of sorted values. */
+export function percentile(sorted: readonly number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? 0;
+}
 
 export interface LatencySummary {
   count: number;
