@@ -3,3 +3,4 @@ export * from './errors.js';
 export * from './command.js';
 export * from './shutdown.js';
 export * from './child-process.js';
+export * from './metric-buckets.js';
