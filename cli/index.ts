@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `mpg`: the one entry point. Each component contributes its commands through its index, loaded
 // only when its command runs.
-import { commandGroup, lazyCommand } from '../common/index.js';
+import { commandGroup, exitWithParent, lazyCommand } from '../common/index.js';
 
 const mpg = commandGroup('', 'mixed-privacy-gateway: one model, a public and an enclave route.', [
   lazyCommand('model-server', 'Serve the image classifier over HTTP (the public container and the enclave run this)', async () =>
@@ -18,6 +18,15 @@ const mpg = commandGroup('', 'mixed-privacy-gateway: one model, a public and an 
   lazyCommand('model', 'Create or fetch the ONNX model the model server loads', async () => (await import('../model/index.js')).modelCommand),
   lazyCommand('loadtest', 'Measure what privacy costs: startup, channel, latency, mixed traffic, memory; reports', async () => (await import('../loadtest/index.js')).loadLoadtestCommand()),
 ]);
+
+// A child of `mpg stack` (or of the enclave's entrypoint) stops when its parent dies, however it dies.
+exitWithParent(process.env, {
+  stdin: process.stdin,
+  stdout: process.stdout,
+  stderr: process.stderr,
+  terminate: () => process.kill(process.pid, 'SIGTERM'),
+  exit: (code) => process.exit(code),
+});
 
 const code = await mpg.run({
   argv: process.argv.slice(2),

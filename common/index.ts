@@ -4,3 +4,4 @@ export * from './command.js';
 export * from './shutdown.js';
 export * from './child-process.js';
 export * from './metric-buckets.js';
+export * from './parent-watch.js';
