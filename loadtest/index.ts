@@ -6,6 +6,10 @@ export { sampleImage, samplePixels } from './sample-image.js';
 export type { SampleImageOptions } from './sample-image.js';
 export { cpuMeter, describeEnvironment, machineBusySeconds, percentile, processCpuSeconds, processMemory } from './environment.js';
 export type { Environment } from './environment.js';
+export { paced } from './load/paced.js';
+export type { PacedAnswer, PacedFigures, Route } from './load/paced.js';
+export { studyRequestBody } from './load/check.js';
+export { processTree } from './process-tree.js';
 
 export async function loadLoadtestCommand(): Promise<Command> {
   return (await import('./command.js')).loadtestCommand;

@@ -6,6 +6,7 @@
 import { Pool } from 'undici';
 import type { AnswerCounts } from './closed-loop.js';
 import { checkAnswer } from './check.js';
+import type { Verdict } from './check.js';
 import type { LatencySummary } from './latency-summary.js';
 import { summariseLatencies } from './latency-summary.js';
 
@@ -26,6 +27,21 @@ export interface PacedFigures {
   routes: Record<Route, RouteFigures>;
 }
 
+/** One request's outcome, as it happened: what a timeline of faults is read from. */
+export interface PacedAnswer {
+  route: Route;
+  /** When the request was due and when its answer (or failure) came, in performance.now() ms. */
+  scheduledAt: number;
+  answeredAt: number;
+  verdict: Verdict | 'error';
+  /** The HTTP status; undefined when no answer came (connection error or timeout). */
+  status?: number;
+  /** A refusal's JSON `code` (GW_NO_SECURE_UPSTREAM...); undefined when the body had none. */
+  code?: string;
+  /** The transport error's code (UND_ERR_SOCKET, ECONNREFUSED, UND_ERR_HEADERS_TIMEOUT...). */
+  errorCode?: string;
+}
+
 export interface PacedOptions {
   gatewayUrl: string;
   body: string;
@@ -38,6 +54,18 @@ export interface PacedOptions {
   signal?: AbortSignal;
   /** After an abort, how long requests in flight may still finish. */
   abortGraceMs?: number;
+  /** Told of every answer as it comes (the fault benchmark's timeline); counting is unchanged. */
+  onAnswer?: (answer: PacedAnswer) => void;
+}
+
+/** The `code` of a coded JSON refusal, if the body is one. */
+function refusalCode(text: string): string | undefined {
+  try {
+    const parsed = JSON.parse(text) as { code?: unknown };
+    return typeof parsed.code === 'string' ? parsed.code : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Whether request `index` of an evenly spread stream with this secure fraction is secure. */
@@ -65,6 +93,10 @@ export async function paced(options: PacedOptions): Promise<PacedFigures> {
         const response = await pool.request({ path: `/predict-${route}`, method: 'POST', headers: { 'content-type': 'application/json' }, body: options.body });
         const text = await response.body.text();
         const verdict = checkAnswer(response.statusCode, text, response.headers, route);
+        if (options.onAnswer) {
+          const code = verdict === 'ok' ? undefined : refusalCode(text);
+          options.onAnswer({ route, scheduledAt: scheduled, answeredAt: performance.now(), verdict, status: response.statusCode, ...(code ? { code } : {}) });
+        }
         if (verdict === 'ok') {
           counts[route].ok++;
           latencies[route].push(performance.now() - scheduled);
@@ -72,7 +104,9 @@ export async function paced(options: PacedOptions): Promise<PacedFigures> {
         else counts[route].mismatches++;
       } catch (error) {
         counts[route].errors++;
-        if (/TIMEOUT/.test((error as { code?: string }).code ?? '')) counts[route].timeouts++;
+        const errorCode = (error as { code?: string }).code;
+        if (/TIMEOUT/.test(errorCode ?? '')) counts[route].timeouts++;
+        options.onAnswer?.({ route, scheduledAt: scheduled, answeredAt: performance.now(), verdict: 'error', ...(errorCode ? { errorCode } : {}) });
       }
     })();
     inFlight.add(request);

@@ -235,3 +235,13 @@ test('the dashboard is provisionable: a fixed uid, unique panel ids, every panel
   assert.match(provider, /^apiVersion: 1$/m);
   assert.match(provider, /path: \/var\/lib\/grafana\/dashboards\/mpg$/m);
 });
+
+test('docs/operations.md lists every metric the code exports (but prom-client\'s own), every alert and every recorded series', async () => {
+  const docs = readFileSync(new URL('../../../docs/operations.md', import.meta.url), 'utf8');
+  const ours = [createGatewayMetrics(new Registry()).registry, createModelServerMetrics(new Registry()).registry]
+    .flatMap((registry) => registry.getMetricsAsArray().map((metric) => metric.name))
+    .filter((name) => !/^mpg_(gateway|model_server)_(process_|nodejs_)/.test(name));
+  assert.ok(ours.length >= 25);
+  for (const name of ours) assert.ok(docs.includes(`\`${name}\``), `docs/operations.md lists ${name}`);
+  for (const rule of parseRules(rulesText)) assert.ok(docs.includes(rule.name), `docs/operations.md names ${rule.kind} ${rule.name}`);
+});
