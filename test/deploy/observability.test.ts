@@ -236,7 +236,7 @@ test('the dashboard is provisionable: a fixed uid, unique panel ids, every panel
   assert.match(provider, /path: \/var\/lib\/grafana\/dashboards\/mpg$/m);
 });
 
-test('docs/operations.md lists every metric the code exports (but prom-client\'s own), every alert and every recorded series', async () => {
+test('docs/operations.md lists every metric the code exports (but prom-client\'s own), every alert and every recorded series', () => {
   const docs = readFileSync(new URL('../../../docs/operations.md', import.meta.url), 'utf8');
   const ours = [createGatewayMetrics(new Registry()).registry, createModelServerMetrics(new Registry()).registry]
     .flatMap((registry) => registry.getMetricsAsArray().map((metric) => metric.name))
