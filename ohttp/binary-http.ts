@@ -4,6 +4,7 @@
 // (RFC 9458's Appendix A does), zero padding. It refuses everything else with
 // OhttpError('malformed'): other framings, bad tokens, CR/LF/NUL in values, non-zero padding.
 // Trailer sections are read and dropped: nothing on either side of this project sends them.
+// A decoded body is a view into the bytes given to the decoder, not a copy.
 import { ByteReader, ByteWriter } from './bytes.js';
 import { OhttpError } from './errors.js';
 
@@ -94,8 +95,9 @@ function readFieldSection(reader: ByteReader, what: string): [string, string][] 
   return fields;
 }
 
+/** The content, as a view into the message (not a copy: a body can be megabytes). */
 function readContent(reader: ByteReader): Uint8Array {
-  return reader.remaining === 0 ? EMPTY : reader.lengthPrefixed('content').slice();
+  return reader.remaining === 0 ? EMPTY : reader.lengthPrefixed('content');
 }
 
 /** Trailers (read and dropped), then padding: zero bytes only. */
