@@ -289,6 +289,18 @@ function printReport(
       );
     }
   }
+  // The stack's promise: a route whose part is down answers coded 503s and nothing else; the other route loses nothing.
+  console.log('');
+  for (const fault of perFault) {
+    const affected = AFFECTED_ROUTES[fault.target];
+    const otherwise = affected.reduce((total, route) => total + fault.routes[route].lostUncoded, 0);
+    const collateral = (['public', 'secure'] as const).filter((route) => !affected.includes(route)).reduce((total, route) => total + fault.routes[route].lost, 0);
+    const kept = otherwise === 0 && collateral === 0;
+    console.log(
+      `kill ${fault.target}: ${kept ? 'kept' : 'NOT kept'}: ${otherwise === 0 ? 'only coded 503s' : `${otherwise} failed other than with a coded 503`} on ${affected.join(' and ')}` +
+        `${affected.length < 2 ? `, ${collateral === 0 ? 'nothing' : collateral} lost on the other route` : ''}`,
+    );
+  }
   console.log('\n| process | pids | RSS after baseline | RSS at end | peak | growth |');
   console.log('|---|---|---|---|---|---|');
   for (const row of memory) {
