@@ -24,7 +24,7 @@ import { saveBenchResult } from './results.js';
 
 export const faultsOptions = {
   durationS: decimal({ description: 'Length of the soak: the load runs this long, the faults spread over it', unit: 's', default: 60, min: 10, max: 24 * 3600 }),
-  rate: decimal({ description: 'Requests offered per second, both routes together (batch-2 JSON, the study\'s request)', unit: 'req/s', default: 6, min: 0.5, max: 10_000 }),
+  rate: decimal({ description: 'Requests offered per second, both routes together (batch-2 JSON, the study\'s request)', unit: 'req/s', default: 4, min: 0.5, max: 10_000 }),
   secureFraction: decimal({ description: 'Share of the requests sent to /predict-secure', default: 0.5, min: 0, max: 1 }),
   faults: list(choice({ description: 'Parts killed (SIGKILL), in this order, evenly spread after the baseline [default: enclave-model-server,enclave-relay,public-model-server]', choices: FAULT_TARGETS })),
   baselineS: decimal({ description: 'Load before the first fault: the no-fault baseline', unit: 's', default: 10, min: 2, max: 3600 }),
@@ -42,6 +42,13 @@ const MIB = 1024 * 1024;
 
 type Role = 'gateway' | 'public model server' | 'enclave entrypoint + relay' | 'enclave model server';
 const ROLES: readonly Role[] = ['gateway', 'public model server', 'enclave entrypoint + relay', 'enclave model server'];
+// The part's name in the stack's supervision log lines ("the enclave is back").
+const STACK_PART_OF_TARGET: Readonly<Record<FaultTarget, string>> = {
+  'enclave-model-server': 'enclave',
+  'enclave-relay': 'enclave',
+  'public-model-server': 'public model server',
+  gateway: 'gateway',
+};
 const ROLE_OF_TARGET: Readonly<Record<FaultTarget, Role>> = {
   'enclave-model-server': 'enclave model server',
   'enclave-relay': 'enclave entrypoint + relay',
@@ -57,18 +64,30 @@ function commandLine(pid: number): string[] {
   }
 }
 
-/** The stack's processes by role, from the `mpg stack` process down (the stack itself and its parent relay are `root`). */
+function parentOf(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The stack's processes by role, from the `mpg stack` process down (the stack itself and its
+ * parent relay are `root`). The public model server is the stack's own child (taskset and the
+ * launcher exec); any other model server belongs to an enclave, even one whose entrypoint was
+ * just killed.
+ */
 function stackRoles(root: number): Partial<Record<Role, number>> {
-  const tree = processTree({ pid: root, by: 'descendants' });
-  const entrypoint = tree.find((pid) => commandLine(pid).includes('entrypoint'));
-  const underEntrypoint = new Set(entrypoint === undefined ? [] : processTree({ pid: entrypoint, by: 'descendants' }));
   const roles: Partial<Record<Role, number>> = {};
-  if (entrypoint !== undefined) roles['enclave entrypoint + relay'] = entrypoint;
-  for (const pid of tree) {
+  for (const pid of processTree({ pid: root, by: 'descendants' })) {
     const args = commandLine(pid);
     // node's own argv: [node, .../dist/cli/index.js, <command>, ...]
     if (args[2] === 'gateway') roles.gateway = pid;
-    else if (args[2] === 'model-server') roles[underEntrypoint.has(pid) ? 'enclave model server' : 'public model server'] = pid;
+    else if (args[2] === 'enclave' && args[3] === 'entrypoint') roles['enclave entrypoint + relay'] = pid;
+    else if (args[2] === 'model-server') roles[parentOf(pid) === root ? 'public model server' : 'enclave model server'] = pid;
   }
   return roles;
 }
@@ -187,8 +206,18 @@ async function main(): Promise<number> {
       connections: options.connections,
       onAnswer: (answer) => answers.push(answer),
     });
+    const loadEndsAt = loadStarted + options.durationS * 1000;
     for (const [index, target] of faults.entries()) {
       await sleep(Math.max(0, loadStarted + (options.baselineS + index * spacingS) * 1000 - performance.now()));
+      // Faults one at a time: the previous part must be back (the stack logged its restart) first,
+      // or two outages would overlap in one window.
+      const previous = kills.at(-1);
+      while (previous && !stack.restarts.some((restart) => restart.part === STACK_PART_OF_TARGET[previous.target] && restart.at > previous.at) && performance.now() < loadEndsAt) await sleep(200);
+      if (performance.now() >= loadEndsAt) {
+        console.log(`  ${target}: not killed: the load ended while the ${STACK_PART_OF_TARGET[previous!.target]} was still restarting (lengthen --duration-s)`);
+        break;
+      }
+      if (previous && performance.now() > loadStarted + (options.baselineS + index * spacingS) * 1000 + 1_000) console.log(`  (waited for the ${STACK_PART_OF_TARGET[previous.target]} to be back)`);
       const pid = stackRoles(stackPid)[ROLE_OF_TARGET[target]];
       if (pid === undefined) {
         console.log(`  ${target}: no such process at its turn (still restarting?); not killed`);
@@ -207,8 +236,7 @@ async function main(): Promise<number> {
     const baseline = countOutcomes(answers, loadStarted, baselineEnd);
     const perFault: (FaultFigures & { pid: number; restartLoggedMs: number | undefined })[] = kills.map((kill, index) => {
       const endsAt = kills[index + 1]?.at ?? loadEnded + 1;
-      const part = kill.target === 'public-model-server' ? 'public model server' : kill.target === 'gateway' ? 'gateway' : 'enclave';
-      const logged = stack.restarts.find((restart) => restart.part === part && restart.at >= kill.at && restart.at < endsAt);
+      const logged = stack.restarts.find((restart) => restart.part === STACK_PART_OF_TARGET[kill.target] && restart.at >= kill.at && restart.at < endsAt);
       return { ...analyseFault(answers, kill.target, kill.at, endsAt), pid: kill.pid, restartLoggedMs: logged?.downForMs };
     });
     const memory = ROLES.map((role) => {
