@@ -40,8 +40,8 @@ const STOP_GRACE_MS = 20_000;
 const SAMPLE_INTERVAL_MS = 1_000;
 const MIB = 1024 * 1024;
 
-type Role = 'gateway' | 'public model server' | 'enclave entrypoint + relay' | 'enclave model server';
-const ROLES: readonly Role[] = ['gateway', 'public model server', 'enclave entrypoint + relay', 'enclave model server'];
+type Role = 'stack + parent relay' | 'gateway' | 'public model server' | 'enclave entrypoint + relay' | 'enclave model server';
+const ROLES: readonly Role[] = ['stack + parent relay', 'gateway', 'public model server', 'enclave entrypoint + relay', 'enclave model server'];
 // The part's name in the stack's supervision log lines ("the enclave is back").
 const STACK_PART_OF_TARGET: Readonly<Record<FaultTarget, string>> = {
   'enclave-model-server': 'enclave',
@@ -81,7 +81,7 @@ function parentOf(pid: number): number | undefined {
  * just killed.
  */
 function stackRoles(root: number): Partial<Record<Role, number>> {
-  const roles: Partial<Record<Role, number>> = {};
+  const roles: Partial<Record<Role, number>> = { 'stack + parent relay': root };
   for (const pid of processTree({ pid: root, by: 'descendants' })) {
     const args = commandLine(pid);
     // node's own argv: [node, .../dist/cli/index.js, <command>, ...]
