@@ -71,10 +71,10 @@ function resolveLabels(given: readonly string[] | undefined, classes: number): r
   return Array.from({ length: classes }, (_, index) => `class ${index}`);
 }
 
-export async function createModelServer(config: ModelServerConfig, dependencies: ModelServerDependencies = {}): Promise<ModelServer> {
+export function createModelServer(config: ModelServerConfig, dependencies: ModelServerDependencies = {}): ModelServer {
   configureSharp();
   // The enclave's identity for this boot: one X25519 key, the OHTTP key and the attested key at once.
-  const identity = dependencies.attestation ? await createEnclaveIdentity(config.ohttpKeyId) : undefined;
+  const identity = dependencies.attestation ? createEnclaveIdentity(config.ohttpKeyId) : undefined;
   const metrics = createModelServerMetrics(dependencies.registry, config.maxBatch, config.requestTimeoutMs / 1000);
   const logger = dependencies.logger ?? { level: config.logLevel, base: { component: 'model-server', enclave: config.enclave } };
   const loggerOptions = typeof logger === 'object' && 'child' in logger ? { loggerInstance: logger } : { logger };

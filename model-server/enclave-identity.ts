@@ -1,11 +1,12 @@
 // The enclave's identity for this boot: ONE X25519 key pair, made here and never written anywhere.
 // It is the OHTTP key that clients seal requests to, the public_key of every attestation document,
-// and the key of the /readyz possession proofs. node:crypto makes it (the proofs use a KeyObject)
-// and @hpke/core takes the same private key (WebCrypto); a check below keeps the two the same key.
+// and the key of the /readyz possession proofs: one node:crypto KeyObject serves all three (the
+// OHTTP side through nodeServerCrypto), so there is no second copy of the private key.
 import type { KeyObject } from 'node:crypto';
 import { createHash, generateKeyPairSync, randomInt } from 'node:crypto';
 import { rawX25519PublicKey } from '../attestation/index.js';
 import { OhttpKeyPair } from '../ohttp/index.js';
+import { nodeServerCrypto } from './node-server-crypto.js';
 
 export interface EnclaveIdentity {
   /** The X25519 public key generated at boot, raw 32 bytes. */
@@ -21,15 +22,10 @@ export interface EnclaveIdentity {
 }
 
 /** `keyId`: the OHTTP key id; a random one (0-255) when not given. */
-export async function createEnclaveIdentity(keyId: number = randomInt(0, 256)): Promise<EnclaveIdentity> {
+export function createEnclaveIdentity(keyId: number = randomInt(0, 256)): EnclaveIdentity {
   const { publicKey, privateKey } = generateKeyPairSync('x25519');
   const raw = rawX25519PublicKey(publicKey);
-  const { d } = privateKey.export({ format: 'jwk' });
-  if (typeof d !== 'string') throw new Error('node:crypto exported an X25519 private key without its private part');
-  const privateBytes = Buffer.from(d, 'base64url');
-  const ohttp = await OhttpKeyPair.fromPrivateKey(keyId, privateBytes);
-  privateBytes.fill(0);
-  if (!raw.equals(ohttp.config.publicKey)) throw new Error('the OHTTP key pair does not have the boot key\'s public key');
+  const ohttp = OhttpKeyPair.withCrypto(keyId, raw, nodeServerCrypto(privateKey, raw));
   return {
     publicKey: raw,
     privateKey,

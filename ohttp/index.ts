@@ -19,6 +19,7 @@ export { encapsulateRequest } from './request.js';
 export type { EncapsulatedRequest } from './request.js';
 export { OhttpKeyPair } from './key-pair.js';
 export type { DecapsulatedRequest } from './key-pair.js';
+export type { OpenedHpke, ServerCrypto } from './server-crypto.js';
 export { decodeBinaryRequest, decodeBinaryResponse, encodeBinaryRequest, encodeBinaryResponse } from './binary-http.js';
 export type { BinaryRequest, BinaryResponse } from './binary-http.js';
 export { MEDIA_TYPE_OHTTP_KEYS, MEDIA_TYPE_OHTTP_REQUEST, MEDIA_TYPE_OHTTP_RESPONSE } from './media-types.js';

@@ -7,6 +7,8 @@ import { AEAD_AES_128_GCM, AEAD_AES_256_GCM, KDF_HKDF_SHA256, KEM_X25519_HKDF_SH
 import type { HpkeKeyPair } from './request.js';
 import { checkRequestLength, parseRequest, requestInfo } from './request.js';
 import { responseNonceBytes, sealResponse } from './response.js';
+import type { OpenedHpke, ServerCrypto } from './server-crypto.js';
+import { webServerCrypto } from './server-crypto.js';
 
 /** What the enclave offers: AES-128-GCM (RFC 9458's required suite) first, AES-256-GCM too. */
 const OFFERED_SUITES = [
@@ -31,19 +33,27 @@ function randomBytes(count: number): Uint8Array {
 export class OhttpKeyPair {
   readonly config: KeyConfig;
   readonly encodedConfig: Uint8Array;
-  readonly #keyPair: HpkeKeyPair;
+  readonly #crypto: ServerCrypto;
 
-  private constructor(config: KeyConfig, keyPair: HpkeKeyPair) {
+  private constructor(config: KeyConfig, crypto: ServerCrypto) {
     this.config = config;
     this.encodedConfig = encodeKeyConfig(config);
-    this.#keyPair = keyPair;
+    this.#crypto = crypto;
   }
 
   static async #from(keyId: number, keyPair: HpkeKeyPair): Promise<OhttpKeyPair> {
-    if (!Number.isInteger(keyId) || keyId < 0 || keyId > 0xff) throw new RangeError(`a key id is 0-255, got ${keyId}`);
     const kem = hpkeSuite(KEM_X25519_HKDF_SHA256, KDF_HKDF_SHA256, AEAD_AES_128_GCM).suite.kem;
-    const publicKey = new Uint8Array(await kem.serializePublicKey(keyPair.publicKey));
-    return new OhttpKeyPair({ keyId, kemId: KEM_X25519_HKDF_SHA256, publicKey, suites: OFFERED_SUITES.map((suite) => ({ ...suite })) }, keyPair);
+    return OhttpKeyPair.withCrypto(keyId, new Uint8Array(await kem.serializePublicKey(keyPair.publicKey)), webServerCrypto(keyPair));
+  }
+
+  /**
+   * The key pair whose private half only `crypto` holds (raw X25519 `publicKey`, 32 bytes): for a
+   * server with its own primitives (see ServerCrypto). The caller vouches that the two match; a
+   * mismatch opens nothing.
+   */
+  static withCrypto(keyId: number, publicKey: Uint8Array, crypto: ServerCrypto): OhttpKeyPair {
+    if (!Number.isInteger(keyId) || keyId < 0 || keyId > 0xff) throw new RangeError(`a key id is 0-255, got ${keyId}`);
+    return new OhttpKeyPair({ keyId, kemId: KEM_X25519_HKDF_SHA256, publicKey: publicKey.slice(), suites: OFFERED_SUITES.map((suite) => ({ ...suite })) }, crypto);
   }
 
   /** A fresh X25519 key pair, made with WebCrypto; nothing outside this object can reach its private key. */
@@ -79,24 +89,22 @@ export class OhttpKeyPair {
     }
     checkRequestLength(parsed);
     const hpke = hpkeSuite(header.kemId, header.kdfId, header.aeadId);
-    let bhttpRequest: Uint8Array;
-    let context;
+    let opened: OpenedHpke;
     try {
-      context = await hpke.suite.createRecipientContext({ recipientKey: this.#keyPair, enc: parsed.enc, info: requestInfo(parsed.headerBytes) });
-      bhttpRequest = new Uint8Array(await context.open(parsed.ciphertext));
+      opened = await this.#crypto.open(header.aeadId, parsed.enc, requestInfo(parsed.headerBytes), parsed.ciphertext);
     } catch (cause) {
       throw new OhttpError('decrypt-failed', 'message/ohttp-req: the request does not open with this key (tampered, or sealed to another key)', { cause });
     }
-    const recipient = context;
+    const crypto = this.#crypto;
     const enc = parsed.enc.slice();
     let answered = false;
     return {
-      bhttpRequest,
+      bhttpRequest: opened.plaintext,
       sealResponse: (bhttpResponse) => {
         // One answer per request: a second would reuse the response key with a new nonce only by luck.
         if (answered) return Promise.reject(new Error('this request has already been answered'));
         answered = true;
-        return sealResponse(hpke, recipient, enc, bhttpResponse, testInputs.responseNonce ?? randomBytes(responseNonceBytes(hpke)));
+        return sealResponse(hpke, crypto, opened, enc, bhttpResponse, testInputs.responseNonce ?? randomBytes(responseNonceBytes(hpke)));
       },
     };
   }
