@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `mpg`: the one entry point. Each component contributes its commands through its index, loaded
 // only when its command runs.
-import { commandGroup, exitWithParent, lazyCommand } from '../common/index.js';
+import { EXIT_WITH_PARENT_VARIABLE, commandGroup, exitWithParent, lazyCommand } from '../common/index.js';
 
 const mpg = commandGroup('', 'mixed-privacy-gateway: one model, a public and an enclave route.', [
   lazyCommand('model-server', 'Serve the image classifier over HTTP (the public container and the enclave run this)', async () =>
@@ -27,6 +27,9 @@ exitWithParent(process.env, {
   terminate: () => process.kill(process.pid, 'SIGTERM'),
   exit: (code) => process.exit(code),
 });
+// The request is for this process only: a process it starts has another stdin, and its own
+// parent sets the variable again if it holds that stdin's pipe.
+delete process.env[EXIT_WITH_PARENT_VARIABLE];
 
 const code = await mpg.run({
   argv: process.argv.slice(2),

@@ -308,8 +308,9 @@ export async function launchStack(options: LaunchOptions): Promise<LaunchedStack
     publicStarting.catch(() => {});
     enclave = await startSecure();
     stillWanted();
-    publicServer = await publicStarting;
-    await enclave.ready;
+    // Both at once: an enclave that never gets ready fails the start when its readiness timeout
+    // says so, not only after the public server has loaded its model.
+    [publicServer] = await Promise.all([publicStarting, enclave.ready]);
     stillWanted();
     attestationFlags =
       enclave.mode === 'nitro'
