@@ -5,6 +5,7 @@ import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { readFile } from 'node:fs/promises';
 import sharp from 'sharp';
 import type { Registry } from 'prom-client';
+import { statusClass } from '../common/index.js';
 import { imagenetLabels } from '../model/index.js';
 import { ImageClassifier } from './classifier.js';
 import type { ModelServerConfig } from './config.js';
@@ -74,7 +75,7 @@ export function createModelServer(config: ModelServerConfig, dependencies: Model
   configureSharp();
   // The enclave's identity for this boot: one X25519 key, the OHTTP key and the attested key at once.
   const identity = dependencies.attestation ? createEnclaveIdentity(config.ohttpKeyId) : undefined;
-  const metrics = createModelServerMetrics(dependencies.registry, config.maxBatch);
+  const metrics = createModelServerMetrics(dependencies.registry, config.maxBatch, config.requestTimeoutMs / 1000);
   const logger = dependencies.logger ?? { level: config.logLevel, base: { component: 'model-server', enclave: config.enclave } };
   const loggerOptions = typeof logger === 'object' && 'child' in logger ? { loggerInstance: logger } : { logger };
   const app = Fastify({
@@ -112,7 +113,7 @@ export function createModelServer(config: ModelServerConfig, dependencies: Model
     const route = request.routeOptions.url ?? 'unmatched';
     const labels = { route, status: String(reply.statusCode) };
     metrics.requests.inc(labels);
-    metrics.requestDuration.observe(labels, reply.elapsedTime / 1000);
+    metrics.requestDuration.observe({ route, status_class: statusClass(reply.statusCode) }, reply.elapsedTime / 1000);
     // Method, route and status only: never the body, the query or the client's headers.
     request.log.debug({ route, statusCode: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request done');
   });
