@@ -110,7 +110,9 @@ export function createSecureClient(options: SecureClientOptions): SecureClient {
 
   const request = async (path: string, init: RequestInit, what: string): Promise<Response> => {
     try {
-      return await fetchImpl(new URL(path, base), { ...init, cache: 'no-store', redirect: 'error' });
+      // no-store: a browser's HTTP cache must not answer for the keys after a key-id error.
+      const options: RequestInit & { cache?: string } = { ...init, cache: 'no-store', redirect: 'error' };
+      return await fetchImpl(new URL(path, base), options);
     } catch (cause) {
       throw new SecureClientError('gateway-unreachable', `${what}: the gateway at ${base.origin} could not be reached (${(cause as Error).message})`, { cause });
     }
