@@ -5,6 +5,7 @@
 // enclave restart), tamper with what crosses, and read every byte that crossed.
 //
 // The SDK's tests take only a base URL, so the lead can point them at the real gateway.
+import { readFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -33,7 +34,23 @@ export interface TestSecureGateway {
   refuse?: { status: number; code: string };
 }
 
-export async function startTestSecureGateway(t: TestContext, member: Member): Promise<TestSecureGateway> {
+/** What /client/config.json offers the page, as the real gateway's does. */
+export interface PageConfig {
+  pcrs: unknown;
+  emulatedRootPem: string | null;
+}
+
+/** The client page's files as the build leaves them (the real gateway serves the same, gateway/client-page.ts). */
+const PAGE_ASSETS = new URL('../../client/browser/', import.meta.url);
+const PAGE_FILES: Readonly<Record<string, [string, string]>> = {
+  '/': ['index.html', 'text/html; charset=utf-8'],
+  '/client/page.js': ['page.js', 'text/javascript'],
+  '/client/page.css': ['page.css', 'text/css'],
+  '/client/mpg-client.js': ['mpg-client.js', 'text/javascript'],
+};
+
+/** `page`: also serve the client page (GET /) with this config, for the browser tests. */
+export async function startTestSecureGateway(t: TestContext, member: Member, page?: PageConfig): Promise<TestSecureGateway> {
   const agents = new Map<string, Agent>();
   const agentFor = (target: Member) => {
     const key = target.socketPath ?? target.url ?? '';
@@ -68,6 +85,13 @@ export async function startTestSecureGateway(t: TestContext, member: Member): Pr
           outgoing.writeHead(answer.status, { 'content-type': answer.type }).end(body);
         };
         if (gateway.refuse) return coded(gateway.refuse.status, gateway.refuse.code, 'refused by the test gateway');
+        const asset = PAGE_FILES[url.pathname];
+        if (page && incoming.method === 'GET' && asset) {
+          return outgoing.writeHead(200, { 'content-type': asset[1] }).end(await readFile(new URL(asset[0], PAGE_ASSETS)));
+        }
+        if (page && incoming.method === 'GET' && url.pathname === '/client/config.json') {
+          return outgoing.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ trust: 'test', ...page }));
+        }
         if (incoming.method === 'GET' && url.pathname === '/.well-known/ohttp-gateway') {
           gateway.counts.keys++;
           return send(await forward('GET', '/ohttp-keys'), gateway.tamper.keys);
