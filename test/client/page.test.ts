@@ -59,7 +59,7 @@ async function classify(page: Page, imagePath: string): Promise<{ status: string
   await (input as unknown as { uploadFile(path: string): Promise<void> }).uploadFile(imagePath);
   await page.click('#send');
   await page.waitForSelector('#status.ok, #status.refused', { timeout: 60_000 });
-  return page.$eval('#status', (element) => ({ status: element.textContent ?? '', className: element.className }));
+  return (await page.evaluate("({ status: document.getElementById('status').textContent, className: document.getElementById('status').className })")) as { status: string; className: string };
 }
 
 test('in the browser: pick an image, and the page verifies, encrypts and shows the plaintext predictions and what it verified', { timeout: 180_000 }, async (t) => {
@@ -71,11 +71,11 @@ test('in the browser: pick an image, and the page verifies, encrypts and shows t
 
   const outcome = await classify(page, imagePath);
   assert.equal(outcome.className, 'ok', outcome.status);
-  const rows = await page.$$eval('#predictions tbody tr', (trs) => trs.map((tr) => [...tr.cells].map((cell) => cell.textContent)));
+  const rows = (await page.evaluate("[...document.querySelectorAll('#predictions tbody tr')].map((tr) => [...tr.cells].map((cell) => cell.textContent))")) as string[][];
   const plain = (await postBytes(`${enclave.url}/predict?topk=5`, image, 'image/jpeg')).body.predictions as { topk: { label: string; score: number }[] }[];
   assert.deepEqual(rows, plain[0]!.topk.map(({ label, score }) => [score.toFixed(4), label]));
 
-  const verified = Object.fromEntries(await page.$$eval('#verified dt', (terms) => terms.map((term) => [term.textContent, term.nextElementSibling?.textContent])));
+  const verified = (await page.evaluate("Object.fromEntries([...document.querySelectorAll('#verified dt')].map((term) => [term.textContent, term.nextElementSibling.textContent]))")) as Record<string, string>;
   assert.equal(verified.PCR0, nsm.measurements.pcrs[0]);
   assert.equal(verified.PCR2, nsm.measurements.pcrs[2]);
   assert.equal(verified['Key id'], '7');
