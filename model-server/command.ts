@@ -60,7 +60,7 @@ export const modelServerCommand = optionCommand({
       return 1;
     }
     // Exit non-zero so the supervisor (systemd, Docker, the enclave's init) restarts the server.
-    const server = createModelServer(config, { onFatalError: () => shutdown.fail(1), ...(attestation ? { attestation } : {}) });
+    const server = await createModelServer(config, { onFatalError: () => shutdown.fail(1), ...(attestation ? { attestation } : {}) });
     const log = server.app.log;
     if (attestation && 'warning' in attestation) log.warn({ rootFile: config.emulatedNsmRootFile }, String(attestation.warning));
 
