@@ -38,3 +38,9 @@ test('the browser entry reaches no node: module, no Buffer and not the Node comm
   assert.ok(files.includes('dist/attestation/web-verifier.js'));
   assert.ok(!files.some((file) => file.startsWith('dist/common/') || file.endsWith('command.js')), files.join(' '));
 });
+
+test('client/README.md documents every refusal reason, and no other', () => {
+  const readme = readFileSync(join(root, 'client/README.md'), 'utf8');
+  const documented = [...readme.matchAll(/^\| `([a-z-]+)` \| /gm)].map((match) => match[1]).filter((name) => !['gatewayUrl', 'pcrs'].includes(name!));
+  assert.deepEqual(documented, [...local.SECURE_CLIENT_REASONS]);
+});
