@@ -10,7 +10,7 @@
 //      refetched, the enclave re-attested and the request retried exactly once.
 // Browser-safe: fetch and WebCrypto only.
 import type { WebTrustedRoot } from '../attestation/web.js';
-import { AWS_NITRO_ROOT_G1_PEM, TrustedRootError, loadWebTrustedRoots, toHex } from '../attestation/web.js';
+import { AWS_NITRO_ROOT_G1_PEM, DEFAULT_MAX_DOCUMENT_BYTES, TrustedRootError, concatBytes, loadWebTrustedRoots, toHex } from '../attestation/web.js';
 import type { KeyConfig, SymmetricSuite } from '../ohttp/index.js';
 import {
   AEAD_AES_128_GCM,
@@ -35,6 +35,10 @@ export const NONCE_BYTES = 32;
 /** The gateway's and the enclave's codes for "no such key id here". */
 export const UNKNOWN_KEY_CODES: readonly string[] = ['GW_OHTTP_UNKNOWN_KEY', 'MS_OHTTP_UNKNOWN_KEY'];
 export const PATHS = { keys: '/.well-known/ohttp-gateway', attestation: '/attestation', predict: '/predict-secure' } as const;
+/** A key config is about 45 bytes; a gateway with hundreds of enclaves stays far below this. */
+export const MAX_KEYS_BYTES = 64 * 1024; // 64 KiB
+/** The model server's answers are small JSON; this bounds what a hostile gateway can make the client hold. */
+export const MAX_RESPONSE_BYTES = 16 * 1024 * 1024; // 16 MiB
 
 export interface SecureClientOptions {
   /** The gateway's base URL, e.g. https://gateway.example.com. */
@@ -124,7 +128,9 @@ export function createSecureClient(options: SecureClientOptions): SecureClient {
     if (keysResponse.status !== 200) throw await gatewayError(keysResponse, 'fetching the key configs');
     let configs: KeyConfig[];
     try {
-      configs = decodeKeyConfigList(await bytesOf(keysResponse));
+      const list = await bytesOf(keysResponse, MAX_KEYS_BYTES);
+      if (list.length > MAX_KEYS_BYTES) throw new SecureClientError('keys-malformed', `${PATHS.keys} is larger than ${MAX_KEYS_BYTES} bytes`);
+      configs = decodeKeyConfigList(list);
     } catch (cause) {
       if (cause instanceof SecureClientError) throw cause;
       throw new SecureClientError('keys-malformed', `${PATHS.keys} is not a well-formed application/ohttp-keys list: ${(cause as Error).message}`, { cause });
@@ -139,7 +145,8 @@ export function createSecureClient(options: SecureClientOptions): SecureClient {
     const nonce = crypto.getRandomValues(new Uint8Array(NONCE_BYTES));
     const documentResponse = await request(`${PATHS.attestation}?nonce=${toHex(nonce)}&key-id=${config.keyId}`, {}, `attesting key ${config.keyId}`);
     if (documentResponse.status !== 200) throw await gatewayError(documentResponse, `attesting key ${config.keyId}`);
-    const document = await bytesOf(documentResponse);
+    // Read no further than the verifier's limit: past it, the verifier refuses the document (too_large).
+    const document = await bytesOf(documentResponse, DEFAULT_MAX_DOCUMENT_BYTES);
     const verified = await verifyEnclave(document, config, { roots, emulatedRootFingerprint, pins, nonce, maxDocumentAgeMs, at: new Date(now()) });
     cached = { config, suite, verified, verifiedAt: now() };
     return cached;
@@ -179,7 +186,9 @@ export function createSecureClient(options: SecureClientOptions): SecureClient {
       if (response.status !== 200) throw await gatewayError(response, 'the encrypted request');
       let inner;
       try {
-        inner = decodeBinaryResponse(await sealed.openResponse(await bytesOf(response)));
+        const sealedResponse = await bytesOf(response, MAX_RESPONSE_BYTES);
+        if (sealedResponse.length > MAX_RESPONSE_BYTES) throw new SecureClientError('response-malformed', `the encrypted response is larger than ${MAX_RESPONSE_BYTES} bytes`);
+        inner = decodeBinaryResponse(await sealed.openResponse(sealedResponse));
       } catch (cause) {
         if (cause instanceof SecureClientError) throw cause;
         throw new SecureClientError('response-malformed', `the encrypted response could not be opened: ${cause instanceof OhttpError ? `${cause.reason}: ` : ''}${(cause as Error).message}`, { cause });
@@ -248,12 +257,31 @@ function checkTopk(topk: number): number {
   return topk;
 }
 
-async function bytesOf(response: Response): Promise<Uint8Array> {
+/**
+ * The body, read up to `limit` + 1 bytes: a hostile gateway cannot make the client buffer more
+ * than that (the caller refuses what is longer than `limit`).
+ */
+async function bytesOf(response: Response, limit: number): Promise<Uint8Array> {
+  const parts: Uint8Array[] = [];
+  let length = 0;
   try {
-    return new Uint8Array(await response.arrayBuffer());
+    if (!response.body) return new Uint8Array(0);
+    const reader = response.body.getReader();
+    for (;;) {
+      // Node's types leave the chunk untyped; fetch bodies are byte streams.
+      const { done, value } = (await reader.read()) as { done: boolean; value?: Uint8Array };
+      if (done || !value) break;
+      parts.push(value);
+      length += value.length;
+      if (length > limit) {
+        await reader.cancel();
+        break;
+      }
+    }
   } catch (cause) {
     throw new SecureClientError('gateway-unreachable', `the gateway's answer was cut off (${(cause as Error).message})`, { cause });
   }
+  return concatBytes(parts).subarray(0, limit + 1);
 }
 
 /** The coded error of a 422 that says the key id is unknown, or undefined (the body stays unread otherwise). */

@@ -82,6 +82,11 @@ export function documentCases(): DocumentCase[] {
   for (const field of ['module_id', 'digest', 'timestamp', 'pcrs', 'certificate', 'cabundle']) add(`no ${field}`, 'payload_field', nsm.attest({ nonce: NONCE }, { payload: { [field]: undefined } }));
   add('digest SHA256', 'payload_field', nsm.attest({ nonce: NONCE }, { payload: { digest: 'SHA256' } }));
   add('unknown field', 'payload_field', nsm.attest({ nonce: NONCE }, { payload: { unexpected_field: 1 } }));
+  add('PCR of 47 bytes', 'payload_field', nsm.attest({ nonce: NONCE }, { payload: { pcrs: new Map([[0, Buffer.alloc(47)]]) } }));
+  add('empty cabundle', 'payload_field', nsm.attest({ nonce: NONCE }, { payload: { cabundle: [] } }));
+  add('public_key of 1025 bytes', 'payload_field', nsm.attest({ nonce: NONCE }, { payload: { public_key: Buffer.alloc(1025) } }));
+  add('timestamp beyond a Date', 'payload_field', nsm.attest({ nonce: NONCE }, { payload: { timestamp: 8.64e15 + 1 } }));
+  add('certificate not DER', 'chain', nsm.attest({ nonce: NONCE }, { payload: { certificate: Buffer.from('not a certificate') } }));
 
   const moduleId = Buffer.from(nsm.moduleId);
   add('forged: a flipped payload byte', 'signature', flipByte(good, offsetOf(good, moduleId) + moduleId.length - 1));

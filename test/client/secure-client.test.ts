@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import type { CborTag, EmulatedNsm } from '../../attestation/index.js';
 import { createEmulatedNsm, decodeCbor } from '../../attestation/index.js';
 import type { SecureClient, SecureClientOptions } from '../../client/index.js';
-import { SecureClientError, createSecureClient } from '../../client/index.js';
+import { MAX_KEYS_BYTES, SecureClientError, createSecureClient } from '../../client/index.js';
 import { sampleImage } from '../../loadtest/index.js';
 import { OhttpKeyPair, decodeKeyConfigList, encodeKeyConfig, encodeKeyConfigList } from '../../ohttp/index.js';
 import type { EnclaveNsm, RunningEnclaveModelServer } from '../helpers/enclave-model-server.js';
@@ -193,6 +193,14 @@ test('refused with a reason: malformed keys, no usable suite, a tampered request
   const { gateway, image, client } = await setup(t);
   gateway.tamper.keys = () => Uint8Array.of(0, 9, 1);
   assert.equal((await refusal(client().predict(image, 'image/jpeg'))).reason, 'keys-malformed');
+  // A hostile gateway cannot make the client hold more than the limits: a huge key list, a huge document.
+  gateway.tamper.keys = () => new Uint8Array(MAX_KEYS_BYTES + 1);
+  assert.match((await refusal(client().predict(image, 'image/jpeg'))).message, /larger than 65536 bytes/);
+  delete gateway.tamper.keys;
+  gateway.tamper.attestation = () => new Uint8Array(8 * 1024 * 1024);
+  assert.equal((await refusal(client().predict(image, 'image/jpeg'))).attestationReason, 'too_large');
+  delete gateway.tamper.attestation;
+  gateway.tamper.keys = () => Uint8Array.of(0, 9, 1);
   gateway.tamper.keys = (list) => {
     const [config] = decodeKeyConfigList(list);
     return encodeKeyConfigList([{ ...config!, suites: [{ kdfId: 1, aeadId: 3 }] }]);
