@@ -4,9 +4,9 @@
 // gateway pins (a convenience the page labels as such: a client should pin values of its own).
 // A browser gives WebCrypto only to secure contexts: remote users need the gateway over HTTPS.
 import { readFile } from 'node:fs/promises';
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyPluginCallback } from 'fastify';
 import { formatMeasurements } from '../attestation/index.js';
-import type { GatewayContext } from './context.js';
+import type { AttestationTrust } from './attestation-trust.js';
 import { gatewayErrors } from './errors.js';
 
 const ASSETS = new URL('../client/browser/', import.meta.url);
@@ -26,7 +26,8 @@ const PAGE_HEADERS = {
   'cache-control': 'no-cache',
 };
 
-export function registerClientPage({ app, trust, sendError }: GatewayContext): void {
+/** Registered with the gateway's context (its `trust` is what /client/config.json offers). */
+export const clientPage: FastifyPluginCallback<{ trust: AttestationTrust | undefined }> = (app, { trust }, done) => {
   const cache = new Map<string, Buffer>();
   const asset = async (file: string): Promise<Buffer | undefined> => {
     let bytes = cache.get(file);
@@ -42,9 +43,9 @@ export function registerClientPage({ app, trust, sendError }: GatewayContext): v
   };
 
   for (const [path, { file, type }] of Object.entries(FILES)) {
-    app.get(path, async (request: FastifyRequest, reply: FastifyReply) => {
+    app.get(path, async (_request, reply) => {
       const bytes = await asset(file);
-      if (!bytes) return sendError(request, reply, gatewayErrors.GW_NOT_FOUND(`The client page is not built (${file} is missing): run "npm run build"`));
+      if (!bytes) throw gatewayErrors.GW_NOT_FOUND(`The client page is not built (${file} is missing): run "npm run build"`);
       return reply.headers(PAGE_HEADERS).type(type).send(bytes);
     });
   }
@@ -58,4 +59,5 @@ export function registerClientPage({ app, trust, sendError }: GatewayContext): v
     const pcrs = trust?.expectedPcrs ? (JSON.parse(formatMeasurements(trust.expectedPcrs)) as unknown) : null;
     return reply.headers({ 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' }).send({ trust: trust?.mode ?? 'none', pcrs, emulatedRootPem });
   });
-}
+  done();
+};
