@@ -5,6 +5,7 @@
 //   2. GET /attestation?nonce=<own random>&key-id=N: verified in full, key binding included;
 //   3. the verified key is kept until maxKeyAgeMs, or until the gateway says its key id is
 //      unknown (the enclave restarted with a new key); concurrent calls share one attestation;
+//      a key that vanished between the key list and its attestation costs one fresh key list;
 //   4. each request: Binary HTTP POST /predict sealed with OHTTP, POST /predict-secure
 //      (message/ohttp-req), the message/ohttp-res opened; on 422 *_OHTTP_UNKNOWN_KEY the keys are
 //      refetched, the enclave re-attested and the request retried exactly once.
@@ -34,6 +35,8 @@ export const DEFAULT_MAX_DOCUMENT_AGE_MS = 5 * 60_000; // 5 min
 export const NONCE_BYTES = 32;
 /** The gateway's and the enclave's codes for "no such key id here". */
 export const UNKNOWN_KEY_CODES: readonly string[] = ['GW_OHTTP_UNKNOWN_KEY', 'MS_OHTTP_UNKNOWN_KEY'];
+/** The gateway's answer to GET /attestation for a key id no attested member holds (any more). */
+export const ATTESTATION_UNKNOWN_KEY_CODE = 'GW_UNKNOWN_KEY_ID';
 export const PATHS = { keys: '/.well-known/ohttp-gateway', attestation: '/attestation', predict: '/predict-secure' } as const;
 /** A key config is about 45 bytes; a gateway with hundreds of enclaves stays far below this. */
 export const MAX_KEYS_BYTES = 64 * 1024; // 64 KiB
@@ -123,6 +126,16 @@ export function createSecureClient(options: SecureClientOptions): SecureClient {
   };
 
   const attest = async (): Promise<AttestedKey> => {
+    try {
+      return await attestOnce();
+    } catch (error) {
+      // The key's enclave left between the key list and the attestation: one fresh list.
+      if (error instanceof SecureClientError && error.status === 404 && error.code === ATTESTATION_UNKNOWN_KEY_CODE) return attestOnce();
+      throw error;
+    }
+  };
+
+  const attestOnce = async (): Promise<AttestedKey> => {
     const { roots, emulatedRootFingerprint } = await trust;
     const keysResponse = await request(PATHS.keys, {}, 'fetching the key configs');
     if (keysResponse.status !== 200) throw await gatewayError(keysResponse, 'fetching the key configs');

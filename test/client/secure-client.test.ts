@@ -104,8 +104,8 @@ test('concurrent calls share one attestation; the key is re-attested after maxKe
   assert.equal(gateway.counts.attestation, 3);
 });
 
-test('an enclave restart (new key id, same image and root) costs one refused request and one re-attestation; the retry is answered', { timeout: 180_000 }, async (t) => {
-  const { nsm, gateway, image, client } = await setup(t);
+test('an enclave restart (new key id, same image and root) costs one refused request and one re-attestation; the retry is answered; a key gone before its attestation costs one fresh key list', { timeout: 180_000 }, async (t) => {
+  const { nsm, first, gateway, image, client } = await setup(t);
   const secure = client();
   const before = await secure.predict(image, 'image/jpeg', { topk: 1 });
   const second = await startEnclaveModelServer(t, nsm, 2);
@@ -116,6 +116,20 @@ test('an enclave restart (new key id, same image and root) costs one refused req
   assert.equal(after.verified.keyId, 2);
   assert.notEqual(after.verified.publicKeySha256, before.verified.publicKeySha256);
   assert.deepEqual(gateway.counts, { keys: 2, attestation: 2, predict: 3 });
+
+  // The enclaves change again, twice in a row: the request to key 2 meets the first enclave (key 1,
+  // 422), and the key list the client then gets names key 1, whose enclave is gone again by the time
+  // the client asks for its attestation (404 GW_UNKNOWN_KEY_ID): one fresh list, and it goes through.
+  gateway.member = { url: first.url };
+  gateway.tamper.keys = (list) => {
+    gateway.member = { url: second.url };
+    delete gateway.tamper.keys;
+    return list;
+  };
+  const again = await secure.predict(image, 'image/jpeg', { topk: 1 });
+  assert.equal(again.status, 200);
+  assert.equal(again.verified.keyId, 2);
+  assert.deepEqual(gateway.counts, { keys: 4, attestation: 4, predict: 5 });
 });
 
 test('a key id the enclave never knows is retried exactly once, then refused (unknown-key)', { timeout: 120_000 }, async (t) => {

@@ -102,7 +102,7 @@ export async function startTestSecureGateway(t: TestContext, member: Member, pag
           const keyId = Number(url.searchParams.get('key-id'));
           const keys = await forward('GET', '/ohttp-keys');
           // One member holds one key config: its id is the list's first config's first byte.
-          if (keys.status !== 200 || keys.body[2] !== keyId) return coded(404, 'GW_OHTTP_UNKNOWN_KEY', `no attested member holds key id ${keyId}`);
+          if (keys.status !== 200 || keys.body[2] !== keyId) return coded(404, 'GW_UNKNOWN_KEY_ID', `no attested member holds key id ${keyId}`);
           return send(await forward('GET', `/attestation?nonce=${encodeURIComponent(nonce)}`), gateway.tamper.attestation);
         }
         if (incoming.method === 'POST' && url.pathname === '/predict-secure') {
