@@ -1,7 +1,9 @@
 // A strict CBOR (RFC 8949) decoder and a deterministic encoder, just what attestation documents
 // and COSE_Sign1 need. Strict: every malformed, truncated or unsupported input is a CborError
 // naming the byte offset; nothing is guessed. Heads need not be in shortest form (genuine NSM
-// documents encode the timestamp with 8 bytes), but everything else is checked.
+// documents encode the timestamp with 8 bytes), but everything else is checked. Browser-safe: no
+// node: imports and no Buffer, so the client SDK runs it in browsers too.
+import { concatBytes } from './bytes.js';
 
 export class CborError extends Error {
   override name = 'CborError';
@@ -195,7 +197,7 @@ class Reader {
       if (initial >> 5 !== major || (initial & 0x1f) === 31) throw new CborError(`bad chunk at offset ${chunkStart} in the indefinite-length string at offset ${start}`);
       parts.push(this.take(this.length(initial & 0x1f, chunkStart, 'a string chunk', 1)!));
     }
-    return Buffer.concat(parts);
+    return concatBytes(parts);
   }
 }
 
@@ -209,7 +211,7 @@ class Reader {
 export function encodeCbor(value: CborValue): Uint8Array {
   const parts: Uint8Array[] = [];
   write(value, parts);
-  return Buffer.concat(parts);
+  return concatBytes(parts);
 }
 
 /** The head of an item: major type and argument in the shortest form. */

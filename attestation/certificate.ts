@@ -1,6 +1,8 @@
 // What the chain check needs from a certificate that X509Certificate does not give on Node 20:
 // the validity window as dates, basicConstraints (cA, pathLenConstraint) and keyCertSign.
+// Browser-safe: the WebCrypto verifier reads the same facts.
 import { DER, DerError, derChildren, derTimeToDate, oidToString, readDer } from './der.js';
+import { AttestationFailure } from './failure.js';
 
 export interface CertificateFacts {
   notBefore: Date;
@@ -53,4 +55,13 @@ export function readCertificateFacts(der: Uint8Array): CertificateFacts {
     }
   }
   return facts;
+}
+
+/** Every certificate valid at `at` (reason validity). */
+export function checkValidity(chain: readonly { label: string; facts: CertificateFacts }[], at: Date): void {
+  const time = at.getTime();
+  for (const certificate of chain) {
+    if (time < certificate.facts.notBefore.getTime()) throw new AttestationFailure('validity', `${certificate.label} is not valid before ${certificate.facts.notBefore.toISOString()} (verification time ${at.toISOString()})`);
+    if (time > certificate.facts.notAfter.getTime()) throw new AttestationFailure('validity', `${certificate.label} expired at ${certificate.facts.notAfter.toISOString()} (verification time ${at.toISOString()})`);
+  }
 }

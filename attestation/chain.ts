@@ -4,7 +4,7 @@
 // signs the document. Every certificate must be valid at the verification time.
 import { X509Certificate } from 'node:crypto';
 import type { CertificateFacts } from './certificate.js';
-import { readCertificateFacts } from './certificate.js';
+import { checkValidity, readCertificateFacts } from './certificate.js';
 import type { AttestationDocument } from './document.js';
 import { attestationErrors } from './errors.js';
 import { AttestationFailure } from './failure.js';
@@ -138,11 +138,4 @@ export function checkChainLinks(chain: readonly ChainCertificate[], cache?: Veri
   }
 }
 
-/** Every certificate valid at `at` (reason validity). */
-export function checkValidity(chain: readonly ChainCertificate[], at: Date): void {
-  const time = at.getTime();
-  for (const certificate of chain) {
-    if (time < certificate.facts.notBefore.getTime()) throw new AttestationFailure('validity', `${certificate.label} is not valid before ${certificate.facts.notBefore.toISOString()} (verification time ${at.toISOString()})`);
-    if (time > certificate.facts.notAfter.getTime()) throw new AttestationFailure('validity', `${certificate.label} expired at ${certificate.facts.notAfter.toISOString()} (verification time ${at.toISOString()})`);
-  }
-}
+export { checkValidity };

@@ -1,6 +1,7 @@
 // COSE_Sign1 (RFC 9052 section 4.2) as the Nitro Secure Module emits it:
 //   COSE_Sign1 = [protected: bstr .cbor {1: -35}, unprotected: {}, payload: bstr, signature: bstr]
 // tagged with 18 or not, and the exact bytes its signature covers (Sig_structure).
+import { concatBytes } from './bytes.js';
 import type { CborValue } from './cbor.js';
 import { CborTag, cborHead, decodeCbor } from './cbor.js';
 import { AttestationFailure } from './failure.js';
@@ -57,7 +58,7 @@ const SIGNATURE1_CONTEXT = Uint8Array.of(0x6a, ...new TextEncoder().encode('Sign
  * Built by hand because generic encoders get the empty external data or the byte strings wrong.
  */
 export function sigStructure(protectedHeader: Uint8Array, payload: Uint8Array): Uint8Array {
-  return Buffer.concat([
+  return concatBytes([
     Uint8Array.of(0x84),
     SIGNATURE1_CONTEXT,
     cborHead(2, protectedHeader.length),

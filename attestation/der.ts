@@ -1,6 +1,8 @@
 // A small DER (X.690) reader and writer: enough to read a certificate's validity and basic
 // constraints, which node:crypto's X509Certificate does not expose on Node 20, and to write the
-// emulated NSM's certificates. Not a general ASN.1 library.
+// emulated NSM's certificates. Not a general ASN.1 library. Browser-safe (no Buffer): the client
+// SDK reads certificates with it.
+import { concatBytes, fromLatin1, latin1 } from './bytes.js';
 
 export interface DerNode {
   tag: number;
@@ -78,7 +80,7 @@ export function oidToString(value: Uint8Array): string {
 
 /** A UTCTime or GeneralizedTime in the Z form certificates use (RFC 5280 4.1.2.5). */
 export function derTimeToDate(node: DerNode): Date {
-  const text = Buffer.from(node.value).toString('latin1');
+  const text = latin1(node.value);
   const match =
     node.tag === DER.UTC_TIME ? /^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(text) : node.tag === DER.GENERALIZED_TIME ? /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(text) : null;
   if (!match) throw new DerError(`not a UTCTime or GeneralizedTime in Z form: ${JSON.stringify(text)}`);
@@ -90,14 +92,14 @@ export function derTimeToDate(node: DerNode): Date {
 // ---- writing -----------------------------------------------------------------------------------
 
 export function derEncode(tag: number, ...contents: Uint8Array[]): Uint8Array {
-  const body = Buffer.concat(contents);
+  const body = concatBytes(contents);
   const length = body.length;
   let lengthBytes: number[];
   if (length < 0x80) lengthBytes = [length];
   else if (length < 0x100) lengthBytes = [0x81, length];
   else if (length < 0x10000) lengthBytes = [0x82, length >> 8, length & 0xff];
   else lengthBytes = [0x83, length >> 16, (length >> 8) & 0xff, length & 0xff];
-  return Buffer.concat([Uint8Array.of(tag, ...lengthBytes), body]);
+  return concatBytes([Uint8Array.of(tag, ...lengthBytes), body]);
 }
 
 export const derSequence = (...items: Uint8Array[]) => derEncode(DER.SEQUENCE, ...items);
@@ -107,7 +109,7 @@ export function derUnsignedInteger(bytes: Uint8Array): Uint8Array {
   let start = 0;
   while (start < bytes.length - 1 && bytes[start] === 0) start++;
   const trimmed = bytes.subarray(start);
-  return derEncode(DER.INTEGER, trimmed[0]! & 0x80 ? Buffer.concat([Uint8Array.of(0), trimmed]) : trimmed);
+  return derEncode(DER.INTEGER, trimmed[0]! & 0x80 ? concatBytes([Uint8Array.of(0), trimmed]) : trimmed);
 }
 
 export function derSmallInteger(value: number): Uint8Array {
@@ -134,7 +136,7 @@ export function derOid(dotted: string): Uint8Array {
 
 export const derBoolean = (value: boolean) => derEncode(DER.BOOLEAN, Uint8Array.of(value ? 0xff : 0));
 export const derOctetString = (bytes: Uint8Array) => derEncode(DER.OCTET_STRING, bytes);
-export const derUtf8 = (text: string) => derEncode(DER.UTF8_STRING, Buffer.from(text, 'utf8'));
+export const derUtf8 = (text: string) => derEncode(DER.UTF8_STRING, new TextEncoder().encode(text));
 /** A BIT STRING with no unused bits. */
 export const derBitString = (bytes: Uint8Array) => derEncode(DER.BIT_STRING, Uint8Array.of(0), bytes);
 /** A context-specific constructed (explicit) tag [n]. */
@@ -145,6 +147,6 @@ export function derTime(date: Date): Uint8Array {
   const iso = date.toISOString();
   const digits = iso.slice(0, 19).replace(/[-T:]/g, '');
   const year = date.getUTCFullYear();
-  if (year >= 1950 && year < 2050) return derEncode(DER.UTC_TIME, Buffer.from(digits.slice(2) + 'Z', 'latin1'));
-  return derEncode(DER.GENERALIZED_TIME, Buffer.from(digits + 'Z', 'latin1'));
+  if (year >= 1950 && year < 2050) return derEncode(DER.UTC_TIME, fromLatin1(digits.slice(2) + 'Z'));
+  return derEncode(DER.GENERALIZED_TIME, fromLatin1(digits + 'Z'));
 }

@@ -3,6 +3,8 @@
 // the same structure for the local emulation, and `mpg attestation verify`. This is the only door.
 import type { Command } from '../common/index.js';
 
+export { verifyAttestationWeb, resolveWebTrustedRoots, loadWebTrustedRoots, TrustedRootError } from './web.js';
+export type { WebTrustedRoot, WebVerificationResult, WebVerifyOptions } from './web.js';
 export { verifyAttestation, resolveTrustedRoots, CHECK_NAMES, DEFAULT_MAX_DOCUMENT_BYTES, DEFAULT_MAX_CLOCK_SKEW_MS } from './verifier.js';
 export type { AttestationCheck, CheckName, VerificationResult, VerifyOptions } from './verifier.js';
 export { createAttestationVerifier, createNonce, DEFAULT_MAX_DOCUMENT_AGE_MS, NONCE_BYTES } from './attestation-verifier.js';

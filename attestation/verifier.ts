@@ -9,59 +9,22 @@ import type { ChainCertificate, TrustedRoot } from './chain.js';
 import { VerifiedLinkCache, checkChainLinks, checkValidity, findRoot, loadTrustedRoots, parseChain } from './chain.js';
 import type { CoseSign1 } from './cose.js';
 import { checkEs384, parseCoseSign1, sigStructure } from './cose.js';
-import type { AttestationDocument } from './document.js';
 import { parseAttestationPayload } from './document.js';
 import { attestationErrors } from './errors.js';
-import type { FailureReason } from './failure.js';
 import { AttestationFailure } from './failure.js';
-import type { PcrMeasurements } from './measurements.js';
+import type { AttestationCheck, CheckName, VerificationResult } from './checks.js';
+import { DEFAULT_MAX_DOCUMENT_BYTES } from './checks.js';
+import type { PolicyOptions } from './policy-checks.js';
+import { checkPolicy } from './policy-checks.js';
 
-/** Documents are about 5 KiB; anything far larger is refused before decoding. */
-export const DEFAULT_MAX_DOCUMENT_BYTES = 16 * 1024; // 16 KiB
-/** How far in the future a timestamp may be (clock skew between parent and enclave). */
-export const DEFAULT_MAX_CLOCK_SKEW_MS = 60_000; // 1 min
+export { CHECK_NAMES, DEFAULT_MAX_CLOCK_SKEW_MS, DEFAULT_MAX_DOCUMENT_BYTES } from './checks.js';
+export type { AttestationCheck, CheckName, VerificationResult } from './checks.js';
 
-export const CHECK_NAMES = ['size', 'cose', 'algorithm', 'payload', 'root', 'chain', 'validity', 'signature', 'debug_mode', 'pcrs', 'nonce', 'freshness', 'public_key'] as const;
-export type CheckName = (typeof CHECK_NAMES)[number];
-
-export interface AttestationCheck {
-  name: CheckName;
-  status: 'passed' | 'failed' | 'skipped';
-  /** What was checked, why it failed, or why it was skipped. Never document bytes beyond PCRs and names. */
-  detail: string;
-  /** Set on a failed check. */
-  reason?: FailureReason;
-}
-
-export interface VerificationResult {
-  /** True only when no check failed; skipped checks are listed in `checks`. */
-  ok: boolean;
-  /** The failed check's reason. */
-  reason?: FailureReason;
-  /** The checks that ran (or were skipped), in order, up to and including the first failure. */
-  checks: AttestationCheck[];
-  /** The decoded document, when its payload parsed (even if a later check failed). */
-  document?: AttestationDocument;
-  /** The verification time used. */
-  at: Date;
-}
-
-export interface VerifyOptions {
+export interface VerifyOptions extends PolicyOptions {
   /** Trusted roots as PEM text, DER bytes or loadTrustedRoots' result. Default: the AWS Nitro Enclaves root G1. */
   trustedRoots?: readonly (string | Uint8Array)[] | readonly TrustedRoot[];
   /** The verification time for certificate validity and freshness. Default: now. */
   at?: Date;
-  /** PCR0/1/2 the document must carry. Without them the pcrs check is skipped. */
-  expectedPcrs?: PcrMeasurements;
-  /** Accept all-zero PCR0/1/2 (an enclave in debug mode). Default false. */
-  allowDebugMode?: boolean;
-  /** The nonce the verifier sent; the document must carry exactly it. Without it the nonce check is skipped. */
-  nonce?: Uint8Array;
-  /** The oldest timestamp accepted, relative to `at`. Without it the freshness check is skipped. */
-  maxAgeMs?: number;
-  maxClockSkewMs?: number;
-  /** The document must carry a public_key. */
-  requirePublicKey?: boolean;
   maxBytes?: number;
   /** Skips the ECDSA verification of certificate links already verified (see VerifiedLinkCache). */
   linkCache?: VerifiedLinkCache;
@@ -87,8 +50,6 @@ function checkOptions(options: VerifyOptions): void {
   if (options.at !== undefined && Number.isNaN(options.at.getTime())) throw attestationErrors.ATT_OPTION_INVALID('at is an invalid Date');
   if (options.nonce !== undefined && !(options.nonce instanceof Uint8Array)) throw attestationErrors.ATT_OPTION_INVALID('nonce must be a Uint8Array');
 }
-
-const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString('hex');
 
 /**
  * Verifies one attestation document (raw CBOR). Never throws for a bad document: the result says
@@ -142,47 +103,7 @@ export function verifyAttestation(documentBytes: Uint8Array, options: VerifyOpti
     }
     pass('signature', 'COSE_Sign1 signature verified with the leaf key over the Sig_structure');
 
-    current = 'debug_mode';
-    const zero = [0, 1, 2].every((index) => document.pcrs.get(index)?.every((byte) => byte === 0) === true);
-    if (zero && !options.allowDebugMode) throw new AttestationFailure('debug_mode', 'PCR0, PCR1 and PCR2 are all zeros: the enclave runs in debug mode (its memory is readable from the parent)');
-    pass('debug_mode', zero ? 'PCR0/1/2 are all zeros (debug mode), accepted because debug mode is allowed' : 'not in debug mode (PCR0/1/2 are not all zeros)');
-
-    current = 'pcrs';
-    if (zero && options.allowDebugMode) {
-      // A debug-mode enclave reports zeros whatever it runs: there is nothing to compare pins with.
-      skip('pcrs', 'debug mode: all-zero PCRs measure nothing, so no pinned measurements can be checked (debug mode was explicitly allowed)');
-    } else if (options.expectedPcrs) {
-      for (const index of [0, 1, 2] as const) {
-        const actual = document.pcrs.get(index);
-        const expected = options.expectedPcrs.pcrs[index];
-        if (actual === undefined) throw new AttestationFailure('pcr_mismatch', `PCR${index} is absent; expected ${expected}`);
-        if (hex(actual) !== expected) throw new AttestationFailure('pcr_mismatch', `PCR${index} is ${hex(actual)}; expected ${expected}`);
-      }
-      pass('pcrs', 'PCR0, PCR1 and PCR2 equal the allow-listed measurements');
-    } else skip('pcrs', 'no expected measurements given');
-
-    current = 'nonce';
-    if (options.nonce) {
-      if (document.nonce === null) throw new AttestationFailure('nonce', 'the document carries no nonce; one was sent');
-      if (Buffer.compare(document.nonce, options.nonce) !== 0) throw new AttestationFailure('nonce', 'the nonce differs from the one sent');
-      pass('nonce', `equals the ${options.nonce.length}-byte nonce sent`);
-    } else skip('nonce', 'no expected nonce given');
-
-    current = 'freshness';
-    if (options.maxAgeMs !== undefined) {
-      const age = at.getTime() - document.timestamp;
-      const skew = options.maxClockSkewMs ?? DEFAULT_MAX_CLOCK_SKEW_MS;
-      const stamped = new Date(document.timestamp).toISOString();
-      if (age > options.maxAgeMs) throw new AttestationFailure('stale', `timestamp ${stamped} is ${age} ms old, more than ${options.maxAgeMs} ms`);
-      if (-age > skew) throw new AttestationFailure('stale', `timestamp ${stamped} is ${-age} ms in the future, more than the ${skew} ms clock skew allowed`);
-      pass('freshness', `timestamp ${stamped} is ${age} ms old, at most ${options.maxAgeMs} ms`);
-    } else skip('freshness', 'no maximum age given');
-
-    current = 'public_key';
-    if (options.requirePublicKey) {
-      if (document.publicKey === null) throw new AttestationFailure('public_key_missing', 'the document carries no public_key and one is required');
-      pass('public_key', `present (${document.publicKey.length} bytes)`);
-    } else skip('public_key', 'not required');
+    checkPolicy(document, options, at, { begin: (name) => (current = name), pass, skip });
 
     result.ok = true;
     return result;

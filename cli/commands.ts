@@ -14,6 +14,7 @@ export const mpgCommand = commandGroup('', 'mixed-privacy-gateway: one model, a 
     (await import('../stack/index.js')).stackCommand,
   ),
   lazyCommand('attestation', 'Verify enclave attestation documents against the pinned AWS root and measurements', async () => (await import('../attestation/index.js')).loadAttestationCommand()),
+  lazyCommand('client', 'Classify images end to end encrypted to a verified enclave (the client SDK)', async () => (await import('../client/index.js')).loadClientCommand()),
   lazyCommand('model', 'Create or fetch the ONNX model the model server loads', async () => (await import('../model/index.js')).modelCommand),
   lazyCommand('loadtest', 'Measure what privacy costs: startup, channel, latency, mixed traffic, memory; reports', async () => (await import('../loadtest/index.js')).loadLoadtestCommand()),
 ]);

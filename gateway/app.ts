@@ -17,6 +17,7 @@ import type { PrivacyPolicy, PrivacyRoute } from './policy.js';
 import { registerPrivacyHooks } from './privacy-hooks.js';
 import { registerProxyRoutes } from './proxy-routes.js';
 import { registerStatusRoutes } from './status-routes.js';
+import { clientPage } from './client-page.js';
 import type { UpstreamMember } from './upstream-group.js';
 import { UpstreamGroup } from './upstream-group.js';
 import { AttestationGate } from './attestation-gate.js';
@@ -120,6 +121,7 @@ export function createGateway(config: GatewayConfig, policy: PrivacyPolicy, depe
   registerPrivacyHooks(context);
   registerProxyRoutes(context);
   registerStatusRoutes(context);
+  void app.register(clientPage, context);
 
   return {
     app,

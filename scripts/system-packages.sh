@@ -3,6 +3,7 @@
 # (npm test runs this first, as "pretest"). socat is the parent relay on a Nitro parent, and the
 # tests run it for real; shellcheck checks every shell script; cc compiles the enclave's NSM helper;
 # promtool (Debian's prometheus package) checks and unit-tests deploy/prometheus/ and lints /metrics.
+# chromium is the real browser the client page's tests drive (puppeteer-core, no browser download).
 # Without root or apt-get, this says what to install and fails.
 set -eu
 
@@ -11,6 +12,7 @@ command -v socat >/dev/null 2>&1 || missing="${missing} socat"
 command -v shellcheck >/dev/null 2>&1 || missing="${missing} shellcheck"
 command -v cc >/dev/null 2>&1 || missing="${missing} gcc libc6-dev"
 command -v promtool >/dev/null 2>&1 || missing="${missing} prometheus"
+command -v chromium >/dev/null 2>&1 || missing="${missing} chromium"
 [ -z "$missing" ] && exit 0
 
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
