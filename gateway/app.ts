@@ -22,6 +22,8 @@ import { UpstreamGroup } from './upstream-group.js';
 import { AttestationGate } from './attestation-gate.js';
 import type { AttestationTrust } from './attestation-trust.js';
 import { TRUST_WARNINGS } from './attestation-trust.js';
+import { secureDiscoveryRoutes } from './secure-discovery-routes.js';
+import { registerSecurePlaintextPolicy } from './secure-plaintext.js';
 
 export interface Gateway {
   app: FastifyInstance;
@@ -118,8 +120,10 @@ export function createGateway(config: GatewayConfig, policy: PrivacyPolicy, depe
 
   const context: GatewayContext = { app, config, policy, metrics, groups, state, sendError, trust, gate, beforeScrape };
   registerPrivacyHooks(context);
+  registerSecurePlaintextPolicy(app, config, policy);
   registerProxyRoutes(context);
   registerStatusRoutes(context);
+  void app.register(secureDiscoveryRoutes, { secure: groups.secure, config });
 
   return {
     app,

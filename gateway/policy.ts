@@ -9,7 +9,8 @@
 //       { "name": "clinic-a",                 // unique, /^[a-z0-9][a-z0-9._-]{0,62}$/
 //         "privacy": "secure-only",           // or "public-allowed"
 //         "apiKeySha256": ["<64 lowercase hex>"],
-//         "rateLimit": { "requestsPerSecond": 20, "burst": 40 } }   // optional
+//         "rateLimit": { "requestsPerSecond": 20, "burst": 40 },   // optional
+//         "securePlaintext": "refuse" }       // optional: "refuse" its plaintext on the secure route
 //     ]
 //   }
 //
@@ -36,6 +37,8 @@ export interface Tenant {
   readonly privacy: TenantPrivacy;
   readonly apiKeySha256: readonly string[];
   readonly rateLimit?: TenantRateLimit;
+  /** "refuse": this tenant's secure requests must be OHTTP-encrypted, whatever --secure-plaintext says. */
+  readonly securePlaintext?: 'allow' | 'refuse';
 }
 
 export interface PrivacyPolicy {
@@ -73,7 +76,7 @@ const SHA256_HEX = /^[0-9a-f]{64}$/;
 // An empty key header is a misconfigured client; it must never authenticate as anyone.
 const SHA256_OF_EMPTY = sha256Hex('');
 const TOP_LEVEL_KEYS = ['requireApiKey', 'secureOnlyOnPublicRoute', 'tenants'];
-const TENANT_KEYS = ['name', 'privacy', 'apiKeySha256', 'rateLimit'];
+const TENANT_KEYS = ['name', 'privacy', 'apiKeySha256', 'rateLimit', 'securePlaintext'];
 const RATE_LIMIT_KEYS = ['requestsPerSecond', 'burst'];
 
 function sha256Hex(text: string): string {
@@ -180,11 +183,14 @@ export function parsePolicy(text: string, source: string): PrivacyPolicy {
         burst: checkPositive(limit.burst, `${at}.rateLimit.burst`, 1),
       });
     }
+    const securePlaintext = entry.securePlaintext;
+    if (securePlaintext !== undefined && securePlaintext !== 'allow' && securePlaintext !== 'refuse') fail(`${at}.securePlaintext`, '"allow" or "refuse"', securePlaintext);
     const tenant: Tenant = Object.freeze({
       name: name as string,
       privacy: privacy as TenantPrivacy,
       apiKeySha256: Object.freeze([...(hashes as string[])]),
       ...(rateLimit ? { rateLimit } : {}),
+      ...(securePlaintext ? { securePlaintext: securePlaintext as 'allow' | 'refuse' } : {}),
     });
     tenants.push(tenant);
     for (const hash of tenant.apiKeySha256) tenantsByKeySha256.set(hash, tenant);
