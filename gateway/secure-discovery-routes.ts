@@ -9,7 +9,7 @@
 // checks it (signature, chain, PCRs, nonce, and that public_key and user_data bind the key config).
 // Each document costs the enclave's NSM a signature, so /attestation is rate-limited per client
 // address (the enclave limits the total as well).
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginCallback } from 'fastify';
 import type { GatewayConfig } from './config.js';
 import { gatewayErrors } from './errors.js';
 import { AddressRateLimiter } from './address-rate-limit.js';
@@ -96,7 +96,7 @@ async function fetchDocument(secure: UpstreamGroup, member: UpstreamMember, nonc
   return Buffer.concat(chunks);
 }
 
-export const secureDiscoveryRoutes: FastifyPluginAsync<SecureDiscoveryOptions> = async (app, { secure, config, now = () => performance.now() }) => {
+export const secureDiscoveryRoutes: FastifyPluginCallback<SecureDiscoveryOptions> = (app, { secure, config, now = () => performance.now() }, done) => {
   const limiter = new AddressRateLimiter({ requestsPerSecond: config.attestationRequestsPerSecond, burst: config.attestationBurst });
 
   app.get('/.well-known/ohttp-gateway', async (_request, reply) => {
@@ -119,4 +119,5 @@ export const secureDiscoveryRoutes: FastifyPluginAsync<SecureDiscoveryOptions> =
     const document = await fetchDocument(secure, member, nonceHex);
     return reply.type('application/cbor').header('cache-control', 'no-store').send(document);
   });
+  done();
 };

@@ -33,8 +33,5 @@ export function securePlaintextRefusal(config: Pick<GatewayConfig, 'securePlaint
 /** Adds the check after the privacy classification (register it after the privacy hooks). */
 export function registerSecurePlaintextPolicy(app: FastifyInstance, config: GatewayConfig, policy: PrivacyPolicy): void {
   const refusal = securePlaintextRefusal(config, policy);
-  app.addHook('onRequest', async (request) => {
-    const error = refusal(request);
-    if (error) throw error;
-  });
+  app.addHook('onRequest', (request, _reply, done) => done(refusal(request)));
 }
