@@ -16,7 +16,9 @@ import type { GatewayMetrics } from './metrics.js';
 import type { PrivacyPolicy, PrivacyRoute } from './policy.js';
 import { registerPrivacyHooks } from './privacy-hooks.js';
 import { registerProxyRoutes } from './proxy-routes.js';
-import { registerStatusRoutes } from './status-routes.js';
+import { createAdminApp, registerStatusRoutes } from './status-routes.js';
+import type { TlsFiles } from './tls.js';
+import { manageTlsListener, readTlsFiles, tlsServerOptions } from './tls.js';
 import type { UpstreamMember } from './upstream-group.js';
 import { UpstreamGroup } from './upstream-group.js';
 import { AttestationGate } from './attestation-gate.js';
@@ -27,6 +29,8 @@ import { registerSecurePlaintextPolicy } from './secure-plaintext.js';
 
 export interface Gateway {
   app: FastifyInstance;
+  /** The admin listener's app (/readyz, /metrics), when --admin-port gives it one; the caller listens on it. */
+  admin: FastifyInstance | undefined;
   metrics: GatewayMetrics;
   groups: Readonly<Record<PrivacyRoute, UpstreamGroup>>;
   /** Starts the health checks; resolves after the first round. */
@@ -41,14 +45,18 @@ export interface GatewayDependencies {
   registry?: Registry;
   /** A pino logger, or Fastify logger options. */
   logger?: FastifyBaseLogger | boolean | Record<string, unknown>;
+  /** The traffic listener's certificate and key, read already (readTlsFiles); read here otherwise. */
+  tls?: TlsFiles;
 }
 
 export function createGateway(config: GatewayConfig, policy: PrivacyPolicy, dependencies: GatewayDependencies = {}): Gateway {
   const metrics = createGatewayMetrics(dependencies.registry);
   const logger = dependencies.logger ?? { level: config.logLevel, base: { component: 'gateway' } };
   const loggerOptions = typeof logger === 'object' && 'child' in logger ? { loggerInstance: logger } : { logger };
+  const tls = dependencies.tls ?? readTlsFiles(config);
   const app = Fastify({
     ...loggerOptions,
+    ...tlsServerOptions(tls, config.http2),
     // One line per request is written by the onResponse hook (privacy-hooks.ts), with nothing a secure
     // request's caller sent in it.
     logController: new LogController({ disableRequestLogging: true }),
@@ -122,11 +130,14 @@ export function createGateway(config: GatewayConfig, policy: PrivacyPolicy, depe
   registerPrivacyHooks(context);
   registerSecurePlaintextPolicy(app, config, policy);
   registerProxyRoutes(context);
-  registerStatusRoutes(context);
+  const admin = config.adminPort === undefined ? undefined : createAdminApp(app.log);
+  registerStatusRoutes(context, admin);
   void app.register(secureDiscoveryRoutes, { secure: groups.secure, config });
+  if (tls) manageTlsListener(app, tls);
 
   return {
     app,
+    admin,
     metrics,
     groups,
     async start() {
@@ -135,6 +146,7 @@ export function createGateway(config: GatewayConfig, policy: PrivacyPolicy, depe
     async close() {
       state.closing = true;
       await app.close();
+      await admin?.close();
       await Promise.all([groups.public.stop(), groups.secure.stop()]);
     },
   };

@@ -1,7 +1,8 @@
 #!/bin/sh
 # The system tools the test suite needs beyond Node, installed from Debian's packages when missing
 # (npm test runs this first, as "pretest"). socat is the parent relay on a Nitro parent, and the
-# tests run it for real; shellcheck checks every shell script; cc compiles the enclave's NSM helper.
+# tests run it for real; shellcheck checks every shell script; cc compiles the enclave's NSM helper;
+# openssl makes the TLS tests' certificates and curl is one of their clients.
 # Without root or apt-get, this says what to install and fails.
 set -eu
 
@@ -9,6 +10,8 @@ missing=''
 command -v socat >/dev/null 2>&1 || missing="${missing} socat"
 command -v shellcheck >/dev/null 2>&1 || missing="${missing} shellcheck"
 command -v cc >/dev/null 2>&1 || missing="${missing} gcc libc6-dev"
+command -v openssl >/dev/null 2>&1 || missing="${missing} openssl"
+command -v curl >/dev/null 2>&1 || missing="${missing} curl"
 [ -z "$missing" ] && exit 0
 
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then

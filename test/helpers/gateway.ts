@@ -12,6 +12,8 @@ import { OPEN_POLICY, createGateway, parseGatewayConfig } from '../../gateway/in
 export interface RunningGateway {
   gateway: Gateway;
   url: string;
+  /** The admin listener's URL with --admin-port; else the traffic listener's (which then serves /readyz and /metrics). */
+  adminUrl: string;
 }
 
 /** Flags as a user would give them; health checks run every 50 ms so tests need not wait long. */
@@ -27,9 +29,10 @@ export async function startGateway(
   const { config } = parseGatewayConfig(['--port', '0', '--log-level', 'silent', '--health-interval-ms', '50', ...skip, ...flags], {});
   const gateway = await createGateway(config, policy, dependencies);
   t.after(() => gateway.close());
+  const adminUrl = gateway.admin ? await gateway.admin.listen({ host: '127.0.0.1', port: 0 }) : undefined;
   const url = await gateway.app.listen({ host: '127.0.0.1', port: 0 });
   await gateway.start();
-  return { gateway, url };
+  return { gateway, url, adminUrl: adminUrl ?? url };
 }
 
 export interface ReceivedRequest {
