@@ -30,8 +30,8 @@ export const gatewayCommand = optionCommand({
     return { config, policy, help, attestationTrust };
   },
   async run({ config, policy, attestationTrust }, { stdout }) {
-    const { createGateway } = await import('./app.js');
-    const gateway = createGateway(config, policy, attestationTrust ? { attestationTrust } : {});
+    const { buildGateway } = await import('./app.js');
+    const gateway = buildGateway(config, policy, attestationTrust ? { attestationTrust } : {});
     const log = gateway.app.log;
     const address = await gateway.app.listen({ host: config.host, port: config.port });
     stdout.write(`gateway listening on ${address}\n`);

@@ -1,9 +1,10 @@
 // GET /healthz (alive), /readyz (every configured route has a healthy member) and /metrics.
+import type { FastifyPluginCallback } from 'fastify';
 import type { GatewayContext } from './context.js';
 import { gatewayErrors } from './errors.js';
 import { TRUST_WARNINGS } from './attestation-trust.js';
 
-export function registerStatusRoutes({ app, metrics, groups, state, trust, gate, beforeScrape }: GatewayContext): void {
+export const statusRoutes: FastifyPluginCallback<GatewayContext> = (app, { metrics, groups, state, trust, gate, beforeScrape }, done) => {
   app.get('/healthz', (_request, reply) => reply.send({ status: 'ok' }));
   app.get('/readyz', (_request, reply) => {
     const routes = Object.fromEntries(
@@ -28,4 +29,5 @@ export function registerStatusRoutes({ app, metrics, groups, state, trust, gate,
     beforeScrape();
     return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
-}
+  done();
+};

@@ -4,7 +4,8 @@ import { Pool } from 'undici';
 import type { PrivacyRoute } from './policy.js';
 import { parseUpstreamUrl } from './upstream-url.js';
 
-export interface UpstreamTimeouts {
+/** How each member's keep-alive pool is sized and timed, and how often members are checked. */
+export interface UpstreamPoolOptions {
   connections: number;
   connectTimeoutMs: number;
   headersTimeoutMs: number;
@@ -77,8 +78,6 @@ async function readReadyz(body: AsyncIterable<unknown> & { dump(): Promise<void>
 export class UpstreamMember {
   readonly route: PrivacyRoute;
   readonly url: string;
-  /** The origin requests to this member are dispatched to; unique across all members. */
-  readonly dispatchOrigin: string;
   readonly pool: Pool;
   /**
    * Health checks have a connection of their own: behind a busy pool a /readyz would queue after
@@ -95,18 +94,16 @@ export class UpstreamMember {
   /** Counts the times the member fell out of rotation for being unwell: an admission begun before one is void. */
   outages = 0;
 
-  constructor(route: PrivacyRoute, url: string, index: number, timeouts: UpstreamTimeouts) {
+  constructor(route: PrivacyRoute, url: string, options: UpstreamPoolOptions) {
     const address = parseUpstreamUrl(url);
     this.route = route;
     this.url = url;
-    // Unix sockets have no origin of their own; a reserved .invalid name keeps each distinct.
-    this.dispatchOrigin = address.origin ?? `http://${route}-${index}.unix.invalid`;
-    const connect = { timeout: timeouts.connectTimeoutMs, ...(address.socketPath ? { socketPath: address.socketPath } : {}) };
+    const connect = { timeout: options.connectTimeoutMs, ...(address.socketPath ? { socketPath: address.socketPath } : {}) };
     this.pool = new Pool(address.origin ?? 'http://localhost', {
-      connections: timeouts.connections,
+      connections: options.connections,
       pipelining: 1,
-      headersTimeout: timeouts.headersTimeoutMs,
-      bodyTimeout: timeouts.bodyTimeoutMs,
+      headersTimeout: options.headersTimeoutMs,
+      bodyTimeout: options.bodyTimeoutMs,
       keepAliveTimeout: 60_000,
       connect,
     });
@@ -117,17 +114,17 @@ export class UpstreamMember {
 export class UpstreamGroup {
   readonly route: PrivacyRoute;
   readonly members: readonly UpstreamMember[];
-  readonly #timeouts: UpstreamTimeouts;
+  readonly #options: UpstreamPoolOptions;
   readonly #observer: UpstreamObserver;
   readonly #gate: MemberGate | undefined;
   #timer: NodeJS.Timeout | undefined;
   #next = 0;
   #stopped = false;
 
-  constructor(route: PrivacyRoute, urls: readonly string[], timeouts: UpstreamTimeouts, observer: UpstreamObserver = {}, gate?: MemberGate) {
+  constructor(route: PrivacyRoute, urls: readonly string[], options: UpstreamPoolOptions, observer: UpstreamObserver = {}, gate?: MemberGate) {
     this.route = route;
-    this.members = urls.map((url, index) => new UpstreamMember(route, url, index, timeouts));
-    this.#timeouts = timeouts;
+    this.members = urls.map((url) => new UpstreamMember(route, url, options));
+    this.#options = options;
     this.#observer = observer;
     this.#gate = gate;
     // Behind a gate, a member is untrusted until the gate has admitted it.
@@ -157,7 +154,7 @@ export class UpstreamGroup {
 
   /** Takes a member out of rotation at once; the health checks bring it back when it answers. */
   eject(member: UpstreamMember, reason: string): void {
-    member.ejectedUntil = performance.now() + EJECTION_INTERVALS * this.#timeouts.healthIntervalMs;
+    member.ejectedUntil = performance.now() + EJECTION_INTERVALS * this.#options.healthIntervalMs;
     this.#setHealth(member, false, reason);
   }
 
@@ -169,7 +166,7 @@ export class UpstreamGroup {
         void this.checkAll().finally(() => {
           if (!this.#stopped) tick();
         });
-      }, this.#timeouts.healthIntervalMs);
+      }, this.#options.healthIntervalMs);
       this.#timer.unref();
     };
     tick();
@@ -194,9 +191,9 @@ export class UpstreamGroup {
       const response = await member.healthPool.request({
         method: 'GET',
         path: probe ? `/readyz?proof=${probe.query}` : '/readyz',
-        headersTimeout: this.#timeouts.healthTimeoutMs,
-        bodyTimeout: this.#timeouts.healthTimeoutMs,
-        signal: AbortSignal.timeout(this.#timeouts.healthTimeoutMs),
+        headersTimeout: this.#options.healthTimeoutMs,
+        bodyTimeout: this.#options.healthTimeoutMs,
+        signal: AbortSignal.timeout(this.#options.healthTimeoutMs),
       });
       if (response.statusCode !== 200) {
         await response.body.dump();
