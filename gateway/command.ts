@@ -37,8 +37,8 @@ export const gatewayCommand = optionCommand({
     return { config, policy, help, attestationTrust, tls };
   },
   async run({ config, policy, attestationTrust, tls }, { stdout }) {
-    const { createGateway } = await import('./app.js');
-    const gateway = createGateway(config, policy, { ...(attestationTrust ? { attestationTrust } : {}), ...(tls ? { tls } : {}) });
+    const { buildGateway } = await import('./app.js');
+    const gateway = buildGateway(config, policy, { ...(attestationTrust ? { attestationTrust } : {}), ...(tls ? { tls } : {}) });
     const log = gateway.app.log;
     // The admin listener first: once the traffic line is printed, everything is up.
     if (gateway.admin) {

@@ -1,22 +1,72 @@
-// Sends each proxied request to the pool of the member it was assigned to, by the origin that
-// getUpstream() returned. The pools belong to their UpstreamGroup, which also health-checks
-// through them; this dispatcher only routes, so closing or an error here never destroys a pool
-// (undici's Agent would own and destroy the pools it is given).
+// The one place that knows which member a proxied request goes to and how it gets there: the
+// choice of member (or the coded 503 that says why there is none), the count of requests each
+// holds, and an undici Dispatcher that sends each request down its member's pool.
+//
+// Why a key per member: @fastify/reply-from hands its dispatcher nothing of the request but
+// undici's dispatch options, so the member must travel in `origin`. Each member's key is a
+// reserved `.invalid` name (RFC 6761) made of its route and place: two members never share one,
+// even when two URLs name the same address, and no network could resolve one. Keys are made and
+// read here only; the Host header the member sees is its own (hostOf).
+//
+// The pools belong to their UpstreamGroup, which also health-checks through them: closing or an
+// error here never destroys a pool (undici's Agent would own and destroy the pools it is given).
 import { Dispatcher } from 'undici';
-import type { UpstreamMember } from './upstream-group.js';
+import { gatewayErrors } from './errors.js';
+import type { PrivacyRoute } from './policy.js';
+import type { UpstreamGroup, UpstreamMember } from './upstream-group.js';
+import { parseUpstreamUrl } from './upstream-url.js';
 
 export class MemberDispatcher extends Dispatcher {
-  readonly #byOrigin: ReadonlyMap<string, UpstreamMember>;
+  readonly #groups: Readonly<Record<PrivacyRoute, UpstreamGroup>>;
+  readonly #memberByKey = new Map<string, UpstreamMember>();
+  readonly #keyByMember = new Map<UpstreamMember, string>();
+  readonly #hostByMember = new Map<UpstreamMember, string>();
 
-  constructor(members: readonly UpstreamMember[]) {
+  constructor(groups: Readonly<Record<PrivacyRoute, UpstreamGroup>>) {
     super();
-    this.#byOrigin = new Map(members.map((member) => [member.dispatchOrigin, member]));
+    this.#groups = groups;
+    for (const group of Object.values(groups)) {
+      group.members.forEach((member, index) => {
+        const key = `http://${member.route}-${index}.member.invalid`;
+        this.#memberByKey.set(key, member);
+        this.#keyByMember.set(member, key);
+        const origin = parseUpstreamUrl(member.url).origin;
+        this.#hostByMember.set(member, origin ? new URL(origin).host : 'localhost');
+      });
+    }
+  }
+
+  /**
+   * The healthy member of `route` with the fewest requests in flight, now counting this one; the
+   * caller calls release() when the request is done. Throws the coded 503 that says why none can
+   * take it: a secure request is refused here, before any byte of it is sent anywhere.
+   */
+  choose(route: PrivacyRoute): UpstreamMember {
+    const group = this.#groups[route];
+    const member = group.pick();
+    if (!member) throw noMemberError(group);
+    member.inFlight++;
+    return member;
+  }
+
+  release(member: UpstreamMember): void {
+    member.inFlight--;
+  }
+
+  /** What reply-from's getUpstream returns for a request to `member`. */
+  keyOf(member: UpstreamMember): string {
+    return this.#keyByMember.get(member)!;
+  }
+
+  /** The Host header for a request to `member`: its own host and port, or localhost over a Unix socket. */
+  hostOf(member: UpstreamMember): string {
+    return this.#hostByMember.get(member)!;
   }
 
   override dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
-    const origin = typeof options.origin === 'string' ? options.origin : options.origin?.origin;
-    const member = origin === undefined ? undefined : this.#byOrigin.get(origin);
-    if (!member) throw new Error(`no upstream member for origin ${origin}`);
+    const key = typeof options.origin === 'string' ? options.origin : options.origin?.origin;
+    const member = key === undefined ? undefined : this.#memberByKey.get(key);
+    if (!member) throw new Error(`no upstream member for ${key}`);
     return member.pool.dispatch(options, handler);
   }
 
@@ -36,4 +86,18 @@ export class MemberDispatcher extends Dispatcher {
     if (callback) return void queueMicrotask(callback);
     return Promise.resolve();
   }
+}
+
+function noMemberError(group: UpstreamGroup) {
+  const retry = { headers: { 'retry-after': '1' } };
+  const refused = group.members.filter((candidate) => candidate.refusedByGate);
+  if (group.route === 'secure' && refused.length > 0) {
+    // Members that answer but did not prove what they are: say so, and why.
+    const why = refused.map((candidate) => candidate.lastProblem?.replace(/^attestation: /, '')).join('; ');
+    return gatewayErrors.GW_SECURE_NOT_ATTESTED(`No secure upstream holds a verified attestation (${why}); the request was not sent anywhere else`, retry);
+  }
+  const why = group.members.length === 0 ? 'none is configured' : `none of ${group.members.length} is healthy`;
+  return group.route === 'secure'
+    ? gatewayErrors.GW_NO_SECURE_UPSTREAM(`No secure upstream can take the request (${why}); it was not sent anywhere else`, retry)
+    : gatewayErrors.GW_NO_HEALTHY_UPSTREAM(`No public upstream can take the request (${why})`, retry);
 }

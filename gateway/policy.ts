@@ -262,7 +262,8 @@ export type RejectCode = 'GW_API_KEY_REQUIRED' | 'GW_UNKNOWN_API_KEY' | 'GW_SECU
 
 export type Classification =
   | { kind: 'route'; route: PrivacyRoute; tenant?: string; upgraded: boolean; reasons: readonly PrivacyReason[] }
-  | { kind: 'reject'; status: 401 | 403 | 400; code: RejectCode; message: string; tenant?: string };
+  // The code only: its HTTP status is the error table's (errors.ts), never the policy's.
+  | { kind: 'reject'; code: RejectCode; message: string; tenant?: string };
 
 /**
  * Decides where a request goes. Secure when any signal says so: the path, the header, or a
@@ -273,7 +274,7 @@ export function classifyRequest(policy: PrivacyPolicy, signals: RequestSignals):
   let tenant: Tenant | undefined;
   if (signals.apiKey === undefined) {
     if (policy.requireApiKey) {
-      return { kind: 'reject', status: 401, code: 'GW_API_KEY_REQUIRED', message: 'This gateway requires an API key; send the key issued to your tenant' };
+      return { kind: 'reject', code: 'GW_API_KEY_REQUIRED', message: 'This gateway requires an API key; send the key issued to your tenant' };
     }
   } else {
     // Hashing first means the map lookup compares digests, not the secret, so its timing
@@ -284,7 +285,7 @@ export function classifyRequest(policy: PrivacyPolicy, signals: RequestSignals):
     // tenant's data over the public path.
     if (tenant === undefined) {
       const hint = policy.requireApiKey ? 'check the key' : 'check the key, or send none for anonymous traffic';
-      return { kind: 'reject', status: 401, code: 'GW_UNKNOWN_API_KEY', message: `The API key matches no tenant; ${hint}` };
+      return { kind: 'reject', code: 'GW_UNKNOWN_API_KEY', message: `The API key matches no tenant; ${hint}` };
     }
   }
 
@@ -292,7 +293,6 @@ export function classifyRequest(policy: PrivacyPolicy, signals: RequestSignals):
   if (header !== undefined && header !== 'secure' && header !== 'public') {
     return {
       kind: 'reject',
-      status: 400,
       code: 'GW_INVALID_PRIVACY_HEADER',
       message: `The privacy header must be "secure" or "public", got ${describe(signals.privacyHeader)}`,
       ...(tenant ? { tenant: tenant.name } : {}),
@@ -303,7 +303,6 @@ export function classifyRequest(policy: PrivacyPolicy, signals: RequestSignals):
   if (secureOnly && signals.pathRoute === 'public' && policy.secureOnlyOnPublicRoute === 'reject') {
     return {
       kind: 'reject',
-      status: 403,
       code: 'GW_SECURE_ONLY_TENANT',
       message: `Tenant "${tenant!.name}" may only use the secure route; send the request to /predict-secure`,
       tenant: tenant!.name,

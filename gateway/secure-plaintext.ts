@@ -3,7 +3,8 @@
 // --secure-plaintext refuse (the production example) or the tenant's policy says so, with a coded
 // answer that names the client SDK. Only message/ohttp-req passes then: ciphertext the gateway
 // forwards untouched to the attested enclave holding its key.
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyPluginCallback, FastifyRequest } from 'fastify';
+import fastifyPlugin from 'fastify-plugin';
 import type { CodedError } from '../common/index.js';
 import type { GatewayConfig } from './config.js';
 import { gatewayErrors } from './errors.js';
@@ -30,8 +31,16 @@ export function securePlaintextRefusal(config: Pick<GatewayConfig, 'securePlaint
   };
 }
 
-/** Adds the check after the privacy classification (register it after the privacy hooks). */
-export function registerSecurePlaintextPolicy(app: FastifyInstance, config: GatewayConfig, policy: PrivacyPolicy): void {
+export type SecurePlaintextOptions = { config: Pick<GatewayConfig, 'securePlaintext'>; policy: PrivacyPolicy };
+
+/**
+ * The check, after the privacy classification: registered inside each predict route's plugin,
+ * after its privacy hooks (fastify-plugin, so the hook applies to the route beside it).
+ */
+const securePlaintextPolicy: FastifyPluginCallback<SecurePlaintextOptions> = (instance, { config, policy }, done) => {
   const refusal = securePlaintextRefusal(config, policy);
-  app.addHook('onRequest', (request, _reply, done) => done(refusal(request)));
-}
+  instance.addHook('onRequest', (request, _reply, next) => next(refusal(request)));
+  done();
+};
+
+export default fastifyPlugin(securePlaintextPolicy, { name: 'mpg-secure-plaintext', fastify: '5.x', dependencies: ['mpg-privacy-hooks'] });

@@ -1,31 +1,31 @@
-// GET /healthz (alive) on the traffic listener; GET /readyz (every configured route has a healthy
-// member, and what each secure member is trusted on) and /metrics on the admin listener, which is
-// the traffic listener itself unless --admin-port gives them one of their own: they name upstream
-// addresses, socket paths and counters that are not every client's business.
+// GET /healthz (alive) on every listener; GET /readyz (every configured route has a healthy member,
+// and what each secure member is trusted on) and /metrics only where `adminRoutes` says: the admin
+// listener when --admin-port gives them one (they name upstream addresses, socket paths and
+// counters that are not every client's business), else the traffic listener.
 import Fastify from 'fastify';
-import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
-import { CodedError } from '../common/index.js';
+import type { FastifyBaseLogger, FastifyInstance, FastifyPluginCallback } from 'fastify';
 import type { GatewayContext } from './context.js';
+import errorReplies from './error-replies.js';
 import { gatewayErrors } from './errors.js';
+import type { GatewayMetrics } from './metrics.js';
 import { TRUST_WARNINGS } from './attestation-trust.js';
 
-/** The admin listener's app: the status routes only, answering coded errors like the traffic app. */
-export function createAdminApp(log: FastifyBaseLogger): FastifyInstance {
+export type StatusRoutesOptions = GatewayContext & {
+  /** Whether /readyz and /metrics are served here. */
+  adminRoutes: boolean;
+};
+
+/** The admin listener's app: coded error replies as on the traffic listener; the caller registers statusRoutes. */
+export function createAdminApp(log: FastifyBaseLogger, metrics: GatewayMetrics): FastifyInstance {
   const admin = Fastify({ loggerInstance: log.child({ listener: 'admin' }), disableRequestLogging: true, return503OnClosing: false });
-  admin.setNotFoundHandler((_request, reply) => reply.code(404).send(gatewayErrors.GW_NOT_FOUND('No such route on the admin listener; use GET /readyz or /metrics').toJSON()));
-  admin.setErrorHandler((error, request, reply) => {
-    const coded = error instanceof CodedError ? error : gatewayErrors.GW_INTERNAL(undefined, { cause: error });
-    if (coded.statusCode >= 500) request.log.error({ err: error }, 'admin request failed');
-    return reply.code(coded.statusCode).send(coded.toJSON());
-  });
+  void admin.register(errorReplies, { metrics });
   return admin;
 }
 
-export function registerStatusRoutes({ app, metrics, groups, state, trust, gate, beforeScrape }: GatewayContext, admin: FastifyInstance = app): void {
-  const healthz = () => ({ status: 'ok' });
-  app.get('/healthz', healthz);
-  if (admin !== app) admin.get('/healthz', healthz);
-  admin.get('/readyz', (_request, reply) => {
+export const statusRoutes: FastifyPluginCallback<StatusRoutesOptions> = (app, { metrics, groups, state, trust, gate, beforeScrape, adminRoutes }, done) => {
+  app.get('/healthz', (_request, reply) => reply.send({ status: 'ok' }));
+  if (!adminRoutes) return done();
+  app.get('/readyz', (_request, reply) => {
     const routes = Object.fromEntries(
       Object.values(groups).map((group) => [group.route, { members: group.members.length, healthy: group.healthyCount }]),
     );
@@ -48,8 +48,9 @@ export function registerStatusRoutes({ app, metrics, groups, state, trust, gate,
     }
     return reply.send({ status: 'ready', routes, ...extra });
   });
-  admin.get('/metrics', async (_request, reply) => {
+  app.get('/metrics', async (_request, reply) => {
     beforeScrape();
     return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
-}
+  done();
+};

@@ -8,7 +8,8 @@ import { provenConnector, readyzOn } from './proven-connector.js';
 import type { UpstreamAddress } from './upstream-url.js';
 import { parseUpstreamUrl } from './upstream-url.js';
 
-export interface UpstreamTimeouts {
+/** How each member's keep-alive pool is sized and timed, and how often members are checked. */
+export interface UpstreamPoolOptions {
   connections: number;
   connectTimeoutMs: number;
   headersTimeoutMs: number;
@@ -54,8 +55,6 @@ export class UpstreamMember {
   readonly route: PrivacyRoute;
   readonly url: string;
   readonly address: UpstreamAddress;
-  /** The origin requests to this member are dispatched to; unique across all members. */
-  readonly dispatchOrigin: string;
   readonly pool: Pool;
   /**
    * Health checks have a connection of their own: behind a busy pool a /readyz would queue after
@@ -79,21 +78,19 @@ export class UpstreamMember {
   ohttpKeyConfig: { keyId: number; encoded: Uint8Array } | undefined;
 
   /** `guard`: every connection the pools open must first prove the member's attested key (secure members). */
-  constructor(route: PrivacyRoute, url: string, index: number, timeouts: UpstreamTimeouts, guard?: ConnectionGuard) {
+  constructor(route: PrivacyRoute, url: string, options: UpstreamPoolOptions, guard?: ConnectionGuard) {
     const address = parseUpstreamUrl(url);
     this.route = route;
     this.url = url;
     this.address = address;
-    // Unix sockets have no origin of their own; a reserved .invalid name keeps each distinct.
-    this.dispatchOrigin = address.origin ?? `http://${route}-${index}.unix.invalid`;
     const connect = guard
-      ? provenConnector(address, guard, { connectTimeoutMs: timeouts.connectTimeoutMs, proofTimeoutMs: timeouts.healthTimeoutMs })
-      : { timeout: timeouts.connectTimeoutMs, ...(address.socketPath ? { socketPath: address.socketPath } : {}) };
+      ? provenConnector(address, guard, { connectTimeoutMs: options.connectTimeoutMs, proofTimeoutMs: options.healthTimeoutMs })
+      : { timeout: options.connectTimeoutMs, ...(address.socketPath ? { socketPath: address.socketPath } : {}) };
     this.pool = new Pool(address.origin ?? 'http://localhost', {
-      connections: timeouts.connections,
+      connections: options.connections,
       pipelining: 1,
-      headersTimeout: timeouts.headersTimeoutMs,
-      bodyTimeout: timeouts.bodyTimeoutMs,
+      headersTimeout: options.headersTimeoutMs,
+      bodyTimeout: options.bodyTimeoutMs,
       keepAliveTimeout: 60_000,
       connect,
     });
@@ -104,25 +101,25 @@ export class UpstreamMember {
 export class UpstreamGroup {
   readonly route: PrivacyRoute;
   readonly members: readonly UpstreamMember[];
-  readonly #timeouts: UpstreamTimeouts;
+  readonly #options: UpstreamPoolOptions;
   readonly #observer: UpstreamObserver;
   readonly #gate: MemberGate | undefined;
   #timer: NodeJS.Timeout | undefined;
   #next = 0;
   #stopped = false;
 
-  constructor(route: PrivacyRoute, urls: readonly string[], timeouts: UpstreamTimeouts, observer: UpstreamObserver = {}, gate?: MemberGate) {
+  constructor(route: PrivacyRoute, urls: readonly string[], options: UpstreamPoolOptions, observer: UpstreamObserver = {}, gate?: MemberGate) {
     this.route = route;
-    this.members = urls.map((url, index) => {
-      if (!gate) return new UpstreamMember(route, url, index, timeouts);
+    this.members = urls.map((url) => {
+      if (!gate) return new UpstreamMember(route, url, options);
       const guard: ConnectionGuard = {
         connectionKey: () => gate.connectionKey(member),
         refused: (outcome, cause) => this.#connectionRefused(member, outcome, cause),
       };
-      const member: UpstreamMember = new UpstreamMember(route, url, index, timeouts, guard);
+      const member: UpstreamMember = new UpstreamMember(route, url, options, guard);
       return member;
     });
-    this.#timeouts = timeouts;
+    this.#options = options;
     this.#observer = observer;
     this.#gate = gate;
     // Behind a gate, a member is untrusted until the gate has admitted it.
@@ -152,7 +149,7 @@ export class UpstreamGroup {
 
   /** Takes a member out of rotation at once; the health checks bring it back when it answers. */
   eject(member: UpstreamMember, reason: string): void {
-    member.ejectedUntil = performance.now() + EJECTION_INTERVALS * this.#timeouts.healthIntervalMs;
+    member.ejectedUntil = performance.now() + EJECTION_INTERVALS * this.#options.healthIntervalMs;
     this.#setHealth(member, false, reason);
   }
 
@@ -164,7 +161,7 @@ export class UpstreamGroup {
         void this.checkAll().finally(() => {
           if (!this.#stopped) tick();
         });
-      }, this.#timeouts.healthIntervalMs);
+      }, this.#options.healthIntervalMs);
       this.#timer.unref();
     };
     tick();
@@ -189,9 +186,9 @@ export class UpstreamGroup {
       const response = await member.healthPool.request({
         method: 'GET',
         path: '/readyz',
-        headersTimeout: this.#timeouts.healthTimeoutMs,
-        bodyTimeout: this.#timeouts.healthTimeoutMs,
-        signal: AbortSignal.timeout(this.#timeouts.healthTimeoutMs),
+        headersTimeout: this.#options.healthTimeoutMs,
+        bodyTimeout: this.#options.healthTimeoutMs,
+        signal: AbortSignal.timeout(this.#options.healthTimeoutMs),
       });
       await response.body.dump();
       if (response.statusCode !== 200) {
@@ -213,8 +210,8 @@ export class UpstreamGroup {
   async #checkGated(member: UpstreamMember, gate: MemberGate): Promise<void> {
     let connection: MemberConnection | undefined;
     try {
-      connection = await MemberConnection.open(member.address, this.#timeouts.connectTimeoutMs);
-      const { statusCode, report } = await readyzOn(connection, gate.challengeKey(member), this.#timeouts.healthTimeoutMs);
+      connection = await MemberConnection.open(member.address, this.#options.connectTimeoutMs);
+      const { statusCode, report } = await readyzOn(connection, gate.challengeKey(member), this.#options.healthTimeoutMs);
       // A member that is not ready (503) is unwell; any other answer without the proof asked for
       // is the gate's to judge (it is not the attested process).
       if (statusCode !== 200 && (report.proofOk !== false || statusCode === 503)) {
