@@ -29,6 +29,7 @@ import { manageTlsListener, readTlsFiles, tlsServerOptions } from './tls.js';
 import type { UpstreamMember } from './upstream-group.js';
 import { UpstreamGroup } from './upstream-group.js';
 import { AttestationGate } from './attestation-gate.js';
+import { ohttpKeyBinding } from './ohttp-key-binding.js';
 import type { AttestationTrust } from './attestation-trust.js';
 import { TRUST_WARNINGS } from './attestation-trust.js';
 
@@ -89,7 +90,7 @@ export function buildGateway(config: GatewayConfig, policy: PrivacyPolicy, depen
   };
   const trust = dependencies.attestationTrust;
   if (config.secureUpstream.length > 0 && !trust) throw new Error('secure upstreams need an attestation trust (loadAttestationTrust)');
-  const gate = trust && trust.mode !== 'insecure-skipped' ? new AttestationGate(trust, metrics, app.log) : undefined;
+  const gate: AttestationGate | undefined = trust && trust.mode !== 'insecure-skipped' ? new AttestationGate(trust, metrics, app.log, ohttpKeyBinding((): readonly UpstreamMember[] => groups.secure.members)) : undefined;
   if (trust) {
     metrics.attestationTrust.set({ mode: trust.mode.replaceAll('-', '_') }, 1);
     if (trust.mode !== 'aws-root') app.log.warn({ trust: trust.mode }, TRUST_WARNINGS[trust.mode]);
