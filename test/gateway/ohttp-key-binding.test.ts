@@ -78,9 +78,9 @@ async function setup(t: TestContext, keyIds: number[]) {
   }
   const trust: AttestationTrust = { mode: 'insecure-emulated-nsm-root', expectedPcrs: PINNED, emulatedRootFile: rootFile, allowDebugMode: false, intervalMs: 60_000, retryMs: 5_000, maxAgeMs: 60_000 };
   const options = { connections: 2, connectTimeoutMs: 1_000, headersTimeoutMs: 5_000, bodyTimeoutMs: 5_000, healthIntervalMs: 10_000, healthTimeoutMs: 2_000 };
-  let group: UpstreamGroup | undefined;
-  const gate = new AttestationGate(trust, createGatewayMetrics(), silent, ohttpKeyBinding(() => group!.members));
-  group = new UpstreamGroup('secure', enclaves.map((enclave) => enclave.url), options, {}, gate);
+  const members: { group?: UpstreamGroup } = {};
+  const gate = new AttestationGate(trust, createGatewayMetrics(), silent, ohttpKeyBinding(() => members.group!.members));
+  const group = (members.group = new UpstreamGroup('secure', enclaves.map((enclave) => enclave.url), options, {}, gate));
   t.after(() => group.stop());
   return { group, gate, enclaves };
 }
@@ -131,9 +131,9 @@ test('a malformed or longer key list refuses the member', async (t) => {
 test('two attested members with the same key id: the second is refused, naming the first', async (t) => {
   const { group } = await setup(t, [7, 7]);
   await group.checkAll();
-  const [first, second] = group.members as [typeof group.members[0], typeof group.members[0]];
-  const holder = first!.ohttpKeyConfig ? first! : second!;
-  const refused = holder === first ? second! : first!;
+  const [first, second] = [group.members[0]!, group.members[1]!];
+  const holder = first.ohttpKeyConfig ? first : second;
+  const refused = holder === first ? second : first;
   assert.equal(holder.healthy, true);
   assert.equal(holder.ohttpKeyConfig?.keyId, 7);
   assert.equal(refused.healthy, false);
