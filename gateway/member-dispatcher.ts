@@ -16,15 +16,23 @@ import type { PrivacyRoute } from './policy.js';
 import type { UpstreamGroup, UpstreamMember } from './upstream-group.js';
 import { parseUpstreamUrl } from './upstream-url.js';
 
+/** How many requests one member may hold: its pool's connections, and those waiting for one. */
+export interface MemberCapacity {
+  connections: number;
+  upstreamQueue: number;
+}
+
 export class MemberDispatcher extends Dispatcher {
   readonly #groups: Readonly<Record<PrivacyRoute, UpstreamGroup>>;
+  readonly #maxPerMember: number;
   readonly #memberByKey = new Map<string, UpstreamMember>();
   readonly #keyByMember = new Map<UpstreamMember, string>();
   readonly #hostByMember = new Map<UpstreamMember, string>();
 
-  constructor(groups: Readonly<Record<PrivacyRoute, UpstreamGroup>>) {
+  constructor(groups: Readonly<Record<PrivacyRoute, UpstreamGroup>>, capacity: MemberCapacity) {
     super();
     this.#groups = groups;
+    this.#maxPerMember = capacity.connections + capacity.upstreamQueue;
     for (const group of Object.values(groups)) {
       group.members.forEach((member, index) => {
         const key = `http://${member.route}-${index}.member.invalid`;
@@ -36,15 +44,29 @@ export class MemberDispatcher extends Dispatcher {
     }
   }
 
+  /** Throws the coded 503 at once when no member of `route` could take a request. */
+  ensureRoutable(route: PrivacyRoute): void {
+    const group = this.#groups[route];
+    if (group.healthyCount === 0) throw noMemberError(group);
+  }
+
   /**
    * The healthy member of `route` with the fewest requests in flight, now counting this one; the
    * caller calls release() when the request is done. Throws the coded 503 that says why none can
-   * take it: a secure request is refused here, before any byte of it is sent anywhere.
+   * take it: a secure request is refused here, before any byte of it is sent anywhere. A member
+   * whose connections are all busy and whose queue is full takes no more: the answer is a fast
+   * 503, not a wait behind requests that may never finish.
    */
   choose(route: PrivacyRoute): UpstreamMember {
     const group = this.#groups[route];
     const member = group.pick();
     if (!member) throw noMemberError(group);
+    if (member.inFlight >= this.#maxPerMember) {
+      throw gatewayErrors.GW_UPSTREAM_BUSY(
+        `Every ${route} member is holding ${this.#maxPerMember} requests (--connections plus --upstream-queue); retry after Retry-After`,
+        { headers: { 'retry-after': '1' } },
+      );
+    }
     member.inFlight++;
     return member;
   }
