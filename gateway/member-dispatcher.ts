@@ -61,14 +61,39 @@ export class MemberDispatcher extends Dispatcher {
     const group = this.#groups[route];
     const member = group.pick();
     if (!member) throw noMemberError(group);
+    return this.#take(member, route);
+  }
+
+  #take(member: UpstreamMember, route: PrivacyRoute): UpstreamMember {
     if (member.inFlight >= this.#maxPerMember) {
       throw gatewayErrors.GW_UPSTREAM_BUSY(
-        `Every ${route} member is holding ${this.#maxPerMember} requests (--connections plus --upstream-queue); retry after Retry-After`,
+        `Every ${route} member that could take the request is holding ${this.#maxPerMember} requests (--connections plus --upstream-queue); retry after Retry-After`,
         { headers: { 'retry-after': '1' } },
       );
     }
     member.inFlight++;
     return member;
+  }
+
+  /**
+   * For an OHTTP request (message/ohttp-req) on the secure route: the healthy secure member that
+   * holds the key the request was encrypted to (its first byte), with the fewest in flight. The
+   * request is never decrypted here; a key no healthy member holds is 422, so the client fetches
+   * the keys again.
+   */
+  chooseByKeyId(keyId: number): UpstreamMember {
+    const group = this.#groups.secure;
+    let best: UpstreamMember | undefined;
+    for (const member of group.members) {
+      if (member.healthy && member.ohttpKeyConfig?.keyId === keyId && (!best || member.inFlight < best.inFlight)) best = member;
+    }
+    if (!best) {
+      if (group.healthyCount === 0) throw noMemberError(group);
+      throw gatewayErrors.GW_OHTTP_UNKNOWN_KEY(
+        `No attested secure upstream holds OHTTP key id ${keyId}; fetch /.well-known/ohttp-gateway again, re-attest, and retry once`,
+      );
+    }
+    return this.#take(best, 'secure');
   }
 
   release(member: UpstreamMember): void {

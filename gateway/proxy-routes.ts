@@ -14,7 +14,9 @@ import { MemberDispatcher } from './member-dispatcher.js';
 import type { PrivacyRoute } from './policy.js';
 import privacyHooks from './privacy-hooks.js';
 import { TenantRateLimiter } from './rate-limit.js';
+import { OHTTP_HEADER_BYTES, isOhttpRequest, ohttpKeyId } from './ohttp-routing.js';
 import { StreamedBody, readRequestBody } from './request-body.js';
+import type { ReadBody } from './request-body.js';
 import { mapUpstreamFailure } from './upstream-errors.js';
 
 const SMALL_RESPONSE_BYTES = 64 * 1024;
@@ -59,6 +61,8 @@ const predictRoute: FastifyPluginCallback<PredictRouteOptions> = (instance, opti
     bufferBytes: config.bodyBufferBytes,
     idleTimeoutMs: config.bodyIdleTimeoutMs,
     signalHeaders: [config.privacyHeader, config.apiKeyHeader],
+    // An encrypted request's member is chosen by its first bytes, streamed or not.
+    headBytes: OHTTP_HEADER_BYTES,
   };
   instance.removeAllContentTypeParsers();
   instance.addContentTypeParser('*', (request, payload, parsed) => {
@@ -79,7 +83,10 @@ const predictRoute: FastifyPluginCallback<PredictRouteOptions> = (instance, opti
       const chooseMember = () => {
         try {
           const privacy = request.privacy!;
-          const member = members.choose(privacy.route);
+          const member =
+            privacy.route === 'secure' && isOhttpRequest(request.headers['content-type'])
+              ? members.chooseByKeyId(ohttpKeyId(request.body as ReadBody | undefined))
+              : members.choose(privacy.route);
           privacy.member = member;
           // The response's close, not the request's: a request closes once its body is read.
           reply.raw.once('close', () => members.release(member));

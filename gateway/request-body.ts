@@ -17,6 +17,8 @@ export interface BodyReadOptions {
   idleTimeoutMs: number;
   /** Header names that must never arrive as trailers (the privacy and API key headers). */
   signalHeaders: readonly string[];
+  /** A streamed body is handed over once at least this many bytes of it have arrived. */
+  headBytes: number;
 }
 
 /** A body too large to hold, streamed to the member; `head` holds its first bytes. */
@@ -110,7 +112,7 @@ export function readRequestBody(
     }
     chunks.push(chunk);
     const tooLargeToHold = declared === undefined ? received > options.bufferBytes : declared > options.bufferBytes;
-    if (tooLargeToHold) {
+    if (tooLargeToHold && received >= options.headBytes) {
       streamed = new StreamedBody(request, Buffer.concat(chunks));
       chunks.length = 0;
       settled = true;

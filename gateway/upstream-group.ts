@@ -93,6 +93,12 @@ export class UpstreamMember {
   refusedByGate = false;
   /** Counts the times the member fell out of rotation for being unwell: an admission begun before one is void. */
   outages = 0;
+  /**
+   * The OHTTP key config (RFC 9458 section 3) of a secure member, set by the attestation gate only
+   * once the member's attestation binds it, cleared when the gate forgets the member. Encrypted
+   * requests are routed by its key id.
+   */
+  ohttpKeyConfig: { keyId: number; encoded: Uint8Array } | undefined = undefined;
 
   constructor(route: PrivacyRoute, url: string, options: UpstreamPoolOptions) {
     const address = parseUpstreamUrl(url);
