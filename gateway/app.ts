@@ -7,11 +7,14 @@
 // predict routes with their body parsers, privacy hooks and proxies (proxy-routes.ts), the secure
 // route's discovery routes (secure-discovery-routes.ts); /readyz and /metrics on an admin listener of
 // their own with --admin-port; TLS on the traffic listener with --tls-cert (tls.ts).
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import Fastify, { LogController } from 'fastify';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import underPressure from '@fastify/under-pressure';
 import type { Registry } from 'prom-client';
+import type { CodedError } from '../common/index.js';
+import { answerClientError } from './client-errors.js';
 import type { GatewayConfig } from './config.js';
 import connectionHooks from './connection-hooks.js';
 import type { GatewayContext } from './context.js';
@@ -59,7 +62,27 @@ function isLogger(logger: FastifyBaseLogger | boolean | Record<string, unknown>)
   return typeof logger === 'object' && typeof logger.child === 'function';
 }
 
-function createFastify(config: GatewayConfig, logger: FastifyBaseLogger | boolean | Record<string, unknown>, tls: TlsFiles | undefined): FastifyInstance {
+// How often node:http looks for requests over --request-timeout-ms (its default, 30 s, let a 30 s
+// timeout fire after up to 60 s).
+const REQUEST_TIMEOUT_CHECK_MS = 500;
+
+/** A request target in absolute form (`POST http://host/predict-secure`) as the path it names. */
+function originForm(url: string): string {
+  if (url.startsWith('/') || !/^https?:\/\//i.test(url)) return url;
+  try {
+    const parsed = new URL(url);
+    return parsed.pathname + parsed.search;
+  } catch {
+    return url;
+  }
+}
+
+function createFastify(
+  config: GatewayConfig,
+  logger: FastifyBaseLogger | boolean | Record<string, unknown>,
+  onClientError: (error: CodedError) => void,
+  tls: TlsFiles | undefined,
+): FastifyInstance {
   const options = {
     ...tlsServerOptions(tls, config.http2),
     // One line per request is written by the onResponse hook (privacy-hooks.ts), with nothing a secure
@@ -67,19 +90,37 @@ function createFastify(config: GatewayConfig, logger: FastifyBaseLogger | boolea
     logController: new LogController({ disableRequestLogging: true }),
     requestTimeout: config.requestTimeoutMs,
     routerOptions: { maxParamLength: 100 },
-    http: { maxHeaderSize: config.maxHeaderSize },
+    http: { maxHeaderSize: config.maxHeaderSize, connectionsCheckingInterval: REQUEST_TIMEOUT_CHECK_MS },
+    rewriteUrl: (request: IncomingMessage) => originForm(request.url ?? '/'),
+    clientErrorHandler: (error: NodeJS.ErrnoException, socket: Socket) => answerClientError(error, socket, onClientError),
     trustProxy: config.trustProxy,
     return503OnClosing: false,
     genReqId: (request: IncomingMessage) => requestIdFor(request.headers),
   };
-  return isLogger(logger) ? Fastify({ ...options, loggerInstance: logger }) : Fastify({ ...options, logger });
+  const app = isLogger(logger) ? Fastify({ ...options, loggerInstance: logger }) : Fastify({ ...options, logger });
+  // node:http keeps the first 1000 header lines and silently drops the rest, so a privacy header
+  // past them would be missed: let it keep as many as the largest header block can hold.
+  app.server.maxHeadersCount = config.maxHeaderSize;
+  // node:http enforces neither timeout while its headers timeout (60 s by default) is longer than
+  // the request timeout: the headers must arrive within the request's time anyway.
+  app.server.headersTimeout = config.requestTimeoutMs;
+  // Expect: 100-continue is answered here, where the declared length is known: a body over
+  // --body-limit is refused (413) before the client sends any of it; any other gets its 100.
+  app.server.on('checkContinue', (request: IncomingMessage, response: ServerResponse) => {
+    if (!(Number(request.headers['content-length'] ?? 0) > config.bodyLimit)) response.writeContinue();
+    app.server.emit('request', request, response);
+  });
+  return app;
 }
 
 /** Builds the gateway from a parsed configuration; nothing listens until the caller's listen(). */
 export function buildGateway(config: GatewayConfig, policy: PrivacyPolicy, dependencies: GatewayDependencies = {}): Gateway {
   const metrics = createGatewayMetrics(dependencies.registry);
   const tls = dependencies.tls ?? readTlsFiles(config);
-  const app = createFastify(config, dependencies.logger ?? { level: config.logLevel, base: { component: 'gateway' } }, tls);
+  const app = createFastify(config, dependencies.logger ?? { level: config.logLevel, base: { component: 'gateway' } }, (error) =>
+    metrics.errors.inc({ route: 'none', code: error.code }),
+    tls,
+  );
 
   const observer = {
     onHealthChange(member: UpstreamMember, healthy: boolean, reason: string) {
@@ -110,7 +151,7 @@ export function buildGateway(config: GatewayConfig, policy: PrivacyPolicy, depen
 
   app.decorateRequest('privacy', undefined);
   void app.register(errorReplies, { metrics });
-  void app.register(connectionHooks, { state });
+  void app.register(connectionHooks, { state, lingerMs: config.lingerMs });
   if (config.maxEventLoopDelayMs > 0 || config.maxHeapUsedBytes > 0) {
     void app.register(underPressure, {
       maxEventLoopDelay: config.maxEventLoopDelayMs,

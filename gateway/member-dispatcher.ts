@@ -16,15 +16,23 @@ import type { PrivacyRoute } from './policy.js';
 import type { UpstreamGroup, UpstreamMember } from './upstream-group.js';
 import { parseUpstreamUrl } from './upstream-url.js';
 
+/** How many requests one member may hold: its pool's connections, and those waiting for one. */
+export interface MemberCapacity {
+  connections: number;
+  upstreamQueue: number;
+}
+
 export class MemberDispatcher extends Dispatcher {
   readonly #groups: Readonly<Record<PrivacyRoute, UpstreamGroup>>;
+  readonly #maxPerMember: number;
   readonly #memberByKey = new Map<string, UpstreamMember>();
   readonly #keyByMember = new Map<UpstreamMember, string>();
   readonly #hostByMember = new Map<UpstreamMember, string>();
 
-  constructor(groups: Readonly<Record<PrivacyRoute, UpstreamGroup>>) {
+  constructor(groups: Readonly<Record<PrivacyRoute, UpstreamGroup>>, capacity: MemberCapacity) {
     super();
     this.#groups = groups;
+    this.#maxPerMember = capacity.connections + capacity.upstreamQueue;
     for (const group of Object.values(groups)) {
       group.members.forEach((member, index) => {
         const key = `http://${member.route}-${index}.member.invalid`;
@@ -36,17 +44,56 @@ export class MemberDispatcher extends Dispatcher {
     }
   }
 
+  /** Throws the coded 503 at once when no member of `route` could take a request. */
+  ensureRoutable(route: PrivacyRoute): void {
+    const group = this.#groups[route];
+    if (group.healthyCount === 0) throw noMemberError(group);
+  }
+
   /**
    * The healthy member of `route` with the fewest requests in flight, now counting this one; the
    * caller calls release() when the request is done. Throws the coded 503 that says why none can
-   * take it: a secure request is refused here, before any byte of it is sent anywhere.
+   * take it: a secure request is refused here, before any byte of it is sent anywhere. A member
+   * whose connections are all busy and whose queue is full takes no more: the answer is a fast
+   * 503, not a wait behind requests that may never finish.
    */
   choose(route: PrivacyRoute): UpstreamMember {
     const group = this.#groups[route];
     const member = group.pick();
     if (!member) throw noMemberError(group);
+    return this.#take(member, route);
+  }
+
+  #take(member: UpstreamMember, route: PrivacyRoute): UpstreamMember {
+    if (member.inFlight >= this.#maxPerMember) {
+      throw gatewayErrors.GW_UPSTREAM_BUSY(
+        `Every ${route} member that could take the request is holding ${this.#maxPerMember} requests (--connections plus --upstream-queue); retry after Retry-After`,
+        { headers: { 'retry-after': '1' } },
+      );
+    }
     member.inFlight++;
     return member;
+  }
+
+  /**
+   * For an OHTTP request (message/ohttp-req) on the secure route: the healthy secure member that
+   * holds the key the request was encrypted to (its first byte), with the fewest in flight. The
+   * request is never decrypted here; a key no healthy member holds is 422, so the client fetches
+   * the keys again.
+   */
+  chooseByKeyId(keyId: number): UpstreamMember {
+    const group = this.#groups.secure;
+    let best: UpstreamMember | undefined;
+    for (const member of group.members) {
+      if (member.healthy && member.ohttpKeyConfig?.keyId === keyId && (!best || member.inFlight < best.inFlight)) best = member;
+    }
+    if (!best) {
+      if (group.healthyCount === 0) throw noMemberError(group);
+      throw gatewayErrors.GW_OHTTP_UNKNOWN_KEY(
+        `No attested secure upstream holds OHTTP key id ${keyId}; fetch /.well-known/ohttp-gateway again, re-attest, and retry once`,
+      );
+    }
+    return this.#take(best, 'secure');
   }
 
   release(member: UpstreamMember): void {

@@ -5,7 +5,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify';
 import httpProxy from '@fastify/http-proxy';
-import { countBytes, limitBody } from './body-limit.js';
+import { countBytes } from './response-bytes.js';
 import type { GatewayContext } from './context.js';
 import { ROUTE_PATHS } from './context.js';
 import { gatewayErrors } from './errors.js';
@@ -15,10 +15,15 @@ import type { PrivacyRoute } from './policy.js';
 import privacyHooks from './privacy-hooks.js';
 import securePlaintextPolicy from './secure-plaintext.js';
 import { TenantRateLimiter } from './rate-limit.js';
+import { OHTTP_HEADER_BYTES, isOhttpRequest, ohttpKeyId } from './ohttp-routing.js';
+import { StreamedBody, readRequestBody } from './request-body.js';
+import type { ReadBody } from './request-body.js';
 import { mapUpstreamFailure } from './upstream-errors.js';
 
 const SMALL_RESPONSE_BYTES = 64 * 1024;
 const UPSTREAM_PATH = '/predict';
+// reply-from needs a content type to send a body it is given; a request that had none gets none.
+const NO_CONTENT_TYPE = 'application/octet-stream';
 
 type PredictRouteOptions = GatewayContext & {
   pathRoute: PrivacyRoute;
@@ -28,7 +33,7 @@ type PredictRouteOptions = GatewayContext & {
 
 /** Both predict routes; one member dispatcher and one rate limiter serve them both. */
 export const predictRoutes: FastifyPluginCallback<GatewayContext> = (instance, context, done) => {
-  const members = new MemberDispatcher(context.groups);
+  const members = new MemberDispatcher(context.groups, context.config);
   const limiter = new TenantRateLimiter(context.policy);
   for (const pathRoute of ['public', 'secure'] as const) {
     void instance.register(predictRoute, { ...context, pathRoute, members, limiter });
@@ -41,53 +46,64 @@ const predictRoute: FastifyPluginCallback<PredictRouteOptions> = (instance, opti
   void instance.register(privacyHooks, { pathRoute, config, policy, metrics, limiter });
   void instance.register(securePlaintextPolicy, { config, policy });
 
-  // The proxied body is streamed, so Fastify's bodyLimit does not apply: count it on the way through.
-  instance.removeAllContentTypeParsers();
-  // A declared Content-Length is checked before the body is forwarded (see chooseMember) and Node's
-  // parser delivers exactly that many bytes; only a chunked body needs counting on the way.
-  instance.addContentTypeParser('*', (request, payload, parsed) => {
-    const route = request.privacy?.route ?? 'none';
-    const declared = request.headers['content-length'];
-    if (declared !== undefined) {
-      metrics.bytesIn.inc({ route }, Number(declared));
-      parsed(null, payload);
-      return;
+  // A route with no member that could take the request refuses it before reading its body.
+  instance.addHook('preParsing', (request, _reply, payload, next) => {
+    try {
+      members.ensureRoutable(request.privacy!.route);
+      next(null, payload);
+    } catch (error) {
+      next(error as Error);
     }
-    parsed(null, limitBody(payload, config.bodyLimit, (bytes) => metrics.bytesIn.inc({ route }, bytes)));
   });
 
-  // Picks the member, or refuses at once with the coded 503 that says why there is none.
-  const chooseMember = (request: FastifyRequest, reply: FastifyReply) => {
-    const privacy = request.privacy!;
-    const declared = Number(request.headers['content-length'] ?? 0);
-    if (declared > config.bodyLimit) {
-      throw gatewayErrors.GW_BODY_TOO_LARGE(`The body declares ${declared} bytes; the limit is ${config.bodyLimit} bytes`);
-    }
-    const member = members.choose(privacy.route);
-    privacy.member = member;
-    // The response's close, not the request's: a request closes once its body is read.
-    reply.raw.once('close', () => members.release(member));
+  // This route's bodies are proxied, never parsed: read whole when small, streamed when large
+  // (request-body.ts). The parser is this plugin's alone; the rest of the gateway keeps Fastify's.
+  const bodyOptions = {
+    limitBytes: config.bodyLimit,
+    bufferBytes: config.bodyBufferBytes,
+    idleTimeoutMs: config.bodyIdleTimeoutMs,
+    signalHeaders: [config.privacyHeader, config.apiKeyHeader],
+    // An encrypted request's member is chosen by its first bytes, streamed or not.
+    headBytes: OHTTP_HEADER_BYTES,
   };
+  instance.removeAllContentTypeParsers();
+  instance.addContentTypeParser('*', (request, payload, parsed) => {
+    const route = request.privacy?.route ?? 'none';
+    readRequestBody(request.raw, bodyOptions, (bytes) => metrics.bytesIn.inc({ route }, bytes), parsed);
+  });
 
   void instance.register(httpProxy, {
     upstream: '',
     prefix: ROUTE_PATHS[pathRoute],
-    // The route itself only: nothing below it is proxied.
-    routes: [''],
+    // The route itself (and with a trailing slash, as the study's clients sent it); nothing below it.
+    routes: ['/'],
     httpMethods: ['POST'],
     proxyPayloads: false,
     undici: members,
     disableRequestLogging: true,
     preHandler: (request, reply, next) => {
-      try {
-        chooseMember(request, reply);
-        next();
-      } catch (error) {
-        next(error as Error);
-      }
+      const chooseMember = () => {
+        try {
+          const privacy = request.privacy!;
+          const member =
+            privacy.route === 'secure' && isOhttpRequest(request.headers['content-type'])
+              ? members.chooseByKeyId(ohttpKeyId(request.body as ReadBody | undefined))
+              : members.choose(privacy.route);
+          privacy.member = member;
+          // The response's close, not the request's: a request closes once its body is read.
+          reply.raw.once('close', () => members.release(member));
+          next();
+        } catch (error) {
+          next(error as Error);
+        }
+      };
+      if (reply.raw.socket) chooseMember();
+      else untilAnswerHoldsConnection(request, reply).then(chooseMember, next);
     },
-    // Always the member's /predict, with the client's query string as it was sent.
-    handler: (_request, reply, _dest, replyOptions) => reply.from(UPSTREAM_PATH, replyOptions),
+    // Always the member's /predict, with the client's query string as it was sent; a body read
+    // whole is sent as it is, with its own length.
+    handler: (request, reply, _dest, replyOptions) =>
+      reply.from(UPSTREAM_PATH, Buffer.isBuffer(request.body) ? { ...replyOptions, body: request.body, contentType: request.headers['content-type'] ?? NO_CONTENT_TYPE } : replyOptions),
     replyOptions: {
       getUpstream: (request) => {
         const privacy = request.privacy!;
@@ -99,6 +115,10 @@ const predictRoute: FastifyPluginCallback<PredictRouteOptions> = (instance, opti
         const privacy = request.privacy!;
         const forwarded = withoutHopByHop(headers);
         forwarded.host = members.hostOf(privacy.member!);
+        if (forwarded['content-type'] === NO_CONTENT_TYPE && request.headers['content-type'] === undefined) delete forwarded['content-type'];
+        // The gateway answered 100 Continue itself (node:http does, before the body); the member
+        // gets the whole request and must not wait to be asked for its body.
+        delete forwarded.expect;
         // The tenant's key proves who called the gateway; it never leaves it.
         delete forwarded[config.apiKeyHeader];
         forwarded['x-request-id'] = request.id;
@@ -124,7 +144,15 @@ const predictRoute: FastifyPluginCallback<PredictRouteOptions> = (instance, opti
         response.stream.once('error', (error: Error) => void reply.send(mapUpstreamFailure(error, privacy.route).error));
       },
       onError: (reply, { error }) => {
-        const privacy = reply.request.privacy!;
+        const request = reply.request;
+        const privacy = request.privacy!;
+        // The client's own failure while its body streamed (gone, broken framing, too slow, too
+        // large) is the client's: it never counts against the member.
+        const clientFailure = request.body instanceof StreamedBody ? request.body.clientFailure : undefined;
+        if (clientFailure) {
+          void reply.send(clientFailure);
+          return;
+        }
         const failure = mapUpstreamFailure(error, privacy.route);
         if (failure.eject && privacy.member) {
           metrics.upstreamEjections.inc({ route: privacy.route, member: privacy.member.url });
@@ -136,6 +164,28 @@ const predictRoute: FastifyPluginCallback<PredictRouteOptions> = (instance, opti
   });
   done();
 };
+
+/**
+ * Waits until this request's answer holds the connection, i.e. every answer before it on the
+ * connection has been written. A request pipelined behind one whose answer closes the connection
+ * (an HTTP/1.0 request, a refused body) never gets that far, so it is never sent to a member.
+ */
+function untilAnswerHoldsConnection(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  const response = reply.raw;
+  const socket = request.raw.socket;
+  return new Promise((resolve, reject) => {
+    const onSocket = () => {
+      socket.off('close', onClose);
+      resolve();
+    };
+    const onClose = () => {
+      response.off('socket', onSocket);
+      reject(gatewayErrors.GW_REQUEST_ABORTED('The connection closed before the answers before this request were written'));
+    };
+    response.once('socket', onSocket);
+    socket.once('close', onClose);
+  });
+}
 
 /** reply-from hands over undici's headers object, though its types describe an http.ServerResponse. */
 function upstreamHeaders(response: object): IncomingHttpHeaders {

@@ -115,7 +115,7 @@ export const secureDiscoveryRoutes: FastifyPluginCallback<SecureDiscoveryOptions
     const decision = limiter.take(request.ip, now());
     if (!decision.allowed) throw gatewayErrors.GW_ATTESTATION_RATE_LIMITED(undefined, { headers: { 'retry-after': String(decision.retryAfterSeconds) } });
     const member = secure.members.find((candidate) => candidate.healthy && candidate.ohttpKeyConfig?.keyId === keyId);
-    if (!member) throw gatewayErrors.GW_UNKNOWN_KEY_ID(`No attested secure upstream holds key id ${keyId}; fetch /.well-known/ohttp-gateway again`);
+    if (!member) throw gatewayErrors.GW_OHTTP_UNKNOWN_KEY(`No attested secure upstream holds key id ${keyId}; fetch /.well-known/ohttp-gateway again`);
     const document = await fetchDocument(secure, member, nonceHex);
     return reply.type('application/cbor').header('cache-control', 'no-store').send(document);
   });

@@ -70,12 +70,12 @@ export class UpstreamMember {
   refusedByGate = false;
   /** Counts the times the member fell out of rotation for being unwell: an admission begun before one is void. */
   outages = 0;
-
   /**
-   * The OHTTP key config this member's attestation binds (set by the attestation gate once the
-   * attested document's public_key and user_data bind it; cleared when the gate forgets the member).
+   * The OHTTP key config (RFC 9458 section 3) of a secure member, set by the attestation gate only
+   * once the member's attestation binds it, cleared when the gate forgets the member. Encrypted
+   * requests are routed by its key id.
    */
-  ohttpKeyConfig: { keyId: number; encoded: Uint8Array } | undefined;
+  ohttpKeyConfig: { keyId: number; encoded: Uint8Array } | undefined = undefined;
 
   /** `guard`: every connection the pools open must first prove the member's attested key (secure members). */
   constructor(route: PrivacyRoute, url: string, options: UpstreamPoolOptions, guard?: ConnectionGuard) {

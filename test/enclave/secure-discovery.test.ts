@@ -57,7 +57,7 @@ test('a client gets the attested key config and a fresh document bound to it thr
   assert.ok(verified.ok, `the document verifies: ${verified.reason}`);
   assert.deepEqual(Buffer.from(verified.document!.publicKey!), Buffer.from(config.publicKey), "public_key is the config's key");
   assert.deepEqual(Buffer.from(verified.document!.userData!), createHash('sha256').update(encodeKeyConfig(config)).digest(), 'user_data binds the config');
-  await expectCodedError(await fetch(`${url}/attestation?nonce=${nonce.toString('hex')}&key-id=${(KEY_ID + 1) % 256}`), 404, 'GW_UNKNOWN_KEY_ID');
+  await expectCodedError(await fetch(`${url}/attestation?nonce=${nonce.toString('hex')}&key-id=${(KEY_ID + 1) % 256}`), 422, 'GW_OHTTP_UNKNOWN_KEY');
 
   const body = Buffer.from(JSON.stringify({ images: [(await sampleImage({ width: 64, height: 64 })).toString('base64')], topk: 3 }));
   await expectCodedError(await fetch(`${url}/predict-secure`, { method: 'POST', headers: { 'content-type': 'application/json' }, body }), 415, 'GW_SECURE_PLAINTEXT_REFUSED');

@@ -11,7 +11,7 @@ test('without an attested secure member holding a key config, the key list is a 
   const secureUpstream = await startRecordingUpstream(t, 'secure', { unix: true });
   const { url } = await startGateway(t, ['--secure-upstream', secureUpstream.url]);
   await expectCodedError(await fetch(`${url}/.well-known/ohttp-gateway`), 503, 'GW_NO_SECURE_UPSTREAM');
-  await expectCodedError(await fetch(`${url}/attestation?nonce=${NONCE}&key-id=7`), 404, 'GW_UNKNOWN_KEY_ID');
+  await expectCodedError(await fetch(`${url}/attestation?nonce=${NONCE}&key-id=7`), 422, 'GW_OHTTP_UNKNOWN_KEY');
   assert.deepEqual(secureUpstream.received, [], 'nothing was asked of the member');
 });
 
@@ -26,7 +26,7 @@ test('bad nonces and key ids get 400 with their own codes', async (t) => {
     await expectCodedError(await ask(query), 400, 'GW_INVALID_KEY_ID');
   }
   // The longest nonce the NSM signs is accepted as input (and then the key id is unknown here).
-  await expectCodedError(await ask(`?nonce=${'00'.repeat(512)}&key-id=255`), 404, 'GW_UNKNOWN_KEY_ID');
+  await expectCodedError(await ask(`?nonce=${'00'.repeat(512)}&key-id=255`), 422, 'GW_OHTTP_UNKNOWN_KEY');
   assert.equal((await fetch(`${url}/healthz`)).status, 200, 'the gateway keeps serving');
 });
 
@@ -34,8 +34,8 @@ test('GET /attestation is rate-limited per client address with 429 and Retry-Aft
   const secureUpstream = await startRecordingUpstream(t, 'secure', { unix: true });
   const { url } = await startGateway(t, ['--secure-upstream', secureUpstream.url, '--attestation-burst', '2', '--attestation-requests-per-second', '0.01']);
   const ask = () => fetch(`${url}/attestation?nonce=${NONCE}&key-id=1`);
-  await expectCodedError(await ask(), 404, 'GW_UNKNOWN_KEY_ID');
-  await expectCodedError(await ask(), 404, 'GW_UNKNOWN_KEY_ID');
+  await expectCodedError(await ask(), 422, 'GW_OHTTP_UNKNOWN_KEY');
+  await expectCodedError(await ask(), 422, 'GW_OHTTP_UNKNOWN_KEY');
   const limited = await ask();
   assert.equal(limited.headers.get('retry-after'), '100');
   await expectCodedError(limited, 429, 'GW_ATTESTATION_RATE_LIMITED');
