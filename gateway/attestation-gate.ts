@@ -3,24 +3,31 @@
 // /readyz, and the gate answers from what it verified, attesting again
 //   - before the member's first request,
 //   - every --attestation-interval-ms,
-//   - whenever the process behind the member is not the one attested: /readyz reports another
-//     boot key, or cannot prove it holds the attested one (every health check sends a possession
-//     challenge that only the holder of the attested X25519 key can answer),
+//   - whenever the process behind the member is not the one attested (/readyz reports another
+//     boot key),
 //   - after the member failed a health check or a request (the gate forgets it).
-// Attesting: a fresh nonce, GET /attestation?nonce= on the member's health connection, then every
+// Every health check runs on a new connection and challenges the last attested boot key; every
+// connection opened for requests must answer that challenge before it carries one
+// (proven-connector.ts). A process that answers at the member's address without the proof, and
+// claims no other boot key, is refused without being attested: it learns nothing but challenges.
+// Attesting: on the health check's own connection, a fresh nonce, GET /attestation?nonce=, every
 // check of attestation/ (chain to the trusted root, COSE signature, pinned PCRs, the nonce,
-// freshness), the document's public_key must hash to the boot key /readyz gave, and the member
-// must prove it holds that key's private half. Requests never wait for any of this: routing
-// reads a boolean. What this cannot do: bind each request to the attested key (a relay could send
-// health checks to the enclave and requests elsewhere); that takes end-to-end encryption to it.
+// freshness); the document's public_key must hash to the boot key /readyz gave on that connection,
+// and the process on it must prove it holds that key's private half. Requests never wait for any
+// of this: routing reads a boolean. What this cannot do: stop whoever can read an already proven
+// connection on the parent (root, through the relay); the client's end-to-end encryption to the
+// attested key (OHTTP) is what protects a secure request's content from the parent.
 import { createHash } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import type { FastifyBaseLogger } from 'fastify';
-import type { AttestationVerifier } from '../attestation/index.js';
-import { AWS_NITRO_ROOT_G1_PEM, createAttestationVerifier, createChallenge, createNonce } from '../attestation/index.js';
+import type { AttestationDocument, AttestationVerifier } from '../attestation/index.js';
+import { AWS_NITRO_ROOT_G1_PEM, createAttestationVerifier, createNonce } from '../attestation/index.js';
 import type { AttestationTrust } from './attestation-trust.js';
 import type { GatewayMetrics } from './metrics.js';
-import type { MemberGate, ReadyzProbe, ReadyzReport, UpstreamMember } from './upstream-group.js';
+import type { MemberConnection } from './member-connection.js';
+import type { ChallengeOutcome, ReadyzReport } from './proven-connector.js';
+import { readyzOn } from './proven-connector.js';
+import type { MemberGate, UpstreamMember } from './upstream-group.js';
 import { describeError } from './upstream-group.js';
 
 /** Far above a genuine document (about 4.5 KiB), far below anything that could hurt. */
@@ -31,10 +38,13 @@ interface MemberAttestation {
   /** Bumped by forget(): an attestation begun before it is void. */
   generation: number;
   verifiedAt?: number;
-  /** The attested document's public_key (raw X25519): the enclave's boot key. */
-  publicKey?: Uint8Array;
+  /**
+   * The last attested document's public_key (raw X25519): the enclave's boot key. Kept after
+   * forget(), for the health checks to challenge, until a process reporting another key answers.
+   */
+  bootKey?: Uint8Array;
   /** Its SHA-256 (hex), as /readyz reports it. */
-  publicKeySha256?: string;
+  bootKeySha256?: string;
   moduleId?: string;
   failedAt?: number;
   problem?: string;
@@ -47,6 +57,14 @@ export interface MemberAttestationStatus {
   problem?: string;
 }
 
+/** Learns the OHTTP key config an attested member serves, once its document binds it (ohttp-key-binding.ts). */
+export interface KeyConfigBinding {
+  /** The bound config, undefined when the member serves none; throws AttestationProblem when it does not bind. */
+  bind(member: UpstreamMember, connection: MemberConnection, document: AttestationDocument): Promise<UpstreamMember['ohttpKeyConfig']>;
+}
+
+const NO_KEY_CONFIG: KeyConfigBinding = { bind: () => Promise.resolve(undefined) };
+
 export class AttestationGate implements MemberGate {
   readonly trust: AttestationTrust;
   readonly #metrics: GatewayMetrics;
@@ -55,50 +73,69 @@ export class AttestationGate implements MemberGate {
   #verifier: AttestationVerifier | undefined;
   #rootStamp = '';
 
-  constructor(trust: AttestationTrust, metrics: GatewayMetrics, log: FastifyBaseLogger) {
+  readonly #keyBinding: KeyConfigBinding;
+
+  constructor(trust: AttestationTrust, metrics: GatewayMetrics, log: FastifyBaseLogger, keyBinding: KeyConfigBinding = NO_KEY_CONFIG) {
     this.trust = trust;
+    this.#keyBinding = keyBinding;
     this.#metrics = metrics;
     this.#log = log;
   }
 
-  probe(member: UpstreamMember): ReadyzProbe | undefined {
-    const attested = this.#state(member).publicKey;
-    if (!attested) return undefined;
-    const challenge = createChallenge();
-    return { query: challenge.hex, verify: (proof) => challenge.check(attested, proof) };
+  connectionKey(member: UpstreamMember): Uint8Array | undefined {
+    const state = this.#state(member);
+    return state.verifiedAt === undefined ? undefined : state.bootKey;
+  }
+
+  challengeKey(member: UpstreamMember): Uint8Array | undefined {
+    return this.#state(member).bootKey;
   }
 
   holds(member: UpstreamMember, readyz: ReadyzReport): boolean {
     const state = this.#state(member);
     // The same boot key, and proven: the process that answered holds the attested key's private half.
-    return state.verifiedAt !== undefined && readyz.publicKeySha256 === state.publicKeySha256 && readyz.proofOk === true;
+    return state.verifiedAt !== undefined && readyz.publicKeySha256 === state.bootKeySha256 && readyz.proofOk === true;
   }
 
-  async admit(member: UpstreamMember, readyz: ReadyzReport): Promise<string | undefined> {
+  async admit(member: UpstreamMember, readyz: ReadyzReport, connection: MemberConnection): Promise<string | undefined> {
     const state = this.#state(member);
     const now = performance.now();
-    if (state.verifiedAt !== undefined) {
+    if (readyz.proofOk === false) {
+      // Challenged for the attested key and not proven. Only a process that says it is another
+      // enclave (another boot key) is worth attesting; anything else is refused unasked.
+      if (!this.#claimsAnotherKey(state, readyz)) return this.#refuseUnproven(member, state, 'the process at its address did not prove it holds the attested boot key (another process may be listening there)');
+      this.#log.warn({ member: member.url }, 'the process behind this member reports another boot key: attesting it');
+      this.#dropBootKey(member, state);
+    } else if (state.verifiedAt !== undefined) {
       const sameBoot = this.holds(member, readyz);
       if (sameBoot && now - state.verifiedAt < this.trust.intervalMs) return undefined;
       if (!sameBoot) {
-        const why = readyz.publicKeySha256 !== state.publicKeySha256 ? 'its boot key changed' : 'it could not prove it holds the attested boot key';
-        this.#log.warn({ member: member.url }, `the process behind this member is not the one attested (${why}): attesting it again`);
-        this.forget(member);
+        this.#log.warn({ member: member.url }, 'the process behind this member is not the one attested (its boot key changed): attesting it again');
+        this.#dropBootKey(member, state);
       }
-    } else if (state.failedAt !== undefined && now - state.failedAt < this.trust.retryMs) {
+    }
+    if (state.verifiedAt === undefined && state.failedAt !== undefined && now - state.failedAt < this.trust.retryMs) return state.problem;
+    return this.#attest(member, readyz, state, connection);
+  }
+
+  connectionRefused(member: UpstreamMember, outcome: ChallengeOutcome | undefined, cause: unknown): string {
+    const state = this.#state(member);
+    if (outcome && this.#claimsAnotherKey(state, outcome.report)) {
+      this.#dropBootKey(member, state);
+      state.problem = 'the process behind it reports another boot key and must be attested first';
       return state.problem;
     }
-    return this.#attest(member, readyz, state);
+    const detail = outcome ? `it answered the challenge with ${outcome.statusCode} and no valid proof` : `its answer to the challenge was unreadable (${describeError(cause)})`;
+    return this.#refuseUnproven(member, state, `a new connection to it did not prove it holds the attested boot key: ${detail} (another process may be listening at its address)`);
   }
 
   /** The member's attestation no longer holds: it must be attested again before its next request. */
   forget(member: UpstreamMember): void {
     const state = this.#state(member);
     state.generation += 1;
+    member.ohttpKeyConfig = undefined;
     if (state.verifiedAt === undefined) return;
     state.verifiedAt = undefined;
-    state.publicKey = undefined;
-    state.publicKeySha256 = undefined;
     this.#metrics.attestationVerified.set({ member: member.url }, 0);
   }
 
@@ -118,6 +155,27 @@ export class AttestationGate implements MemberGate {
     let state = this.#states.get(member);
     if (!state) this.#states.set(member, (state = { generation: 0 }));
     return state;
+  }
+
+  #claimsAnotherKey(state: MemberAttestation, readyz: ReadyzReport): boolean {
+    return readyz.publicKeySha256 !== undefined && readyz.publicKeySha256 !== state.bootKeySha256;
+  }
+
+  /** Another process answers: nothing of the old one is challenged any more. */
+  #dropBootKey(member: UpstreamMember, state: MemberAttestation): void {
+    this.forget(member);
+    state.bootKey = undefined;
+    state.bootKeySha256 = undefined;
+  }
+
+  #refuseUnproven(member: UpstreamMember, state: MemberAttestation, problem: string): string {
+    this.forget(member);
+    const full = `unproven: ${problem}`;
+    this.#metrics.attestationFailures.inc({ reason: 'unproven' });
+    // Said once per episode: the health checks repeat the refusal every interval.
+    if (state.problem !== full) this.#log.warn({ member: member.url }, `secure member refused: ${problem}`);
+    state.problem = full;
+    return full;
   }
 
   /** The verifier, rebuilt when the emulated root's file changes (every emulated enclave start writes a new root). */
@@ -146,38 +204,45 @@ export class AttestationGate implements MemberGate {
     return this.#verifier;
   }
 
-  async #attest(member: UpstreamMember, readyz: ReadyzReport, state: MemberAttestation): Promise<string | undefined> {
+  async #attest(member: UpstreamMember, readyz: ReadyzReport, state: MemberAttestation, connection: MemberConnection): Promise<string | undefined> {
     const started = performance.now();
     const generation = state.generation;
     try {
       const verifier = this.#currentVerifier();
       const nonce = createNonce();
-      const document = await fetchDocument(member, nonce);
-      const result = verifier.verify(document, { nonce });
+      const answer = await connection.get(`/attestation?nonce=${Buffer.from(nonce).toString('hex')}`, { maxBodyBytes: MAX_DOCUMENT_BYTES, timeoutMs: ATTESTATION_TIMEOUT_MS });
+      if (answer.statusCode !== 200) throw new AttestationProblem('bad_response', `GET /attestation answered ${answer.statusCode}`);
+      const result = verifier.verify(answer.body, { nonce });
       if (!result.ok) {
         const failed = result.checks.at(-1);
         throw new AttestationProblem(result.reason ?? 'unknown', failed?.detail ?? 'verification failed');
       }
-      const publicKey = result.document!.publicKey;
-      const publicKeySha256 = publicKey ? createHash('sha256').update(publicKey).digest('hex') : undefined;
-      if (readyz.publicKeySha256 === undefined || publicKeySha256 !== readyz.publicKeySha256) {
+      const document = result.document!;
+      const bootKey = document.publicKey!;
+      const bootKeySha256 = createHash('sha256').update(bootKey).digest('hex');
+      if (readyz.publicKeySha256 === undefined || bootKeySha256 !== readyz.publicKeySha256) {
         throw new AttestationProblem('identity', "the attested public_key is not the boot key the member's /readyz reports");
       }
-      // And the process answering holds its private half.
-      if (!(await provesPossession(member, publicKey!))) {
+      // And the process on this connection holds its private half: proven already when /readyz
+      // answered a challenge for this very key, else asked now.
+      const proven = readyz.proofOk === true && state.bootKey !== undefined && Buffer.from(state.bootKey).equals(bootKey);
+      if (!proven && (await readyzOn(connection, bootKey, ATTESTATION_TIMEOUT_MS)).report.proofOk !== true) {
         throw new AttestationProblem('identity', 'the member could not prove it holds the private half of the attested public_key');
       }
+      const ohttpKeyConfig = await this.#keyBinding.bind(member, connection, document);
       // The member fell out of rotation while this ran: what was verified may be another process.
       if (state.generation !== generation) throw new AttestationProblem('superseded', 'the member failed a health check or a request while it was being attested');
-      Object.assign(state, { verifiedAt: performance.now(), publicKey, publicKeySha256, moduleId: result.document!.moduleId, failedAt: undefined, problem: undefined });
+      Object.assign(state, { verifiedAt: performance.now(), bootKey, bootKeySha256, moduleId: document.moduleId, failedAt: undefined, problem: undefined });
+      member.ohttpKeyConfig = ohttpKeyConfig;
       this.#metrics.attestationVerifications.inc({ result: 'ok' });
       this.#metrics.attestationVerified.set({ member: member.url }, 1);
       this.#metrics.attestationDuration.observe((performance.now() - started) / 1000);
-      this.#log.info({ member: member.url, moduleId: result.document!.moduleId, trust: this.trust.mode }, 'secure member attested');
+      this.#log.info({ member: member.url, moduleId: document.moduleId, trust: this.trust.mode, ohttpKeyId: ohttpKeyConfig?.keyId }, 'secure member attested');
       return undefined;
     } catch (error) {
       const problem = error instanceof AttestationProblem ? error : new AttestationProblem('unreachable', describeError(error));
-      Object.assign(state, { verifiedAt: undefined, publicKey: undefined, publicKeySha256: undefined, failedAt: performance.now(), problem: `${problem.reason}: ${problem.message}` });
+      this.#dropBootKey(member, state);
+      Object.assign(state, { failedAt: performance.now(), problem: `${problem.reason}: ${problem.message}` });
       this.#metrics.attestationVerifications.inc({ result: 'failed' });
       this.#metrics.attestationFailures.inc({ reason: problem.reason });
       this.#metrics.attestationVerified.set({ member: member.url }, 0);
@@ -187,55 +252,10 @@ export class AttestationGate implements MemberGate {
   }
 }
 
-class AttestationProblem extends Error {
+export class AttestationProblem extends Error {
   readonly reason: string;
   constructor(reason: string, message: string) {
     super(message);
     this.reason = reason;
   }
-}
-
-/** One /readyz with a possession challenge for `publicKey`. */
-async function provesPossession(member: UpstreamMember, publicKey: Uint8Array): Promise<boolean> {
-  const challenge = createChallenge();
-  const response = await member.healthPool.request({
-    method: 'GET',
-    path: `/readyz?proof=${challenge.hex}`,
-    headersTimeout: ATTESTATION_TIMEOUT_MS,
-    bodyTimeout: ATTESTATION_TIMEOUT_MS,
-    signal: AbortSignal.timeout(ATTESTATION_TIMEOUT_MS),
-  });
-  const text = await response.body.text();
-  if (response.statusCode !== 200 || text.length > 4096) return false;
-  try {
-    return challenge.check(publicKey, (JSON.parse(text) as { proof?: unknown }).proof);
-  } catch {
-    return false;
-  }
-}
-
-async function fetchDocument(member: UpstreamMember, nonce: Uint8Array): Promise<Uint8Array> {
-  const response = await member.healthPool.request({
-    method: 'GET',
-    path: `/attestation?nonce=${Buffer.from(nonce).toString('hex')}`,
-    headersTimeout: ATTESTATION_TIMEOUT_MS,
-    bodyTimeout: ATTESTATION_TIMEOUT_MS,
-    signal: AbortSignal.timeout(ATTESTATION_TIMEOUT_MS),
-  });
-  const declared = Number(response.headers['content-length'] ?? 0);
-  if (response.statusCode !== 200 || declared > MAX_DOCUMENT_BYTES) {
-    await response.body.dump();
-    throw new AttestationProblem('bad_response', response.statusCode !== 200 ? `GET /attestation answered ${response.statusCode}` : `the document declares ${declared} bytes`);
-  }
-  const chunks: Buffer[] = [];
-  let bytes = 0;
-  for await (const chunk of response.body) {
-    bytes += (chunk as Buffer).length;
-    if (bytes > MAX_DOCUMENT_BYTES) {
-      response.body.destroy();
-      throw new AttestationProblem('bad_response', `the document is larger than ${MAX_DOCUMENT_BYTES} bytes`);
-    }
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks);
 }

@@ -3,6 +3,7 @@ import { formatOptionsHelp, optionCommand, stopOnSignals } from '../common/index
 import { gatewayOptions, parseGatewayConfig } from './config.js';
 import { OPEN_POLICY, loadPolicyFile } from './policy.js';
 import { loadAttestationTrust } from './attestation-trust.js';
+import { readTlsFiles } from './tls.js';
 
 const usage = () =>
   [
@@ -17,6 +18,10 @@ const usage = () =>
     formatOptionsHelp(gatewayOptions),
   ].join('\n');
 
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.');
+}
+
 export const gatewayCommand = optionCommand({
   path: 'gateway',
   summary: 'Route public and secure inference traffic (the parent instance runs this)',
@@ -27,12 +32,21 @@ export const gatewayCommand = optionCommand({
     const policy = !help && config.policy ? await loadPolicyFile(config.policy) : OPEN_POLICY;
     // So are the pinned measurements: a gateway that cannot attest never starts.
     const attestationTrust = help ? undefined : await loadAttestationTrust(config);
-    return { config, policy, help, attestationTrust };
+    // And the certificate: a gateway that cannot serve TLS as asked never starts.
+    const tls = help ? undefined : readTlsFiles(config);
+    return { config, policy, help, attestationTrust, tls };
   },
-  async run({ config, policy, attestationTrust }, { stdout }) {
-    const { createGateway } = await import('./app.js');
-    const gateway = createGateway(config, policy, attestationTrust ? { attestationTrust } : {});
+  async run({ config, policy, attestationTrust, tls }, { stdout }) {
+    const { buildGateway } = await import('./app.js');
+    const gateway = buildGateway(config, policy, { ...(attestationTrust ? { attestationTrust } : {}), ...(tls ? { tls } : {}) });
     const log = gateway.app.log;
+    // The admin listener first: once the traffic line is printed, everything is up.
+    if (gateway.admin) {
+      const adminAddress = await gateway.admin.listen({ host: config.adminHost, port: config.adminPort! });
+      stdout.write(`admin listening on ${adminAddress}\n`);
+    } else if (!isLoopback(config.host)) {
+      log.warn({ host: config.host }, '/metrics and /readyz are served on the traffic listener to every client; give --admin-port to move them to an admin listener');
+    }
     const address = await gateway.app.listen({ host: config.host, port: config.port });
     stdout.write(`gateway listening on ${address}\n`);
     log.info(

@@ -1,6 +1,6 @@
 // The gateway's options: declared once, parsed once at start into a frozen object.
 import type { OptionsOf } from '../common/index.js';
-import { OptionError, choice, integer, list, parseConfiguration, text, toggle } from '../common/index.js';
+import { OptionError, choice, decimal, integer, list, parseConfiguration, text, toggle } from '../common/index.js';
 import { parseUpstreamUrl } from './upstream-url.js';
 
 export const DEFAULT_GATEWAY_PORT = 8080;
@@ -36,8 +36,12 @@ export const gatewayOptions = {
   connectTimeoutMs: integer({ description: 'Connecting to an upstream member', default: 2_000, min: 1, unit: 'ms' }),
   headersTimeoutMs: integer({ description: "Waiting for an upstream's response headers", default: 30_000, min: 1, unit: 'ms' }),
   bodyTimeoutMs: integer({ description: 'Longest pause between two chunks of an upstream body', default: 30_000, min: 1, unit: 'ms' }),
-  requestTimeoutMs: integer({ description: 'Receiving a whole client request', default: 30_000, min: 100, unit: 'ms' }),
+  requestTimeoutMs: integer({ description: 'Receiving a whole client request (408 GW_REQUEST_TIMEOUT after it, within half a second)', default: 30_000, min: 100, unit: 'ms' }),
+  bodyIdleTimeoutMs: integer({ description: "Longest pause between two chunks of a client's request body (408 GW_BODY_TIMEOUT after it)", default: 10_000, min: 100, unit: 'ms' }),
   bodyLimit: integer({ description: 'Largest request body', default: 16 * 1024 * 1024, min: 1024, unit: 'bytes' }),
+  bodyBufferBytes: integer({ description: 'Request bodies up to this size are read whole before a member is chosen, so a slow client holds no upstream connection; larger ones are streamed', default: 1024 * 1024, min: 0, unit: 'bytes' }),
+  upstreamQueue: integer({ description: "Requests that may wait for one of a member's connections once all are busy; beyond that the route answers 503 GW_UPSTREAM_BUSY", default: 64, min: 0, max: 65536, unit: 'requests' }),
+  lingerMs: integer({ description: 'After refusing a request whose body is still arriving, how long the gateway keeps reading (and discarding) it before closing, so the client can read the answer', default: 5_000, min: 0, unit: 'ms' }),
   maxHeaderSize: integer({ description: 'Largest request header block', default: 16 * 1024, min: 1024, max: 1024 * 1024, unit: 'bytes' }),
   connections: integer({ description: 'Keep-alive connections per upstream member', default: 32, min: 1, max: 4096, unit: 'connections' }),
   healthIntervalMs: integer({ description: "How often each member's /readyz is checked", default: 1_000, min: 50, unit: 'ms' }),
@@ -51,6 +55,18 @@ export const gatewayOptions = {
   attestationAllowDebugMode: toggle({ description: 'Accept enclaves in debug mode (all-zero PCRs). Development only: their memory is readable from the parent', default: false }),
   insecureTrustEmulatedNsmRoot: text({ description: "INSECURE: also trust the emulated NSM's throwaway root certificate (PEM) in this file; for the local emulation only", placeholder: 'FILE' }),
   insecureSkipAttestation: toggle({ description: 'INSECURE: route secure requests to members that were never attested; for tests of routing only', default: false }),
+  securePlaintext: choice({
+    description: 'Plaintext requests on the secure route: allow (the seed study\'s clients) or refuse (only message/ohttp-req, encrypted by the client SDK to the attested enclave); a tenant\'s policy can refuse too',
+    choices: ['allow', 'refuse'] as const,
+    default: 'allow',
+  }),
+  attestationRequestsPerSecond: decimal({ description: 'GET /attestation: documents each client address may ask for, sustained (each makes the enclave sign one)', default: 1, min: 0.01, max: 1000, unit: 'per second' }),
+  attestationBurst: integer({ description: 'GET /attestation: documents each client address may ask for at once after being idle', default: 5, min: 1, max: 1000, unit: 'requests' }),
+  tlsCert: text({ description: 'TLS certificate chain (PEM) of the traffic listener; reloaded when the file changes. With --tls-key', placeholder: 'FILE' }),
+  tlsKey: text({ description: 'TLS private key (PEM) of the traffic listener; reloaded when the file changes. With --tls-cert', placeholder: 'FILE' }),
+  http2: toggle({ description: 'With TLS, also offer HTTP/2 (ALPN h2; HTTP/1.1 stays available)', default: true }),
+  adminHost: text({ description: 'Address of the admin listener (/metrics, /readyz)', default: '127.0.0.1', placeholder: 'HOST' }),
+  adminPort: integer({ description: 'Port of a separate admin listener for /metrics and /readyz, which the traffic port then no longer serves (it keeps /healthz); unset: both on the traffic port. 0 picks a free port', min: 0, max: 65535 }),
   logLevel: choice({ description: 'Log level', choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, default: 'info' }),
   trustProxy: toggle({ description: 'Trust X-Forwarded-For from a load balancer in front of the gateway', default: false }),
 };
@@ -85,6 +101,7 @@ export function parseGatewayConfig(
     const twice = urls.find((url, index) => urls.indexOf(url) !== index);
     if (twice) throw new OptionError(`${flag} ${twice} is given twice`);
   }
+  if ((options.tlsCert === undefined) !== (options.tlsKey === undefined)) throw new OptionError('--tls-cert and --tls-key go together: give both, or neither for plain HTTP');
   if (!help && options.secureUpstream.length > 0) {
     if (options.insecureSkipAttestation && (options.attestationPcrs || options.insecureTrustEmulatedNsmRoot)) {
       throw new OptionError('--insecure-skip-attestation cannot be combined with --attestation-pcrs or --insecure-trust-emulated-nsm-root');

@@ -1,6 +1,4 @@
-// What the gateway's parts share: built once by createGateway, passed to each part.
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { CodedError } from '../common/index.js';
+// What the gateway's plugins share: built once by buildGateway, handed to each plugin as its options.
 import type { GatewayConfig } from './config.js';
 import type { GatewayMetrics } from './metrics.js';
 import type { PrivacyPolicy, PrivacyRoute } from './policy.js';
@@ -21,27 +19,26 @@ declare module 'fastify' {
   interface FastifyRequest {
     privacy: RequestPrivacy | undefined;
   }
-  interface FastifyContextConfig {
-    /** The route a request's path asks for; only the two predict routes have one. */
-    privacyRoute?: PrivacyRoute;
-  }
 }
 
 export const ROUTE_PATHS: Readonly<Record<PrivacyRoute, string>> = { public: '/predict-public', secure: '/predict-secure' };
 
-export interface GatewayContext {
-  app: FastifyInstance;
+/** Set while the gateway closes: new requests are refused and connections not kept. */
+export interface GatewayState {
+  closing: boolean;
+}
+
+// A type rather than an interface, so that it is a valid Fastify plugin options object.
+export type GatewayContext = {
   config: GatewayConfig;
   policy: PrivacyPolicy;
   metrics: GatewayMetrics;
   groups: Readonly<Record<PrivacyRoute, UpstreamGroup>>;
-  state: { closing: boolean };
+  state: GatewayState;
   /** What secure members are trusted on; undefined without secure upstreams. */
   trust: AttestationTrust | undefined;
   /** The secure route's attestation gate; undefined when attestation is skipped (insecure) or there is no secure route. */
   gate: AttestationGate | undefined;
   /** Brings computed gauges (attestation age) up to date before /metrics is rendered. */
   beforeScrape: () => void;
-  /** Answers with a coded error, counting and logging it: the one way the gateway says no. */
-  sendError: (request: FastifyRequest, reply: FastifyReply, error: CodedError) => FastifyReply;
-}
+};

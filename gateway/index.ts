@@ -15,8 +15,11 @@ export type { PrivacyPolicy, PrivacyRoute } from './policy.js';
 export { loadAttestationTrust, TRUST_WARNINGS } from './attestation-trust.js';
 export type { AttestationTrust, TrustMode } from './attestation-trust.js';
 
-/** Builds the gateway; reads the attestation trust (--attestation-pcrs ...) unless given. */
-export async function createGateway(config: GatewayConfig, policy: PrivacyPolicy, dependencies: GatewayDependencies = {}): Promise<Gateway> {
+/**
+ * Reads what the configuration names (the attestation trust: --attestation-pcrs ...) unless given,
+ * then builds the gateway (buildGateway); nothing listens until the caller's listen().
+ */
+export async function loadGateway(config: GatewayConfig, policy: PrivacyPolicy, dependencies: GatewayDependencies = {}): Promise<Gateway> {
   const attestationTrust = dependencies.attestationTrust ?? (await loadAttestationTrust(config));
-  return (await import('./app.js')).createGateway(config, policy, { ...dependencies, ...(attestationTrust ? { attestationTrust } : {}) });
+  return (await import('./app.js')).buildGateway(config, policy, { ...dependencies, ...(attestationTrust ? { attestationTrust } : {}) });
 }

@@ -9,7 +9,8 @@
 //       { "name": "clinic-a",                 // unique, /^[a-z0-9][a-z0-9._-]{0,62}$/
 //         "privacy": "secure-only",           // or "public-allowed"
 //         "apiKeySha256": ["<64 lowercase hex>"],
-//         "rateLimit": { "requestsPerSecond": 20, "burst": 40 } }   // optional
+//         "rateLimit": { "requestsPerSecond": 20, "burst": 40 },   // optional
+//         "securePlaintext": "refuse" }       // optional: "refuse" its plaintext on the secure route
 //     ]
 //   }
 //
@@ -36,6 +37,8 @@ export interface Tenant {
   readonly privacy: TenantPrivacy;
   readonly apiKeySha256: readonly string[];
   readonly rateLimit?: TenantRateLimit;
+  /** "refuse": this tenant's secure requests must be OHTTP-encrypted, whatever --secure-plaintext says. */
+  readonly securePlaintext?: 'allow' | 'refuse';
 }
 
 export interface PrivacyPolicy {
@@ -73,7 +76,7 @@ const SHA256_HEX = /^[0-9a-f]{64}$/;
 // An empty key header is a misconfigured client; it must never authenticate as anyone.
 const SHA256_OF_EMPTY = sha256Hex('');
 const TOP_LEVEL_KEYS = ['requireApiKey', 'secureOnlyOnPublicRoute', 'tenants'];
-const TENANT_KEYS = ['name', 'privacy', 'apiKeySha256', 'rateLimit'];
+const TENANT_KEYS = ['name', 'privacy', 'apiKeySha256', 'rateLimit', 'securePlaintext'];
 const RATE_LIMIT_KEYS = ['requestsPerSecond', 'burst'];
 
 function sha256Hex(text: string): string {
@@ -180,11 +183,14 @@ export function parsePolicy(text: string, source: string): PrivacyPolicy {
         burst: checkPositive(limit.burst, `${at}.rateLimit.burst`, 1),
       });
     }
+    const securePlaintext = entry.securePlaintext;
+    if (securePlaintext !== undefined && securePlaintext !== 'allow' && securePlaintext !== 'refuse') fail(`${at}.securePlaintext`, '"allow" or "refuse"', securePlaintext);
     const tenant: Tenant = Object.freeze({
       name: name as string,
       privacy: privacy as TenantPrivacy,
       apiKeySha256: Object.freeze([...(hashes as string[])]),
       ...(rateLimit ? { rateLimit } : {}),
+      ...(securePlaintext ? { securePlaintext: securePlaintext as 'allow' | 'refuse' } : {}),
     });
     tenants.push(tenant);
     for (const hash of tenant.apiKeySha256) tenantsByKeySha256.set(hash, tenant);
@@ -256,7 +262,8 @@ export type RejectCode = 'GW_API_KEY_REQUIRED' | 'GW_UNKNOWN_API_KEY' | 'GW_SECU
 
 export type Classification =
   | { kind: 'route'; route: PrivacyRoute; tenant?: string; upgraded: boolean; reasons: readonly PrivacyReason[] }
-  | { kind: 'reject'; status: 401 | 403 | 400; code: RejectCode; message: string; tenant?: string };
+  // The code only: its HTTP status is the error table's (errors.ts), never the policy's.
+  | { kind: 'reject'; code: RejectCode; message: string; tenant?: string };
 
 /**
  * Decides where a request goes. Secure when any signal says so: the path, the header, or a
@@ -267,7 +274,7 @@ export function classifyRequest(policy: PrivacyPolicy, signals: RequestSignals):
   let tenant: Tenant | undefined;
   if (signals.apiKey === undefined) {
     if (policy.requireApiKey) {
-      return { kind: 'reject', status: 401, code: 'GW_API_KEY_REQUIRED', message: 'This gateway requires an API key; send the key issued to your tenant' };
+      return { kind: 'reject', code: 'GW_API_KEY_REQUIRED', message: 'This gateway requires an API key; send the key issued to your tenant' };
     }
   } else {
     // Hashing first means the map lookup compares digests, not the secret, so its timing
@@ -278,7 +285,7 @@ export function classifyRequest(policy: PrivacyPolicy, signals: RequestSignals):
     // tenant's data over the public path.
     if (tenant === undefined) {
       const hint = policy.requireApiKey ? 'check the key' : 'check the key, or send none for anonymous traffic';
-      return { kind: 'reject', status: 401, code: 'GW_UNKNOWN_API_KEY', message: `The API key matches no tenant; ${hint}` };
+      return { kind: 'reject', code: 'GW_UNKNOWN_API_KEY', message: `The API key matches no tenant; ${hint}` };
     }
   }
 
@@ -286,7 +293,6 @@ export function classifyRequest(policy: PrivacyPolicy, signals: RequestSignals):
   if (header !== undefined && header !== 'secure' && header !== 'public') {
     return {
       kind: 'reject',
-      status: 400,
       code: 'GW_INVALID_PRIVACY_HEADER',
       message: `The privacy header must be "secure" or "public", got ${describe(signals.privacyHeader)}`,
       ...(tenant ? { tenant: tenant.name } : {}),
@@ -297,7 +303,6 @@ export function classifyRequest(policy: PrivacyPolicy, signals: RequestSignals):
   if (secureOnly && signals.pathRoute === 'public' && policy.secureOnlyOnPublicRoute === 'reject') {
     return {
       kind: 'reject',
-      status: 403,
       code: 'GW_SECURE_ONLY_TENANT',
       message: `Tenant "${tenant!.name}" may only use the secure route; send the request to /predict-secure`,
       tenant: tenant!.name,

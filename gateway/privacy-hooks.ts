@@ -1,23 +1,30 @@
-// The privacy decision for every request, and what is said about it afterwards: classification by
-// path, header and tenant (the most private signal wins), rate limits, the response headers, the
-// per-request log line and the request metrics.
-import { CodedError, statusClass } from '../common/index.js';
-import type { GatewayContext } from './context.js';
+// The privacy decision for every proxied request, and what is said about it afterwards:
+// classification by path, header and tenant (the most private signal wins), rate limits, the
+// per-request log line and the request metrics. Registered inside each predict route's plugin
+// (fastify-plugin, so its hooks apply to the route beside it and nowhere else).
+import type { FastifyPluginCallback } from 'fastify';
+import fastifyPlugin from 'fastify-plugin';
+import type { GatewayConfig } from './config.js';
+import { statusClass } from '../common/index.js';
 import { gatewayErrors } from './errors.js';
 import { headerValue } from './headers.js';
+import type { GatewayMetrics } from './metrics.js';
+import type { PrivacyPolicy, PrivacyRoute } from './policy.js';
 import { classifyRequest } from './policy.js';
-import { TenantRateLimiter } from './rate-limit.js';
+import type { TenantRateLimiter } from './rate-limit.js';
 
-export function registerPrivacyHooks({ app, config, policy, metrics, state }: GatewayContext): void {
-  const limiter = new TenantRateLimiter(policy);
+export type PrivacyHooksOptions = {
+  /** The route the request's path asks for. */
+  pathRoute: PrivacyRoute;
+  config: GatewayConfig;
+  policy: PrivacyPolicy;
+  metrics: GatewayMetrics;
+  /** Shared by both paths: a tenant's budget does not double by using both. */
+  limiter: TenantRateLimiter;
+};
 
-  app.addHook('onRequest', async (request, reply) => {
-    if (state.closing) {
-      reply.header('connection', 'close');
-      throw gatewayErrors.GW_SHUTTING_DOWN(undefined, { headers: { 'retry-after': '1' } });
-    }
-    const pathRoute = request.routeOptions.config.privacyRoute;
-    if (!pathRoute) return;
+const privacyHooks: FastifyPluginCallback<PrivacyHooksOptions> = (instance, { pathRoute, config, policy, metrics, limiter }, done) => {
+  instance.addHook('onRequest', async (request, reply) => {
     const decision = classifyRequest(policy, {
       pathRoute,
       privacyHeader: headerValue(request.headers, config.privacyHeader),
@@ -27,7 +34,7 @@ export function registerPrivacyHooks({ app, config, policy, metrics, state }: Ga
       // A rejected request is answered as if on the more private route, and counted there.
       request.privacy = { route: pathRoute === 'secure' || decision.code === 'GW_SECURE_ONLY_TENANT' ? 'secure' : pathRoute, tenant: decision.tenant, upgraded: false };
       metrics.policyDecisions.inc({ decision: decision.code });
-      throw new CodedError(decision.code, decision.status, decision.message);
+      throw gatewayErrors[decision.code](decision.message);
     }
     request.privacy = { route: decision.route, tenant: decision.tenant, upgraded: decision.upgraded };
     if (decision.upgraded) metrics.policyDecisions.inc({ decision: 'upgraded' });
@@ -42,15 +49,7 @@ export function registerPrivacyHooks({ app, config, policy, metrics, state }: Ga
     reply.raw.once('close', () => metrics.inFlight.dec({ route }));
   });
 
-  app.addHook('onSend', async (request, reply) => {
-    reply.header('x-request-id', request.id);
-    if (request.privacy) reply.header('x-privacy-route', request.privacy.route);
-    // Closing the connection discards a body the gateway refused without reading, rather than
-    // leaving its bytes to be parsed as the next request.
-    if (state.closing || (reply.statusCode >= 400 && !request.raw.complete)) reply.header('connection', 'close');
-  });
-
-  app.addHook('onResponse', async (request, reply) => {
+  instance.addHook('onResponse', async (request, reply) => {
     const privacy = request.privacy;
     if (!privacy) return;
     const labels = { route: privacy.route, status: String(reply.statusCode) };
@@ -70,4 +69,7 @@ export function registerPrivacyHooks({ app, config, policy, metrics, state }: Ga
       'request done',
     );
   });
-}
+  done();
+};
+
+export default fastifyPlugin(privacyHooks, { name: 'mpg-privacy-hooks', fastify: '5.x' });

@@ -1,10 +1,15 @@
 // The members of one route (public or secure): keep-alive pools, active health checks, ejection
 // on transport errors, and the choice of member by fewest requests in flight.
 import { Pool } from 'undici';
+import { MemberConnection } from './member-connection.js';
 import type { PrivacyRoute } from './policy.js';
+import type { ChallengeOutcome, ConnectionGuard, ReadyzReport } from './proven-connector.js';
+import { provenConnector, readyzOn } from './proven-connector.js';
+import type { UpstreamAddress } from './upstream-url.js';
 import { parseUpstreamUrl } from './upstream-url.js';
 
-export interface UpstreamTimeouts {
+/** How each member's keep-alive pool is sized and timed, and how often members are checked. */
+export interface UpstreamPoolOptions {
   connections: number;
   connectTimeoutMs: number;
   headersTimeoutMs: number;
@@ -21,64 +26,35 @@ export interface UpstreamObserver {
   onHealthChange?(member: UpstreamMember, healthy: boolean, reason: string): void;
 }
 
-/** What a member's /readyz said beyond its status. */
-export interface ReadyzReport {
-  /** SHA-256 of the enclave's boot key, when the member is an enclave. */
-  publicKeySha256?: string;
-  /** Whether it proved possession of the attested boot key (asked only once one is attested). */
-  proofOk?: boolean;
-}
-
-/** A health check's challenge: the query to send, and the check of the answer's `proof`. */
-export interface ReadyzProbe {
-  query: string;
-  verify(proof: unknown): boolean;
-}
+export type { ReadyzReport } from './proven-connector.js';
 
 /**
  * A condition beyond /readyz for a member to take traffic (the secure route's attestation). Asked
- * after each passing health check; told whenever the member falls out of rotation.
+ * after each passing health check; told whenever the member falls out of rotation. Its members
+ * are checked on a connection of their own each time, which the gate attests on, and every
+ * connection their pools open must prove the attested key first (proven-connector.ts).
  */
 export interface MemberGate {
-  /** A possession challenge for this health check, when the member holds an attested key. */
-  probe(member: UpstreamMember): ReadyzProbe | undefined;
+  /** The key a new connection for requests must prove: the attested one, only while its attestation holds. */
+  connectionKey(member: UpstreamMember): Uint8Array | undefined;
+  /** The key a health check challenges: the last attested one, kept until another process answers. */
+  challengeKey(member: UpstreamMember): Uint8Array | undefined;
   /**
    * Whether the member holds an admission for the process behind it now (asked before admit(),
    * synchronously): when it does not, it is taken out of rotation before anything is awaited.
    */
   holds(member: UpstreamMember, readyz: ReadyzReport): boolean;
-  /** undefined: admitted; otherwise why not. */
-  admit(member: UpstreamMember, readyz: ReadyzReport): Promise<string | undefined>;
+  /** undefined: admitted; otherwise why not. Any attestation runs on `connection`, the health check's. */
+  admit(member: UpstreamMember, readyz: ReadyzReport, connection: MemberConnection): Promise<string | undefined>;
   forget(member: UpstreamMember): void;
-}
-
-const MAX_READYZ_BYTES = 4096;
-
-async function readReadyz(body: AsyncIterable<unknown> & { dump(): Promise<void> }, probe: ReadyzProbe | undefined): Promise<ReadyzReport> {
-  let text = '';
-  for await (const chunk of body) {
-    text += String(chunk);
-    if (text.length > MAX_READYZ_BYTES) {
-      await body.dump();
-      return probe ? { proofOk: false } : {};
-    }
-  }
-  try {
-    const parsed = JSON.parse(text) as { publicKeySha256?: unknown; proof?: unknown };
-    return {
-      ...(typeof parsed.publicKeySha256 === 'string' ? { publicKeySha256: parsed.publicKeySha256 } : {}),
-      ...(probe ? { proofOk: probe.verify(parsed.proof) } : {}),
-    };
-  } catch {
-    return probe ? { proofOk: false } : {};
-  }
+  /** A connection opened for requests did not prove the attested key; returns why, for the log and the client. */
+  connectionRefused(member: UpstreamMember, outcome: ChallengeOutcome | undefined, cause: unknown): string;
 }
 
 export class UpstreamMember {
   readonly route: PrivacyRoute;
   readonly url: string;
-  /** The origin requests to this member are dispatched to; unique across all members. */
-  readonly dispatchOrigin: string;
+  readonly address: UpstreamAddress;
   readonly pool: Pool;
   /**
    * Health checks have a connection of their own: behind a busy pool a /readyz would queue after
@@ -94,19 +70,27 @@ export class UpstreamMember {
   refusedByGate = false;
   /** Counts the times the member fell out of rotation for being unwell: an admission begun before one is void. */
   outages = 0;
+  /**
+   * The OHTTP key config (RFC 9458 section 3) of a secure member, set by the attestation gate only
+   * once the member's attestation binds it, cleared when the gate forgets the member. Encrypted
+   * requests are routed by its key id.
+   */
+  ohttpKeyConfig: { keyId: number; encoded: Uint8Array } | undefined = undefined;
 
-  constructor(route: PrivacyRoute, url: string, index: number, timeouts: UpstreamTimeouts) {
+  /** `guard`: every connection the pools open must first prove the member's attested key (secure members). */
+  constructor(route: PrivacyRoute, url: string, options: UpstreamPoolOptions, guard?: ConnectionGuard) {
     const address = parseUpstreamUrl(url);
     this.route = route;
     this.url = url;
-    // Unix sockets have no origin of their own; a reserved .invalid name keeps each distinct.
-    this.dispatchOrigin = address.origin ?? `http://${route}-${index}.unix.invalid`;
-    const connect = { timeout: timeouts.connectTimeoutMs, ...(address.socketPath ? { socketPath: address.socketPath } : {}) };
+    this.address = address;
+    const connect = guard
+      ? provenConnector(address, guard, { connectTimeoutMs: options.connectTimeoutMs, proofTimeoutMs: options.healthTimeoutMs })
+      : { timeout: options.connectTimeoutMs, ...(address.socketPath ? { socketPath: address.socketPath } : {}) };
     this.pool = new Pool(address.origin ?? 'http://localhost', {
-      connections: timeouts.connections,
+      connections: options.connections,
       pipelining: 1,
-      headersTimeout: timeouts.headersTimeoutMs,
-      bodyTimeout: timeouts.bodyTimeoutMs,
+      headersTimeout: options.headersTimeoutMs,
+      bodyTimeout: options.bodyTimeoutMs,
       keepAliveTimeout: 60_000,
       connect,
     });
@@ -117,17 +101,25 @@ export class UpstreamMember {
 export class UpstreamGroup {
   readonly route: PrivacyRoute;
   readonly members: readonly UpstreamMember[];
-  readonly #timeouts: UpstreamTimeouts;
+  readonly #options: UpstreamPoolOptions;
   readonly #observer: UpstreamObserver;
   readonly #gate: MemberGate | undefined;
   #timer: NodeJS.Timeout | undefined;
   #next = 0;
   #stopped = false;
 
-  constructor(route: PrivacyRoute, urls: readonly string[], timeouts: UpstreamTimeouts, observer: UpstreamObserver = {}, gate?: MemberGate) {
+  constructor(route: PrivacyRoute, urls: readonly string[], options: UpstreamPoolOptions, observer: UpstreamObserver = {}, gate?: MemberGate) {
     this.route = route;
-    this.members = urls.map((url, index) => new UpstreamMember(route, url, index, timeouts));
-    this.#timeouts = timeouts;
+    this.members = urls.map((url) => {
+      if (!gate) return new UpstreamMember(route, url, options);
+      const guard: ConnectionGuard = {
+        connectionKey: () => gate.connectionKey(member),
+        refused: (outcome, cause) => this.#connectionRefused(member, outcome, cause),
+      };
+      const member: UpstreamMember = new UpstreamMember(route, url, options, guard);
+      return member;
+    });
+    this.#options = options;
     this.#observer = observer;
     this.#gate = gate;
     // Behind a gate, a member is untrusted until the gate has admitted it.
@@ -157,7 +149,7 @@ export class UpstreamGroup {
 
   /** Takes a member out of rotation at once; the health checks bring it back when it answers. */
   eject(member: UpstreamMember, reason: string): void {
-    member.ejectedUntil = performance.now() + EJECTION_INTERVALS * this.#timeouts.healthIntervalMs;
+    member.ejectedUntil = performance.now() + EJECTION_INTERVALS * this.#options.healthIntervalMs;
     this.#setHealth(member, false, reason);
   }
 
@@ -169,7 +161,7 @@ export class UpstreamGroup {
         void this.checkAll().finally(() => {
           if (!this.#stopped) tick();
         });
-      }, this.#timeouts.healthIntervalMs);
+      }, this.#options.healthIntervalMs);
       this.#timer.unref();
     };
     tick();
@@ -189,37 +181,64 @@ export class UpstreamGroup {
 
   async #check(member: UpstreamMember): Promise<void> {
     if (this.#stopped) return;
+    if (this.#gate) return this.#checkGated(member, this.#gate);
     try {
-      const probe = this.#gate?.probe(member);
       const response = await member.healthPool.request({
         method: 'GET',
-        path: probe ? `/readyz?proof=${probe.query}` : '/readyz',
-        headersTimeout: this.#timeouts.healthTimeoutMs,
-        bodyTimeout: this.#timeouts.healthTimeoutMs,
-        signal: AbortSignal.timeout(this.#timeouts.healthTimeoutMs),
+        path: '/readyz',
+        headersTimeout: this.#options.healthTimeoutMs,
+        bodyTimeout: this.#options.healthTimeoutMs,
+        signal: AbortSignal.timeout(this.#options.healthTimeoutMs),
       });
+      await response.body.dump();
       if (response.statusCode !== 200) {
-        await response.body.dump();
         this.#setHealth(member, false, `/readyz answered ${response.statusCode}`);
         return;
       }
-      const report = this.#gate ? await readReadyz(response.body, probe) : (await response.body.dump(), {});
       if (performance.now() < member.ejectedUntil || this.#stopped) return;
-      if (!this.#gate) {
-        this.#setHealth(member, true, 'ready');
+      this.#setHealth(member, true, 'ready');
+    } catch (error) {
+      this.#setHealth(member, false, `/readyz failed: ${describeError(error)}`);
+    }
+  }
+
+  /**
+   * A gated member is checked on a new connection each time: a kept-alive one could still reach
+   * the attested process after something else took over the member's address. The check
+   * challenges the last attested key; the gate attests, when it must, on this same connection.
+   */
+  async #checkGated(member: UpstreamMember, gate: MemberGate): Promise<void> {
+    let connection: MemberConnection | undefined;
+    try {
+      connection = await MemberConnection.open(member.address, this.#options.connectTimeoutMs);
+      const { statusCode, report } = await readyzOn(connection, gate.challengeKey(member), this.#options.healthTimeoutMs);
+      // A member that is not ready (503) is unwell; any other answer without the proof asked for
+      // is the gate's to judge (it is not the attested process).
+      if (statusCode !== 200 && (report.proofOk !== false || statusCode === 503)) {
+        this.#setHealth(member, false, `/readyz answered ${statusCode}`);
         return;
       }
+      if (performance.now() < member.ejectedUntil || this.#stopped) return;
       // Not one request may reach a process the gate has not admitted: out first, then attest.
-      if (!this.#gate.holds(member, report) && member.healthy) this.#setHealth(member, false, 'attestation: being attested', true);
+      if (!gate.holds(member, report) && member.healthy) this.#setHealth(member, false, 'attestation: being attested', true);
       const outages = member.outages;
-      const refused = await this.#gate.admit(member, report);
+      const refused = await gate.admit(member, report, connection);
       // Ejected or found unwell while the gate was working: that verdict stands.
       if (this.#stopped || member.outages !== outages || performance.now() < member.ejectedUntil) return;
       if (refused === undefined) this.#setHealth(member, true, 'ready');
       else this.#setHealth(member, false, `attestation: ${refused}`, true);
     } catch (error) {
       this.#setHealth(member, false, `/readyz failed: ${describeError(error)}`);
+    } finally {
+      connection?.close();
     }
+  }
+
+  /** A connection opened for requests could not prove the attested key: out of rotation at once. */
+  #connectionRefused(member: UpstreamMember, outcome: ChallengeOutcome | undefined, cause: unknown): string {
+    const why = this.#gate!.connectionRefused(member, outcome, cause);
+    this.#setHealth(member, false, `attestation: ${why}`, true);
+    return why;
   }
 
   #setHealth(member: UpstreamMember, healthy: boolean, reason: string, refusedByGate = false): void {

@@ -60,6 +60,10 @@ export function parseModelServerConfig(
   if (options.maxImages > options.maxQueue) {
     throw new OptionError(`--max-images (${options.maxImages} images) must not exceed --max-queue (${options.maxQueue} images)`);
   }
+  // Only an enclave makes an OHTTP key; a key id elsewhere would be a setting that does nothing.
+  if (options.ohttpKeyId !== undefined && options.enclave === 'none') {
+    throw new OptionError('--ohttp-key-id applies to an enclave\'s model server (--enclave emulated or nitro)');
+  }
   if (options.socket && argv.some((arg) => arg === '--port' || arg.startsWith('--port='))) {
     throw new OptionError('--socket and --port are exclusive: listen on a Unix socket or on TCP, not both');
   }

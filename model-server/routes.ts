@@ -43,10 +43,11 @@ export function registerRoutes(
   // another process (the enclave restarted) that must be attested again.
   const identity = attestation ? { publicKeySha256: attestation.publicKeySha256, ohttpKeyId: attestation.ohttpKeyId } : {};
   app.post('/predict', async (request, reply) => {
+    const classifier = state.classifier;
+    // Before a sealed request is opened, so that the gateway sees it and tries another member.
+    if (!classifier) throw modelServerErrors.MS_NOT_READY(undefined, { headers: { 'retry-after': '1' } });
     // A sealed request is opened and its inner POST /predict comes back through this route.
     if (sealed?.carries(request)) return sealed.serve(request, reply);
-    const classifier = state.classifier;
-    if (!classifier) throw modelServerErrors.MS_NOT_READY(undefined, { headers: { 'retry-after': '1' } });
     const limits = { maxImages: config.maxImages, maxTopk: Math.min(MAX_TOPK, classifier.description.classes), defaultTopk: DEFAULT_TOPK };
     const { images, topk, indexed } = readPredictRequest(request.body, request.query as Record<string, unknown>, limits);
     const result = await classifier.classify(images, topk, { indexed });

@@ -63,8 +63,8 @@ export class OhttpKeyPair {
   }
 
   /**
-   * The key pair of an existing raw X25519 private key (32 bytes), for a holder that needs the same
-   * key elsewhere (the enclave's possession proof uses node:crypto) or a published test vector.
+   * The key pair of an existing raw X25519 private key (32 bytes): a published test vector, or a
+   * key kept elsewhere too. (The enclave keeps its key in node:crypto and uses withCrypto.)
    */
   static async fromPrivateKey(keyId: number, rawPrivateKey: Uint8Array): Promise<OhttpKeyPair> {
     const kem = hpkeSuite(KEM_X25519_HKDF_SHA256, KDF_HKDF_SHA256, AEAD_AES_128_GCM).suite.kem;

@@ -4,6 +4,7 @@
 # tests run it for real; shellcheck checks every shell script; cc compiles the enclave's NSM helper;
 # promtool (Debian's prometheus package) checks and unit-tests deploy/prometheus/ and lints /metrics.
 # chromium is the real browser the client page's tests drive (puppeteer-core, no browser download).
+# openssl makes the TLS tests' certificates and curl is one of their clients.
 # Without root or apt-get, this says what to install and fails.
 set -eu
 
@@ -13,6 +14,8 @@ command -v shellcheck >/dev/null 2>&1 || missing="${missing} shellcheck"
 command -v cc >/dev/null 2>&1 || missing="${missing} gcc libc6-dev"
 command -v promtool >/dev/null 2>&1 || missing="${missing} prometheus"
 command -v chromium >/dev/null 2>&1 || missing="${missing} chromium"
+command -v openssl >/dev/null 2>&1 || missing="${missing} openssl"
+command -v curl >/dev/null 2>&1 || missing="${missing} curl"
 [ -z "$missing" ] && exit 0
 
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then

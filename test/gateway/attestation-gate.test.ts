@@ -124,5 +124,5 @@ test('a process repeating the attested boot key\'s hash without holding its priv
   Object.assign(enclave, { keys: bootKey(), reportedKey: attested });
   await group.checkAll();
   assert.equal(group.pick(), undefined, 'its health check could not prove possession of the attested key');
-  assert.match(member.lastProblem ?? '', /^attestation: identity: /);
+  assert.match(member.lastProblem ?? "", /^attestation: unproven: /);
 });

@@ -15,7 +15,7 @@ import { test } from 'node:test';
 import { emulatedImageMeasurements, writeMeasurementsFile } from '../../attestation/index.js';
 import type { EmulatedEnclave } from '../../enclave/index.js';
 import { startEmulatedEnclave } from '../../enclave/index.js';
-import { createGateway, parseGatewayConfig } from '../../gateway/index.js';
+import { loadGateway, parseGatewayConfig } from '../../gateway/index.js';
 import { OPEN_POLICY } from '../../gateway/index.js';
 import { sampleImage } from '../../common/index.js';
 import { writeResNet18 } from '../../model/index.js';
@@ -69,7 +69,7 @@ test('a secure member is refused before it is attested, served once attested, an
     ['--port', '0', '--log-level', 'silent', '--health-interval-ms', '100', '--attestation-retry-ms', '200', '--secure-upstream', `unix:${paths.socket}`, '--attestation-pcrs', paths.pinned, '--insecure-trust-emulated-nsm-root', paths.rootFile],
     {},
   );
-  const gateway = await createGateway(config, OPEN_POLICY);
+  const gateway = await loadGateway(config, OPEN_POLICY);
   t.after(() => gateway.close());
   const url = await gateway.app.listen({ host: '127.0.0.1', port: 0 });
   const before = await secure(url);
@@ -131,5 +131,5 @@ test('the gateway refuses to start with secure upstreams and no pins, and with a
     /--insecure-skip-attestation cannot be combined with --attestation-pcrs/,
   );
   const { config } = parseGatewayConfig(['--secure-upstream', 'unix:/tmp/x.sock', '--attestation-pcrs', '/nonexistent/measurements.json'], {});
-  await assert.rejects(createGateway(config, OPEN_POLICY), /--attestation-pcrs: cannot read measurements file \/nonexistent\/measurements\.json: no such file/);
+  await assert.rejects(loadGateway(config, OPEN_POLICY), /--attestation-pcrs: cannot read measurements file \/nonexistent\/measurements\.json: no such file/);
 });

@@ -89,8 +89,7 @@ test('classifyRequest: no signal ever lowers another, and every refusal is a doc
       const decision = classifyRequest(policy, request);
       if (decision.kind === 'reject') {
         assert.ok(REJECT_CODES.includes(decision.code));
-        const documented = gatewayErrors.table[decision.code];
-        assert.equal(decision.status, documented.statusCode, `${decision.code} answers the status errors.ts documents`);
+        assert.ok(gatewayErrors.table[decision.code], `${decision.code} is in the error table, which owns its status`);
         return;
       }
       const header = request.privacyHeader?.trim().toLowerCase();
@@ -142,7 +141,8 @@ test('through a real gateway: any privacy header and API key a client sends land
       // The HTTP parser strips the padding a client puts around a header value; the gateway sees the rest.
       const decision = classifyRequest(policy, { pathRoute, privacyHeader: header?.replace(/^[ \t]+|[ \t]+$/g, ''), apiKey: key?.replace(/^[ \t]+|[ \t]+$/g, '') });
       if (decision.kind === 'reject') {
-        assert.deepEqual([response.status, body.code, body.statusCode], [decision.status, decision.code, decision.status]);
+        const status = gatewayErrors.table[decision.code].statusCode;
+        assert.deepEqual([response.status, body.code, body.statusCode], [status, decision.code, status]);
       } else {
         assert.equal(response.status, 200, JSON.stringify(body));
         assert.equal(response.headers.get('x-privacy-route'), decision.route);

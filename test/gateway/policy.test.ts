@@ -6,6 +6,10 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import type { Classification, PrivacyRoute, RequestSignals, SecureOnlyOnPublicRoute } from '../../gateway/policy.js';
 import { OPEN_POLICY, PolicyError, classifyRequest, loadPolicyFile, parsePolicy } from '../../gateway/policy.js';
+import { gatewayErrors } from '../../gateway/errors.js';
+
+/** The HTTP status a refusal is answered with: the error table's, by the refusal's code. */
+const statusOf = (result: Classification) => (result.kind === 'reject' ? gatewayErrors.table[result.code].statusCode : undefined);
 
 const sha256 = (key: string): string => createHash('sha256').update(key).digest('hex');
 const CLINIC_KEY = 'clinic-secret-key';
@@ -62,7 +66,7 @@ test('a secure-only tenant on the public path is upgraded when the policy says "
 test('a secure-only tenant on the public path gets 403 GW_SECURE_ONLY_TENANT when the policy says "reject"', () => {
   const result = classify({ apiKey: CLINIC_KEY }, policy(false, 'reject'));
   assert.equal(result.kind, 'reject');
-  assert.equal(result.kind === 'reject' && result.status, 403);
+  assert.equal(statusOf(result), 403);
   assert.equal(result.kind === 'reject' && result.code, 'GW_SECURE_ONLY_TENANT');
   assert.equal(result.tenant, 'clinic-a');
   assert.match(result.kind === 'reject' ? result.message : '', /clinic-a.*\/predict-secure/);
@@ -78,13 +82,13 @@ test('every secure signal is listed in reasons', () => {
 
 test('missing key with requireApiKey: 401 GW_API_KEY_REQUIRED', () => {
   const result = classify({ pathRoute: 'secure' }, policy(true));
-  assert.deepEqual(result.kind === 'reject' && [result.status, result.code], [401, 'GW_API_KEY_REQUIRED']);
+  assert.deepEqual(result.kind === 'reject' && [statusOf(result), result.code], [401, 'GW_API_KEY_REQUIRED']);
 });
 
 test('unknown key: 401 GW_UNKNOWN_API_KEY whether keys are required or not', () => {
   for (const required of [true, false]) {
     const result = classify({ apiKey: 'not-a-key' }, policy(required));
-    assert.deepEqual(result.kind === 'reject' && [result.status, result.code], [401, 'GW_UNKNOWN_API_KEY'], `requireApiKey ${required}`);
+    assert.deepEqual(result.kind === 'reject' && [statusOf(result), result.code], [401, 'GW_UNKNOWN_API_KEY'], `requireApiKey ${required}`);
   }
 });
 
@@ -96,7 +100,7 @@ test('an empty key counts as presented and unknown, never as anonymous', () => {
 test('an unrecognised privacy header value is 400 GW_INVALID_PRIVACY_HEADER, not ignored', () => {
   for (const header of ['private', '', 'secure, public', 'securely']) {
     const result = classify({ pathRoute: 'secure', privacyHeader: header });
-    assert.deepEqual(result.kind === 'reject' && [result.status, result.code], [400, 'GW_INVALID_PRIVACY_HEADER'], JSON.stringify(header));
+    assert.deepEqual(result.kind === 'reject' && [statusOf(result), result.code], [400, 'GW_INVALID_PRIVACY_HEADER'], JSON.stringify(header));
   }
   const named = classify({ privacyHeader: 'private', apiKey: SHOP_KEY });
   assert.match(named.kind === 'reject' ? named.message : '', /"secure" or "public", got "private"/);

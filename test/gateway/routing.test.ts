@@ -166,9 +166,10 @@ test('GET /predict-public and GET /predict-secure are 404 GW_NOT_FOUND: only POS
   assert.equal(publicUpstream.received.length + secureUpstream.received.length, 0);
 });
 
+// (`/predict-public/`, with a trailing slash, is the route itself: hostile-clients.test.ts.)
 test('a path below a predict route (/predict-public/extra) is 404 GW_NOT_FOUND and forwards nothing', async (t) => {
   const { url, publicUpstream, secureUpstream } = await startPair(t);
-  for (const path of ['/predict-public/extra', '/predict-secure/extra', '/predict-public/', '/predict', '/predict-publicx']) {
+  for (const path of ['/predict-public/extra', '/predict-secure/extra', '/predict-secure//', '/predict', '/predict-publicx']) {
     await expectCodedError(await fetch(`${url}${path}`, { method: 'POST', body: '{}' }), 404, 'GW_NOT_FOUND');
   }
   assert.equal(publicUpstream.received.length + secureUpstream.received.length, 0);

@@ -7,11 +7,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import type { Gateway, GatewayDependencies, PrivacyPolicy } from '../../gateway/index.js';
-import { OPEN_POLICY, createGateway, parseGatewayConfig } from '../../gateway/index.js';
+import { OPEN_POLICY, loadGateway, parseGatewayConfig } from '../../gateway/index.js';
 
 export interface RunningGateway {
   gateway: Gateway;
   url: string;
+  /** The admin listener's URL with --admin-port; else the traffic listener's (which then serves /readyz and /metrics). */
+  adminUrl: string;
 }
 
 /** Flags as a user would give them; health checks run every 50 ms so tests need not wait long. */
@@ -25,11 +27,12 @@ export async function startGateway(
   const secure = flags.some((flag) => flag.startsWith('--secure-upstream'));
   const skip = secure && !attests ? ['--insecure-skip-attestation'] : [];
   const { config } = parseGatewayConfig(['--port', '0', '--log-level', 'silent', '--health-interval-ms', '50', ...skip, ...flags], {});
-  const gateway = await createGateway(config, policy, dependencies);
+  const gateway = await loadGateway(config, policy, dependencies);
   t.after(() => gateway.close());
+  const adminUrl = gateway.admin ? await gateway.admin.listen({ host: '127.0.0.1', port: 0 }) : undefined;
   const url = await gateway.app.listen({ host: '127.0.0.1', port: 0 });
   await gateway.start();
-  return { gateway, url };
+  return { gateway, url, adminUrl: adminUrl ?? url };
 }
 
 export interface ReceivedRequest {

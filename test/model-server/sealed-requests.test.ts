@@ -29,14 +29,14 @@ interface Enclave {
   log: LogCapture;
 }
 
-async function startEnclave(t: TestContext, flags: string[] = []): Promise<Enclave> {
+async function startEnclave(t: TestContext, flags: string[] = [], { load = true } = {}): Promise<Enclave & { close(): Promise<void> }> {
   const source = createEmulatedNsmSource(emulatedImageMeasurements({ modelPath: await testModelPath() }));
   const log = new LogCapture();
   const server = await createModelServer(modelServerConfig(['--enclave', 'emulated', ...flags]), { attestation: source, logger: { level: 'trace', stream: log } });
   t.after(() => server.close());
   const url = await server.app.listen({ host: '127.0.0.1', port: 0 });
-  await server.load(await testModelPath());
-  return { url, source, log };
+  if (load) await server.load(await testModelPath());
+  return { url, source, log, close: () => server.close() };
 }
 
 async function keyConfig(url: string): Promise<KeyConfig> {
@@ -107,6 +107,38 @@ test('a sealed JSON batch and a sealed raw JPEG get the same predictions as plai
 
   const readyz = (await (await fetch(`${url}/readyz`)).json()) as { ohttpKeyId: number };
   assert.equal(readyz.ohttpKeyId, 42);
+
+  // What crosses the parent: neither the image nor the predictions are in the bytes.
+  const bhttp = encodeBinaryRequest({ method: 'POST', scheme: 'https', authority: 'enclave', path: '/predict', headers, body });
+  const sealed = await encapsulateRequest(config, bhttp);
+  const answer = Buffer.from(await (await postSealed(url, sealed.message)).arrayBuffer());
+  const imagePiece = image.subarray(99, 129).toString('base64'); // 3-byte aligned: as it appears in the JSON
+  assert.ok(Buffer.from(bhttp).includes(imagePiece), 'the piece is in the plaintext');
+  assert.ok(!Buffer.from(sealed.message).includes(imagePiece), 'the image is in the sealed request');
+  assert.ok(!answer.includes('resnet18') && !answer.includes('predictions'), 'the answer is in the sealed response');
+});
+
+test('a restarted enclave (new key) refuses requests sealed to the old one: 422 for another key id, 400 for the same id; not ready is an outer 503', async (t) => {
+  const first = await startEnclave(t, ['--ohttp-key-id', '7'], { load: false });
+  const oldConfig = await keyConfig(first.url);
+  const [headers, body] = json({ images: [(await sampleImage()).toString('base64')] });
+  const bhttp = encodeBinaryRequest({ method: 'POST', scheme: 'https', authority: 'enclave', path: '/predict', headers, body });
+  // Not ready yet: refused before opening, in the clear, so the gateway can try another member.
+  const early = await postSealed(first.url, (await encapsulateRequest(oldConfig, bhttp)).message);
+  assert.equal(early.status, 503);
+  assert.equal(((await early.json()) as { code: string }).code, 'MS_NOT_READY');
+  await first.close();
+
+  const otherId = await startEnclave(t, ['--ohttp-key-id', '8']);
+  const moved = await postSealed(otherId.url, (await encapsulateRequest(oldConfig, bhttp)).message);
+  assert.equal(moved.status, 422);
+  assert.equal(((await moved.json()) as { code: string }).code, 'MS_OHTTP_UNKNOWN_KEY');
+  await otherId.close();
+  // One restart in 256 draws the same random key id: the request then does not open.
+  const sameId = await startEnclave(t, ['--ohttp-key-id', '7']);
+  const collided = await postSealed(sameId.url, (await encapsulateRequest(oldConfig, bhttp)).message);
+  assert.equal(collided.status, 400);
+  assert.equal(((await collided.json()) as { code: string }).code, 'MS_OHTTP_DECRYPT_FAILED');
 });
 
 test('the attested document binds the OHTTP key: public_key is the config\'s key, user_data its hash; /readyz proofs use the same key', async (t) => {

@@ -484,7 +484,9 @@ test('the example gateway configuration parses, with the relay socket as the sec
   assert.equal(config.attestationPcrs, '/etc/mpg/measurements.json', 'the secure route is attested against the EIF\'s measurements');
   const scrape = await readFile(join(REPO, 'deploy/prometheus/scrape.yml'), 'utf8');
   assert.match(scrape, /^scrape_configs:$/m);
-  assert.match(scrape, new RegExp(`targets: \\['127\\.0\\.0\\.1:${config.port}'\\]`), "the gateway's port");
+  assert.equal(config.securePlaintext, 'refuse', 'production refuses plaintext on the secure route');
+  assert.ok(config.adminPort !== undefined, '/metrics and /readyz are on the admin listener, not served to every client');
+  assert.match(scrape, new RegExp(`targets: \\['127\\.0\\.0\\.1:${config.adminPort}'\\]`), "the gateway's admin port");
   assert.match(scrape, /targets: \['127\.0\.0\.1:8081'\]/, 'the public model server');
   assert.equal([...scrape.matchAll(/metrics_path: \/metrics$/gm)].length, 2);
   assert.doesNotMatch(scrape, /\t/, 'YAML has no tabs');
