@@ -7,6 +7,8 @@ export * from './errors.js';
 export * from './command.js';
 export * from './shutdown.js';
 export * from './child-process.js';
+export * from './metric-buckets.js';
+export * from './parent-watch.js';
 export { jsonLineLog, silentLog } from './log.js';
 export type { Log } from './log.js';
 export { describeEnvironment } from './environment.js';

@@ -16,6 +16,7 @@ import { accessSync, existsSync, constants as fsConstants } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
+import { exitWithParentEnvironment } from '../common/index.js';
 import { MPG_LAUNCHER } from './entrypoint.js';
 import { readyzStatus } from './readiness.js';
 import type { Log } from '../common/index.js';
@@ -55,6 +56,12 @@ export interface EmulatedEnclaveOptions {
   output?: { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream };
   /** Where the emulated NSM writes its throwaway root certificate; default: beside the vsock stand-in. */
   nsmRootFile?: string;
+  /**
+   * The directory in which the private channel directory (the vsock stand-in) is made; default:
+   * the temporary directory. `mpg stack` puts it in its own runtime directory, so a stack killed
+   * with SIGKILL leaves one directory for the next start to remove.
+   */
+  channelParent?: string;
 }
 
 export interface EmulatedEnclave {
@@ -134,7 +141,7 @@ export async function startEmulatedEnclave(options: EmulatedEnclaveOptions): Pro
   if (isolation.cpusReason) log.warn({ reason: isolation.cpusReason }, 'CPUs not pinned');
 
   // A private (0700) directory holds the vsock stand-in, so only this user reaches it.
-  const channelDir = await mkdtemp(join(tmpdir(), 'mpg-enclave-'));
+  const channelDir = await mkdtemp(join(options.channelParent ?? tmpdir(), 'mpg-enclave-'));
   const vsockStandin = join(channelDir, 'vsock.sock');
   const nsmRootFile = options.nsmRootFile ?? join(channelDir, 'nsm-root.pem');
   let parentRelay: Relay;
@@ -157,10 +164,12 @@ export async function startEmulatedEnclave(options: EmulatedEnclaveOptions): Pro
     nsmRootFile,
     ...(options.modelServerArgs ?? []),
   ]);
-  // Its own process group: stop() can reach the model server even if the entrypoint died.
+  // Its own process group: stop() can reach the model server even if the entrypoint died. Its
+  // stdin is a pipe this process never writes to: when this process dies, however it dies, the
+  // entrypoint reads EOF and stops the enclave (exitWithParent).
   const child: ChildProcess = spawn(command!, args, {
-    env: { ...(options.env ?? process.env) },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...(options.env ?? process.env), ...exitWithParentEnvironment },
+    stdio: ['pipe', 'pipe', 'pipe'],
     detached: true,
   });
   if (options.output) {

@@ -8,6 +8,7 @@ import type { ChildProcess } from 'node:child_process';
 import { execFile, spawn } from 'node:child_process';
 import { constants, networkInterfaces } from 'node:os';
 import { promisify } from 'node:util';
+import { exitWithParentEnvironment } from '../common/index.js';
 import type { Log } from '../common/index.js';
 import type { Relay } from './relay.js';
 import { createRelay } from './relay.js';
@@ -69,7 +70,9 @@ export function startEntrypoint(options: EntrypointOptions): RunningEntrypoint {
   const { log } = options;
   const env = Object.fromEntries(Object.entries(options.env).filter(([key]) => !OWNED_ENVIRONMENT.includes(key)));
   const args = ['model-server', '--host', '127.0.0.1', '--port', String(options.modelServerPort), '--enclave', options.enclaveMode, ...options.modelServerArgs];
-  const modelServer = spawn(MPG_LAUNCHER, args, { env, stdio: ['ignore', 'pipe', 'inherit'] });
+  // The model server stops by itself if the entrypoint dies (its relay killed, say): it watches
+  // the stdin pipe the entrypoint holds (exitWithParent), so no model server outlives its channel.
+  const modelServer = spawn(MPG_LAUNCHER, args, { env: { ...env, ...exitWithParentEnvironment }, stdio: ['pipe', 'pipe', 'inherit'] });
   log.info({ pid: modelServer.pid, args }, 'model server started');
 
   const childExit = new Promise<number>((resolve) => {

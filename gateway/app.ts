@@ -42,7 +42,7 @@ export interface GatewayDependencies {
 }
 
 export function createGateway(config: GatewayConfig, policy: PrivacyPolicy, dependencies: GatewayDependencies = {}): Gateway {
-  const metrics = createGatewayMetrics(dependencies.registry);
+  const metrics = createGatewayMetrics(dependencies.registry, (config.requestTimeoutMs + config.headersTimeoutMs) / 1000);
   const logger = dependencies.logger ?? { level: config.logLevel, base: { component: 'gateway' } };
   const loggerOptions = typeof logger === 'object' && 'child' in logger ? { loggerInstance: logger } : { logger };
   const app = Fastify({

@@ -1,17 +1,21 @@
 // The gateway's Prometheus metrics, on a registry the caller owns. The same names serve both
 // routes; the `route` label tells them apart.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { durationBucketsUpTo } from '../common/index.js';
 
-// 1 ms to 10 s: from the gateway's own cost on a trivial upstream to a queued inference.
+// 0.5 ms to 10 s: from the gateway's own cost on a trivial upstream to a queued inference.
 export const DURATION_BUCKETS_SECONDS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+// The defaults: 30 s to receive a request, then 30 s for the upstream's response headers.
+const DEFAULT_LONGEST_REQUEST_SECONDS = 60;
 
-export function createGatewayMetrics(registry = new Registry()) {
+export function createGatewayMetrics(registry = new Registry(), longestRequestSeconds = DEFAULT_LONGEST_REQUEST_SECONDS) {
   collectDefaultMetrics({ register: registry, prefix: 'mpg_gateway_' });
+  const durationBuckets = durationBucketsUpTo(DURATION_BUCKETS_SECONDS, longestRequestSeconds);
   return {
     registry,
     requests: new Counter({ name: 'mpg_gateway_requests_total', help: 'Requests answered, by privacy route and HTTP status', labelNames: ['route', 'status'] as const, registers: [registry] }),
-    requestDuration: new Histogram({ name: 'mpg_gateway_request_duration_seconds', help: 'Whole requests through the gateway, by privacy route', labelNames: ['route'] as const, buckets: DURATION_BUCKETS_SECONDS, registers: [registry] }),
-    upstreamDuration: new Histogram({ name: 'mpg_gateway_upstream_duration_seconds', help: "The upstream leg: from dispatch to the upstream's response headers, by privacy route", labelNames: ['route'] as const, buckets: DURATION_BUCKETS_SECONDS, registers: [registry] }),
+    requestDuration: new Histogram({ name: 'mpg_gateway_request_duration_seconds', help: 'Whole requests through the gateway, by privacy route and status class (2xx, 4xx, 5xx)', labelNames: ['route', 'status_class'] as const, buckets: durationBuckets, registers: [registry] }),
+    upstreamDuration: new Histogram({ name: 'mpg_gateway_upstream_duration_seconds', help: "The upstream leg: from dispatch to the upstream's response headers, by privacy route and the upstream's status class", labelNames: ['route', 'status_class'] as const, buckets: durationBuckets, registers: [registry] }),
     inFlight: new Gauge({ name: 'mpg_gateway_requests_in_flight', help: 'Requests being served, by privacy route', labelNames: ['route'] as const, registers: [registry] }),
     upstreamUp: new Gauge({ name: 'mpg_gateway_upstream_up', help: 'Whether an upstream member is healthy (1) or not (0)', labelNames: ['route', 'member'] as const, registers: [registry] }),
     upstreamEjections: new Counter({ name: 'mpg_gateway_upstream_ejections_total', help: 'Members taken out of rotation after a transport error', labelNames: ['route', 'member'] as const, registers: [registry] }),

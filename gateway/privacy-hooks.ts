@@ -1,7 +1,7 @@
 // The privacy decision for every request, and what is said about it afterwards: classification by
 // path, header and tenant (the most private signal wins), rate limits, the response headers, the
 // per-request log line and the request metrics.
-import { CodedError } from '../common/index.js';
+import { CodedError, statusClass } from '../common/index.js';
 import type { GatewayContext } from './context.js';
 import { gatewayErrors } from './errors.js';
 import { headerValue } from './headers.js';
@@ -55,7 +55,7 @@ export function registerPrivacyHooks({ app, config, policy, metrics, state }: Ga
     if (!privacy) return;
     const labels = { route: privacy.route, status: String(reply.statusCode) };
     metrics.requests.inc(labels);
-    metrics.requestDuration.observe({ route: privacy.route }, reply.elapsedTime / 1000);
+    metrics.requestDuration.observe({ route: privacy.route, status_class: statusClass(reply.statusCode) }, reply.elapsedTime / 1000);
     // Route, status, time and member only. A secure request's body, query, key, authorization,
     // cookies and forwarded-for never reach a log line; nor does its tenant.
     request.log.info(

@@ -8,6 +8,7 @@ import type { GatewayContext } from './context.js';
 import { ROUTE_PATHS } from './context.js';
 import { gatewayErrors } from './errors.js';
 import { withoutHopByHop } from './headers.js';
+import { statusClass } from '../common/index.js';
 import { MemberDispatcher } from './member-dispatcher.js';
 import { mapUpstreamFailure } from './upstream-errors.js';
 
@@ -99,7 +100,7 @@ export function registerProxyRoutes({ app, config, metrics, groups, sendError }:
         },
         onResponse: (request, reply, response): void => {
           const privacy = (request as FastifyRequest).privacy!;
-          metrics.upstreamDuration.observe({ route: privacy.route }, (performance.now() - (privacy.upstreamStartedAt ?? 0)) / 1000);
+          metrics.upstreamDuration.observe({ route: privacy.route, status_class: statusClass(reply.statusCode) }, (performance.now() - (privacy.upstreamStartedAt ?? 0)) / 1000);
           // reply-from hands over undici's headers object; its types describe an http.ServerResponse.
           const declared = Number((response as unknown as { headers: IncomingHttpHeaders }).headers['content-length'] ?? Number.NaN);
           if (!(declared <= SMALL_RESPONSE_BYTES)) {

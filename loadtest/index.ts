@@ -9,7 +9,7 @@ export { checkTarget, closedLoop } from './load/closed-loop.js';
 export type { AnswerCounts, ClosedLoopFigures, ClosedLoopOptions, HttpTarget } from './load/closed-loop.js';
 export { isSecureRequest, paced, pacedStream } from './load/paced.js';
 export { settle } from './load/settle.js';
-export type { PacedFigures, PacedOptions, PacedStreamOptions, Route, RouteFigures } from './load/paced.js';
+export type { PacedAnswer, PacedFigures, PacedOptions, PacedStreamOptions, Route, RouteFigures } from './load/paced.js';
 export { SEED_STUDY } from './seed-study.js';
 
 export async function loadLoadtestCommand(): Promise<Command> {

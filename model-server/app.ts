@@ -5,6 +5,7 @@ import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { readFile } from 'node:fs/promises';
 import sharp from 'sharp';
 import type { Registry } from 'prom-client';
+import { statusClass } from '../common/index.js';
 import { imagenetLabels } from '../model/index.js';
 import { ImageClassifier } from './classifier.js';
 import type { ModelServerConfig } from './config.js';
@@ -19,7 +20,10 @@ import { IMAGE_CONTENT_TYPES, registerRoutes } from './routes.js';
 import { modelServerErrors } from './errors.js';
 import type { NsmSource } from '../attestation/index.js';
 import { answerChallenge } from '../attestation/index.js';
-import { createEnclaveIdentity, registerAttestationRoute } from './attestation-route.js';
+import { registerAttestationRoute } from './attestation-route.js';
+import { createEnclaveIdentity } from './enclave-identity.js';
+import type { SealedRequestDoor } from './sealed-requests.js';
+import { registerSealedRequests } from './sealed-requests.js';
 
 export interface ModelServer {
   app: FastifyInstance;
@@ -69,7 +73,9 @@ function resolveLabels(given: readonly string[] | undefined, classes: number): r
 
 export function createModelServer(config: ModelServerConfig, dependencies: ModelServerDependencies = {}): ModelServer {
   configureSharp();
-  const metrics = createModelServerMetrics(dependencies.registry, config.maxBatch);
+  // The enclave's identity for this boot: one X25519 key, the OHTTP key and the attested key at once.
+  const identity = dependencies.attestation ? createEnclaveIdentity(config.ohttpKeyId) : undefined;
+  const metrics = createModelServerMetrics(dependencies.registry, config.maxBatch, config.requestTimeoutMs / 1000);
   const logger = dependencies.logger ?? { level: config.logLevel, base: { component: 'model-server', enclave: config.enclave } };
   const loggerOptions = typeof logger === 'object' && 'child' in logger ? { loggerInstance: logger } : { logger };
   const app = Fastify({
@@ -81,11 +87,15 @@ export function createModelServer(config: ModelServerConfig, dependencies: Model
     return503OnClosing: false,
   } as Parameters<typeof Fastify>[0]) as unknown as FastifyInstance;
   const state: ServerState = { classifier: undefined, closing: false };
+  let sealed: SealedRequestDoor | undefined;
+  // The inner half of a sealed request logs nothing: its route, status and errors are the client's secret.
+  const silent = app.log.child({}, { level: 'silent' });
+  app.setChildLoggerFactory((logger, bindings, options, rawRequest) => (sealed?.isInner(rawRequest.headers) ? silent : logger.child(bindings, options)));
 
   // Fastify parses text/plain by default; the model server takes JSON and images only.
   app.removeContentTypeParser('text/plain');
   app.addContentTypeParser(IMAGE_CONTENT_TYPES, { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
-  installErrorHandling(app, metrics);
+  installErrorHandling(app, metrics, (request) => sealed?.isInner(request.headers) ?? false);
 
   app.addHook('onRequest', async (_request, reply) => {
     if (state.closing) {
@@ -99,15 +109,15 @@ export function createModelServer(config: ModelServerConfig, dependencies: Model
     if (state.closing) reply.header('connection', 'close');
   });
   app.addHook('onResponse', async (request, reply) => {
+    if (sealed?.isInner(request.headers)) return;
     const route = request.routeOptions.url ?? 'unmatched';
     const labels = { route, status: String(reply.statusCode) };
     metrics.requests.inc(labels);
-    metrics.requestDuration.observe(labels, reply.elapsedTime / 1000);
+    metrics.requestDuration.observe({ route, status_class: statusClass(reply.statusCode) }, reply.elapsedTime / 1000);
     // Method, route and status only: never the body, the query or the client's headers.
     request.log.debug({ route, statusCode: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request done');
   });
-  // The enclave's identity for this boot: its X25519 key, carried in every attestation document.
-  const identity = dependencies.attestation ? createEnclaveIdentity() : undefined;
+  if (identity) sealed = registerSealedRequests(app, identity.ohttp);
   registerRoutes(
     app,
     config,
@@ -118,11 +128,14 @@ export function createModelServer(config: ModelServerConfig, dependencies: Model
       publicKey: identity.publicKey,
       publicKeySha256: identity.publicKeySha256,
       answer: (challenge) => answerChallenge(identity.privateKey, challenge),
+      ohttpKeyId: identity.ohttp.config.keyId,
+      ohttpKeyConfig: Buffer.from(identity.ohttp.encodedConfig),
     },
+    sealed,
   );
   if (dependencies.attestation && identity) registerAttestationRoute(app, dependencies.attestation, identity, metrics);
 
-  return {
+  const server: ModelServer = {
     app,
     metrics,
     load(modelPath: string) {
@@ -172,4 +185,5 @@ export function createModelServer(config: ModelServerConfig, dependencies: Model
       state.classifier = undefined;
     },
   };
+  return server;
 }

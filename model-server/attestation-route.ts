@@ -1,14 +1,13 @@
 // GET /attestation?nonce=<hex>: the enclave's attestation document (COSE_Sign1, CBOR) from its NSM,
 // the real one on Nitro or the emulated one. The document carries the caller's nonce and, in
-// public_key, the X25519 key this process generated at boot (for end-to-end encryption later; the
-// gateway also uses its hash, reported by /readyz, to notice that the enclave restarted).
+// public_key, the X25519 key this process generated at boot (the OHTTP key clients seal requests
+// to; the gateway also uses its hash, reported by /readyz, to notice that the enclave restarted),
+// and in user_data the SHA-256 of that key's OHTTP key config (binding its key id and suites).
 // A nonce always gets a fresh document, within a rate limit; without a nonce, one document is
 // cached for a few seconds, so that polling cannot make the NSM sign on every request.
-import type { KeyObject } from 'node:crypto';
-import { createHash, generateKeyPairSync } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import type { NsmSource } from '../attestation/index.js';
-import { rawX25519PublicKey } from '../attestation/index.js';
+import type { EnclaveIdentity } from './enclave-identity.js';
 import { modelServerErrors } from './errors.js';
 import type { ModelServerMetrics } from './metrics.js';
 
@@ -19,21 +18,6 @@ export const UNNONCED_CACHE_MS = 5_000;
 export const ATTESTATION_RATE_PER_SECOND = 10;
 export const ATTESTATION_BURST = 20;
 const HEX = /^(?:[0-9a-fA-F]{2})+$/;
-
-export interface EnclaveIdentity {
-  /** The X25519 public key generated at boot, raw 32 bytes. */
-  publicKey: Buffer;
-  /** Its private half: never leaves this process; answers the gateway's possession challenges. */
-  privateKey: KeyObject;
-  /** SHA-256 of publicKey, hex: what /readyz reports. */
-  publicKeySha256: string;
-}
-
-export function createEnclaveIdentity(): EnclaveIdentity {
-  const { publicKey, privateKey } = generateKeyPairSync('x25519');
-  const raw = rawX25519PublicKey(publicKey);
-  return { publicKey: raw, privateKey, publicKeySha256: createHash('sha256').update(raw).digest('hex') };
-}
 
 export function registerAttestationRoute(app: FastifyInstance, source: NsmSource, identity: EnclaveIdentity, metrics: ModelServerMetrics): void {
   let tokens = ATTESTATION_BURST;
@@ -65,7 +49,7 @@ export function registerAttestationRoute(app: FastifyInstance, source: NsmSource
         throw modelServerErrors.MS_ATTESTATION_RATE_LIMITED(undefined, { headers: { 'retry-after': '1' } });
       }
       try {
-        document = await source.attest({ publicKey: identity.publicKey, nonce: nonceHex === undefined ? null : Buffer.from(nonceHex, 'hex') });
+        document = await source.attest({ publicKey: identity.publicKey, userData: identity.keyConfigSha256, nonce: nonceHex === undefined ? null : Buffer.from(nonceHex, 'hex') });
       } catch (error) {
         metrics.attestations.inc({ result: 'failed' });
         request.log.error({ err: error }, 'the NSM gave no attestation document');

@@ -37,6 +37,7 @@ export const modelServerOptions = {
   logLevel: choice({ description: 'Log level', choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, default: 'info' }),
   enclave: choice({ description: 'Where this server runs; reported by /v1/model and in logs', choices: ['none', 'emulated', 'nitro'] as const, default: 'none' }),
   nsmHelper: text({ description: 'nitro: the helper that asks /dev/nsm for attestation documents (built into the enclave image)', default: DEFAULT_NSM_HELPER, placeholder: 'PATH' }),
+  ohttpKeyId: integer({ description: 'enclave: the key id of the OHTTP key made at boot (clients address sealed requests by it); default: random', min: 0, max: 255 }),
   emulatedNsmRootFile: text({ description: "emulated: write the emulated NSM's throwaway root certificate (PEM) here, for a gateway told to trust it insecurely", placeholder: 'PATH' }),
   spinWait: toggle({ description: "Let onnxruntime's threads spin while they wait for work: a little lower latency on an idle machine, CPU taken from image decoding under load", default: false }),
   warmup: toggle({ description: 'Run one inference before /readyz says ready; --no-warmup skips it', default: true }),

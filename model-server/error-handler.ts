@@ -1,7 +1,7 @@
 // The one place where any failure becomes the JSON error a client sees. Coded errors pass
 // through; Fastify's own errors get our codes; anything unexpected is a 500 that says only
 // "Internal Server Error" while the log keeps the whole error.
-import type { FastifyError, FastifyInstance } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
 import { CodedError } from '../common/index.js';
 import { modelServerErrors } from './errors.js';
 import type { ModelServerMetrics } from './metrics.js';
@@ -27,17 +27,18 @@ export function toCodedError(error: FastifyError | Error): CodedError {
   return modelServerErrors.MS_INFERENCE_FAILED(undefined, { cause: error });
 }
 
-export function installErrorHandling(app: FastifyInstance, metrics: ModelServerMetrics): void {
+/** `isPrivate`: a request whose errors count in no metric (the inner half of a sealed request). */
+export function installErrorHandling(app: FastifyInstance, metrics: ModelServerMetrics, isPrivate: (request: FastifyRequest) => boolean = () => false): void {
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const coded = toCodedError(error);
-    metrics.errors.inc({ code: coded.code });
+    if (!isPrivate(request)) metrics.errors.inc({ code: coded.code });
     if (coded.statusCode >= 500) request.log.error({ err: error, code: coded.code }, 'request failed');
     else request.log.info({ code: coded.code, reason: coded.message }, 'request rejected');
     void reply.code(coded.statusCode).headers(coded.headers).send(coded.toJSON());
   });
   app.setNotFoundHandler((request, reply) => {
     const coded = modelServerErrors.MS_NOT_FOUND(`No route ${request.method} ${request.url.split('?')[0]}; see GET /v1/model and POST /predict`);
-    metrics.errors.inc({ code: coded.code });
+    if (!isPrivate(request)) metrics.errors.inc({ code: coded.code });
     void reply.code(coded.statusCode).send(coded.toJSON());
   });
 }

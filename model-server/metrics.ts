@@ -1,13 +1,16 @@
 // The model server's Prometheus metrics, on a registry the caller owns (never the global one).
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { durationBucketsUpTo } from '../common/index.js';
 
 // 1 ms to 10 s: from one preprocessed image to a long queue wait under overload.
 export const DURATION_BUCKETS_SECONDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+// The default request timeout: receiving a request and answering it.
+const DEFAULT_LONGEST_REQUEST_SECONDS = 30;
 
 export interface ModelServerMetrics {
   registry: Registry;
   requests: Counter<'route' | 'status'>;
-  requestDuration: Histogram<'route' | 'status'>;
+  requestDuration: Histogram<'route' | 'status_class'>;
   errors: Counter<'code'>;
   attestations: Counter<'result'>;
   queueWait: Histogram;
@@ -19,7 +22,7 @@ export interface ModelServerMetrics {
   images: Counter;
 }
 
-export function createModelServerMetrics(registry = new Registry(), maxBatch = 8): ModelServerMetrics {
+export function createModelServerMetrics(registry = new Registry(), maxBatch = 8, longestRequestSeconds = DEFAULT_LONGEST_REQUEST_SECONDS): ModelServerMetrics {
   collectDefaultMetrics({ register: registry, prefix: 'mpg_model_server_' });
   const batchBuckets = [...new Set([1, 2, 4, 8, 16, 32, 64, 128, 256].filter((size) => size < maxBatch).concat(maxBatch))];
   return {
@@ -32,9 +35,9 @@ export function createModelServerMetrics(registry = new Registry(), maxBatch = 8
     }),
     requestDuration: new Histogram({
       name: 'mpg_model_server_request_duration_seconds',
-      help: 'Time from receiving a request to answering it, by route and HTTP status',
-      labelNames: ['route', 'status'] as const,
-      buckets: DURATION_BUCKETS_SECONDS,
+      help: 'Time from receiving a request to answering it, by route and status class (2xx, 4xx, 5xx)',
+      labelNames: ['route', 'status_class'] as const,
+      buckets: durationBucketsUpTo(DURATION_BUCKETS_SECONDS, longestRequestSeconds),
       registers: [registry],
     }),
     attestations: new Counter({

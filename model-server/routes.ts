@@ -6,6 +6,7 @@ import { DEFAULT_TOPK, MAX_TOPK } from './config.js';
 import { modelServerErrors } from './errors.js';
 import type { ModelServerMetrics } from './metrics.js';
 import { readPredictRequest } from './predict-request.js';
+import type { SealedRequestDoor } from './sealed-requests.js';
 import { CHALLENGE_BYTES } from '../attestation/index.js';
 import { CROP_SIZE, IMAGENET_MEAN, IMAGENET_STD, RESIZE_SHORTER_SIDE } from './tensor-layout.js';
 
@@ -23,15 +24,27 @@ export interface AttestationInfo {
   publicKeySha256: string;
   /** Answers a possession challenge with the boot key's private half. */
   answer(challenge: Buffer): Buffer;
+  /** The boot key's OHTTP key id, and its encoded key config (RFC 9458 §3.1). */
+  ohttpKeyId: number;
+  ohttpKeyConfig: Buffer;
 }
 
 const CHALLENGE_HEX = new RegExp(`^[0-9a-fA-F]{${CHALLENGE_BYTES * 2}}$`);
 
-export function registerRoutes(app: FastifyInstance, config: ModelServerConfig, metrics: ModelServerMetrics, state: ServerState, attestation?: AttestationInfo): void {
+export function registerRoutes(
+  app: FastifyInstance,
+  config: ModelServerConfig,
+  metrics: ModelServerMetrics,
+  state: ServerState,
+  attestation?: AttestationInfo,
+  sealed?: SealedRequestDoor,
+): void {
   // The gateway compares this with the public key of the document it verified: another value means
   // another process (the enclave restarted) that must be attested again.
-  const identity = attestation ? { publicKeySha256: attestation.publicKeySha256 } : {};
+  const identity = attestation ? { publicKeySha256: attestation.publicKeySha256, ohttpKeyId: attestation.ohttpKeyId } : {};
   app.post('/predict', async (request, reply) => {
+    // A sealed request is opened and its inner POST /predict comes back through this route.
+    if (sealed?.carries(request)) return sealed.serve(request, reply);
     const classifier = state.classifier;
     if (!classifier) throw modelServerErrors.MS_NOT_READY(undefined, { headers: { 'retry-after': '1' } });
     const limits = { maxImages: config.maxImages, maxTopk: Math.min(MAX_TOPK, classifier.description.classes), defaultTopk: DEFAULT_TOPK };
@@ -80,7 +93,17 @@ export function registerRoutes(app: FastifyInstance, config: ModelServerConfig, 
         layout: 'NCHW',
       },
       enclave: config.enclave,
-      ...(attestation ? { attestation: { source: attestation.source, publicKey: attestation.publicKey.toString('base64'), publicKeySha256: attestation.publicKeySha256 } } : {}),
+      ...(attestation
+        ? {
+            attestation: {
+              source: attestation.source,
+              publicKey: attestation.publicKey.toString('base64'),
+              publicKeySha256: attestation.publicKeySha256,
+              ohttpKeyId: attestation.ohttpKeyId,
+              ohttpKeyConfig: attestation.ohttpKeyConfig.toString('base64'),
+            },
+          }
+        : {}),
       runtime: { node: process.versions.node, onnxruntime: model.onnxruntime, optimizedModelCache: model.optimizedCache },
     });
   });

@@ -1,7 +1,8 @@
 #!/bin/sh
 # The system tools the test suite needs beyond Node, installed from Debian's packages when missing
 # (npm test runs this first, as "pretest"). socat is the parent relay on a Nitro parent, and the
-# tests run it for real; shellcheck checks every shell script; cc compiles the enclave's NSM helper.
+# tests run it for real; shellcheck checks every shell script; cc compiles the enclave's NSM helper;
+# promtool (Debian's prometheus package) checks and unit-tests deploy/prometheus/ and lints /metrics.
 # Without root or apt-get, this says what to install and fails.
 set -eu
 
@@ -9,6 +10,7 @@ missing=''
 command -v socat >/dev/null 2>&1 || missing="${missing} socat"
 command -v shellcheck >/dev/null 2>&1 || missing="${missing} shellcheck"
 command -v cc >/dev/null 2>&1 || missing="${missing} gcc libc6-dev"
+command -v promtool >/dev/null 2>&1 || missing="${missing} prometheus"
 [ -z "$missing" ] && exit 0
 
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then

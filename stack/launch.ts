@@ -4,16 +4,20 @@
 // starts) and needs each part's process tree (to measure its CPU and memory).
 import type { ChildProcess } from 'node:child_process';
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { availableParallelism, tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { emulatedImageMeasurements, writeMeasurementsFile } from '../attestation/index.js';
-import { stopChild, waitForLine } from '../common/index.js';
+import { exitWithParentEnvironment, stopChild, waitForLine } from '../common/index.js';
 import { DEFAULT_MODEL_PATH, ensureModel } from '../model/index.js';
 import type { Log } from '../common/index.js';
 import { silentLog } from '../common/index.js';
 import type { EmulatedEnclave, NitroEnclave, NitroEnclaveOptions } from '../enclave/index.js';
 import { EnclaveConfigurationError, MPG_LAUNCHER, startEmulatedEnclave, startNitroEnclave } from '../enclave/index.js';
+import type { PartName } from './part-output.js';
+import { createRuntimeDir } from './runtime-dir.js';
+import type { StackSupervisor, SupervisionOptions } from './supervisor.js';
+import { superviseStack } from './supervisor.js';
 
 export const STOP_GRACE_MS = 15_000;
 // Both model servers queue up to this many images: 100 concurrent batch-2 requests (the study's
@@ -21,7 +25,12 @@ export const STOP_GRACE_MS = 15_000;
 export const STACK_MAX_QUEUE_IMAGES = 256;
 
 type Env = Readonly<Record<string, string | undefined>>;
-type Output = { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream };
+/** Where one process's output goes. */
+export type Output = { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream };
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+/** What the load-test harness and benchmarks want from their parts: problems only. */
+export const DEFAULT_PART_LOG_LEVEL: LogLevel = 'warn';
 
 /** As a Nitro parent's allocator does, the enclave gets CPUs of its own: the upper half. */
 export function splitCpus(): { enclaveCpus: string; threadsEach: number } {
@@ -44,10 +53,20 @@ async function waitUntilReady(url: string, child: ChildProcess): Promise<void> {
   throw new Error(`${url} never answered: the process exited`);
 }
 
-/** The launcher, under `taskset -c cpus` when given (taskset execs: the pid is the server's). */
-function spawnMpg(args: string[], env: Env, cpus: string | undefined, stderr: 'inherit' | 'ignore' | 'pipe'): ChildProcess {
+/**
+ * The launcher, under `taskset -c cpus` when given (taskset execs: the pid is the server's). Its
+ * stdin is a pipe this process holds and never writes to: the child stops when this process dies,
+ * even by SIGKILL (exitWithParent). Its output goes to `output`, or stdout is drained and stderr
+ * shared with this process.
+ */
+function spawnMpg(args: string[], env: Env, cpus: string | undefined, output: Output | undefined): ChildProcess {
   const [command, ...rest] = cpus === undefined ? [MPG_LAUNCHER, ...args] : ['taskset', '-c', cpus, MPG_LAUNCHER, ...args];
-  return spawn(command, rest, { env: { ...env }, stdio: ['ignore', 'pipe', stderr] });
+  const child = spawn(command, rest, { env: { ...env, ...exitWithParentEnvironment }, stdio: ['pipe', 'pipe', output ? 'pipe' : 'inherit'] });
+  if (output) {
+    child.stdout!.pipe(output.stdout, { end: false });
+    child.stderr!.pipe(output.stderr, { end: false });
+  }
+  return child;
 }
 
 /** One process of the stack (the model server or the gateway). */
@@ -83,6 +102,9 @@ async function untilReady(child: ChildProcess, listening: RegExp, what: string):
 export interface PublicServerOptions {
   port: number;
   threads: number;
+  logLevel?: LogLevel;
+  /** Where its output goes; stdout is drained when not given. */
+  output?: Output | undefined;
   cpus?: string | undefined;
   env: Env;
   /** Called as soon as the process exists, before it is ready (to watch its memory from the start). */
@@ -92,10 +114,10 @@ export interface PublicServerOptions {
 /** A public model server on 127.0.0.1; resolves once its /readyz answers 200. */
 export async function startPublicServer(options: PublicServerOptions): Promise<StackProcess> {
   const child = spawnMpg(
-    ['model-server', '--host', '127.0.0.1', '--port', String(options.port), '--threads', String(options.threads), '--max-queue', String(STACK_MAX_QUEUE_IMAGES), '--log-level', 'warn'],
+    ['model-server', '--host', '127.0.0.1', '--port', String(options.port), '--threads', String(options.threads), '--max-queue', String(STACK_MAX_QUEUE_IMAGES), '--log-level', options.logLevel ?? DEFAULT_PART_LOG_LEVEL],
     options.env,
     options.cpus,
-    'inherit',
+    options.output,
   );
   if (child.pid !== undefined) options.onSpawn?.(child.pid);
   return untilReady(child, /listening on (http:\/\/\S+)/, 'public model server');
@@ -108,18 +130,28 @@ export type EnclaveSettings =
 
 export type StackEnclave = EmulatedEnclave | NitroEnclave;
 
+export interface EnclaveStartOptions {
+  logLevel?: LogLevel;
+  /** Where the emulated enclave's output goes; discarded when not given. */
+  output?: Output | undefined;
+  /** Where the emulated enclave makes its private channel directory; default: the temporary directory. */
+  channelParent?: string;
+}
+
 /** The enclave behind the parent relay on `socketPath`; resolves once started (wait on `.ready`). */
-export function startEnclave(settings: EnclaveSettings, socketPath: string, env: Env, log: Log, output?: Output): Promise<StackEnclave> {
+export function startEnclave(settings: EnclaveSettings, socketPath: string, env: Env, log: Log, options: EnclaveStartOptions = {}): Promise<StackEnclave> {
   if (settings.mode === 'nitro') return startNitroEnclave({ ...settings.nitro, socketPath, log });
   return startEmulatedEnclave({
     socketPath,
-    // Beside the parent relay's socket, in the caller's private runtime directory.
+    // Beside the parent relay's socket, in the caller's private runtime directory. A restarted
+    // enclave writes its new root to the same file, which the gateway re-reads when it changes.
     nsmRootFile: join(dirname(socketPath), 'nsm-root.pem'),
     cpus: settings.cpus,
-    modelServerArgs: ['--threads', String(settings.threads), '--max-queue', String(STACK_MAX_QUEUE_IMAGES), '--log-level', 'warn'],
+    modelServerArgs: ['--threads', String(settings.threads), '--max-queue', String(STACK_MAX_QUEUE_IMAGES), '--log-level', options.logLevel ?? DEFAULT_PART_LOG_LEVEL],
     env,
     log,
-    ...(output ? { output } : {}),
+    ...(options.output ? { output: options.output } : {}),
+    ...(options.channelParent ? { channelParent: options.channelParent } : {}),
   });
 }
 
@@ -132,14 +164,20 @@ export interface GatewayOptions {
   attestationFlags: readonly string[];
   cpus?: string | undefined;
   env: Env;
+  logLevel?: LogLevel;
+  /** Where its output goes; stdout is drained when not given. */
+  output?: Output | undefined;
 }
 
 export async function startGateway(options: GatewayOptions): Promise<StackProcess> {
   const child = spawnMpg(
-    ['gateway', '--host', options.host, '--port', String(options.port), '--public-upstream', options.publicUrl, '--secure-upstream', `unix:${options.secureSocket}`, '--log-level', 'warn', ...options.attestationFlags],
+    [
+      'gateway', '--host', options.host, '--port', String(options.port), '--public-upstream', options.publicUrl, '--secure-upstream', `unix:${options.secureSocket}`,
+      '--log-level', options.logLevel ?? DEFAULT_PART_LOG_LEVEL, ...options.attestationFlags,
+    ],
     options.env,
     options.cpus,
-    'inherit',
+    options.output,
   );
   return untilReady(child, /gateway listening on (http:\/\/\S+)/, 'gateway');
 }
@@ -156,12 +194,24 @@ export interface LaunchOptions {
   gatewayCpus?: string | undefined;
   env: Env;
   log?: Log;
-  /** Where the emulated enclave's output goes; discarded when not given. */
-  enclaveOutput?: Output;
+  /** The parts' log level; default: warn. */
+  logLevel?: LogLevel;
+  /**
+   * Where each process's output goes, asked once per process started (a restarted part gets fresh
+   * streams). Not given: the emulated enclave's output is discarded, the other parts' stdout too.
+   */
+  output?: (part: PartName) => Output;
   /** Called with each part's first pid as soon as it exists (the enclave's is its process group). */
   onSpawn?: (part: StackPart, pid: number) => void;
   /** Aborting stops whatever has started; launchStack then rejects. */
   signal?: AbortSignal;
+  /**
+   * Restart a part that dies (see supervisor.ts) instead of reporting it on `unexpectedExit`:
+   * what `mpg stack` does. The load-test harness wants a death reported, not hidden by a restart.
+   */
+  supervise?: SupervisionOptions;
+  /** Where the runtime directory is made; default: the temporary directory. */
+  runtimeParent?: string;
 }
 
 export type StackPart = 'public model server' | 'enclave' | 'gateway';
@@ -175,13 +225,19 @@ export interface LaunchedStack {
   readonly runtimeDir: string;
   /** The measurements the gateway pins: the emulated build's, or the EIF's. */
   readonly measurementsFile: string;
+  /** The parts as they are now (a supervised part that was restarted is its new process). */
   readonly publicServer: StackProcess;
   readonly gateway: StackProcess;
   readonly enclave: StackEnclave;
-  /** Resolves when a part exits while the stack is not stopping. */
+  /** Resolves when a part exits while the stack is not stopping; never, when supervised. */
   readonly unexpectedExit: Promise<{ part: StackPart; code: number | string | null }>;
   /** Stops the gateway, then both model servers; removes the runtime directory. Idempotent. */
   stop(): Promise<void>;
+}
+
+/** The port a server was started on, from its URL: a restart takes the same one, which the gateway knows. */
+function portOf(url: string): number {
+  return Number(new URL(url).port);
 }
 
 /**
@@ -190,7 +246,7 @@ export interface LaunchedStack {
  */
 export async function launchStack(options: LaunchOptions): Promise<LaunchedStack> {
   const log = options.log ?? silentLog;
-  const runtimeDir = await mkdtemp(join(tmpdir(), 'mpg-stack-'));
+  const runtimeDir = await createRuntimeDir(options.runtimeParent);
   const secureSocket = join(runtimeDir, 'enclave.sock');
   const settings = options.enclave;
   if (settings.mode === 'nitro' && !settings.attestationPcrs) {
@@ -198,25 +254,48 @@ export async function launchStack(options: LaunchOptions): Promise<LaunchedStack
     throw new EnclaveConfigurationError('--attestation-pcrs is required with the nitro enclave: the measurements "mpg enclave build" wrote, which the gateway attests it against');
   }
   const measurementsFile = settings.mode === 'nitro' ? settings.attestationPcrs! : join(runtimeDir, 'measurements.json');
+  const logLevel = options.logLevel ?? DEFAULT_PART_LOG_LEVEL;
   let publicServer: StackProcess | undefined;
   let publicStarting: Promise<StackProcess> | undefined;
   let gateway: StackProcess | undefined;
   let enclave: StackEnclave | undefined;
+  let supervisor: StackSupervisor | undefined;
   let stopping: Promise<void> | undefined;
 
   const stop = () =>
     (stopping ??= (async () => {
+      // No restart may begin once stopping has; one under way is waited for and stopped below.
+      await supervisor?.stop();
       await gateway?.stop();
       const publicStopped = (publicServer ? publicServer.stop() : publicStarting?.then((server) => server.stop(), () => {})) ?? Promise.resolve();
       await Promise.all([publicStopped, enclave?.stop()]);
       await rm(runtimeDir, { recursive: true, force: true });
     })());
 
+  const startPublic = (port: number) =>
+    startPublicServer({
+      port,
+      threads: options.threads,
+      cpus: options.publicCpus,
+      env: options.env,
+      logLevel,
+      output: options.output?.('public'),
+      onSpawn: (pid) => options.onSpawn?.('public model server', pid),
+    });
+  const startSecure = async () => {
+    const started = await startEnclave(settings, secureSocket, options.env, log, { logLevel, output: options.output?.('enclave'), channelParent: runtimeDir });
+    if (started.mode === 'emulated') options.onSpawn?.('enclave', started.pid);
+    return started;
+  };
+  const startFront = (port: number, publicUrl: string, attestationFlags: readonly string[]) =>
+    startGateway({ host: options.host, port, publicUrl, secureSocket, attestationFlags, cpus: options.gatewayCpus, env: options.env, logLevel, output: options.output?.('gateway') });
+
   const onAbort = () => void stop();
   options.signal?.addEventListener('abort', onAbort, { once: true });
   const stillWanted = () => {
     if (stopping) throw new Error('stopped while starting');
   };
+  let attestationFlags: string[] = [];
   try {
     stillWanted();
     if (settings.mode === 'emulated') {
@@ -226,26 +305,20 @@ export async function launchStack(options: LaunchOptions): Promise<LaunchedStack
       await ensureModel(DEFAULT_MODEL_PATH);
       await writeMeasurementsFile(measurementsFile, emulatedImageMeasurements({ modelPath: DEFAULT_MODEL_PATH }));
     }
-    publicStarting = startPublicServer({
-      port: options.publicPort,
-      threads: options.threads,
-      cpus: options.publicCpus,
-      env: options.env,
-      onSpawn: (pid) => options.onSpawn?.('public model server', pid),
-    });
+    publicStarting = startPublic(options.publicPort);
     // Observed at once: if the enclave fails first, stopping the public server must not crash us.
     publicStarting.catch(() => {});
-    enclave = await startEnclave(options.enclave, secureSocket, options.env, log, options.enclaveOutput);
-    if (enclave.mode === 'emulated') options.onSpawn?.('enclave', enclave.pid);
+    enclave = await startSecure();
     stillWanted();
-    publicServer = await publicStarting;
-    await enclave.ready;
+    // Both at once: an enclave that never gets ready fails the start when its readiness timeout
+    // says so, not only after the public server has loaded its model.
+    [publicServer] = await Promise.all([publicStarting, enclave.ready]);
     stillWanted();
-    const attestationFlags =
+    attestationFlags =
       enclave.mode === 'nitro'
         ? ['--attestation-pcrs', measurementsFile]
         : ['--attestation-pcrs', measurementsFile, '--insecure-trust-emulated-nsm-root', enclave.nsmRootFile];
-    gateway = await startGateway({ host: options.host, port: options.port, publicUrl: publicServer.url, secureSocket, attestationFlags, cpus: options.gatewayCpus, env: options.env });
+    gateway = await startFront(options.port, publicServer.url, attestationFlags);
     options.onSpawn?.('gateway', gateway.pid);
     stillWanted();
   } catch (error) {
@@ -257,15 +330,64 @@ export async function launchStack(options: LaunchOptions): Promise<LaunchedStack
     options.signal?.removeEventListener('abort', onAbort);
   }
 
-  const started = { publicServer, gateway, enclave };
-  const unexpectedExit = new Promise<{ part: StackPart; code: number | string | null }>((resolve) => {
+  const publicUrl = publicServer.url;
+  const gatewayUrl = gateway.url;
+  let reportExit: (exit: { part: StackPart; code: number | string | null }) => void = () => {};
+  const unexpectedExit = new Promise<{ part: StackPart; code: number | string | null }>((resolve) => (reportExit = resolve));
+
+  if (options.supervise) {
+    // The same ports and the same attestation flags on every restart: the gateway keeps the public
+    // server's URL and the enclave's socket, and re-reads the emulated root a new enclave writes.
+    supervisor = superviseStack(
+      {
+        'public model server': { current: publicServer, restart: () => startPublic(portOf(publicUrl)), replaced: (next) => (publicServer = next) },
+        enclave: {
+          current: enclave,
+          // The supervisor has stopped the dead one first (its parent relay and channel with it):
+          // the new one listens on the same socket.
+          restart: async () => {
+            const next = await startSecure();
+            enclave = next;
+            try {
+              await next.ready;
+            } catch (error) {
+              await next.stop();
+              throw error;
+            }
+            return next;
+          },
+          replaced: (next) => (enclave = next),
+        },
+        gateway: { current: gateway, restart: () => startFront(portOf(gatewayUrl), publicUrl, attestationFlags), replaced: (next) => (gateway = next) },
+      },
+      options.supervise,
+    );
+  } else {
     const watch = (part: StackPart, exited: Promise<unknown>) =>
       void exited.then((code) => {
-        if (!stopping) resolve({ part, code: typeof code === 'number' || typeof code === 'string' ? code : null });
+        if (!stopping) reportExit({ part, code: typeof code === 'number' || typeof code === 'string' ? code : null });
       });
-    watch('public model server', started.publicServer.exited);
-    watch('gateway', started.gateway.exited);
-    watch('enclave', started.enclave.exited);
-  });
-  return { gatewayUrl: gateway.url, publicUrl: publicServer.url, secureSocket, runtimeDir, measurementsFile, ...started, unexpectedExit, stop };
+    watch('public model server', publicServer.exited);
+    watch('gateway', gateway.exited);
+    watch('enclave', enclave.exited);
+  }
+
+  return {
+    gatewayUrl,
+    publicUrl,
+    secureSocket,
+    runtimeDir,
+    measurementsFile,
+    get publicServer() {
+      return publicServer!;
+    },
+    get gateway() {
+      return gateway!;
+    },
+    get enclave() {
+      return enclave!;
+    },
+    unexpectedExit,
+    stop,
+  };
 }

@@ -9,7 +9,7 @@ import { Pool } from 'undici';
 import type { LatencySummary } from '../../common/index.js';
 import { summariseLatencies } from '../../common/index.js';
 import type { AnswerCounts, HttpTarget } from './closed-loop.js';
-import type { AnswerCheck } from './check.js';
+import type { AnswerCheck, Verdict } from './check.js';
 import { studyAnswer } from './check.js';
 
 export type Route = 'public' | 'secure';
@@ -29,6 +29,21 @@ export interface PacedFigures<Name extends string = Route> {
   routes: Record<Name, RouteFigures>;
 }
 
+/** One request's outcome, as it happened: what a timeline of faults is read from. */
+export interface PacedAnswer {
+  route: Route;
+  /** When the request was due and when its answer (or failure) came, in performance.now() ms. */
+  scheduledAt: number;
+  answeredAt: number;
+  verdict: Verdict | 'error';
+  /** The HTTP status; undefined when no answer came (connection error or timeout). */
+  status?: number;
+  /** A refusal's JSON `code` (GW_NO_SECURE_UPSTREAM...); undefined when the body had none. */
+  code?: string;
+  /** The transport error's code (UND_ERR_SOCKET, ECONNREFUSED, UND_ERR_HEADERS_TIMEOUT...). */
+  errorCode?: string;
+}
+
 interface StreamSettings {
   body: string;
   rate: number;
@@ -39,6 +54,18 @@ interface StreamSettings {
   signal?: AbortSignal;
   /** After an abort, how long requests in flight may still finish. */
   abortGraceMs?: number;
+  /** Told of every answer as it comes (the fault benchmark's timeline); counting is unchanged. */
+  onAnswer?: (answer: PacedAnswer) => void;
+}
+
+/** The `code` of a coded JSON refusal, if the body is one. */
+function refusalCode(text: string): string | undefined {
+  try {
+    const parsed = JSON.parse(text) as { code?: unknown };
+    return typeof parsed.code === 'string' ? parsed.code : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export interface PacedOptions extends StreamSettings {
@@ -83,6 +110,7 @@ export function paced(options: PacedOptions): Promise<PacedFigures> {
 
 export async function pacedStream<Name extends string>(options: PacedStreamOptions<Name>): Promise<PacedFigures<Name>> {
   const names = Object.keys(options.targets) as Name[];
+  if (options.onAnswer && names.some((name) => !options.targets[name].route)) throw new Error('onAnswer reports routes: every target must name its route');
   const first = options.targets[names[0]!];
   const origin = new URL(first.url).origin;
   const pool = new Pool(origin, {
@@ -112,6 +140,10 @@ export async function pacedStream<Name extends string>(options: PacedStreamOptio
         const elapsed = performance.now() - sentAt;
         if (!measured) return;
         const verdict = checks[name](response.statusCode, text, response.headers);
+        if (options.onAnswer) {
+          const code = verdict === 'ok' ? undefined : refusalCode(text);
+          options.onAnswer({ route: options.targets[name].route!, scheduledAt: scheduled, answeredAt: performance.now(), verdict, status: response.statusCode, ...(code ? { code } : {}) });
+        }
         if (verdict === 'ok') {
           counts[name].ok++;
           latencies[name].push(elapsed);
@@ -120,7 +152,9 @@ export async function pacedStream<Name extends string>(options: PacedStreamOptio
       } catch (error) {
         if (!measured) return;
         counts[name].errors++;
-        if (/TIMEOUT/.test((error as { code?: string }).code ?? '')) counts[name].timeouts++;
+        const errorCode = (error as { code?: string }).code;
+        if (/TIMEOUT/.test(errorCode ?? '')) counts[name].timeouts++;
+        options.onAnswer?.({ route: options.targets[name].route!, scheduledAt: scheduled, answeredAt: performance.now(), verdict: 'error', ...(errorCode ? { errorCode } : {}) });
       }
     })();
     inFlight.add(request);

@@ -164,7 +164,7 @@ test('graceful shutdown of `mpg gateway`: SIGTERM with 3 requests in flight, all
   assert.equal(await tryConnect(port), 'refused');
 });
 
-test('metrics after mixed traffic: requests by route and status, both histograms per route, in flight back to 0, bytes per route', async (t) => {
+test('metrics after mixed traffic: requests by route and status, both histograms per route and status class up to the longest request, in flight back to 0, bytes per route', async (t) => {
   const publicUpstream = await startRecordingUpstream(t, 'public');
   const secureUpstream = await startRecordingUpstream(t, 'secure', { unix: true });
   const { url } = await startGateway(t, ['--public-upstream', publicUpstream.url, '--secure-upstream', secureUpstream.url]);
@@ -203,14 +203,21 @@ test('metrics after mixed traffic: requests by route and status, both histograms
   assert.equal(value('mpg_gateway_requests_total', { route: 'public', status: '503' }), 1);
   assert.equal(value('mpg_gateway_requests_total', { route: 'secure', status: '200' }), 2);
   assert.equal(value('mpg_gateway_requests_total', { route: 'secure', status: '500' }), 1);
-  for (const [route, count] of [['public', 4], ['secure', 3]] as const) {
-    for (const histogram of ['mpg_gateway_request_duration_seconds', 'mpg_gateway_upstream_duration_seconds']) {
-      assert.equal(value(`${histogram}_count`, { route }), count, `${histogram} count on ${route}`);
-      assert.equal(value(`${histogram}_bucket`, { route, le: '+Inf' }), count);
-      assert.ok((value(`${histogram}_sum`, { route }) ?? 0) > 0, `${histogram} sum on ${route}`);
+  // Both histograms are split by status class, so the upstream's fast failures stay out of a
+  // route's 2xx latency; their buckets reach the longest request (30 s receiving + 30 s upstream).
+  for (const [route, counts] of [['public', { '2xx': 3, '5xx': 1 }], ['secure', { '2xx': 2, '5xx': 1 }]] as const) {
+    for (const [status_class, count] of Object.entries(counts)) {
+      for (const histogram of ['mpg_gateway_request_duration_seconds', 'mpg_gateway_upstream_duration_seconds']) {
+        const labels = { route, status_class };
+        assert.equal(value(`${histogram}_count`, labels), count, `${histogram} count on ${route} ${status_class}`);
+        assert.equal(value(`${histogram}_bucket`, { ...labels, le: '+Inf' }), count);
+        assert.equal(value(`${histogram}_bucket`, { ...labels, le: '60' }), count, `${histogram} has a bucket at the longest request`);
+        assert.ok((value(`${histogram}_sum`, labels) ?? 0) > 0, `${histogram} sum on ${route} ${status_class}`);
+      }
+      // The upstream leg is part of the whole request.
+      assert.ok((value('mpg_gateway_upstream_duration_seconds_sum', { route, status_class }) ?? 0) <= (value('mpg_gateway_request_duration_seconds_sum', { route, status_class }) ?? 0));
     }
-    // The upstream leg is part of the whole request.
-    assert.ok((value('mpg_gateway_upstream_duration_seconds_sum', { route }) ?? 0) <= (value('mpg_gateway_request_duration_seconds_sum', { route }) ?? 0));
+    assert.equal(value('mpg_gateway_request_duration_seconds_count', { route, status_class: '4xx' }), undefined);
   }
   assert.equal(value('mpg_gateway_request_bytes_total', { route: 'public' }), publicBytesIn);
   assert.equal(value('mpg_gateway_request_bytes_total', { route: 'secure' }), secureBytesIn);

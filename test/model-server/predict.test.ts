@@ -124,7 +124,12 @@ test('/metrics exposes requests, durations, batch sizes, queue depth and process
   ]) {
     assert.ok(text.includes(line), `metrics include ${line}`);
   }
-  assert.match(text, /mpg_model_server_request_duration_seconds_bucket\{le="0.001",route="\/predict",status="200"\}/);
+  // The latency histogram is split by status class (the exact status is on requests_total) and
+  // its buckets reach the request timeout.
+  assert.match(text, /mpg_model_server_request_duration_seconds_bucket\{le="0.001",route="\/predict",status_class="2xx"\}/);
+  assert.match(text, /mpg_model_server_request_duration_seconds_count\{route="\/predict",status_class="4xx"\} 1\n/);
+  assert.match(text, /mpg_model_server_request_duration_seconds_bucket\{le="30",route="\/predict",status_class="2xx"\} 1\n/);
+  assert.doesNotMatch(text, /mpg_model_server_request_duration_seconds_bucket\{[^}]*status="/);
   assert.match(text, /mpg_model_server_inference_duration_seconds_count [12]\n/);
   assert.match(text, /mpg_model_server_batch_size_bucket\{le="2"\} [12]\n/);
   assert.match(text, /mpg_model_server_process_resident_memory_bytes \d+/);
