@@ -9,6 +9,8 @@ import { attestationPcrsOption, nitroEnclaveOptions, nitroEnclaveSettings } from
 import type { EnclaveSettings } from '../stack/index.js';
 import { splitCpus } from '../stack/index.js';
 import { availableParallelism } from 'node:os';
+import type { Static } from '@sinclair/typebox';
+import type { HarnessConfigSchema } from './results-schema.js';
 
 export const SCENARIOS = ['startup', 'channel', 'memory', 'latency', 'mixed'] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
@@ -65,22 +67,8 @@ export function scenarioOptions(scenarios: readonly ScenarioName[]): Partial<typ
   );
 }
 
-/** Everything a run was configured with; recorded in the result as `config`. */
-export interface HarnessConfig {
-  scenarios: ScenarioName[];
-  quick: boolean;
-  enclave: 'emulated' | 'nitro';
-  threads: number;
-  cpus: { server: string | null; gateway: string | null; enclave: string | null; generator: string | null };
-  timeoutSeconds: number;
-  requestBody: { images: number; topk: number; imageBytes: number };
-  startup: { trials: number };
-  channel: { messageSizes: number[]; streams: number[]; seconds: number; rttCount: number; rttBytes: number; externalSocket: string | null };
-  latency: { concurrency: number[]; seconds: number; targets: string[] };
-  mixed: { fractions: number[]; rate: number; seconds: number; connections: number };
-  memory: { startupSeconds: number; seconds: number; rate: number; secureFraction: number; sampleEverySeconds: number };
-  nitro: { eif: string; memoryMiB: number; cpuCount: number; enclaveCid: number } | null;
-}
+/** Everything a run was configured with; recorded in the result as `config` (its schema: results-schema.ts). */
+export type HarnessConfig = Static<typeof HarnessConfigSchema>;
 
 /** Keep-alive connections the paced generator opens to the gateway: enough that it never waits for one at the offered rates. */
 export const PACED_CONNECTIONS = 32;

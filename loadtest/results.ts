@@ -1,128 +1,35 @@
 // One run's result: the machine, the versions, the configuration and every figure, in one JSON
-// file (result.json) that results.schema.json documents and every write is checked against.
+// file (result.json), checked against its schema (results-schema.ts) on every write and read.
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
+import type { Static } from '@sinclair/typebox';
+import type { ErrorObject } from 'ajv/dist/2020.js';
+import { Ajv2020 } from 'ajv/dist/2020.js';
 import { describeEnvironment } from '../common/index.js';
-import { validateJson } from './json-schema.js';
-import type { SchemaProblem } from './json-schema.js';
-import type { CoresUsed } from '../common/index.js';
-import type { ClosedLoopFigures } from './load/closed-loop.js';
-import type { LatencySummary } from '../common/index.js';
-import type { PacedFigures } from './load/paced.js';
 import type { HarnessConfig, ScenarioName } from './options.js';
-import schema from './results.schema.json' with { type: 'json' };
+import { LoadtestResultSchema } from './results-schema.js';
 
 export const RESULT_SCHEMA_ID = 'mpg-loadtest-result/1';
 export const RESULT_FILE = 'result.json';
 
-export interface ScenarioStatus {
-  /** Every step ran. */
-  complete: boolean;
-  /** Why the scenario stopped early, when it failed (not when it was interrupted). */
-  error: string | null;
-}
+// Every type of the result is derived from its schema (results-schema.ts).
+export type LoadtestResult = Static<typeof LoadtestResultSchema>;
+export type ScenarioResults = LoadtestResult['scenarios'];
+export type StartupResult = NonNullable<ScenarioResults['startup']>;
+export type ChannelResult = NonNullable<ScenarioResults['channel']>;
+export type MemoryResult = NonNullable<ScenarioResults['memory']>;
+export type MemoryPart = MemoryResult['parts'][number];
+export type LatencyResult = NonNullable<ScenarioResults['latency']>;
+export type LatencyStep = LatencyResult['steps'][number];
+export type LatencyTarget = LatencyStep['target'];
+export type MixedResult = NonNullable<ScenarioResults['mixed']>;
+export type MixedStep = MixedResult['steps'][number];
 
-export interface StartupResult extends ScenarioStatus {
-  parts: {
-    part: 'public model server' | 'enclave';
-    /** What was started: a process, the emulated enclave (own namespace, relays), or a Nitro enclave (nitro-cli run-enclave). */
-    how: 'process' | 'emulated enclave' | 'nitro enclave';
-    /** Spawn to /readyz answering 200 (through the parent relay for the enclave), each trial. */
-    trialsSeconds: number[];
-    minSeconds: number | null;
-    medianSeconds: number | null;
-    maxSeconds: number | null;
-  }[];
-}
-
-export interface ChannelResult extends ScenarioStatus {
-  /** What "channel" was: the emulated relay chain, or an external socket (--channel-socket). */
-  channel: 'unix relay chain' | 'external socket';
-  description: string;
-  throughput: {
-    transport: 'tcp' | 'channel';
-    messageBytes: number;
-    streams: number;
-    seconds: number;
-    bytes: number;
-    gbitPerSecond: number;
-    cpu: CoresUsed;
-  }[];
-  /** channel Gbit/s over TCP Gbit/s, per message size and stream count. */
-  ratios: { messageBytes: number; streams: number; channelOverTcp: number }[];
-  roundTrip: { transport: 'tcp' | 'channel'; messageBytes: number; count: number; latencyUs: LatencySummary }[];
-}
-
-export type LatencyTarget = 'public direct' | 'secure direct' | 'public gateway' | 'secure gateway';
-
-export interface LatencyStep extends ClosedLoopFigures {
-  target: LatencyTarget;
-  route: 'public' | 'secure';
-  via: 'direct' | 'gateway';
-  concurrency: number;
-  /**
-   * concurrency / good answers per second: how long a request waits in a full queue. When it is
-   * longer than the step, answers slower than the step never came back inside it, and the latency
-   * figures are censored (too low); null when nothing was answered.
-   */
-  queueSeconds: number | null;
-  cpu: CoresUsed;
-}
-
-export interface LatencyResult extends ScenarioStatus {
-  steps: LatencyStep[];
-}
-
-export interface MixedStep extends PacedFigures {
-  secureFraction: number;
-  offeredRate: number;
-  cpu: CoresUsed;
-}
-
-export interface MixedResult extends ScenarioStatus {
-  steps: MixedStep[];
-}
-
-export interface MemoryPart {
-  part: string;
-  /** 'proc-rss': the summed RSS of the part's process tree, from /proc; 'nitro-allotted': the enclave's memory as nitro-cli reports it (an enclave's use is not visible from the parent). */
-  source: 'proc-rss' | 'nitro-allotted';
-  startupPeakMiB: number | null;
-  runtimeMeanMiB: number | null;
-  runtimeMaxMiB: number | null;
-  runtimeSamples: number;
-}
-
-export interface MemoryResult extends ScenarioStatus {
-  parts: MemoryPart[];
-  load: (PacedFigures & { secureFraction: number; offeredRate: number }) | null;
-}
-
-export interface ScenarioResults {
-  startup?: StartupResult;
-  channel?: ChannelResult;
-  memory?: MemoryResult;
-  latency?: LatencyResult;
-  mixed?: MixedResult;
-}
-
-export interface LoadtestResult {
-  schema: typeof RESULT_SCHEMA_ID;
-  /** Every scenario asked for ran to its end. */
-  complete: boolean;
-  interrupted: { signal: 'SIGINT' | 'SIGTERM'; scenario: string | null; step: string | null } | null;
-  startedAt: string;
-  finishedAt: string | null;
-  durationSeconds: number | null;
-  /** The arguments after "mpg loadtest". */
-  command: string[];
-  machine: { cpuModel: string; cores: number; memoryGiB: number; kernel: string; loadAverageAtStart: number[]; loadAverageAtEnd: number[] | null };
-  versions: { node: string; onnxruntime: string; gitCommit: string | null; mpg: string };
-  config: HarnessConfig;
-  /** Warnings worth reading beside the figures (a busy machine, a generator that fell behind). */
-  notes: string[];
-  scenarios: ScenarioResults;
+/** What is wrong with a result, at the JSON pointer of the value at fault. */
+export interface SchemaProblem {
+  path: string;
+  message: string;
 }
 
 const roundedLoad = () => loadavg().map((value) => Math.round(value * 100) / 100);
@@ -159,10 +66,47 @@ export function finishResult(result: LoadtestResult, scenarios: readonly Scenari
   result.complete = result.interrupted === null && scenarios.every((name) => result.scenarios[name]?.complete === true);
 }
 
-export const resultSchema = schema as Record<string, unknown>;
+/** The schema as JSON Schema 2020-12: what loadtest/results.schema.json holds. */
+export const resultSchema: Record<string, unknown> = { $schema: 'https://json-schema.org/draft/2020-12/schema', ...LoadtestResultSchema };
+
+const validate = new Ajv2020({ allErrors: true, verbose: true, allowUnionTypes: true }).compile(resultSchema);
+
+function typeOf(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'array';
+  if (typeof value === 'number') return Number.isInteger(value) ? 'integer' : 'number';
+  return typeof value;
+}
+
+/** One of Ajv's errors, in the words of a problem: where, and what the value must be. */
+function describeError(error: ErrorObject): SchemaProblem {
+  const path = error.instancePath || '/';
+  const params = error.params as Record<string, unknown>;
+  const shown = (value: unknown) => JSON.stringify(value);
+  switch (error.keyword) {
+    case 'required':
+      return { path, message: `must have property "${String(params.missingProperty)}"` };
+    case 'additionalProperties':
+      return { path: `${error.instancePath}/${String(params.additionalProperty)}`, message: 'is not allowed here' };
+    case 'type':
+      return { path, message: `must be ${String(params.type).split(',').join(' or ')}, got ${typeOf(error.data)}` };
+    case 'minimum':
+    case 'maximum':
+      return { path, message: `must be ${String(params.comparison)} ${String(params.limit)}, got ${shown(error.data)}` };
+    case 'minItems':
+      return { path, message: `must have at least ${String(params.limit)} items, got ${Array.isArray(error.data) ? error.data.length : 0}` };
+    case 'const':
+      return { path, message: `must be ${shown(params.allowedValue)}` };
+    default:
+      return { path, message: error.message ?? error.keyword };
+  }
+}
 
 export function validateResult(value: unknown): SchemaProblem[] {
-  return validateJson(resultSchema, value);
+  if (validate(value)) return [];
+  // A value of a union (one literal of several) fails each branch, then anyOf: one problem says it.
+  const errors = (validate.errors ?? []).filter((error) => error.keyword !== 'const' || !error.schemaPath.includes('/anyOf/'));
+  return errors.map(describeError);
 }
 
 export class InvalidResultError extends Error {

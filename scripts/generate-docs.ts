@@ -1,6 +1,7 @@
 // The reference documents that can be made from the code, made from it: docs/configuration.md
 // from every command's option declarations, docs/errors.md from every component's error table,
-// docs/metrics.md from the metric registries of the gateway and the model server.
+// docs/metrics.md from the metric registries of the gateway and the model server, and
+// loadtest/results.schema.json from the load-test result's TypeBox schema.
 //
 //   npm run docs          build, then write the three files (commit them with the change)
 //
@@ -19,6 +20,7 @@ import { modelServerErrors } from '../model-server/index.js';
 // The metric factories are not part of their components' doors (nothing else needs them).
 import { createGatewayMetrics } from '../gateway/metrics.js';
 import { createModelServerMetrics } from '../model-server/metrics.js';
+import { LoadtestResultSchema } from '../loadtest/results-schema.js';
 
 /** The checkout's root: defaults that are paths under it are shown relative to it. */
 export const PACKAGE_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -214,6 +216,13 @@ export function metricsDocument(): string {
 }
 
 // ---------------------------------------------------------------------------------------------
+// loadtest/results.schema.json, for those who read result.json without this code
+
+export function resultSchemaDocument(): string {
+  return JSON.stringify({ $schema: 'https://json-schema.org/draft/2020-12/schema', ...LoadtestResultSchema }, null, 2) + '\n';
+}
+
+// ---------------------------------------------------------------------------------------------
 
 /** Every generated document by its path under the checkout's root. */
 export async function referenceDocuments(): Promise<Record<string, string>> {
@@ -221,6 +230,7 @@ export async function referenceDocuments(): Promise<Record<string, string>> {
     'docs/configuration.md': await configurationDocument(),
     'docs/errors.md': errorsDocument(),
     'docs/metrics.md': metricsDocument(),
+    'loadtest/results.schema.json': resultSchemaDocument(),
   };
 }
 
