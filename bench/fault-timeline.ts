@@ -21,6 +21,8 @@ export interface RouteOutcomes {
   ok: number;
   /** 503 with a JSON code: the fail-fast answer while a part is down. */
   coded503: number;
+  /** The same, by code (GW_NO_SECURE_UPSTREAM, GW_NO_HEALTHY_UPSTREAM, GW_OVERLOADED...). */
+  coded503ByCode: Record<string, number>;
   /** Any other status with a JSON code (a 502 or 504 blaming the upstream...), by "status code". */
   otherCoded: Record<string, number>;
   /** Non-2xx without a JSON code, and 2xx answers that were not a prediction. */
@@ -51,7 +53,7 @@ export interface FaultFigures {
 }
 
 function emptyOutcomes(): RouteOutcomes {
-  return { answered: 0, ok: 0, coded503: 0, otherCoded: {}, uncoded: 0, transport: {}, lost: 0, lostUncoded: 0 };
+  return { answered: 0, ok: 0, coded503: 0, coded503ByCode: {}, otherCoded: {}, uncoded: 0, transport: {}, lost: 0, lostUncoded: 0 };
 }
 
 /** Counts the answers that came in [from, to) by route and kind. */
@@ -71,6 +73,7 @@ export function countOutcomes(answers: readonly PacedAnswer[], from: number, to:
       outcome.transport[key] = (outcome.transport[key] ?? 0) + 1;
     } else if (answer.status === 503 && answer.code) {
       outcome.coded503++;
+      outcome.coded503ByCode[answer.code] = (outcome.coded503ByCode[answer.code] ?? 0) + 1;
     } else if (answer.code) {
       const key = `${answer.status} ${answer.code}`;
       outcome.otherCoded[key] = (outcome.otherCoded[key] ?? 0) + 1;

@@ -212,9 +212,16 @@ async function main(): Promise<number> {
       // Faults one at a time: the previous part must be back (the stack logged its restart) first,
       // or two outages would overlap in one window.
       const previous = kills.at(-1);
-      while (previous && !stack.restarts.some((restart) => restart.part === STACK_PART_OF_TARGET[previous.target] && restart.at > previous.at) && performance.now() < loadEndsAt) await sleep(200);
+      const restartOfPrevious = () => (previous === undefined ? undefined : stack.restarts.find((restart) => restart.part === STACK_PART_OF_TARGET[previous.target] && restart.at > previous.at));
+      // ...and its routes answering well again after it, so its recovery is inside its own window.
+      const previousRoutesServing = () => {
+        if (previous === undefined) return true;
+        const restart = restartOfPrevious();
+        return restart !== undefined && AFFECTED_ROUTES[previous.target].every((route) => answers.some((answer) => answer.route === route && answer.verdict === 'ok' && answer.scheduledAt > restart.at));
+      };
+      while (!previousRoutesServing() && performance.now() < loadEndsAt) await sleep(200);
       if (performance.now() >= loadEndsAt) {
-        console.log(`  ${target}: not killed: the load ended while the ${STACK_PART_OF_TARGET[previous!.target]} was still restarting (lengthen --duration-s)`);
+        console.log(`  ${target}: not killed: the load ended before the ${STACK_PART_OF_TARGET[previous!.target]} was back and serving (lengthen --duration-s)`);
         break;
       }
       if (previous && performance.now() > loadStarted + (options.baselineS + index * spacingS) * 1000 + 1_000) console.log(`  (waited for the ${STACK_PART_OF_TARGET[previous.target]} to be back)`);
@@ -288,7 +295,7 @@ function gitCommit(): string | undefined {
 function describeLoss(outcome: ReturnType<typeof countOutcomes>['public']): string {
   if (outcome.lost === 0) return `0 of ${outcome.answered}`;
   const parts = [
-    outcome.coded503 > 0 ? `${outcome.coded503} coded 503` : '',
+    ...Object.entries(outcome.coded503ByCode).map(([code, count]) => `${count} × 503 ${code}`),
     ...Object.entries(outcome.otherCoded).map(([key, count]) => `${count} × ${key}`),
     outcome.uncoded > 0 ? `${outcome.uncoded} uncoded` : '',
     ...Object.entries(outcome.transport).map(([key, count]) => `${count} × ${key}`),

@@ -41,13 +41,14 @@ test('an enclave death: in-flight requests lost, then coded 503s, then recovery;
     answered: 8,
     ok: 3,
     coded503: 3,
+    coded503ByCode: { GW_NO_SECURE_UPSTREAM: 3 },
     otherCoded: { '502 GW_UPSTREAM_BAD_RESPONSE': 1 },
     uncoded: 0,
     transport: { UND_ERR_SOCKET: 1 },
     lost: 5,
     lostUncoded: 2,
   });
-  assert.deepEqual(figures.routes.public, { answered: 2, ok: 1, coded503: 0, otherCoded: {}, uncoded: 1, transport: {}, lost: 1, lostUncoded: 1 });
+  assert.deepEqual(figures.routes.public, { answered: 2, ok: 1, coded503: 0, coded503ByCode: {}, otherCoded: {}, uncoded: 1, transport: {}, lost: 1, lostUncoded: 1 });
 });
 
 test('no failure seen: recovery 0 and no first failure; never recovered: null', () => {
