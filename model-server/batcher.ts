@@ -29,31 +29,45 @@ export interface BatcherObserver {
   onDepth?(waiting: number): void;
 }
 
-interface Waiting {
-  image: Float32Array;
+/** Writes one submitted image into slot `slot` of a run's input. */
+export type ImagePacker<Image> = (input: Float32Array, slot: number, image: Image) => void;
+
+function copyTensor(input: Float32Array, slot: number, image: unknown): void {
+  if (!(image instanceof Float32Array)) throw new TypeError('without a packer, the batcher takes [3,224,224] float32 tensors');
+  input.set(image, slot * IMAGE_ELEMENTS);
+}
+
+interface Waiting<Image> {
+  image: Image;
   submittedAt: number;
   resolve(result: BatchResult): void;
   reject(error: unknown): void;
 }
 
-export class InferenceBatcher {
+export class InferenceBatcher<Image = Float32Array> {
   readonly maxBatch: number;
   readonly batchWindowMs: number;
   readonly #run: BatchRun;
   readonly #observer: BatcherObserver;
   readonly #classes: number;
+  readonly #pack: ImagePacker<Image>;
   // Input buffers are lent to each run and handed back, so at most MAX_RUNS_IN_FLIGHT exist.
   readonly #spareInputs: Float32Array[] = [];
-  #waiting: Waiting[] = [];
+  #waiting: Waiting<Image>[] = [];
   #runsInFlight = 0;
   #timer: NodeJS.Timeout | undefined;
 
-  constructor(options: { maxBatch: number; batchWindowMs: number; classes: number; run: BatchRun; observer?: BatcherObserver }) {
+  /**
+   * `pack` writes an image into a run's input; by default images are [3,224,224] float32 tensors,
+   * copied. Packing at run time lets a caller queue small decoded pixels instead of tensors.
+   */
+  constructor(options: { maxBatch: number; batchWindowMs: number; classes: number; run: BatchRun; observer?: BatcherObserver; pack?: ImagePacker<Image> }) {
     this.maxBatch = options.maxBatch;
     this.batchWindowMs = options.batchWindowMs;
     this.#run = options.run;
     this.#classes = options.classes;
     this.#observer = options.observer ?? {};
+    this.#pack = options.pack ?? copyTensor;
   }
 
   /** Images waiting for a run (not those in a run). */
@@ -61,7 +75,7 @@ export class InferenceBatcher {
     return this.#waiting.length;
   }
 
-  submit(image: Float32Array): Promise<BatchResult> {
+  submit(image: Image): Promise<BatchResult> {
     return new Promise<BatchResult>((resolve, reject) => {
       this.#waiting.push({ image, submittedAt: performance.now(), resolve, reject });
       this.#observer.onDepth?.(this.#waiting.length);
@@ -96,11 +110,11 @@ export class InferenceBatcher {
     this.#schedule();
   }
 
-  async #execute(batch: Waiting[]): Promise<void> {
+  async #execute(batch: Waiting<Image>[]): Promise<void> {
     const startedAt = performance.now();
     const input = this.#spareInputs.pop() ?? new Float32Array(this.maxBatch * IMAGE_ELEMENTS);
     batch.forEach((item, slot) => {
-      input.set(item.image, slot * IMAGE_ELEMENTS);
+      this.#pack(input, slot, item.image);
       this.#observer.onQueueWait?.((startedAt - item.submittedAt) / 1000);
     });
     try {

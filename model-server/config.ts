@@ -4,6 +4,7 @@ import type { OptionsOf } from '../common/index.js';
 import { OptionError, choice, integer, parseCommandLine, text, toggle } from '../common/index.js';
 import { DEFAULT_NSM_HELPER } from '../attestation/nsm-source.js';
 import type { ModelSessionOptions } from './model-session.js';
+import type { ClassifierOptions } from './classifier.js';
 import { dirname, join } from 'node:path';
 
 export const DEFAULT_PORT = 8081;
@@ -13,6 +14,10 @@ export const DEFAULT_MAX_QUEUE = 64; // images admitted but not yet answered
 export const DEFAULT_MAX_IMAGES_PER_REQUEST = 32;
 export const DEFAULT_BODY_LIMIT_BYTES = 16 * 1024 * 1024; // 16 MiB
 export const DEFAULT_MAX_PIXELS = 40_000_000; // 40 Mpx, e.g. 8000x5000
+// Decoded bytes (pixels × channels) that decodes in progress may hold: one 40 Mpx RGB image, or a
+// few hundred phone-camera thumbnails; a larger image decodes alone. See docs/performance.md.
+export const DEFAULT_MAX_DECODE_BYTES = 128 * 1024 * 1024; // 128 MiB
+export const DEFAULT_DECODE_SLOTS = 2; // decodes at once, whatever their size
 export const DEFAULT_TOPK = 5;
 export const MAX_TOPK = 100;
 export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
@@ -31,6 +36,8 @@ export const modelServerOptions = {
   maxQueue: integer({ description: 'Images admitted but not yet answered; beyond it requests get 503 with Retry-After', default: DEFAULT_MAX_QUEUE, min: 1, max: 100_000, unit: 'images' }),
   maxImages: integer({ description: 'Most images in one request', default: DEFAULT_MAX_IMAGES_PER_REQUEST, min: 1, max: 1024, unit: 'images' }),
   maxPixels: integer({ description: 'Largest decoded image (width x height) accepted', default: DEFAULT_MAX_PIXELS, min: 1, unit: 'pixels' }),
+  maxDecodeBytes: integer({ description: 'Decoded bytes (width x height x channels) that images being decoded may hold at once; further images wait their turn, one larger than this decodes alone', default: DEFAULT_MAX_DECODE_BYTES, min: 1024 * 1024, unit: 'bytes' }),
+  decodeSlots: integer({ description: 'Images decoded at once (on libuv\'s thread pool), whatever their size', default: DEFAULT_DECODE_SLOTS, min: 1, max: 64, unit: 'images' }),
   bodyLimit: integer({ description: 'Largest request body', default: DEFAULT_BODY_LIMIT_BYTES, min: 1024, unit: 'bytes' }),
   requestTimeoutMs: integer({ description: 'Whole-request deadline, receiving the body included', default: DEFAULT_REQUEST_TIMEOUT_MS, min: 100, unit: 'ms' }),
   resizeKernel: choice({ description: 'Resize kernel for the shorter-side-to-256 step', choices: ['linear', 'cubic', 'lanczos3', 'nearest'] as const, default: 'linear' }),
@@ -67,6 +74,19 @@ export function parseModelServerConfig(
 
 export function defaultCacheDirectory(modelPath: string): string {
   return join(dirname(modelPath), '.optimized');
+}
+
+/** What the classifier needs to know, from the parsed configuration. */
+export function classifierOptions(config: ModelServerConfig): ClassifierOptions {
+  return {
+    maxBatch: config.maxBatch,
+    batchWindowMs: config.batchWindowMs,
+    maxQueue: config.maxQueue,
+    maxPixels: config.maxPixels,
+    kernel: config.resizeKernel,
+    maxDecodeBytes: config.maxDecodeBytes,
+    decodeSlots: config.decodeSlots,
+  };
 }
 
 /** What the inference worker needs to know, from the parsed configuration. */

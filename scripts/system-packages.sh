@@ -1,7 +1,8 @@
 #!/bin/sh
 # The system tools the test suite needs beyond Node, installed from Debian's packages when missing
 # (npm test runs this first, as "pretest"). socat is the parent relay on a Nitro parent, and the
-# tests run it for real; shellcheck checks every shell script; cc compiles the enclave's NSM helper.
+# tests run it for real; shellcheck checks every shell script; cc compiles the enclave's NSM helper;
+# jemalloc is the allocator bin/mpg gives the model server (see docs/performance.md).
 # Without root or apt-get, this says what to install and fails.
 set -eu
 
@@ -9,6 +10,7 @@ missing=''
 command -v socat >/dev/null 2>&1 || missing="${missing} socat"
 command -v shellcheck >/dev/null 2>&1 || missing="${missing} shellcheck"
 command -v cc >/dev/null 2>&1 || missing="${missing} gcc libc6-dev"
+[ -n "$(ls /usr/lib/*/libjemalloc.so.2 /usr/lib64/libjemalloc.so.2 2>/dev/null)" ] || missing="${missing} libjemalloc2"
 [ -z "$missing" ] && exit 0
 
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
