@@ -12,7 +12,7 @@ import { installErrorHandling } from './error-handler.js';
 import { createModelServerMetrics } from './metrics.js';
 import type { ModelServerMetrics } from './metrics.js';
 import type { InferenceEngine } from './inference-host.js';
-import { startInferenceWorker } from './inference-host.js';
+import { startInferencePool } from './inference-host.js';
 import { classifierOptions, inferenceOptions } from './config.js';
 import type { ServerState } from './routes.js';
 import { IMAGE_CONTENT_TYPES, registerRoutes } from './routes.js';
@@ -126,7 +126,7 @@ export function createModelServer(config: ModelServerConfig, dependencies: Model
     app,
     metrics,
     load(modelPath: string) {
-      return this.attach(startInferenceWorker(inferenceOptions(config, modelPath)));
+      return this.attach(startInferencePool(inferenceOptions(config, modelPath), config.sessions));
     },
     async attach(starting: Promise<InferenceEngine>) {
       const givenLabels = config.labels ? readLabels(config.labels) : undefined;

@@ -5,6 +5,8 @@
 // worker at once so that it starts the moment the current run ends (at most MAX_RUNS_IN_FLIGHT
 // runs are in flight: onnxruntime never idles waiting for the main thread, and no image is
 // committed to a run far ahead of time). When a run ends, what waits goes next without a window.
+// With a pool of sessions, each may hold a run and have the next one waiting: runs in flight are
+// then the pool's size plus one.
 import { IMAGE_ELEMENTS } from './tensor-layout.js';
 
 export const MAX_RUNS_IN_FLIGHT = 2;
@@ -51,7 +53,8 @@ export class InferenceBatcher<Image = Float32Array> {
   readonly #observer: BatcherObserver;
   readonly #classes: number;
   readonly #pack: ImagePacker<Image>;
-  // Input buffers are lent to each run and handed back, so at most MAX_RUNS_IN_FLIGHT exist.
+  readonly #maxRunsInFlight: number;
+  // Input buffers are lent to each run and handed back, so at most maxRunsInFlight exist.
   readonly #spareInputs: Float32Array[] = [];
   #waiting: Waiting<Image>[] = [];
   #runsInFlight = 0;
@@ -61,13 +64,23 @@ export class InferenceBatcher<Image = Float32Array> {
    * `pack` writes an image into a run's input; by default images are [3,224,224] float32 tensors,
    * copied. Packing at run time lets a caller queue small decoded pixels instead of tensors.
    */
-  constructor(options: { maxBatch: number; batchWindowMs: number; classes: number; run: BatchRun; observer?: BatcherObserver; pack?: ImagePacker<Image> }) {
+  constructor(options: {
+    maxBatch: number;
+    batchWindowMs: number;
+    classes: number;
+    run: BatchRun;
+    observer?: BatcherObserver;
+    pack?: ImagePacker<Image>;
+    /** Runs handed to the engine at once; MAX_RUNS_IN_FLIGHT for one session. */
+    maxRunsInFlight?: number;
+  }) {
     this.maxBatch = options.maxBatch;
     this.batchWindowMs = options.batchWindowMs;
     this.#run = options.run;
     this.#classes = options.classes;
     this.#observer = options.observer ?? {};
     this.#pack = options.pack ?? copyTensor;
+    this.#maxRunsInFlight = options.maxRunsInFlight ?? MAX_RUNS_IN_FLIGHT;
   }
 
   /** Images waiting for a run (not those in a run). */
@@ -84,12 +97,13 @@ export class InferenceBatcher<Image = Float32Array> {
   }
 
   #schedule(): void {
-    if (this.#waiting.length === 0 || this.#runsInFlight >= MAX_RUNS_IN_FLIGHT) return;
+    if (this.#waiting.length === 0 || this.#runsInFlight >= this.#maxRunsInFlight) return;
     if (this.#waiting.length >= this.maxBatch) {
       this.#startRun();
       return;
     }
-    if (this.#runsInFlight > 0) return; // a partial batch waits for the current run to end
+    // A partial batch waits for a run to end, unless a session of the pool is idle.
+    if (this.#runsInFlight >= this.#maxRunsInFlight - 1) return;
     if (this.batchWindowMs === 0) this.#startRun();
     else this.#timer ??= setTimeout(() => this.#startRun(), this.batchWindowMs);
   }
@@ -97,14 +111,14 @@ export class InferenceBatcher<Image = Float32Array> {
   #startRun(): void {
     clearTimeout(this.#timer);
     this.#timer = undefined;
-    if (this.#waiting.length === 0 || this.#runsInFlight >= MAX_RUNS_IN_FLIGHT) return;
+    if (this.#waiting.length === 0 || this.#runsInFlight >= this.#maxRunsInFlight) return;
     const batch = this.#waiting.splice(0, this.maxBatch);
     this.#observer.onDepth?.(this.#waiting.length);
     this.#runsInFlight++;
     void this.#execute(batch).finally(() => {
       this.#runsInFlight--;
       // Images that arrived during the run have waited long enough: no window for them.
-      if (this.#waiting.length > 0 && this.#runsInFlight === 0) this.#startRun();
+      if (this.#waiting.length > 0 && this.#runsInFlight < this.#maxRunsInFlight - 1) this.#startRun();
       else this.#schedule();
     });
     this.#schedule();

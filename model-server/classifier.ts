@@ -58,6 +58,7 @@ export class ImageClassifier {
       batchWindowMs: options.batchWindowMs,
       classes: engine.description.classes,
       run: (input, count) => engine.run(input, count),
+      maxRunsInFlight: engine.sessions + 1,
       observer: {
         onBatch: (size, seconds) => {
           metrics.batchSize.observe(size);

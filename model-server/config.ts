@@ -18,6 +18,7 @@ export const DEFAULT_MAX_PIXELS = 40_000_000; // 40 Mpx, e.g. 8000x5000
 // few hundred phone-camera thumbnails; a larger image decodes alone. See docs/performance.md.
 export const DEFAULT_MAX_DECODE_BYTES = 128 * 1024 * 1024; // 128 MiB
 export const DEFAULT_DECODE_SLOTS = 2; // decodes at once, whatever their size
+export const DEFAULT_SESSIONS = 1; // see docs/performance.md: the pool's gain did not pay for its memory
 export const DEFAULT_TOPK = 5;
 export const MAX_TOPK = 100;
 export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
@@ -30,7 +31,8 @@ export const modelServerOptions = {
   modelName: text({ description: 'Name reported in answers and /v1/model; default: the file name without .onnx', placeholder: 'NAME' }),
   modelCache: text({ description: 'Directory for onnxruntime-optimised copies of the model, keyed by file, onnxruntime version and CPU; "off" disables it; default: .optimized/ beside the model', placeholder: 'DIR|off' }),
   labels: text({ description: 'JSON array of class names; default: the ImageNet classes when the model has 1000 outputs', placeholder: 'PATH' }),
-  threads: integer({ description: 'onnxruntime intra-op threads', default: availableParallelism(), min: 1, max: 256, unit: 'threads' }),
+  threads: integer({ description: 'onnxruntime intra-op threads per session; default: the cores divided among the sessions', min: 1, max: 256, unit: 'threads' }),
+  sessions: integer({ description: 'onnxruntime sessions, each in an inference worker of its own, runs going to whichever is free; each loads the model', default: DEFAULT_SESSIONS, min: 1, max: 64, unit: 'sessions' }),
   maxBatch: integer({ description: 'Most images one onnxruntime run takes; 1 turns dynamic batching off', default: DEFAULT_MAX_BATCH, min: 1, max: 256, unit: 'images' }),
   batchWindowMs: integer({ description: 'How long a partial batch waits for more images', default: DEFAULT_BATCH_WINDOW_MS, min: 0, max: 1000, unit: 'ms' }),
   maxQueue: integer({ description: 'Images admitted but not yet answered; beyond it requests get 503 with Retry-After', default: DEFAULT_MAX_QUEUE, min: 1, max: 100_000, unit: 'images' }),
@@ -76,6 +78,11 @@ export function defaultCacheDirectory(modelPath: string): string {
   return join(dirname(modelPath), '.optimized');
 }
 
+/** --threads when given; otherwise the cores shared out among the sessions, at least one each. */
+export function threadsPerSession(config: ModelServerConfig): number {
+  return config.threads ?? Math.max(1, Math.floor(availableParallelism() / config.sessions));
+}
+
 /** What the classifier needs to know, from the parsed configuration. */
 export function classifierOptions(config: ModelServerConfig): ClassifierOptions {
   return {
@@ -94,7 +101,7 @@ export function inferenceOptions(config: ModelServerConfig, modelPath: string): 
   return {
     path: modelPath,
     name: config.modelName,
-    threads: config.threads,
+    threads: threadsPerSession(config),
     cacheDirectory: config.modelCache === 'off' ? undefined : (config.modelCache ?? defaultCacheDirectory(modelPath)),
     warmup: config.warmup,
     spinWait: config.spinWait,
