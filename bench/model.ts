@@ -68,7 +68,7 @@ const MiB = 2 ** 20;
 const RAW_WORKER = new URL('./raw-session-worker.js', import.meta.url);
 
 /** `sessions` raw sessions of `threads` threads each, side by side on worker threads, for `seconds`. */
-async function rawOnnxruntime(sessions: number, threads: number, batch: number, image: Float32Array, seconds: number): Promise<number> {
+async function rawOnnxruntime(sessions: number, threads: number, batch: number, image: Float32Array, seconds: number): Promise<{ imagesPerSecond: number; cpuMsPerImage: number }> {
   const workers = Array.from({ length: sessions }, () => new Worker(RAW_WORKER, { workerData: { modelPath: DEFAULT_MODEL_PATH, threads, batch, seconds, image } satisfies RawSessionJob }));
   const next = (worker: Worker) =>
     new Promise<RawSessionReport>((resolve, reject) => {
@@ -77,10 +77,21 @@ async function rawOnnxruntime(sessions: number, threads: number, batch: number, 
     });
   await Promise.all(workers.map(next));
   const reports = workers.map(next);
+  // This thread idles meanwhile: the process's CPU time is the sessions' (on a loaded machine,
+  // wall time would overstate what an image costs).
+  const cpuBefore = process.cpuUsage();
   for (const worker of workers) worker.postMessage('go');
   const done = await Promise.all(reports);
+  const cpu = process.cpuUsage(cpuBefore);
   await Promise.all(workers.map((worker) => new Promise((resolve) => worker.once('exit', resolve))));
-  return done.reduce((sum, report) => sum + (report.type === 'done' ? report.images / report.seconds : 0), 0);
+  let images = 0;
+  let imagesPerSecond = 0;
+  for (const report of done) {
+    if (report.type !== 'done') continue;
+    images += report.images;
+    imagesPerSecond += report.images / report.seconds;
+  }
+  return { imagesPerSecond, cpuMsPerImage: (cpu.user + cpu.system) / 1000 / Math.max(images, 1) };
 }
 
 /** Threads per session × sessions that fill `cores`: one session with every core, one per core, and between. */
@@ -238,13 +249,13 @@ async function main() {
   console.log(`${options.cores} cores for onnxruntime, ${options.durationSeconds} s per server phase, ${options.connections} connections, image ${image.length} bytes JPEG 500x375, batch-2 JSON`);
 
   // The raw baseline: every way of spending the cores on sessions, threads and batch size.
-  const raw: { sessions: number; threads: number; batch: number; imagesPerSecond: number }[] = [];
+  const raw: { sessions: number; threads: number; batch: number; imagesPerSecond: number; cpuMsPerImage: number }[] = [];
   const rawSeconds = Math.max(4, options.durationSeconds / 3);
   for (const layout of rawLayouts(options.cores)) {
     for (const batch of options.rawBatches) {
-      const imagesPerSecond = await rawOnnxruntime(layout.sessions, layout.threads, batch, tensor, rawSeconds);
-      raw.push({ ...layout, batch, imagesPerSecond });
-      console.log(`raw onnxruntime, ${layout.sessions} session(s) x ${layout.threads} thread(s), batch ${batch}: ${format(imagesPerSecond)} images/s`);
+      const measured = await rawOnnxruntime(layout.sessions, layout.threads, batch, tensor, rawSeconds);
+      raw.push({ ...layout, batch, ...measured });
+      console.log(`raw onnxruntime, ${layout.sessions} session(s) x ${layout.threads} thread(s), batch ${batch}: ${format(measured.imagesPerSecond)} images/s, ${format(measured.cpuMsPerImage)} ms CPU per image`);
     }
   }
   const rawBest = raw.reduce((a, b) => (b.imagesPerSecond > a.imagesPerSecond ? b : a));
@@ -253,8 +264,9 @@ async function main() {
 
   // The decode ceiling: inference and decoding share the same cores.
   const decodeMs = await preprocessingCpuMs((bytes) => preprocessImage(bytes, { maxPixels: 40_000_000, kernel: 'linear' }), image);
-  const inferenceCpuMs = (1000 * options.cores) / rawBest.imagesPerSecond;
-  const ceiling = (1000 * options.cores) / (inferenceCpuMs + decodeMs);
+  // The ceiling as a share of raw: decoding adds decodeMs of CPU to the inferenceCpuMs an image costs.
+  const inferenceCpuMs = rawBest.cpuMsPerImage;
+  const ceiling = (rawBest.imagesPerSecond * inferenceCpuMs) / (inferenceCpuMs + decodeMs);
   console.log(
     `decode ceiling: raw onnxruntime ${format(inferenceCpuMs)} ms CPU per image + decode and preprocess ${format(decodeMs, 2)} ms CPU per image ` +
       `-> at most ${format(ceiling)} images/s = ${format((100 * ceiling) / rawBest.imagesPerSecond)}% of raw best`,
