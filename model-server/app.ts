@@ -13,8 +13,8 @@ import { installErrorHandling } from './error-handler.js';
 import { createModelServerMetrics } from './metrics.js';
 import type { ModelServerMetrics } from './metrics.js';
 import type { InferenceEngine } from './inference-host.js';
-import { startInferenceWorker } from './inference-host.js';
-import { inferenceOptions } from './config.js';
+import { startInferencePool } from './inference-host.js';
+import { classifierOptions, inferenceOptions } from './config.js';
 import type { ServerState } from './routes.js';
 import { IMAGE_CONTENT_TYPES, registerRoutes } from './routes.js';
 import { modelServerErrors } from './errors.js';
@@ -139,7 +139,7 @@ export function createModelServer(config: ModelServerConfig, dependencies: Model
     app,
     metrics,
     load(modelPath: string) {
-      return this.attach(startInferenceWorker(inferenceOptions(config, modelPath)));
+      return this.attach(startInferencePool(inferenceOptions(config, modelPath), config.sessions));
     },
     async attach(starting: Promise<InferenceEngine>) {
       const givenLabels = config.labels ? readLabels(config.labels) : undefined;
@@ -160,18 +160,7 @@ export function createModelServer(config: ModelServerConfig, dependencies: Model
         await engine.close();
         throw error;
       }
-      state.classifier = new ImageClassifier(
-        engine,
-        labels,
-        {
-          maxBatch: config.maxBatch,
-          batchWindowMs: config.batchWindowMs,
-          maxQueue: config.maxQueue,
-          maxPixels: config.maxPixels,
-          kernel: config.resizeKernel,
-        },
-        metrics,
-      );
+      state.classifier = new ImageClassifier(engine, labels, classifierOptions(config), metrics);
       app.log.info(
         { model: model.name, sha256: model.sha256, classes: model.classes, threads: model.threads, optimizedCache: model.optimizedCache },
         'model ready',

@@ -1,12 +1,16 @@
-// From encoded images to top-k predictions: admission against the bounded queue, preprocessing
-// (in parallel, on libuv's thread pool through sharp), the shared batcher, then softmax and top-k.
+// From encoded images to top-k predictions: admission against the bounded queue, every image's
+// header read (dimensions known before any pixel is decoded), decoding within the decoded-bytes
+// budget (on libuv's thread pool through sharp), the shared batcher, then softmax and top-k.
 import { modelServerErrors } from './errors.js';
 import { InferenceBatcher } from './batcher.js';
 import type { ModelServerMetrics } from './metrics.js';
 import type { InferenceEngine } from './inference-host.js';
 import type { ModelDescription } from './model-session.js';
 import type { PreprocessOptions } from './preprocess.js';
-import { preprocessImage } from './preprocess.js';
+import type { ImageHeader } from './preprocess.js';
+import { decodeImage, readImageHeader, toNormalisedChw } from './preprocess.js';
+import { DecodeBudget } from './decode-budget.js';
+import { IMAGE_ELEMENTS } from './tensor-layout.js';
 import type { ScoredClass } from './topk.js';
 import { topKClasses } from './topk.js';
 
@@ -24,6 +28,10 @@ export interface ClassifierOptions extends PreprocessOptions {
   maxBatch: number;
   batchWindowMs: number;
   maxQueue: number;
+  /** Decoded bytes (pixels × channels) that decodes in progress may hold at once. */
+  maxDecodeBytes: number;
+  /** Decodes in progress at once. */
+  decodeSlots: number;
 }
 
 const round = (ms: number) => Math.round(ms * 100) / 100;
@@ -31,7 +39,9 @@ const round = (ms: number) => Math.round(ms * 100) / 100;
 export class ImageClassifier {
   readonly engine: InferenceEngine;
   readonly labels: readonly string[];
-  readonly batcher: InferenceBatcher;
+  /** Queues decoded 224x224 RGB pixels; they become normalised tensors in the run's input. */
+  readonly batcher: InferenceBatcher<Uint8Array>;
+  readonly decodeBudget: DecodeBudget;
   readonly #options: ClassifierOptions;
   readonly #metrics: ModelServerMetrics;
   #inFlightImages = 0;
@@ -41,11 +51,14 @@ export class ImageClassifier {
     this.labels = labels;
     this.#options = options;
     this.#metrics = metrics;
-    this.batcher = new InferenceBatcher({
+    this.decodeBudget = new DecodeBudget({ bytes: options.maxDecodeBytes, slots: options.decodeSlots });
+    this.batcher = new InferenceBatcher<Uint8Array>({
+      pack: (input, slot, pixels) => toNormalisedChw(pixels, input, slot * IMAGE_ELEMENTS),
       maxBatch: options.maxBatch,
       batchWindowMs: options.batchWindowMs,
       classes: engine.description.classes,
       run: (input, count) => engine.run(input, count),
+      maxRunsInFlight: engine.sessions + 1,
       observer: {
         onBatch: (size, seconds) => {
           metrics.batchSize.observe(size);
@@ -79,11 +92,9 @@ export class ImageClassifier {
     this.#metrics.imagesInFlight.set(this.#inFlightImages);
     try {
       const startedAt = performance.now();
-      // allSettled, not all: the in-flight count must not drop while sibling images still decode.
-      const settled = await Promise.allSettled(images.map((bytes, index) => this.#preprocess(bytes, indexed ? index : undefined)));
-      const failed = settled.find((outcome) => outcome.status === 'rejected');
-      if (failed) throw failed.reason;
-      const tensors = settled.map((outcome) => (outcome as PromiseFulfilledResult<Float32Array>).value);
+      // Every header first: a request with one bad or oversized image is refused before any decode.
+      const headers = await settleAll(images.map((bytes, index) => readImageHeader(bytes, this.#options, indexed ? index : undefined)));
+      const tensors = await settleAll(images.map((bytes, index) => this.#preprocess(bytes, headers[index]!, indexed ? index : undefined)));
       const preprocessMs = performance.now() - startedAt;
       const results = await Promise.all(tensors.map((tensor) => this.batcher.submit(tensor)));
       this.#metrics.images.inc(images.length);
@@ -102,10 +113,20 @@ export class ImageClassifier {
     }
   }
 
-  async #preprocess(bytes: Uint8Array, index: number | undefined): Promise<Float32Array> {
-    const startedAt = performance.now();
-    const tensor = await preprocessImage(bytes, this.#options, index);
-    this.#metrics.preprocessDuration.observe((performance.now() - startedAt) / 1000);
-    return tensor;
+  async #preprocess(bytes: Uint8Array, header: ImageHeader, index: number | undefined): Promise<Uint8Array> {
+    return this.decodeBudget.run(header.decodedBytes, async () => {
+      const startedAt = performance.now();
+      const decoded = await decodeImage(bytes, header, this.#options, index);
+      this.#metrics.preprocessDuration.observe((performance.now() - startedAt) / 1000);
+      return decoded;
+    });
   }
+}
+
+/** Promise.all that waits for every promise: the in-flight count must not drop while siblings still decode. */
+async function settleAll<T>(promises: Promise<T>[]): Promise<T[]> {
+  const settled = await Promise.allSettled(promises);
+  const failed = settled.find((outcome) => outcome.status === 'rejected');
+  if (failed) throw failed.reason;
+  return settled.map((outcome) => (outcome as PromiseFulfilledResult<T>).value);
 }

@@ -6,7 +6,7 @@
 import { formatOptionsHelp, optionCommand, stopOnSignals } from '../common/index.js';
 import { DEFAULT_MODEL_PATH, ensureModel } from '../model/index.js';
 import { inferenceOptions, modelServerOptions, parseModelServerConfig } from './config.js';
-import { startInferenceWorker } from './inference-host.js';
+import { startInferencePool } from './inference-host.js';
 import type { ModelServerConfig } from './config.js';
 import type { NsmSource } from '../attestation/index.js';
 import { rename, writeFile } from 'node:fs/promises';
@@ -49,7 +49,7 @@ export const modelServerCommand = optionCommand({
   async run({ config }, { stdout, stderr }) {
     const modelPath = config.model ?? DEFAULT_MODEL_PATH;
     if (!config.model) await ensureModel(modelPath, (line) => stderr.write(`mpg model-server: ${line}\n`));
-    const starting = startInferenceWorker(inferenceOptions(config, modelPath));
+    const starting = startInferencePool(inferenceOptions(config, modelPath), config.sessions);
     starting.catch(() => {}); // awaited by attach() below
 
     const { createModelServer } = await import('./app.js');

@@ -4,6 +4,7 @@ import type { OptionsOf } from '../common/index.js';
 import { OptionError, choice, integer, parseCommandLine, text, toggle } from '../common/index.js';
 import { DEFAULT_NSM_HELPER } from '../attestation/index.js';
 import type { ModelSessionOptions } from './model-session.js';
+import type { ClassifierOptions } from './classifier.js';
 import { dirname, join } from 'node:path';
 
 export const DEFAULT_PORT = 8081;
@@ -13,6 +14,11 @@ export const DEFAULT_MAX_QUEUE = 64; // images admitted but not yet answered
 export const DEFAULT_MAX_IMAGES_PER_REQUEST = 32;
 export const DEFAULT_BODY_LIMIT_BYTES = 16 * 1024 * 1024; // 16 MiB
 export const DEFAULT_MAX_PIXELS = 40_000_000; // 40 Mpx, e.g. 8000x5000
+// Decoded bytes (pixels × channels) that decodes in progress may hold: one 40 Mpx RGB image, or a
+// few hundred phone-camera thumbnails; a larger image decodes alone. See docs/performance.md.
+export const DEFAULT_MAX_DECODE_BYTES = 128 * 1024 * 1024; // 128 MiB
+export const DEFAULT_DECODE_SLOTS = 2; // decodes at once, whatever their size
+export const DEFAULT_SESSIONS = 1; // see docs/performance.md: the pool's gain did not pay for its memory
 export const DEFAULT_TOPK = 5;
 export const MAX_TOPK = 100;
 export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
@@ -25,12 +31,15 @@ export const modelServerOptions = {
   modelName: text({ description: 'Name reported in answers and /v1/model; default: the file name without .onnx', placeholder: 'NAME' }),
   modelCache: text({ description: 'Directory for onnxruntime-optimised copies of the model, keyed by file, onnxruntime version and CPU; "off" disables it; default: .optimized/ beside the model', placeholder: 'DIR|off' }),
   labels: text({ description: 'JSON array of class names; default: the ImageNet classes when the model has 1000 outputs', placeholder: 'PATH' }),
-  threads: integer({ description: 'onnxruntime intra-op threads', default: availableParallelism(), defaultText: 'the number of CPUs', min: 1, max: 256, unit: 'threads' }),
+  threads: integer({ description: 'onnxruntime intra-op threads per session; default: the cores divided among the sessions', min: 1, max: 256, unit: 'threads' }),
+  sessions: integer({ description: 'onnxruntime sessions, each in an inference worker of its own, runs going to whichever is free; each loads the model', default: DEFAULT_SESSIONS, min: 1, max: 64, unit: 'sessions' }),
   maxBatch: integer({ description: 'Most images one onnxruntime run takes; 1 turns dynamic batching off', default: DEFAULT_MAX_BATCH, min: 1, max: 256, unit: 'images' }),
   batchWindowMs: integer({ description: 'How long a partial batch waits for more images', default: DEFAULT_BATCH_WINDOW_MS, min: 0, max: 1000, unit: 'ms' }),
   maxQueue: integer({ description: 'Images admitted but not yet answered; beyond it requests get 503 with Retry-After', default: DEFAULT_MAX_QUEUE, min: 1, max: 100_000, unit: 'images' }),
   maxImages: integer({ description: 'Most images in one request', default: DEFAULT_MAX_IMAGES_PER_REQUEST, min: 1, max: 1024, unit: 'images' }),
   maxPixels: integer({ description: 'Largest decoded image (width x height) accepted', default: DEFAULT_MAX_PIXELS, min: 1, unit: 'pixels' }),
+  maxDecodeBytes: integer({ description: 'Decoded bytes (width x height x channels) that images being decoded may hold at once; further images wait their turn, one larger than this decodes alone', default: DEFAULT_MAX_DECODE_BYTES, min: 1024 * 1024, unit: 'bytes' }),
+  decodeSlots: integer({ description: 'Images decoded at once (on libuv\'s thread pool), whatever their size', default: DEFAULT_DECODE_SLOTS, min: 1, max: 64, unit: 'images' }),
   bodyLimit: integer({ description: 'Largest request body', default: DEFAULT_BODY_LIMIT_BYTES, min: 1024, unit: 'bytes' }),
   requestTimeoutMs: integer({ description: 'Whole-request deadline, receiving the body included', default: DEFAULT_REQUEST_TIMEOUT_MS, min: 100, unit: 'ms' }),
   resizeKernel: choice({ description: 'Resize kernel for the shorter-side-to-256 step', choices: ['linear', 'cubic', 'lanczos3', 'nearest'] as const, default: 'linear' }),
@@ -74,12 +83,30 @@ export function defaultCacheDirectory(modelPath: string): string {
   return join(dirname(modelPath), '.optimized');
 }
 
+/** --threads when given; otherwise the cores shared out among the sessions, at least one each. */
+export function threadsPerSession(config: ModelServerConfig): number {
+  return config.threads ?? Math.max(1, Math.floor(availableParallelism() / config.sessions));
+}
+
+/** What the classifier needs to know, from the parsed configuration. */
+export function classifierOptions(config: ModelServerConfig): ClassifierOptions {
+  return {
+    maxBatch: config.maxBatch,
+    batchWindowMs: config.batchWindowMs,
+    maxQueue: config.maxQueue,
+    maxPixels: config.maxPixels,
+    kernel: config.resizeKernel,
+    maxDecodeBytes: config.maxDecodeBytes,
+    decodeSlots: config.decodeSlots,
+  };
+}
+
 /** What the inference worker needs to know, from the parsed configuration. */
 export function inferenceOptions(config: ModelServerConfig, modelPath: string): ModelSessionOptions {
   return {
     path: modelPath,
     name: config.modelName,
-    threads: config.threads,
+    threads: threadsPerSession(config),
     cacheDirectory: config.modelCache === 'off' ? undefined : (config.modelCache ?? defaultCacheDirectory(modelPath)),
     warmup: config.warmup,
     spinWait: config.spinWait,

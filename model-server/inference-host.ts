@@ -2,8 +2,8 @@
 // that dies into failed runs and a failure callback instead of a hung server.
 import { Worker } from 'node:worker_threads';
 import type { WorkerReply, WorkerRequest } from './inference-protocol.js';
+import { ModelContractError } from './inference-protocol.js';
 import type { ModelDescription, ModelSessionOptions } from './model-session.js';
-import { ModelContractError } from './model-session.js';
 
 export interface RunResult {
   logits: Float32Array;
@@ -13,6 +13,8 @@ export interface RunResult {
 
 export interface InferenceEngine {
   readonly description: ModelDescription;
+  /** Runs it computes side by side: its sessions (one per worker). */
+  readonly sessions: number;
   /** Transfers `input` (a buffer of its own) to the worker; [count, classes] logits come back. */
   run(input: Float32Array, count: number): Promise<RunResult>;
   /** Called once if the worker dies after it started; at once if it already has. */
@@ -78,6 +80,7 @@ export function startInferenceWorker(options: ModelSessionOptions): Promise<Infe
   function engine(description: ModelDescription): InferenceEngine {
     return {
       description,
+      sessions: 1,
       run(input, count) {
         if (failure) return Promise.reject(failure);
         const id = nextId++;
@@ -102,4 +105,56 @@ export function startInferenceWorker(options: ModelSessionOptions): Promise<Infe
       },
     };
   }
+}
+
+/**
+ * Several inference workers, each with a session of its own, behind one engine: a run goes to
+ * the worker with the fewest runs in hand. Single-threaded sessions side by side avoid the
+ * barrier at which a multi-threaded session's threads meet after every operator (any wake-up on
+ * the same cores stalls them all). Every worker loads the model: memory grows with the pool.
+ */
+export async function startInferencePool(options: ModelSessionOptions, sessions: number): Promise<InferenceEngine> {
+  if (sessions === 1) return startInferenceWorker(options);
+  const starting = Array.from({ length: sessions }, () => startInferenceWorker(options));
+  const settled = await Promise.allSettled(starting);
+  const failed = settled.find((outcome) => outcome.status === 'rejected');
+  const engines = settled.flatMap((outcome) => (outcome.status === 'fulfilled' ? [outcome.value] : []));
+  if (failed) {
+    await Promise.all(engines.map((engine) => engine.close()));
+    throw failed.reason;
+  }
+  const inHand = engines.map(() => 0);
+  let failureListener: ((error: Error) => void) | undefined;
+  let failure: Error | undefined;
+  let closing = false;
+  engines.forEach((engine) =>
+    engine.onFailure((error) => {
+      // One dead worker fails the pool: the supervisor restarts the server whole.
+      if (failure || closing) return;
+      failure = error;
+      failureListener?.(error);
+    }),
+  );
+  return {
+    description: engines[0]!.description,
+    sessions,
+    async run(input, count) {
+      let chosen = 0;
+      for (let index = 1; index < engines.length; index++) if (inHand[index]! < inHand[chosen]!) chosen = index;
+      inHand[chosen]!++;
+      try {
+        return await engines[chosen]!.run(input, count);
+      } finally {
+        inHand[chosen]!--;
+      }
+    },
+    onFailure(listener) {
+      failureListener = listener;
+      if (failure && !closing) listener(failure);
+    },
+    async close() {
+      closing = true;
+      await Promise.all(engines.map((engine) => engine.close()));
+    },
+  };
 }

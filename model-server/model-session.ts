@@ -5,6 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { planOptimizedModel } from './optimized-model.js';
+import { ModelContractError } from './inference-protocol.js';
 import { CHANNELS, CROP_SIZE, IMAGE_ELEMENTS } from './tensor-layout.js';
 
 export interface ModelSessionOptions {
@@ -44,9 +45,7 @@ export interface ModelSession {
   readonly release: () => Promise<void>;
 }
 
-export class ModelContractError extends Error {
-  override name = 'ModelContractError';
-}
+export { ModelContractError };
 
 function describeShape(shape: readonly (number | string)[]): string {
   return `[${shape.join(',')}]`;

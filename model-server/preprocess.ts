@@ -63,15 +63,21 @@ function decodeFailure(error: unknown, fallback: ErrorFactory, index: number | u
   return fallback(`${where}: ${what}`, { cause: error });
 }
 
+/** What the header says about an image, before any pixel is decoded. */
+export interface ImageHeader {
+  width: number;
+  height: number;
+  /** Pixels × channels × bytes per sample: what a full decode would hold in memory. */
+  decodedBytes: number;
+}
+
+const BYTES_PER_SAMPLE: Partial<Record<string, number>> = { uchar: 1, char: 1, ushort: 2, short: 2, uint: 4, int: 4, float: 4, double: 8 };
+
 /**
- * Turns one encoded image into a [3,224,224] float32 tensor written into `out` at `offset`.
- * Throws coded errors for bytes that are not an accepted image, too many pixels, or corruption.
+ * Reads only the image's header: its format, dimensions and channels. Throws coded errors for
+ * bytes that are not an accepted image, an unreadable header, or too many pixels.
  */
-export async function preprocessImage(
-  bytes: Uint8Array,
-  options: PreprocessOptions,
-  index?: number,
-): Promise<Float32Array> {
+export async function readImageHeader(bytes: Uint8Array, options: PreprocessOptions, index?: number): Promise<ImageHeader> {
   const where = index === undefined ? 'the image' : `images[${index}]`;
   const sniffed = sniffImageFormat(bytes);
   if (sniffed.kind === 'unknown') throw modelServerErrors.MS_NOT_AN_IMAGE(`${where} is not a JPEG, PNG or WebP image`);
@@ -93,8 +99,14 @@ export async function preprocessImage(
       `${where} declares ${width}x${height} = ${width * height} pixels; the limit is ${options.maxPixels} pixels`,
     );
   }
+  const channels = Math.max(metadata.channels ?? 3, 3); // decoding ends in RGB whatever the source holds
+  return { width, height, decodedBytes: width * height * channels * (BYTES_PER_SAMPLE[metadata.depth ?? 'uchar'] ?? 1) };
+}
 
-  const geometry = transformGeometry(width, height);
+/** Decodes, resizes and crops an image whose header was read: 224x224 RGB bytes, HWC. */
+export async function decodeImage(bytes: Uint8Array, header: ImageHeader, options: PreprocessOptions, index?: number): Promise<Buffer> {
+  const where = index === undefined ? 'the image' : `images[${index}]`;
+  const geometry = transformGeometry(header.width, header.height);
   let pixels: Buffer;
   try {
     // failOn 'warning' (sharp's default) refuses truncated and corrupt data instead of predicting on grey fill.
@@ -111,18 +123,26 @@ export async function preprocessImage(
   if (pixels.length !== CROP_SIZE * CROP_SIZE * CHANNELS) {
     throw modelServerErrors.MS_CORRUPT_IMAGE(`${where} decoded to an unexpected pixel layout`);
   }
-  return toNormalisedChw(pixels);
+  return pixels;
 }
 
-/** HWC RGB bytes to normalised CHW float32. */
-export function toNormalisedChw(pixels: Uint8Array): Float32Array {
+/**
+ * Turns one encoded image into a [3,224,224] float32 tensor.
+ * Throws coded errors for bytes that are not an accepted image, too many pixels, or corruption.
+ */
+export async function preprocessImage(bytes: Uint8Array, options: PreprocessOptions, index?: number): Promise<Float32Array> {
+  const header = await readImageHeader(bytes, options, index);
+  return toNormalisedChw(await decodeImage(bytes, header, options, index));
+}
+
+/** HWC RGB bytes to normalised CHW float32, into `out` at `offset` (a batch slot) or a new tensor. */
+export function toNormalisedChw(pixels: Uint8Array, out: Float32Array = new Float32Array(IMAGE_ELEMENTS), offset = 0): Float32Array {
   const plane = CROP_SIZE * CROP_SIZE;
-  const out = new Float32Array(IMAGE_ELEMENTS);
   const [red, green, blue] = NORMALISE as [Float32Array, Float32Array, Float32Array];
   for (let pixel = 0, byte = 0; pixel < plane; pixel++, byte += 3) {
-    out[pixel] = red[pixels[byte]!]!;
-    out[plane + pixel] = green[pixels[byte + 1]!]!;
-    out[2 * plane + pixel] = blue[pixels[byte + 2]!]!;
+    out[offset + pixel] = red[pixels[byte]!]!;
+    out[offset + plane + pixel] = green[pixels[byte + 1]!]!;
+    out[offset + 2 * plane + pixel] = blue[pixels[byte + 2]!]!;
   }
   return out;
 }

@@ -5,6 +5,7 @@
 # promtool (Debian's prometheus package) checks and unit-tests deploy/prometheus/ and lints /metrics.
 # chromium is the real browser the client page's tests drive (puppeteer-core, no browser download).
 # openssl makes the TLS tests' certificates and curl is one of their clients.
+# jemalloc is the allocator bin/mpg gives the model server (see docs/performance.md).
 # Without root or apt-get, this says what to install and fails.
 set -eu
 
@@ -16,6 +17,7 @@ command -v promtool >/dev/null 2>&1 || missing="${missing} prometheus"
 command -v chromium >/dev/null 2>&1 || missing="${missing} chromium"
 command -v openssl >/dev/null 2>&1 || missing="${missing} openssl"
 command -v curl >/dev/null 2>&1 || missing="${missing} curl"
+[ -n "$(ls /usr/lib/*/libjemalloc.so.2 /usr/lib64/libjemalloc.so.2 2>/dev/null)" ] || missing="${missing} libjemalloc2"
 [ -z "$missing" ] && exit 0
 
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
