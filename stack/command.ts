@@ -141,8 +141,14 @@ export const stackCommand = optionCommand({
         `  public server    ${publicUrl}`,
         ...enclaveLines,
         '',
-        'Try:',
+        'Secure route, end to end: the client verifies the enclave and encrypts to it (the gateway sees ciphertext):',
+        `  bin/mpg client predict --gateway ${gatewayUrl} --pcrs ${stack.measurementsFile}` +
+          (enclave.mode === 'nitro' ? '' : ` --insecure-trust-emulated-nsm-root ${join(stack.runtimeDir, 'nsm-root.pem')}`) +
+          ` ${samplePath}`,
+        `  or open ${gatewayUrl}/ in a browser on this machine`,
+        'Public route:',
         `  curl -s --data-binary @${samplePath} -H 'content-type: image/jpeg' ${gatewayUrl}/predict-public`,
+        "Secure route in plaintext (the seed study's clients; the parent can read it):",
         `  curl -s --data-binary @${samplePath} -H 'content-type: image/jpeg' ${gatewayUrl}/predict-secure`,
         '',
         'A part that dies is restarted; log lines follow, prefixed by part. Ctrl-C stops everything.',

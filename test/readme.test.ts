@@ -1,44 +1,47 @@
-// The README's tables of error codes and options are the documentation users read: keep them in
-// step with the code.
+// The README is the front door: short, every link leads somewhere, and every command it shows
+// exists as shown. The reference tables live in docs/ and are kept true by test/docs.test.ts.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { test } from 'node:test';
-import type { ErrorDefinition } from '../common/index.js';
 import { flagName } from '../common/index.js';
-import { attestationErrors } from '../attestation/index.js';
-import { gatewayErrors, gatewayOptions } from '../gateway/index.js';
-import { modelServerErrors, modelServerOptions } from '../model-server/index.js';
+import { predictOptions } from '../client/command.js';
 
-const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+const ROOT = new URL('../../', import.meta.url).pathname;
+const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+const scripts = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
 
-function assertCodesDocumented(prefix: string, table: Record<string, ErrorDefinition>): void {
-  for (const [code, { statusCode }] of Object.entries(table)) {
-    assert.match(readme, new RegExp(`\\| \`${code}\` \\| ${statusCode} \\|`), `${code} ${statusCode}`);
+test('the README is at most 200 lines and has the sections a newcomer needs', () => {
+  assert.ok(readme.split('\n').length <= 200, `${readme.split('\n').length} lines`);
+  for (const heading of ['## The path of a request, and where trust ends', '## Threat model in brief', '## Quickstart', '## What privacy costs: headline figures', '## Documentation']) {
+    assert.ok(readme.includes(`\n${heading}\n`), heading);
   }
-  const documented = [...new Set([...readme.matchAll(new RegExp(`^\\| \`(${prefix}_[A-Z0-9_]+)\` \\|`, 'gm'))].map((match) => match[1]))];
-  assert.deepEqual(documented.sort(), Object.keys(table).sort());
-}
+});
 
-function assertOptionsDocumented(options: Record<string, unknown>): void {
-  for (const key of Object.keys(options)) {
-    const flag = flagName(key);
-    assert.ok(readme.includes(`| \`${flag}`) || readme.includes(`| \`--[no-]${flag.slice(2)}`), flag);
+test('every relative link and image in the README exists', () => {
+  const targets = [...readme.matchAll(/\]\(([^)#]+)(?:#[^)]*)?\)/g)].map((match) => match[1]!).filter((target) => !/^[a-z]+:/.test(target));
+  assert.ok(targets.length >= 10, `only ${targets.length} links`);
+  for (const target of targets) assert.ok(existsSync(join(ROOT, target)), `README links to ${target}, which does not exist`);
+});
+
+test('every npm script and benchmark file the README names exists', () => {
+  for (const [, name] of readme.matchAll(/npm (?:run )?([a-z:]+)/g)) {
+    if (name === 'install' || name === 'test' || name === 'start') continue;
+    assert.ok(scripts[name!], `npm run ${name} is not a script`);
   }
-}
-
-test('every model-server error code is in the README with its status, and the README lists no other', () => {
-  assertCodesDocumented('MS', modelServerErrors.table);
+  assert.equal(scripts.start, 'bin/mpg stack');
+  for (const [, file] of readme.matchAll(/node (dist\/\S+\.js)/g)) {
+    const source = join(ROOT, file!.replace(/^dist\//, '').replace(/\.js$/, '.ts'));
+    assert.ok(existsSync(source), `${file} is built from no source file`);
+  }
+  for (const [, file] of readme.matchAll(/`(test\/\S+\.test\.ts)`/g)) assert.ok(existsSync(join(ROOT, file!)), file);
 });
 
-test('every gateway error code is in the README with its status, and the README lists no other', () => {
-  assertCodesDocumented('GW', gatewayErrors.table);
-});
-
-test('every model-server and gateway option is in the README', () => {
-  assertOptionsDocumented(modelServerOptions);
-  assertOptionsDocumented(gatewayOptions);
-});
-
-test('every attestation error code is in the README with its status, and the README lists no other', () => {
-  assertCodesDocumented('ATT', attestationErrors.table);
+test("the quickstart's mpg client predict flags are the command's own", () => {
+  const line = /bin\/mpg client predict([^\n]*\\\n[^\n]*)/.exec(readme)?.[1] ?? '';
+  const flags = [...line.matchAll(/(--[a-z-]+)/g)].map((match) => match[1]!);
+  assert.deepEqual(flags, ['--gateway', '--pcrs', '--insecure-trust-emulated-nsm-root']);
+  const declared = Object.keys(predictOptions).map(flagName);
+  for (const flag of flags) assert.ok(declared.includes(flag), `${flag} is not an option of mpg client predict`);
+  assert.ok(existsSync(join(dirname(join(ROOT, 'bin/mpg')), 'mpg')));
 });
