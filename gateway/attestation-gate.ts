@@ -74,9 +74,12 @@ export class AttestationGate implements MemberGate {
   #rootStamp = '';
 
   readonly #keyBinding: KeyConfigBinding;
+  /** Milliseconds on a monotonic clock: passed in so that tests move time instead of sleeping. */
+  readonly #now: () => number;
 
-  constructor(trust: AttestationTrust, metrics: GatewayMetrics, log: FastifyBaseLogger, keyBinding: KeyConfigBinding = NO_KEY_CONFIG) {
+  constructor(trust: AttestationTrust, metrics: GatewayMetrics, log: FastifyBaseLogger, keyBinding: KeyConfigBinding = NO_KEY_CONFIG, now: () => number = () => performance.now()) {
     this.trust = trust;
+    this.#now = now;
     this.#keyBinding = keyBinding;
     this.#metrics = metrics;
     this.#log = log;
@@ -99,7 +102,7 @@ export class AttestationGate implements MemberGate {
 
   async admit(member: UpstreamMember, readyz: ReadyzReport, connection: MemberConnection): Promise<string | undefined> {
     const state = this.#state(member);
-    const now = performance.now();
+    const now = this.#now();
     if (readyz.proofOk === false) {
       // Challenged for the attested key and not proven. Only a process that says it is another
       // enclave (another boot key) is worth attesting; anything else is refused unasked.
@@ -142,13 +145,13 @@ export class AttestationGate implements MemberGate {
   status(member: UpstreamMember): MemberAttestationStatus {
     const state = this.#state(member);
     if (state.verifiedAt === undefined) return { attested: false, ...(state.problem ? { problem: state.problem } : {}) };
-    return { attested: true, ageSeconds: Math.round((performance.now() - state.verifiedAt) / 100) / 10, ...(state.moduleId ? { moduleId: state.moduleId } : {}) };
+    return { attested: true, ageSeconds: Math.round((this.#now() - state.verifiedAt) / 100) / 10, ...(state.moduleId ? { moduleId: state.moduleId } : {}) };
   }
 
   /** Seconds since the member's last successful attestation, or -1 when it holds none. */
   ageSeconds(member: UpstreamMember): number {
     const verifiedAt = this.#state(member).verifiedAt;
-    return verifiedAt === undefined ? -1 : (performance.now() - verifiedAt) / 1000;
+    return verifiedAt === undefined ? -1 : (this.#now() - verifiedAt) / 1000;
   }
 
   #state(member: UpstreamMember): MemberAttestation {
@@ -232,7 +235,7 @@ export class AttestationGate implements MemberGate {
       const ohttpKeyConfig = await this.#keyBinding.bind(member, connection, document);
       // The member fell out of rotation while this ran: what was verified may be another process.
       if (state.generation !== generation) throw new AttestationProblem('superseded', 'the member failed a health check or a request while it was being attested');
-      Object.assign(state, { verifiedAt: performance.now(), bootKey, bootKeySha256, moduleId: document.moduleId, failedAt: undefined, problem: undefined });
+      Object.assign(state, { verifiedAt: this.#now(), bootKey, bootKeySha256, moduleId: document.moduleId, failedAt: undefined, problem: undefined });
       member.ohttpKeyConfig = ohttpKeyConfig;
       this.#metrics.attestationVerifications.inc({ result: 'ok' });
       this.#metrics.attestationVerified.set({ member: member.url }, 1);
@@ -242,7 +245,7 @@ export class AttestationGate implements MemberGate {
     } catch (error) {
       const problem = error instanceof AttestationProblem ? error : new AttestationProblem('unreachable', describeError(error));
       this.#dropBootKey(member, state);
-      Object.assign(state, { failedAt: performance.now(), problem: `${problem.reason}: ${problem.message}` });
+      Object.assign(state, { failedAt: this.#now(), problem: `${problem.reason}: ${problem.message}` });
       this.#metrics.attestationVerifications.inc({ result: 'failed' });
       this.#metrics.attestationFailures.inc({ reason: problem.reason });
       this.#metrics.attestationVerified.set({ member: member.url }, 0);
