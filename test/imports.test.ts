@@ -70,8 +70,14 @@ test('the import graph between component folders has no cycle', () => {
   assert.deepEqual([...new Set(cycles)].map(through), []);
 });
 
-test("a component imports another only through that one's index.ts", () => {
-  const pastTheDoor = edges.filter((edge) => !EXEMPT_FROM_DOORS.has(edge.from) && !/^[^/\\]+[/\\]index\.js$/.test(edge.target));
+// attestation/web.ts is attestation's second door, for code that must also run in a browser (the
+// client SDK): index.ts re-exports it, but also loads node:crypto, node:fs and child processes.
+const BROWSER_DOORS = new Set(['attestation/web.js']);
+
+test("a component imports another only through that one's index.ts (or its browser-safe door)", () => {
+  const pastTheDoor = edges.filter(
+    (edge) => !EXEMPT_FROM_DOORS.has(edge.from) && !/^[^/\\]+[/\\]index\.js$/.test(edge.target) && !BROWSER_DOORS.has(edge.target.replaceAll('\\', '/')),
+  );
   assert.deepEqual(pastTheDoor.map((edge) => `${edge.file} imports ${edge.target}`), []);
 });
 
