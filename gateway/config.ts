@@ -40,7 +40,7 @@ export const gatewayOptions = {
   bodyIdleTimeoutMs: integer({ description: "Longest pause between two chunks of a client's request body (408 GW_BODY_TIMEOUT after it)", default: 10_000, min: 100, unit: 'ms' }),
   bodyLimit: integer({ description: 'Largest request body', default: 16 * 1024 * 1024, min: 1024, unit: 'bytes' }),
   bodyBufferBytes: integer({ description: 'Request bodies up to this size are read whole before a member is chosen, so a slow client holds no upstream connection; larger ones are streamed', default: 1024 * 1024, min: 0, unit: 'bytes' }),
-  upstreamQueue: integer({ description: "Requests that may wait for one of a member's connections once all are busy; beyond that the route answers 503 GW_UPSTREAM_BUSY", default: 64, min: 0, max: 65536, unit: 'requests' }),
+  upstreamQueue: integer({ description: "Requests that may wait for one of a member's connections once all are busy; beyond that the route answers 503 GW_UPSTREAM_BUSY", default: 1024, min: 0, max: 65536, unit: 'requests' }),
   lingerMs: integer({ description: 'After refusing a request whose body is still arriving, how long the gateway keeps reading (and discarding) it before closing, so the client can read the answer', default: 5_000, min: 0, unit: 'ms' }),
   maxHeaderSize: integer({ description: 'Largest request header block', default: 16 * 1024, min: 1024, max: 1024 * 1024, unit: 'bytes' }),
   connections: integer({ description: 'Keep-alive connections per upstream member', default: 32, min: 1, max: 4096, unit: 'connections' }),
