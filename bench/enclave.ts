@@ -3,9 +3,13 @@
 //
 // The stack runs as users run it: `mpg stack` (gateway, public model server and emulated enclave,
 // each a real process) through the launcher. For each of 1, 10 and 100 concurrent batch-2 base64
-// JSON requests, autocannon drives /predict-public, then /predict-secure, through the gateway. It
-// reports req/s and images/s, p50/p99/max of 2xx answers, failures, the ratios secure/public and
-// the CPU of every process.
+// JSON requests, autocannon drives /predict-public, then /predict-secure in plaintext, through the
+// gateway; then the encrypted secure route: a closed loop of as many workers, each sending the same
+// batch through the client SDK, sealed afresh per request (OHTTP, a new HPKE ephemeral key each),
+// to the enclave it attested once, every answer opened and checked. It reports req/s and images/s,
+// p50/p99/max of good answers, failures, the ratios secure/public and encrypted/plaintext secure,
+// the p50 encryption adds, and the CPU of every process. Before the sweep: the client's cost per
+// request (attestation verify cold and cached, seal, open) and the enclave's (open, seal).
 //
 // Equal CPU: the stack gives each model server half this machine's cores as threads. It is told
 // to pin the enclave to *every* CPU, the same set the unpinned public server may use, so both
@@ -18,13 +22,18 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import type { Readable } from 'node:stream';
 import type { CoresUsed, OptionsOf } from '../common/index.js';
-import { QUIET_MACHINE_CORES, decimal, describeEnvironment, partsCpuMeter, percentile, processTree, stopChild } from '../common/index.js';
-import { SEED_STUDY, checkTarget, closedLoop, settle, studyRequestBody } from '../loadtest/index.js';
+import { QUIET_MACHINE_CORES, choice, decimal, integer, list, describeEnvironment, partsCpuMeter, percentile, processTree, stopChild } from '../common/index.js';
+import type { SendRequest } from '../loadtest/index.js';
+import { SEED_STUDY, checkTarget, closedLoop, settle, studyRequestBody, workerLoop } from '../loadtest/index.js';
+import { clientFilesFromStackOutput, encryptedClient, encryptedRequest, measureVerifyCost } from './encrypted-route.js';
+import { formatOhttpCost, measureOhttpCost } from './ohttp-cost.js';
 import { runBench, saveBenchResult } from './run.js';
 
 const benchOptions = {
   duration: decimal({ description: 'Time per route and concurrency (at least concurrency/2)', unit: 's', default: 10, min: 0.5, max: 3600 }),
   warmup: decimal({ description: 'Warm-up per route and concurrency (at least concurrency/10)', unit: 's', default: 2, min: 0.1, max: 600 }),
+  routes: list(choice({ description: 'Routes measured, always in the order public, secure (plaintext), encrypted [default: all three]', choices: ['public', 'secure', 'encrypted'] as const })),
+  verifyIterations: integer({ description: 'Attestations verified (cold, then cached) to time the client\'s verification (the gateway allows one address 5 at once, then 1 a second)', min: 1, max: 1000, default: 10 }),
 };
 
 type BenchOptions = OptionsOf<typeof benchOptions>;
@@ -33,16 +42,24 @@ const CLI = new URL('../../bin/mpg', import.meta.url).pathname;
 const CONCURRENCIES = [1, 10, 100] as const;
 const THROUGHPUT_KEPT_TARGET = 0.95;
 const P99_RATIO_TARGET = 1.1;
+/** The encrypted secure route against the plaintext one: throughput kept, and the p50 it may add. */
+const ENCRYPTED_THROUGHPUT_TARGET = 0.97;
+const ENCRYPTED_P50_ADDED_TARGET_MS = 1;
 const STOP_GRACE_MS = 20_000;
 const STACK_START_TIMEOUT_MS = 120_000;
 const TIMEOUT_SECONDS = 30;
 
-type Route = 'public' | 'secure';
+type Route = 'public' | 'secure' | 'encrypted';
+const ALL_ROUTES: readonly Route[] = ['public', 'secure', 'encrypted'];
+/** The path each route's requests go to (the encrypted one as message/ohttp-req). */
+const PATHS: Record<Route, string> = { public: '/predict-public', secure: '/predict-secure', encrypted: '/predict-secure' };
 
 let stack: ChildProcessByStdio<null, Readable, Readable> | undefined;
 
 interface Stack {
   gatewayUrl: string;
+  /** What `mpg stack` printed before it was ready: where the client's pins and the emulated root are. */
+  stdout: string;
   /** The processes whose CPU is measured, by role. */
   pids: Record<string, number>;
 }
@@ -70,7 +87,7 @@ async function startStack(): Promise<Stack> {
     });
   });
   child.stdout.resume();
-  return { gatewayUrl, pids: stackProcesses(child.pid!) };
+  return { gatewayUrl, stdout, pids: stackProcesses(child.pid!) };
 }
 
 /** The stack's processes by role, found among the `mpg stack` process's descendants. */
@@ -121,10 +138,17 @@ interface Measured {
 
 const processes = (pids: Record<string, number>) => Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, { pid, by: 'process' as const }]));
 
-/** The load library's closed loop: `connections` requests always outstanding, every answer checked. */
-async function load(gatewayUrl: string, route: Route, body: string, connections: number, seconds: number, pids: Record<string, number>): Promise<Measured> {
+/**
+ * The load library's closed loops: `connections` requests always outstanding, every answer checked;
+ * autocannon's fixed body in plaintext, the worker loop with a request sealed afresh each time encrypted.
+ */
+async function load(target: { gatewayUrl: string; body: string; encrypted?: SendRequest }, route: Route, connections: number, seconds: number, pids: Record<string, number>): Promise<Measured> {
   const meter = partsCpuMeter(processes(pids));
-  const figures = await closedLoop({ url: `${gatewayUrl}/predict-${route}`, route }, { body, connections, seconds, timeoutSeconds: TIMEOUT_SECONDS, keepLatencies: true });
+  const loopOptions = { connections, seconds, timeoutSeconds: TIMEOUT_SECONDS, keepLatencies: true };
+  const figures =
+    route === 'encrypted'
+      ? await workerLoop(target.encrypted!, loopOptions)
+      : await closedLoop({ url: `${target.gatewayUrl}${PATHS[route]}`, route }, { body: target.body, ...loopOptions });
   return {
     ok: figures.ok,
     seconds: figures.seconds,
@@ -170,17 +194,39 @@ const coresText = (cores: Record<string, number>) =>
   Object.entries(cores).map(([name, value]) => `${name} ${format(value, 2)}`).join(', ');
 
 async function main(options: BenchOptions) {
+  const routes = ALL_ROUTES.filter((route) => options.routes.length === 0 || options.routes.includes(route));
   const environment = describeEnvironment();
   const loadAverage = loadavg().map((value) => Math.round(value * 100) / 100);
   console.log(`bench:enclave on ${environment.cpuModel} (${environment.cores} cores), Node ${environment.node}, load average ${loadAverage.join(' ')}`);
   console.log(
     `mpg stack with the enclave pinned to CPUs 0-${availableParallelism() - 1} (every CPU, as the public server has), each model server ` +
       `${Math.max(1, Math.floor(availableParallelism() / 2))} thread(s); per concurrency ${options.warmup} s warm-up, ` +
-      `then ${options.duration} s per route (both at least concurrency/10 and concurrency/2 s), one route at a time, idle in between; batch-2 base64 JSON`,
+      `then ${options.duration} s per route (both at least concurrency/10 and concurrency/2 s), one route at a time, idle in between; batch-2 base64 JSON; ` +
+      `routes ${routes.join(', ')}`,
   );
   const body = await studyRequestBody();
-  const { gatewayUrl, pids } = await startStack();
-  for (const route of ['public', 'secure'] as const) await checkTarget({ url: `${gatewayUrl}/predict-${route}`, route }, body, TIMEOUT_SECONDS);
+  const bodyBytes = new TextEncoder().encode(body);
+  const { gatewayUrl, stdout, pids } = await startStack();
+  for (const route of routes) if (route !== 'encrypted') await checkTarget({ url: `${gatewayUrl}${PATHS[route]}`, route }, body, TIMEOUT_SECONDS);
+
+  let encrypted: SendRequest | undefined;
+  let costs;
+  if (routes.includes('encrypted')) {
+    const client = await encryptedClient(gatewayUrl, clientFilesFromStackOutput(stdout));
+    const verify = await measureVerifyCost(client, options.verifyIterations);
+    const ohttp = await measureOhttpCost(bodyBytes);
+    costs = { verify, ohttp };
+    console.log(
+      `\nclient attestation (createSecureClient against this stack's gateway, emulated NSM), median of ${verify.iterations}:\n` +
+        `  verify cold (key list + attestation with a fresh nonce + WebCrypto verification)  ${format(verify.coldMs, 3).padStart(8)} ms\n` +
+        `  verify cached (what each request pays while the key is fresh)                  ${format(verify.cachedMs, 3).padStart(8)} ms`,
+    );
+    console.log(formatOhttpCost(ohttp));
+    encrypted = encryptedRequest(client, bodyBytes);
+    const check = await workerLoop(encrypted, { connections: 1, seconds: 0, requests: 1, timeoutSeconds: TIMEOUT_SECONDS });
+    if (check.ok !== 1) throw new Error(`the encrypted secure route did not answer well: ${JSON.stringify(check)}`);
+  }
+  const target = { gatewayUrl, body, encrypted };
 
   const results = [];
   for (const concurrency of CONCURRENCIES) {
@@ -189,24 +235,24 @@ async function main(options: BenchOptions) {
     // times, so its latencies are not cut off at the end of the window.
     const warmup = Math.max(options.warmup, concurrency / 10);
     const seconds = Math.max(options.duration, concurrency / 2);
-    const runs: Record<Route, Measured[]> = { public: [], secure: [] };
-    for (const route of ['public', 'secure'] as const) {
-      await load(gatewayUrl, route, body, concurrency, warmup, pids);
-      runs[route].push(await load(gatewayUrl, route, body, concurrency, seconds, pids));
-      // Answers autocannon stopped waiting for are still being computed: let them finish, so they
-      // do not run on the cores while the other route is measured.
+    const measured: Partial<Record<Route, Measured>> = {};
+    for (const route of routes) {
+      await load(target, route, concurrency, warmup, pids);
+      measured[route] = combine([await load(target, route, concurrency, seconds, pids)]);
+      // Answers the load generator stopped waiting for are still being computed: let them finish,
+      // so they do not run on the cores while the next route is measured.
       await settle([pids['public model server']!, pids['enclave model server']!].map((pid) => ({ pid, by: 'process' as const })));
     }
-    const measured = { public: combine(runs.public), secure: combine(runs.secure) };
+    const { public: publicRun, secure, encrypted: encryptedRun } = measured;
     const ratios = {
-      throughput: measured.secure.requestsPerSecond / measured.public.requestsPerSecond,
-      p99: measured.secure.p99Ms / measured.public.p99Ms,
-      max: measured.secure.maxMs / measured.public.maxMs,
+      ...(secure && publicRun ? { throughput: secure.requestsPerSecond / publicRun.requestsPerSecond, p99: secure.p99Ms / publicRun.p99Ms, max: secure.maxMs / publicRun.maxMs } : {}),
+      ...(encryptedRun && secure ? { encryptedThroughput: encryptedRun.requestsPerSecond / secure.requestsPerSecond, encryptedP50AddedMs: encryptedRun.p50Ms - secure.p50Ms } : {}),
     };
-    for (const route of ['public', 'secure'] as const) {
-      const run = measured[route];
+    for (const route of routes) {
+      const run = measured[route]!;
       console.log(
-        `${concurrency} concurrent, /predict-${route}: ${format(run.requestsPerSecond)} req/s (${format(2 * run.requestsPerSecond)} images/s), ` +
+        `${concurrency} concurrent, ${route === 'encrypted' ? '/predict-secure encrypted (OHTTP)' : `${PATHS[route]}${route === 'secure' ? ' plaintext' : ''}`}: ` +
+          `${format(run.requestsPerSecond)} req/s (${format(2 * run.requestsPerSecond)} images/s), ` +
           `p50 ${format(run.p50Ms)} ms, p99 ${format(run.p99Ms)} ms, max ${format(run.maxMs)} ms, 2xx ${run.ok}, non-2xx ${run.non2xx}, ` +
           `errors ${run.errors}, timeouts ${run.timeouts}, mismatches ${run.mismatches}; CPU cores: ${coresText(run.cores)}`,
       );
@@ -215,28 +261,44 @@ async function main(options: BenchOptions) {
   }
 
   const verdict = (met: boolean) => (met ? 'met' : 'MISSED');
-  console.log('\n| concurrent | route | req/s (images/s) | p50 / p99 / max ms | failures | secure / public | target |');
+  console.log('\n| concurrent | route | req/s (images/s) | p50 / p99 / max ms | failures | against its baseline | target |');
   console.log('|---|---|---|---|---|---|---|');
-  for (const { concurrency, public: publicRun, secure, ratios } of results) {
+  for (const { concurrency, public: publicRun, secure, encrypted: encryptedRun, ratios } of results) {
     const row = (route: string, run: Measured, ratio: string, target: string) =>
       console.log(
         `| ${concurrency} | ${route} | ${format(run.requestsPerSecond)} (${format(2 * run.requestsPerSecond)}) | ` +
           `${format(run.p50Ms)} / ${format(run.p99Ms)} / ${format(run.maxMs)} | ${failures(run)} | ${ratio} | ${target} |`,
       );
-    row('public', publicRun, '', '');
-    row(
-      'secure',
-      secure,
-      `throughput ${format(100 * ratios.throughput)}%, p99 ${format(ratios.p99, 2)}x, max ${format(ratios.max, 2)}x`,
-      `throughput >= ${100 * THROUGHPUT_KEPT_TARGET}%: ${verdict(ratios.throughput >= THROUGHPUT_KEPT_TARGET)}; p99 <= ${P99_RATIO_TARGET}x: ${verdict(ratios.p99 <= P99_RATIO_TARGET)}` +
-        (concurrency === 100 ? `; max vs seed study's ${SEED_STUDY.maxLatencyRatioAt100}x: ${verdict(ratios.max < SEED_STUDY.maxLatencyRatioAt100)}` : ''),
-    );
+    if (publicRun) row('public', publicRun, '', '');
+    if (secure) {
+      const { throughput, p99, max } = ratios;
+      row(
+        'secure (plaintext)',
+        secure,
+        throughput === undefined || p99 === undefined || max === undefined ? '' : `vs public: throughput ${format(100 * throughput)}%, p99 ${format(p99, 2)}x, max ${format(max, 2)}x`,
+        throughput === undefined || p99 === undefined || max === undefined
+          ? ''
+          : `throughput >= ${100 * THROUGHPUT_KEPT_TARGET}%: ${verdict(throughput >= THROUGHPUT_KEPT_TARGET)}; p99 <= ${P99_RATIO_TARGET}x: ${verdict(p99 <= P99_RATIO_TARGET)}` +
+              (concurrency === 100 ? `; max vs seed study's ${SEED_STUDY.maxLatencyRatioAt100}x: ${verdict(max < SEED_STUDY.maxLatencyRatioAt100)}` : ''),
+      );
+    }
+    if (encryptedRun) {
+      const { encryptedThroughput, encryptedP50AddedMs } = ratios;
+      row(
+        'secure (encrypted)',
+        encryptedRun,
+        encryptedThroughput === undefined || encryptedP50AddedMs === undefined ? '' : `vs plaintext secure: throughput ${format(encryptedThroughput, 3)}x, p50 added ${format(encryptedP50AddedMs, 2)} ms`,
+        encryptedThroughput === undefined || encryptedP50AddedMs === undefined
+          ? ''
+          : `throughput >= ${ENCRYPTED_THROUGHPUT_TARGET}x: ${verdict(encryptedThroughput >= ENCRYPTED_THROUGHPUT_TARGET)}; ` +
+              `p50 added <= ${ENCRYPTED_P50_ADDED_TARGET_MS} ms: ${verdict(encryptedP50AddedMs <= ENCRYPTED_P50_ADDED_TARGET_MS)}`,
+      );
+    }
   }
-  for (const { concurrency, public: publicRun, secure } of results) {
-    console.log(`| ${concurrency} | CPU (cores), public | ${coresText(publicRun.cores)} | | | | |`);
-    console.log(`| ${concurrency} | CPU (cores), secure | ${coresText(secure.cores)} | | | | |`);
+  for (const result of results) {
+    for (const route of routes) console.log(`| ${result.concurrency} | CPU (cores), ${route} | ${coresText(result[route]!.cores)} | | | | |`);
   }
-  const measuredRuns = results.flatMap((result) => [result.public, result.secure]);
+  const measuredRuns = results.flatMap((result) => routes.map((route) => result[route]!));
   const failed = measuredRuns.reduce((total, run) => total + failures(run), 0);
   console.log(`| all | answers not good (non-2xx + errors + timeouts + mismatches) | ${failed} | | | | 0: ${verdict(failed === 0)} |`);
   const others = Math.max(...measuredRuns.map((run) => run.cores.others ?? 0));
@@ -249,13 +311,20 @@ async function main(options: BenchOptions) {
     environment: { ...environment, loadAverage },
     options,
     equalCpu: 'the enclave pinned to every CPU (the set the public server may use); both model servers with the same threads; routes measured one at a time',
-    targets: { throughputKept: THROUGHPUT_KEPT_TARGET, p99Ratio: P99_RATIO_TARGET, seedStudyMaxRatioAt100: SEED_STUDY.maxLatencyRatioAt100 },
+    targets: {
+      throughputKept: THROUGHPUT_KEPT_TARGET,
+      p99Ratio: P99_RATIO_TARGET,
+      seedStudyMaxRatioAt100: SEED_STUDY.maxLatencyRatioAt100,
+      encryptedThroughput: ENCRYPTED_THROUGHPUT_TARGET,
+      encryptedP50AddedMs: ENCRYPTED_P50_ADDED_TARGET_MS,
+    },
     pids,
+    ...(costs ? { costs } : {}),
     results,
   });
   console.log(`\nresults: ${file}`);
   if (failed > 0) {
-    console.error(`bench:enclave: ${failed} answers were not 2xx; the figures above are not valid`);
+    console.error(`bench:enclave: ${failed} answers were not good; the figures above are not valid`);
     process.exitCode = 1;
   }
 }
@@ -270,7 +339,10 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 
 await runBench({
   name: 'enclave',
-  summary: ['What the emulated enclave costs the secure route, against the public route, through mpg stack, at 1, 10 and 100 concurrent requests.'],
+  summary: [
+    'What the emulated enclave costs the secure route, against the public route, and what end-to-end encryption (OHTTP,',
+    'the client SDK) costs against the plaintext secure route, through mpg stack, at 1, 10 and 100 concurrent requests.',
+  ],
   options: benchOptions,
   main: (options) => main(options).finally(stopStack),
 });
