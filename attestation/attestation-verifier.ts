@@ -43,12 +43,14 @@ export function createNonce(): Uint8Array {
 }
 
 export function createAttestationVerifier(options: AttestationVerifierOptions): AttestationVerifier {
-  if (!options.expectedPcrs) throw attestationErrors.ATT_OPTION_INVALID('expectedPcrs is required: read them with readMeasurementsFile');
+  if (!options.expectedPcrs)
+    throw attestationErrors.ATT_OPTION_INVALID('expectedPcrs is required: read them with readMeasurementsFile');
   const trustedRoots = resolveTrustedRoots(options.trustedRoots);
   const linkCache = new VerifiedLinkCache();
   const now = options.now ?? (() => new Date());
   const optionsFor = (expected: { nonce: Uint8Array }): VerifyOptions => {
-    if (!(expected?.nonce instanceof Uint8Array) || expected.nonce.length === 0) throw attestationErrors.ATT_OPTION_INVALID('a non-empty nonce is required');
+    if (!(expected?.nonce instanceof Uint8Array) || expected.nonce.length === 0)
+      throw attestationErrors.ATT_OPTION_INVALID('a non-empty nonce is required');
     return {
       trustedRoots,
       expectedPcrs: options.expectedPcrs,
@@ -62,7 +64,8 @@ export function createAttestationVerifier(options: AttestationVerifierOptions): 
       linkCache,
     };
   };
-  const verify = (document: Uint8Array, expected: { nonce: Uint8Array }) => verifyAttestation(document, optionsFor(expected));
+  const verify = (document: Uint8Array, expected: { nonce: Uint8Array }) =>
+    verifyAttestation(document, optionsFor(expected));
   return {
     verify,
     verifyOrThrow(document, expected) {
@@ -70,7 +73,10 @@ export function createAttestationVerifier(options: AttestationVerifierOptions): 
       if (result.ok) return result.document!;
       const failed = result.checks.at(-1)!;
       const failure = new AttestationFailure(result.reason!, failed.detail);
-      throw attestationErrors.ATT_VERIFICATION_FAILED(`The enclave's attestation document did not verify (${result.reason}: ${failed.detail}), so the secure route stays closed`, { cause: failure });
+      throw attestationErrors.ATT_VERIFICATION_FAILED(
+        `The enclave's attestation document did not verify (${result.reason}: ${failed.detail}), so the secure route stays closed`,
+        { cause: failure },
+      );
     },
   };
 }

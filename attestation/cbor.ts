@@ -18,7 +18,8 @@ export class CborTag {
 }
 
 export type CborKey = string | number;
-export type CborValue = number | bigint | string | Uint8Array | boolean | null | CborValue[] | Map<CborKey, CborValue> | CborTag;
+export type CborValue =
+  number | bigint | string | Uint8Array | boolean | null | CborValue[] | Map<CborKey, CborValue> | CborTag;
 
 export interface DecodeLimits {
   /** Largest input accepted, checked before decoding. */
@@ -37,11 +38,13 @@ const textDecoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 /** Decodes exactly one CBOR item that spans the whole input; trailing bytes are an error. */
 export function decodeCbor(bytes: Uint8Array, limits: DecodeLimits = {}): CborValue {
   const maxBytes = limits.maxBytes ?? DEFAULT_CBOR_MAX_BYTES;
-  if (bytes.length > maxBytes) throw new CborError(`input is ${bytes.length} bytes, more than the limit of ${maxBytes}`);
+  if (bytes.length > maxBytes)
+    throw new CborError(`input is ${bytes.length} bytes, more than the limit of ${maxBytes}`);
   if (bytes.length === 0) throw new CborError('input is empty');
   const reader = new Reader(bytes, limits.maxDepth ?? DEFAULT_CBOR_MAX_DEPTH);
   const value = reader.item(0);
-  if (reader.offset !== bytes.length) throw new CborError(`${bytes.length - reader.offset} trailing bytes after the item at offset ${reader.offset}`);
+  if (reader.offset !== bytes.length)
+    throw new CborError(`${bytes.length - reader.offset} trailing bytes after the item at offset ${reader.offset}`);
   return value;
 }
 
@@ -57,7 +60,10 @@ class Reader {
   }
 
   private need(count: number, what: string): void {
-    if (this.offset + count > this.bytes.length) throw new CborError(`truncated: ${what} at offset ${this.offset} needs ${count} bytes, ${this.bytes.length - this.offset} left`);
+    if (this.offset + count > this.bytes.length)
+      throw new CborError(
+        `truncated: ${what} at offset ${this.offset} needs ${count} bytes, ${this.bytes.length - this.offset} left`,
+      );
   }
 
   /** The argument of a head: a number, a bigint beyond 2^53, or undefined for indefinite length. */
@@ -110,7 +116,8 @@ class Reader {
       case 0:
       case 1: {
         const value = this.argument(info, start);
-        if (value === undefined) throw new CborError(`indefinite length is not allowed for an integer at offset ${start}`);
+        if (value === undefined)
+          throw new CborError(`indefinite length is not allowed for an integer at offset ${start}`);
         if (major === 0) return value;
         return typeof value === 'bigint' || value === Number.MAX_SAFE_INTEGER ? -1n - BigInt(value) : -1 - value;
       }
@@ -140,7 +147,8 @@ class Reader {
         const entry = () => {
           const keyOffset = this.offset;
           const key = this.item(depth + 1);
-          if (typeof key !== 'string' && typeof key !== 'number') throw new CborError(`map key at offset ${keyOffset} is not a text string or a small integer`);
+          if (typeof key !== 'string' && typeof key !== 'number')
+            throw new CborError(`map key at offset ${keyOffset} is not a text string or a small integer`);
           if (map.has(key)) throw new CborError(`duplicate map key ${JSON.stringify(key)} at offset ${keyOffset}`);
           map.set(key, this.item(depth + 1));
         };
@@ -151,7 +159,8 @@ class Reader {
       case 6: {
         if (depth >= this.maxDepth) throw new CborError(`nesting deeper than ${this.maxDepth} at offset ${start}`);
         const tag = this.argument(info, start);
-        if (tag === undefined || typeof tag === 'bigint') throw new CborError(`unsupported tag head at offset ${start}`);
+        if (tag === undefined || typeof tag === 'bigint')
+          throw new CborError(`unsupported tag head at offset ${start}`);
         return new CborTag(tag, this.item(depth + 1));
       }
       default:
@@ -194,7 +203,8 @@ class Reader {
     while (!this.atBreak()) {
       const chunkStart = this.offset;
       const initial = this.bytes[this.offset++]!;
-      if (initial >> 5 !== major || (initial & 0x1f) === 31) throw new CborError(`bad chunk at offset ${chunkStart} in the indefinite-length string at offset ${start}`);
+      if (initial >> 5 !== major || (initial & 0x1f) === 31)
+        throw new CborError(`bad chunk at offset ${chunkStart} in the indefinite-length string at offset ${start}`);
       parts.push(this.take(this.length(initial & 0x1f, chunkStart, 'a string chunk', 1)!));
     }
     return concatBytes(parts);
@@ -238,7 +248,8 @@ function write(value: CborValue, parts: Uint8Array[]): void {
   else if (value === false) parts.push(Uint8Array.of(0xf4));
   else if (value === true) parts.push(Uint8Array.of(0xf5));
   else if (typeof value === 'number' || typeof value === 'bigint') {
-    if (typeof value === 'number' && !Number.isSafeInteger(value)) throw new RangeError(`only safe integers are encoded, got ${value}`);
+    if (typeof value === 'number' && !Number.isSafeInteger(value))
+      throw new RangeError(`only safe integers are encoded, got ${value}`);
     const big = BigInt(value);
     parts.push(big >= 0n ? cborHead(0, big) : cborHead(1, -1n - big));
   } else if (typeof value === 'string') {

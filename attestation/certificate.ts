@@ -21,7 +21,8 @@ const OID_KEY_USAGE = '2.5.29.15';
 /** Reads the facts from a DER certificate; throws DerError when its shape is not X.509. */
 export function readCertificateFacts(der: Uint8Array): CertificateFacts {
   const certificate = readDer(der);
-  if (certificate.tag !== DER.SEQUENCE || certificate.raw.length !== der.length) throw new DerError('not a single DER SEQUENCE');
+  if (certificate.tag !== DER.SEQUENCE || certificate.raw.length !== der.length)
+    throw new DerError('not a single DER SEQUENCE');
   const [tbs] = derChildren(certificate);
   if (tbs?.tag !== DER.SEQUENCE) throw new DerError('no TBSCertificate');
   const fields = derChildren(tbs);
@@ -31,7 +32,13 @@ export function readCertificateFacts(der: Uint8Array): CertificateFacts {
   const [notBefore, notAfter] = derChildren(validity);
   if (!notBefore || !notAfter) throw new DerError('incomplete validity');
 
-  const facts: CertificateFacts = { notBefore: derTimeToDate(notBefore), notAfter: derTimeToDate(notAfter), isCa: false, pathLength: undefined, keyCertSign: undefined };
+  const facts: CertificateFacts = {
+    notBefore: derTimeToDate(notBefore),
+    notAfter: derTimeToDate(notAfter),
+    isCa: false,
+    pathLength: undefined,
+    keyCertSign: undefined,
+  };
   const extensions = fields.slice(start + 6).find((field) => field.tag === 0xa3);
   if (!extensions) return facts;
   const [list] = derChildren(extensions);
@@ -61,7 +68,15 @@ export function readCertificateFacts(der: Uint8Array): CertificateFacts {
 export function checkValidity(chain: readonly { label: string; facts: CertificateFacts }[], at: Date): void {
   const time = at.getTime();
   for (const certificate of chain) {
-    if (time < certificate.facts.notBefore.getTime()) throw new AttestationFailure('validity', `${certificate.label} is not valid before ${certificate.facts.notBefore.toISOString()} (verification time ${at.toISOString()})`);
-    if (time > certificate.facts.notAfter.getTime()) throw new AttestationFailure('validity', `${certificate.label} expired at ${certificate.facts.notAfter.toISOString()} (verification time ${at.toISOString()})`);
+    if (time < certificate.facts.notBefore.getTime())
+      throw new AttestationFailure(
+        'validity',
+        `${certificate.label} is not valid before ${certificate.facts.notBefore.toISOString()} (verification time ${at.toISOString()})`,
+      );
+    if (time > certificate.facts.notAfter.getTime())
+      throw new AttestationFailure(
+        'validity',
+        `${certificate.label} expired at ${certificate.facts.notAfter.toISOString()} (verification time ${at.toISOString()})`,
+      );
   }
 }

@@ -28,13 +28,17 @@ export interface TrustedRoot extends ChainCertificate {
 export function loadTrustedRoots(inputs: readonly (string | Uint8Array)[]): TrustedRoot[] {
   const ders: Uint8Array[] = [];
   for (const input of inputs) {
-    const text = typeof input === 'string' ? input : input[0] === 0x30 ? undefined : Buffer.from(input).toString('latin1');
+    const text =
+      typeof input === 'string' ? input : input[0] === 0x30 ? undefined : Buffer.from(input).toString('latin1');
     if (text === undefined) {
       ders.push(input as Uint8Array);
       continue;
     }
     const blocks = [...text.matchAll(/-----BEGIN CERTIFICATE-----([\s\S]*?)-----END CERTIFICATE-----/g)];
-    if (blocks.length === 0) throw attestationErrors.ATT_ROOT_INVALID('a trusted root has no "-----BEGIN CERTIFICATE-----" block and is not DER');
+    if (blocks.length === 0)
+      throw attestationErrors.ATT_ROOT_INVALID(
+        'a trusted root has no "-----BEGIN CERTIFICATE-----" block and is not DER',
+      );
     for (const block of blocks) ders.push(Buffer.from(block[1]!.replace(/\s+/g, ''), 'base64'));
   }
   if (ders.length === 0) throw attestationErrors.ATT_ROOT_INVALID('no trusted root given');
@@ -43,7 +47,10 @@ export function loadTrustedRoots(inputs: readonly (string | Uint8Array)[]): Trus
       const certificate = parseCertificate(der, `trusted root ${index}`);
       return { ...certificate, fingerprint256: certificate.x509.fingerprint256 };
     } catch (cause) {
-      throw attestationErrors.ATT_ROOT_INVALID(`trusted root ${index} is not an X.509 certificate: ${(cause as Error).message}`, { cause });
+      throw attestationErrors.ATT_ROOT_INVALID(
+        `trusted root ${index} is not an X.509 certificate: ${(cause as Error).message}`,
+        { cause },
+      );
     }
   });
 }
@@ -69,14 +76,23 @@ function describeSubject(der: Uint8Array): string {
 }
 
 /** The chain root first, leaf last; certificates that do not parse fail with reason chain. */
-export function parseChain(document: AttestationDocument, root: TrustedRoot, cache?: VerifiedLinkCache): ChainCertificate[] {
+export function parseChain(
+  document: AttestationDocument,
+  root: TrustedRoot,
+  cache?: VerifiedLinkCache,
+): ChainCertificate[] {
   const chain: ChainCertificate[] = [{ ...root, label: 'cabundle[0]' }];
-  const rest = [...document.cabundle.slice(1).map((der, index) => ({ der, label: `cabundle[${index + 1}]` })), { der: document.certificate, label: 'certificate' }];
+  const rest = [
+    ...document.cabundle.slice(1).map((der, index) => ({ der, label: `cabundle[${index + 1}]` })),
+    { der: document.certificate, label: 'certificate' },
+  ];
   for (const { der, label } of rest) {
     try {
       chain.push(cache ? cache.certificate(der, label) : parseCertificate(der, label));
     } catch (cause) {
-      throw new AttestationFailure('chain', `${label} is not a valid X.509 certificate: ${(cause as Error).message}`, { cause });
+      throw new AttestationFailure('chain', `${label} is not a valid X.509 certificate: ${(cause as Error).message}`, {
+        cause,
+      });
     }
   }
   return chain;
@@ -111,7 +127,8 @@ export class VerifiedLinkCache {
   }
 }
 
-const linkKey = (issuer: ChainCertificate, subject: ChainCertificate) => `${issuer.x509.fingerprint256}>${subject.x509.fingerprint256}`;
+const linkKey = (issuer: ChainCertificate, subject: ChainCertificate) =>
+  `${issuer.x509.fingerprint256}>${subject.x509.fingerprint256}`;
 
 /** Issuer/subject links, signatures, CA constraints and the leaf key (reason chain). */
 export function checkChainLinks(chain: readonly ChainCertificate[], cache?: VerifiedLinkCache): void {
@@ -119,22 +136,47 @@ export function checkChainLinks(chain: readonly ChainCertificate[], cache?: Veri
   for (let index = 1; index <= leafIndex; index++) {
     const issuer = chain[index - 1]!;
     const subject = chain[index]!;
-    if (!issuer.facts.isCa || !issuer.x509.ca) throw new AttestationFailure('chain', `${issuer.label} issues ${subject.label} but is not a CA (basicConstraints cA)`);
-    if (issuer.facts.keyCertSign === false) throw new AttestationFailure('chain', `${issuer.label} issues ${subject.label} but its keyUsage lacks keyCertSign`);
+    if (!issuer.facts.isCa || !issuer.x509.ca)
+      throw new AttestationFailure(
+        'chain',
+        `${issuer.label} issues ${subject.label} but is not a CA (basicConstraints cA)`,
+      );
+    if (issuer.facts.keyCertSign === false)
+      throw new AttestationFailure(
+        'chain',
+        `${issuer.label} issues ${subject.label} but its keyUsage lacks keyCertSign`,
+      );
     const below = leafIndex - index; // CA certificates between this issuer and the leaf
     if (issuer.facts.pathLength !== undefined && below > issuer.facts.pathLength) {
-      throw new AttestationFailure('chain', `${issuer.label} allows ${issuer.facts.pathLength} CA certificates below it (pathLenConstraint), the chain has ${below}`);
+      throw new AttestationFailure(
+        'chain',
+        `${issuer.label} allows ${issuer.facts.pathLength} CA certificates below it (pathLenConstraint), the chain has ${below}`,
+      );
     }
     if (cache?.has(issuer, subject)) continue;
-    if (!subject.x509.checkIssued(issuer.x509)) throw new AttestationFailure('chain', `${subject.label} is not issued by ${issuer.label} (issuer name or key identifier differs): broken chain order?`);
-    if (!subject.x509.verify(issuer.x509.publicKey)) throw new AttestationFailure('chain', `the signature on ${subject.label} does not verify with ${issuer.label}'s key`);
+    if (!subject.x509.checkIssued(issuer.x509))
+      throw new AttestationFailure(
+        'chain',
+        `${subject.label} is not issued by ${issuer.label} (issuer name or key identifier differs): broken chain order?`,
+      );
+    if (!subject.x509.verify(issuer.x509.publicKey))
+      throw new AttestationFailure(
+        'chain',
+        `the signature on ${subject.label} does not verify with ${issuer.label}'s key`,
+      );
     cache?.add(issuer, subject);
   }
   const leaf = chain[leafIndex]!;
   if (leaf.facts.isCa) throw new AttestationFailure('chain', 'the leaf certificate is a CA certificate');
   const key = leaf.x509.publicKey;
   if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'secp384r1') {
-    throw new AttestationFailure('chain', `the leaf key is ${key.asymmetricKeyType ?? 'unknown'} ${key.asymmetricKeyDetails?.namedCurve ?? ''}, expected EC P-384 (secp384r1)`.replace(' ,', ','));
+    throw new AttestationFailure(
+      'chain',
+      `the leaf key is ${key.asymmetricKeyType ?? 'unknown'} ${key.asymmetricKeyDetails?.namedCurve ?? ''}, expected EC P-384 (secp384r1)`.replace(
+        ' ,',
+        ',',
+      ),
+    );
   }
 }
 

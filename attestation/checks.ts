@@ -9,7 +9,21 @@ export const DEFAULT_MAX_DOCUMENT_BYTES = 16 * 1024; // 16 KiB
 /** How far in the future a timestamp may be (clock skew between parent and enclave). */
 export const DEFAULT_MAX_CLOCK_SKEW_MS = 60_000; // 1 min
 
-export const CHECK_NAMES = ['size', 'cose', 'algorithm', 'payload', 'root', 'chain', 'validity', 'signature', 'debug_mode', 'pcrs', 'nonce', 'freshness', 'public_key'] as const;
+export const CHECK_NAMES = [
+  'size',
+  'cose',
+  'algorithm',
+  'payload',
+  'root',
+  'chain',
+  'validity',
+  'signature',
+  'debug_mode',
+  'pcrs',
+  'nonce',
+  'freshness',
+  'public_key',
+] as const;
 export type CheckName = (typeof CHECK_NAMES)[number];
 
 export interface AttestationCheck {

@@ -24,15 +24,27 @@ export interface CoseSign1 {
 /** Checks the structure of a decoded COSE_Sign1 (reason cose_structure). */
 export function parseCoseSign1(decoded: CborValue): CoseSign1 {
   const tagged = decoded instanceof CborTag;
-  if (tagged && decoded.tag !== COSE_SIGN1_TAG) throw new AttestationFailure('cose_structure', `tag ${decoded.tag}, expected ${COSE_SIGN1_TAG} (COSE_Sign1) or none`);
+  if (tagged && decoded.tag !== COSE_SIGN1_TAG)
+    throw new AttestationFailure(
+      'cose_structure',
+      `tag ${decoded.tag}, expected ${COSE_SIGN1_TAG} (COSE_Sign1) or none`,
+    );
   const array = tagged ? decoded.value : decoded;
-  if (!Array.isArray(array) || array.length !== 4) throw new AttestationFailure('cose_structure', 'not a COSE_Sign1: expected an array of 4 items');
+  if (!Array.isArray(array) || array.length !== 4)
+    throw new AttestationFailure('cose_structure', 'not a COSE_Sign1: expected an array of 4 items');
   const [protectedHeader, unprotected, payload, signature] = array;
-  if (!(protectedHeader instanceof Uint8Array)) throw new AttestationFailure('cose_structure', 'protected header is not a byte string');
+  if (!(protectedHeader instanceof Uint8Array))
+    throw new AttestationFailure('cose_structure', 'protected header is not a byte string');
   if (!(unprotected instanceof Map)) throw new AttestationFailure('cose_structure', 'unprotected header is not a map');
-  if (!(payload instanceof Uint8Array)) throw new AttestationFailure('cose_structure', 'payload is not a byte string (detached payloads are not accepted)');
-  if (!(signature instanceof Uint8Array)) throw new AttestationFailure('cose_structure', 'signature is not a byte string');
-  if (signature.length !== ES384_SIGNATURE_BYTES) throw new AttestationFailure('cose_structure', `signature is ${signature.length} bytes, ES384 needs ${ES384_SIGNATURE_BYTES}`);
+  if (!(payload instanceof Uint8Array))
+    throw new AttestationFailure('cose_structure', 'payload is not a byte string (detached payloads are not accepted)');
+  if (!(signature instanceof Uint8Array))
+    throw new AttestationFailure('cose_structure', 'signature is not a byte string');
+  if (signature.length !== ES384_SIGNATURE_BYTES)
+    throw new AttestationFailure(
+      'cose_structure',
+      `signature is ${signature.length} bytes, ES384 needs ${ES384_SIGNATURE_BYTES}`,
+    );
   return { tagged, protectedHeader, payload, signature };
 }
 
@@ -42,12 +54,22 @@ export function checkEs384(protectedHeader: Uint8Array): void {
   try {
     header = decodeCbor(protectedHeader, { maxDepth: 4 });
   } catch (cause) {
-    throw new AttestationFailure('algorithm', `protected header is not valid CBOR: ${(cause as Error).message}`, { cause });
+    throw new AttestationFailure('algorithm', `protected header is not valid CBOR: ${(cause as Error).message}`, {
+      cause,
+    });
   }
   if (!(header instanceof Map)) throw new AttestationFailure('algorithm', 'protected header is not a map');
   const alg = header.get(COSE_HEADER_ALG);
-  if (alg !== COSE_ALG_ES384) throw new AttestationFailure('algorithm', `algorithm ${alg === undefined ? 'missing' : typeof alg === 'number' || typeof alg === 'string' ? JSON.stringify(alg) : 'of an unexpected type'}, expected ${COSE_ALG_ES384} (ES384)`);
-  if (header.size !== 1) throw new AttestationFailure('algorithm', `protected header has ${header.size} entries, expected only the algorithm`);
+  if (alg !== COSE_ALG_ES384)
+    throw new AttestationFailure(
+      'algorithm',
+      `algorithm ${alg === undefined ? 'missing' : typeof alg === 'number' || typeof alg === 'string' ? JSON.stringify(alg) : 'of an unexpected type'}, expected ${COSE_ALG_ES384} (ES384)`,
+    );
+  if (header.size !== 1)
+    throw new AttestationFailure(
+      'algorithm',
+      `protected header has ${header.size} entries, expected only the algorithm`,
+    );
 }
 
 const SIGNATURE1_CONTEXT = Uint8Array.of(0x6a, ...new TextEncoder().encode('Signature1'));

@@ -54,7 +54,7 @@ export function readDer(bytes: Uint8Array, offset = 0): DerNode {
 /** The TLVs inside a constructed value, in order. */
 export function derChildren(node: DerNode): DerNode[] {
   const children: DerNode[] = [];
-  for (let offset = 0; offset < node.value.length; ) {
+  for (let offset = 0; offset < node.value.length;) {
     const child = readDer(node.value, offset);
     children.push(child);
     offset += child.raw.length;
@@ -82,11 +82,17 @@ export function oidToString(value: Uint8Array): string {
 export function derTimeToDate(node: DerNode): Date {
   const text = latin1(node.value);
   const match =
-    node.tag === DER.UTC_TIME ? /^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(text) : node.tag === DER.GENERALIZED_TIME ? /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(text) : null;
+    node.tag === DER.UTC_TIME
+      ? /^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(text)
+      : node.tag === DER.GENERALIZED_TIME
+        ? /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(text)
+        : null;
   if (!match) throw new DerError(`not a UTCTime or GeneralizedTime in Z form: ${JSON.stringify(text)}`);
   let year = Number(match[1]);
   if (node.tag === DER.UTC_TIME) year += year >= 50 ? 1900 : 2000;
-  return new Date(Date.UTC(year, Number(match[2]) - 1, Number(match[3]), Number(match[4]), Number(match[5]), Number(match[6])));
+  return new Date(
+    Date.UTC(year, Number(match[2]) - 1, Number(match[3]), Number(match[4]), Number(match[5]), Number(match[6])),
+  );
 }
 
 // ---- writing -----------------------------------------------------------------------------------
@@ -128,7 +134,8 @@ export function derOid(dotted: string): Uint8Array {
   const bytes: number[] = [first! * 40 + second!];
   for (const arc of rest) {
     const chunk: number[] = [arc & 0x7f];
-    for (let value = Math.floor(arc / 128); value > 0; value = Math.floor(value / 128)) chunk.unshift((value & 0x7f) | 0x80);
+    for (let value = Math.floor(arc / 128); value > 0; value = Math.floor(value / 128))
+      chunk.unshift((value & 0x7f) | 0x80);
     bytes.push(...chunk);
   }
   return derEncode(DER.OID, Uint8Array.from(bytes));

@@ -40,7 +40,17 @@ export const MAX_OPTIONAL_FIELD_BYTES = 1024;
 export const MAX_CERTIFICATE_BYTES = 1024;
 export const MAX_CABUNDLE_CERTIFICATES = 16;
 
-const KNOWN_FIELDS = new Set(['module_id', 'digest', 'timestamp', 'pcrs', 'certificate', 'cabundle', 'public_key', 'user_data', 'nonce']);
+const KNOWN_FIELDS = new Set([
+  'module_id',
+  'digest',
+  'timestamp',
+  'pcrs',
+  'certificate',
+  'cabundle',
+  'public_key',
+  'user_data',
+  'nonce',
+]);
 
 function fail(message: string): never {
   throw new AttestationFailure('payload_field', message);
@@ -63,7 +73,10 @@ function bytes(map: ReadonlyMap<CborKey, CborValue>, field: string, min: number,
   return value;
 }
 
-function optionalBytes(map: ReadonlyMap<CborKey, CborValue>, field: keyof typeof OPTIONAL_FIELD_BYTES): Uint8Array | null {
+function optionalBytes(
+  map: ReadonlyMap<CborKey, CborValue>,
+  field: keyof typeof OPTIONAL_FIELD_BYTES,
+): Uint8Array | null {
   const value = map.get(field);
   if (value === undefined || value === null) return null;
   const [min, max] = OPTIONAL_FIELD_BYTES[field];
@@ -73,36 +86,50 @@ function optionalBytes(map: ReadonlyMap<CborKey, CborValue>, field: keyof typeof
 /** Checks and types the decoded payload; throws AttestationFailure('payload_field'). */
 export function parseAttestationPayload(payload: CborValue): AttestationDocument {
   if (!(payload instanceof Map)) fail(`payload is ${describe(payload)}, expected a map`);
-  for (const key of payload.keys()) if (typeof key !== 'string' || !KNOWN_FIELDS.has(key)) fail(`unknown field ${JSON.stringify(key)}`);
+  for (const key of payload.keys())
+    if (typeof key !== 'string' || !KNOWN_FIELDS.has(key)) fail(`unknown field ${JSON.stringify(key)}`);
 
   const moduleId = payload.get('module_id');
-  if (typeof moduleId !== 'string' || moduleId === '') fail(`module_id is ${moduleId === '' ? 'empty' : describe(moduleId)}, expected non-empty text`);
+  if (typeof moduleId !== 'string' || moduleId === '')
+    fail(`module_id is ${moduleId === '' ? 'empty' : describe(moduleId)}, expected non-empty text`);
   const digest = payload.get('digest');
-  if (digest !== 'SHA384') fail(typeof digest === 'string' ? `digest is "${digest}", expected "SHA384"` : `digest is ${describe(digest)}, expected "SHA384"`);
+  if (digest !== 'SHA384')
+    fail(
+      typeof digest === 'string'
+        ? `digest is "${digest}", expected "SHA384"`
+        : `digest is ${describe(digest)}, expected "SHA384"`,
+    );
 
   let timestamp = payload.get('timestamp');
   if (typeof timestamp === 'bigint' && timestamp <= BigInt(Number.MAX_SAFE_INTEGER)) timestamp = Number(timestamp);
   // Beyond 8.64e15 ms a JavaScript Date cannot hold it (year 275760).
   if (typeof timestamp !== 'number' || !Number.isSafeInteger(timestamp) || timestamp <= 0 || timestamp > MAX_DATE_MS) {
-    fail(`timestamp is ${typeof timestamp === 'number' || typeof timestamp === 'bigint' ? String(timestamp) : describe(timestamp)}, expected a positive integer (ms) up to ${MAX_DATE_MS}`);
+    fail(
+      `timestamp is ${typeof timestamp === 'number' || typeof timestamp === 'bigint' ? String(timestamp) : describe(timestamp)}, expected a positive integer (ms) up to ${MAX_DATE_MS}`,
+    );
   }
 
   const pcrMap = payload.get('pcrs');
   if (!(pcrMap instanceof Map)) fail(`pcrs is ${describe(pcrMap)}, expected a map`);
-  if (pcrMap.size < 1 || pcrMap.size > MAX_PCR_INDEX + 1) fail(`pcrs has ${pcrMap.size} entries, expected 1 to ${MAX_PCR_INDEX + 1}`);
+  if (pcrMap.size < 1 || pcrMap.size > MAX_PCR_INDEX + 1)
+    fail(`pcrs has ${pcrMap.size} entries, expected 1 to ${MAX_PCR_INDEX + 1}`);
   const pcrs = new Map<number, Uint8Array>();
   for (const [index, value] of pcrMap) {
-    if (typeof index !== 'number' || !Number.isInteger(index) || index < 0 || index > MAX_PCR_INDEX) fail(`pcrs key ${JSON.stringify(index)} is not an index 0 to ${MAX_PCR_INDEX}`);
-    if (!(value instanceof Uint8Array) || !PCR_LENGTHS.includes(value.length)) fail(`pcrs[${index}] is ${describe(value)}, expected ${PCR_LENGTHS.join(', ')} bytes`);
+    if (typeof index !== 'number' || !Number.isInteger(index) || index < 0 || index > MAX_PCR_INDEX)
+      fail(`pcrs key ${JSON.stringify(index)} is not an index 0 to ${MAX_PCR_INDEX}`);
+    if (!(value instanceof Uint8Array) || !PCR_LENGTHS.includes(value.length))
+      fail(`pcrs[${index}] is ${describe(value)}, expected ${PCR_LENGTHS.join(', ')} bytes`);
     pcrs.set(index, value);
   }
 
   const certificate = bytes(payload, 'certificate', 1, MAX_CERTIFICATE_BYTES);
   const bundle = payload.get('cabundle');
   if (!Array.isArray(bundle)) fail(`cabundle is ${describe(bundle)}, expected an array`);
-  if (bundle.length < 1 || bundle.length > MAX_CABUNDLE_CERTIFICATES) fail(`cabundle has ${bundle.length} certificates, expected 1 to ${MAX_CABUNDLE_CERTIFICATES}`);
+  if (bundle.length < 1 || bundle.length > MAX_CABUNDLE_CERTIFICATES)
+    fail(`cabundle has ${bundle.length} certificates, expected 1 to ${MAX_CABUNDLE_CERTIFICATES}`);
   const cabundle = bundle.map((item, index) => {
-    if (!(item instanceof Uint8Array) || item.length < 1 || item.length > MAX_CERTIFICATE_BYTES) fail(`cabundle[${index}] is ${describe(item)}, expected a DER certificate`);
+    if (!(item instanceof Uint8Array) || item.length < 1 || item.length > MAX_CERTIFICATE_BYTES)
+      fail(`cabundle[${index}] is ${describe(item)}, expected a DER certificate`);
     return item;
   });
 

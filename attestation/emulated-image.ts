@@ -25,7 +25,8 @@ function javascriptFiles(root: string, directory = root): string[] {
   return readdirSync(directory, { withFileTypes: true })
     .flatMap((entry) => {
       const path = join(directory, entry.name);
-      if (entry.isDirectory()) return directory === root && NOT_IN_THE_IMAGE.has(entry.name) ? [] : javascriptFiles(root, path);
+      if (entry.isDirectory())
+        return directory === root && NOT_IN_THE_IMAGE.has(entry.name) ? [] : javascriptFiles(root, path);
       return entry.isFile() && entry.name.endsWith('.js') ? [path] : [];
     })
     .sort();
@@ -49,7 +50,11 @@ export interface EmulatedImage {
 
 /** The emulated PCR0/1/2 of the enclave that runs this project's dist/ with `modelPath`. */
 export function emulatedImageMeasurements({ modelPath, distRoot = DIST_ROOT }: EmulatedImage): PcrMeasurements {
-  const kernel: MeasuredContent[] = [Buffer.from(`node ${process.version} ${process.platform}-${process.arch}; onnxruntime-node ${onnxruntimeVersion()}`)];
+  const kernel: MeasuredContent[] = [
+    Buffer.from(
+      `node ${process.version} ${process.platform}-${process.arch}; onnxruntime-node ${onnxruntimeVersion()}`,
+    ),
+  ];
   const application: MeasuredContent[] = javascriptFiles(distRoot).map((file) =>
     Buffer.concat([Buffer.from(`${relative(distRoot, file).split(sep).join('/')}\0`), readFileSync(file)]),
   );

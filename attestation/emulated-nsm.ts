@@ -17,7 +17,8 @@ import type { PcrMeasurements } from './measurements.js';
 import type { CertificateName } from './x509-writer.js';
 import { derToPem, issueCertificate } from './x509-writer.js';
 
-export const EMULATED_NSM_WARNING = 'EMULATED NSM: attestation documents signed by a throwaway local root, no hardware root of trust; trust it only for local development';
+export const EMULATED_NSM_WARNING =
+  'EMULATED NSM: attestation documents signed by a throwaway local root, no hardware root of trust; trust it only for local development';
 const ORGANIZATION = 'mixed-privacy-gateway EMULATED NSM (no hardware root of trust)';
 const DAY_MS = 24 * 60 * 60_000;
 const EMULATED_PCR_COUNT = 16;
@@ -84,10 +85,31 @@ export function createEmulatedNsm(options: EmulatedNsmOptions = {}): EmulatedNsm
   const rootName = name('emulated-nsm-root');
   const intermediateName = name('emulated-nsm-intermediate');
   const serial = () => Uint8Array.of(0x01, ...randomBytes(15));
-  const caValidity = { notBefore: new Date(start.getTime() - 30 * DAY_MS), notAfter: new Date(start.getTime() + 365 * DAY_MS) };
+  const caValidity = {
+    notBefore: new Date(start.getTime() - 30 * DAY_MS),
+    notAfter: new Date(start.getTime() + 365 * DAY_MS),
+  };
 
-  const rootCertificate = issueCertificate({ serial: serial(), subject: rootName, issuer: rootName, subjectKey: root.publicKey, signingKey: root.privateKey, ...caValidity, ca: true, pathLength: 1 });
-  const intermediateCertificate = issueCertificate({ serial: serial(), subject: intermediateName, issuer: rootName, subjectKey: intermediate.publicKey, signingKey: root.privateKey, ...caValidity, ca: true, pathLength: 0 });
+  const rootCertificate = issueCertificate({
+    serial: serial(),
+    subject: rootName,
+    issuer: rootName,
+    subjectKey: root.publicKey,
+    signingKey: root.privateKey,
+    ...caValidity,
+    ca: true,
+    pathLength: 1,
+  });
+  const intermediateCertificate = issueCertificate({
+    serial: serial(),
+    subject: intermediateName,
+    issuer: rootName,
+    subjectKey: intermediate.publicKey,
+    signingKey: root.privateKey,
+    ...caValidity,
+    ca: true,
+    pathLength: 0,
+  });
   const leafCertificate = issueCertificate({
     serial: serial(),
     subject: name(moduleId),
@@ -113,10 +135,15 @@ export function createEmulatedNsm(options: EmulatedNsmOptions = {}): EmulatedNsm
     intermediateCertificate,
     leafCertificate,
     attest(request = {}, overrides = {}) {
-      for (const [field, name] of [['publicKey', 'public_key'], ['userData', 'user_data'], ['nonce', 'nonce']] as const) {
+      for (const [field, name] of [
+        ['publicKey', 'public_key'],
+        ['userData', 'user_data'],
+        ['nonce', 'nonce'],
+      ] as const) {
         const value = request[field];
         const [, max] = OPTIONAL_FIELD_BYTES[name];
-        if (value != null && value.length > max) throw attestationErrors.ATT_NSM_REQUEST_INVALID(`${field} is ${value.length} bytes, at most ${max}`);
+        if (value != null && value.length > max)
+          throw attestationErrors.ATT_NSM_REQUEST_INVALID(`${field} is ${value.length} bytes, at most ${max}`);
       }
       const fields: [string, CborValue][] = [
         ['module_id', moduleId],
@@ -136,9 +163,13 @@ export function createEmulatedNsm(options: EmulatedNsmOptions = {}): EmulatedNsm
       }
       let payload = encodeCbor(payloadMap);
       if (overrides.rawPayload) payload = overrides.rawPayload;
-      else if (overrides.indefiniteLengthPayload) payload = Buffer.concat([Uint8Array.of(0xbf), encodeMapEntries(payloadMap), Uint8Array.of(0xff)]);
+      else if (overrides.indefiniteLengthPayload)
+        payload = Buffer.concat([Uint8Array.of(0xbf), encodeMapEntries(payloadMap), Uint8Array.of(0xff)]);
       const protectedHeader = overrides.protectedHeader ?? encodeCbor(new Map([[1, COSE_ALG_ES384]]));
-      const signature = sign('sha384', sigStructure(protectedHeader, payload), { key: overrides.signingKey ?? leaf.privateKey, dsaEncoding: 'ieee-p1363' });
+      const signature = sign('sha384', sigStructure(protectedHeader, payload), {
+        key: overrides.signingKey ?? leaf.privateKey,
+        dsaEncoding: 'ieee-p1363',
+      });
       const array: CborValue = [protectedHeader, new Map(), payload, signature];
       return encodeCbor(overrides.tagged === false ? array : new CborTag(COSE_SIGN1_TAG, array));
     },

@@ -5,9 +5,20 @@ import type { Command } from '../common/index.js';
 
 export { verifyAttestationWeb, resolveWebTrustedRoots, loadWebTrustedRoots, TrustedRootError } from './web.js';
 export type { WebTrustedRoot, WebVerificationResult, WebVerifyOptions } from './web.js';
-export { verifyAttestation, resolveTrustedRoots, CHECK_NAMES, DEFAULT_MAX_DOCUMENT_BYTES, DEFAULT_MAX_CLOCK_SKEW_MS } from './verifier.js';
+export {
+  verifyAttestation,
+  resolveTrustedRoots,
+  CHECK_NAMES,
+  DEFAULT_MAX_DOCUMENT_BYTES,
+  DEFAULT_MAX_CLOCK_SKEW_MS,
+} from './verifier.js';
 export type { AttestationCheck, CheckName, VerificationResult, VerifyOptions } from './verifier.js';
-export { createAttestationVerifier, createNonce, DEFAULT_MAX_DOCUMENT_AGE_MS, NONCE_BYTES } from './attestation-verifier.js';
+export {
+  createAttestationVerifier,
+  createNonce,
+  DEFAULT_MAX_DOCUMENT_AGE_MS,
+  NONCE_BYTES,
+} from './attestation-verifier.js';
 export type { AttestationVerifier, AttestationVerifierOptions } from './attestation-verifier.js';
 export { AttestationFailure, FAILURE_REASONS } from './failure.js';
 export type { FailureReason } from './failure.js';
@@ -33,7 +44,20 @@ export async function loadAttestationCommand(): Promise<Command> {
 }
 export { DIST_ROOT, emulatedImageMeasurements } from './emulated-image.js';
 export type { EmulatedImage } from './emulated-image.js';
-export { createEmulatedNsmSource, createNitroNsmSource, DEFAULT_NSM_HELPER, NsmError, nsmAttestationDocument, nsmAttestationRequest } from './nsm-source.js';
+export {
+  createEmulatedNsmSource,
+  createNitroNsmSource,
+  DEFAULT_NSM_HELPER,
+  NsmError,
+  nsmAttestationDocument,
+  nsmAttestationRequest,
+} from './nsm-source.js';
 export type { EmulatedNsmSource, NsmSource } from './nsm-source.js';
-export { answerChallenge, CHALLENGE_BYTES, createChallenge, rawX25519PublicKey, X25519_PUBLIC_KEY_BYTES } from './possession-proof.js';
+export {
+  answerChallenge,
+  CHALLENGE_BYTES,
+  createChallenge,
+  rawX25519PublicKey,
+  X25519_PUBLIC_KEY_BYTES,
+} from './possession-proof.js';
 export type { Challenge } from './possession-proof.js';

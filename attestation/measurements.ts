@@ -15,7 +15,10 @@ const SHA384_HEX = /^[0-9a-fA-F]{96}$/;
 
 /** Parses the measurements JSON; `source` names the file in errors. Throws ATT_MEASUREMENTS_INVALID. */
 export function parseMeasurements(json: string, source: string): PcrMeasurements {
-  const invalid = (problem: string) => attestationErrors.ATT_MEASUREMENTS_INVALID(`${source}: ${problem}; expected what "nitro-cli build-enclave" prints: {"Measurements": {"HashAlgorithm": "Sha384 { ... }", "PCR0": "<96 hex digits>", "PCR1": ..., "PCR2": ...}}`);
+  const invalid = (problem: string) =>
+    attestationErrors.ATT_MEASUREMENTS_INVALID(
+      `${source}: ${problem}; expected what "nitro-cli build-enclave" prints: {"Measurements": {"HashAlgorithm": "Sha384 { ... }", "PCR0": "<96 hex digits>", "PCR1": ..., "PCR2": ...}}`,
+    );
   let document: unknown;
   try {
     document = JSON.parse(json.replace(/^\uFEFF/, ''));
@@ -23,14 +26,20 @@ export function parseMeasurements(json: string, source: string): PcrMeasurements
     throw invalid(`not valid JSON (${(error as Error).message})`);
   }
   const measurements = (document as { Measurements?: unknown } | null)?.Measurements;
-  if (typeof measurements !== 'object' || measurements === null || Array.isArray(measurements)) throw invalid('no "Measurements" object');
+  if (typeof measurements !== 'object' || measurements === null || Array.isArray(measurements))
+    throw invalid('no "Measurements" object');
   const fields = measurements as Record<string, unknown>;
   const hashAlgorithm = fields.HashAlgorithm;
-  if (typeof hashAlgorithm !== 'string' || !/sha-?384/i.test(hashAlgorithm)) throw invalid(`"Measurements.HashAlgorithm" is ${JSON.stringify(hashAlgorithm)}, expected SHA-384 ("Sha384 { ... }")`);
+  if (typeof hashAlgorithm !== 'string' || !/sha-?384/i.test(hashAlgorithm))
+    throw invalid(
+      `"Measurements.HashAlgorithm" is ${JSON.stringify(hashAlgorithm)}, expected SHA-384 ("Sha384 { ... }")`,
+    );
   const pcr = (name: 'PCR0' | 'PCR1' | 'PCR2') => {
     const value = fields[name];
     if (typeof value !== 'string' || !SHA384_HEX.test(value)) {
-      throw invalid(`"Measurements.${name}" is ${value === undefined ? 'missing' : typeof value === 'string' ? `${value.length} characters, not 96 hex digits` : JSON.stringify(value)}`);
+      throw invalid(
+        `"Measurements.${name}" is ${value === undefined ? 'missing' : typeof value === 'string' ? `${value.length} characters, not 96 hex digits` : JSON.stringify(value)}`,
+      );
     }
     return value.toLowerCase();
   };
@@ -43,7 +52,10 @@ export async function readMeasurementsFile(path: string): Promise<PcrMeasurement
     json = await readFile(path, 'utf8');
   } catch (cause) {
     const code = (cause as NodeJS.ErrnoException).code;
-    throw attestationErrors.ATT_MEASUREMENTS_INVALID(`cannot read measurements file ${path}: ${code === 'ENOENT' ? 'no such file' : (code ?? (cause as Error).message)}`, { cause });
+    throw attestationErrors.ATT_MEASUREMENTS_INVALID(
+      `cannot read measurements file ${path}: ${code === 'ENOENT' ? 'no such file' : (code ?? (cause as Error).message)}`,
+      { cause },
+    );
   }
   return parseMeasurements(json, path);
 }
@@ -51,7 +63,13 @@ export async function readMeasurementsFile(path: string): Promise<PcrMeasurement
 /** The nitro-cli JSON for these measurements. */
 export function formatMeasurements(measurements: PcrMeasurements): string {
   const { pcrs } = measurements;
-  return JSON.stringify({ Measurements: { HashAlgorithm: measurements.hashAlgorithm, PCR0: pcrs[0], PCR1: pcrs[1], PCR2: pcrs[2] } }, null, 2) + '\n';
+  return (
+    JSON.stringify(
+      { Measurements: { HashAlgorithm: measurements.hashAlgorithm, PCR0: pcrs[0], PCR1: pcrs[1], PCR2: pcrs[2] } },
+      null,
+      2,
+    ) + '\n'
+  );
 }
 
 export async function writeMeasurementsFile(path: string, measurements: PcrMeasurements): Promise<void> {

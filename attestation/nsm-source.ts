@@ -49,12 +49,14 @@ export function nsmAttestationDocument(response: Uint8Array): Uint8Array {
     throw new NsmError(`the NSM's response is not CBOR: ${(error as Error).message}`);
   }
   if (typeof decoded === 'string') throw new NsmError(`the NSM answered ${decoded}`);
-  if (!(decoded instanceof Map)) throw new NsmError('the NSM\'s response is not a map');
+  if (!(decoded instanceof Map)) throw new NsmError("the NSM's response is not a map");
   const error = decoded.get('Error');
-  if (error !== undefined) throw new NsmError(`the NSM refused the request: ${typeof error === 'string' ? error : 'unknown error'}`);
+  if (error !== undefined)
+    throw new NsmError(`the NSM refused the request: ${typeof error === 'string' ? error : 'unknown error'}`);
   const attestation = decoded.get('Attestation');
   const document = attestation instanceof Map ? attestation.get('document') : undefined;
-  if (!(document instanceof Uint8Array) || document.length === 0) throw new NsmError('the NSM\'s response has no Attestation.document');
+  if (!(document instanceof Uint8Array) || document.length === 0)
+    throw new NsmError("the NSM's response has no Attestation.document");
   return document;
 }
 
@@ -64,20 +66,31 @@ export function createNitroNsmSource(helper = DEFAULT_NSM_HELPER): NsmSource {
     kind: 'nitro',
     attest(request) {
       const input = nsmAttestationRequest(request);
-      if (input.length > NSM_REQUEST_MAX_BYTES) return Promise.reject(new NsmError(`the request is ${input.length} bytes; the NSM takes at most ${NSM_REQUEST_MAX_BYTES}`));
+      if (input.length > NSM_REQUEST_MAX_BYTES)
+        return Promise.reject(
+          new NsmError(`the request is ${input.length} bytes; the NSM takes at most ${NSM_REQUEST_MAX_BYTES}`),
+        );
       return new Promise((resolve, reject) => {
-        const child = execFile(helper, [], { encoding: 'buffer', timeout: NSM_TIMEOUT_MS, maxBuffer: 64 * 1024 }, (error, stdout, stderr) => {
-          if (error) {
-            const why = (error as NodeJS.ErrnoException).code === 'ENOENT' ? `${helper} is not installed (it is built into the enclave image)` : stderr.toString().trim() || error.message;
-            reject(new NsmError(`the NSM could not be asked: ${why}`));
-            return;
-          }
-          try {
-            resolve(nsmAttestationDocument(stdout));
-          } catch (caught) {
-            reject(caught instanceof Error ? caught : new NsmError(String(caught)));
-          }
-        });
+        const child = execFile(
+          helper,
+          [],
+          { encoding: 'buffer', timeout: NSM_TIMEOUT_MS, maxBuffer: 64 * 1024 },
+          (error, stdout, stderr) => {
+            if (error) {
+              const why =
+                (error as NodeJS.ErrnoException).code === 'ENOENT'
+                  ? `${helper} is not installed (it is built into the enclave image)`
+                  : stderr.toString().trim() || error.message;
+              reject(new NsmError(`the NSM could not be asked: ${why}`));
+              return;
+            }
+            try {
+              resolve(nsmAttestationDocument(stdout));
+            } catch (caught) {
+              reject(caught instanceof Error ? caught : new NsmError(String(caught)));
+            }
+          },
+        );
         child.stdin!.end(input);
       });
     },

@@ -23,22 +23,41 @@ export interface PolicyOptions {
 }
 
 /** debug_mode, pcrs, nonce, freshness, public_key; throws AttestationFailure at the first that fails. */
-export function checkPolicy(document: AttestationDocument, options: PolicyOptions, at: Date, record: CheckRecorder): void {
+export function checkPolicy(
+  document: AttestationDocument,
+  options: PolicyOptions,
+  at: Date,
+  record: CheckRecorder,
+): void {
   record.begin('debug_mode');
   const zero = [0, 1, 2].every((index) => document.pcrs.get(index)?.every((byte) => byte === 0) === true);
-  if (zero && !options.allowDebugMode) throw new AttestationFailure('debug_mode', 'PCR0, PCR1 and PCR2 are all zeros: the enclave runs in debug mode (its memory is readable from the parent)');
-  record.pass('debug_mode', zero ? 'PCR0/1/2 are all zeros (debug mode), accepted because debug mode is allowed' : 'not in debug mode (PCR0/1/2 are not all zeros)');
+  if (zero && !options.allowDebugMode)
+    throw new AttestationFailure(
+      'debug_mode',
+      'PCR0, PCR1 and PCR2 are all zeros: the enclave runs in debug mode (its memory is readable from the parent)',
+    );
+  record.pass(
+    'debug_mode',
+    zero
+      ? 'PCR0/1/2 are all zeros (debug mode), accepted because debug mode is allowed'
+      : 'not in debug mode (PCR0/1/2 are not all zeros)',
+  );
 
   record.begin('pcrs');
   if (zero && options.allowDebugMode) {
     // A debug-mode enclave reports zeros whatever it runs: there is nothing to compare pins with.
-    record.skip('pcrs', 'debug mode: all-zero PCRs measure nothing, so no pinned measurements can be checked (debug mode was explicitly allowed)');
+    record.skip(
+      'pcrs',
+      'debug mode: all-zero PCRs measure nothing, so no pinned measurements can be checked (debug mode was explicitly allowed)',
+    );
   } else if (options.expectedPcrs) {
     for (const index of [0, 1, 2] as const) {
       const actual = document.pcrs.get(index);
       const expected = options.expectedPcrs.pcrs[index];
-      if (actual === undefined) throw new AttestationFailure('pcr_mismatch', `PCR${index} is absent; expected ${expected}`);
-      if (toHex(actual) !== expected) throw new AttestationFailure('pcr_mismatch', `PCR${index} is ${toHex(actual)}; expected ${expected}`);
+      if (actual === undefined)
+        throw new AttestationFailure('pcr_mismatch', `PCR${index} is absent; expected ${expected}`);
+      if (toHex(actual) !== expected)
+        throw new AttestationFailure('pcr_mismatch', `PCR${index} is ${toHex(actual)}; expected ${expected}`);
     }
     record.pass('pcrs', 'PCR0, PCR1 and PCR2 equal the allow-listed measurements');
   } else record.skip('pcrs', 'no expected measurements given');
@@ -46,7 +65,8 @@ export function checkPolicy(document: AttestationDocument, options: PolicyOption
   record.begin('nonce');
   if (options.nonce) {
     if (document.nonce === null) throw new AttestationFailure('nonce', 'the document carries no nonce; one was sent');
-    if (!bytesEqual(document.nonce, options.nonce)) throw new AttestationFailure('nonce', 'the nonce differs from the one sent');
+    if (!bytesEqual(document.nonce, options.nonce))
+      throw new AttestationFailure('nonce', 'the nonce differs from the one sent');
     record.pass('nonce', `equals the ${options.nonce.length}-byte nonce sent`);
   } else record.skip('nonce', 'no expected nonce given');
 
@@ -55,14 +75,20 @@ export function checkPolicy(document: AttestationDocument, options: PolicyOption
     const age = at.getTime() - document.timestamp;
     const skew = options.maxClockSkewMs ?? DEFAULT_MAX_CLOCK_SKEW_MS;
     const stamped = new Date(document.timestamp).toISOString();
-    if (age > options.maxAgeMs) throw new AttestationFailure('stale', `timestamp ${stamped} is ${age} ms old, more than ${options.maxAgeMs} ms`);
-    if (-age > skew) throw new AttestationFailure('stale', `timestamp ${stamped} is ${-age} ms in the future, more than the ${skew} ms clock skew allowed`);
+    if (age > options.maxAgeMs)
+      throw new AttestationFailure('stale', `timestamp ${stamped} is ${age} ms old, more than ${options.maxAgeMs} ms`);
+    if (-age > skew)
+      throw new AttestationFailure(
+        'stale',
+        `timestamp ${stamped} is ${-age} ms in the future, more than the ${skew} ms clock skew allowed`,
+      );
     record.pass('freshness', `timestamp ${stamped} is ${age} ms old, at most ${options.maxAgeMs} ms`);
   } else record.skip('freshness', 'no maximum age given');
 
   record.begin('public_key');
   if (options.requirePublicKey) {
-    if (document.publicKey === null) throw new AttestationFailure('public_key_missing', 'the document carries no public_key and one is required');
+    if (document.publicKey === null)
+      throw new AttestationFailure('public_key_missing', 'the document carries no public_key and one is required');
     record.pass('public_key', `present (${document.publicKey.length} bytes)`);
   } else record.skip('public_key', 'not required');
 }

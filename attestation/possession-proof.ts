@@ -6,7 +6,15 @@
 // It proves who answers the health check; binding every request to the attested key takes
 // end-to-end encryption to it, which this does not do.
 import type { KeyObject } from 'node:crypto';
-import { createHmac, createPublicKey, diffieHellman, generateKeyPairSync, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
+import {
+  createHmac,
+  createPublicKey,
+  diffieHellman,
+  generateKeyPairSync,
+  hkdfSync,
+  randomBytes,
+  timingSafeEqual,
+} from 'node:crypto';
 
 export const X25519_PUBLIC_KEY_BYTES = 32;
 const NONCE_BYTES = 16;
@@ -17,7 +25,8 @@ const X25519_SPKI_PREFIX = Buffer.from('302a300506032b656e032100', 'hex');
 const INFO = Buffer.from('mixed-privacy-gateway boot-key proof v1');
 
 function x25519PublicKey(raw: Uint8Array): KeyObject {
-  if (raw.length !== X25519_PUBLIC_KEY_BYTES) throw new Error(`an X25519 public key is ${X25519_PUBLIC_KEY_BYTES} bytes, got ${raw.length}`);
+  if (raw.length !== X25519_PUBLIC_KEY_BYTES)
+    throw new Error(`an X25519 public key is ${X25519_PUBLIC_KEY_BYTES} bytes, got ${raw.length}`);
   return createPublicKey({ key: Buffer.concat([X25519_SPKI_PREFIX, raw]), format: 'der', type: 'spki' });
 }
 
@@ -34,7 +43,8 @@ function proof(privateKey: KeyObject, peerPublicKey: KeyObject, challenge: Uint8
 
 /** The enclave's answer to a challenge; throws on a malformed one. */
 export function answerChallenge(privateKey: KeyObject, challenge: Uint8Array): Buffer {
-  if (challenge.length !== CHALLENGE_BYTES) throw new Error(`a challenge is ${CHALLENGE_BYTES} bytes, got ${challenge.length}`);
+  if (challenge.length !== CHALLENGE_BYTES)
+    throw new Error(`a challenge is ${CHALLENGE_BYTES} bytes, got ${challenge.length}`);
   return proof(privateKey, x25519PublicKey(challenge.subarray(0, X25519_PUBLIC_KEY_BYTES)), challenge);
 }
 

@@ -30,7 +30,6 @@ export interface VerifyOptions extends PolicyOptions {
   linkCache?: VerifiedLinkCache;
 }
 
-
 let awsRoots: TrustedRoot[] | undefined;
 
 /** Trusted roots parsed once (the AWS default is parsed at first use). */
@@ -42,13 +41,16 @@ export function resolveTrustedRoots(roots: VerifyOptions['trustedRoots']): reado
 
 function checkOptions(options: VerifyOptions): void {
   const count = (name: string, value: number | undefined) => {
-    if (value !== undefined && !(Number.isSafeInteger(value) && value >= 0)) throw attestationErrors.ATT_OPTION_INVALID(`${name} must be a non-negative integer (ms), got ${value}`);
+    if (value !== undefined && !(Number.isSafeInteger(value) && value >= 0))
+      throw attestationErrors.ATT_OPTION_INVALID(`${name} must be a non-negative integer (ms), got ${value}`);
   };
   count('maxAgeMs', options.maxAgeMs);
   count('maxClockSkewMs', options.maxClockSkewMs);
   count('maxBytes', options.maxBytes);
-  if (options.at !== undefined && Number.isNaN(options.at.getTime())) throw attestationErrors.ATT_OPTION_INVALID('at is an invalid Date');
-  if (options.nonce !== undefined && !(options.nonce instanceof Uint8Array)) throw attestationErrors.ATT_OPTION_INVALID('nonce must be a Uint8Array');
+  if (options.at !== undefined && Number.isNaN(options.at.getTime()))
+    throw attestationErrors.ATT_OPTION_INVALID('at is an invalid Date');
+  if (options.nonce !== undefined && !(options.nonce instanceof Uint8Array))
+    throw attestationErrors.ATT_OPTION_INVALID('nonce must be a Uint8Array');
 }
 
 /**
@@ -67,12 +69,16 @@ export function verifyAttestation(documentBytes: Uint8Array, options: VerifyOpti
   let current: CheckName = 'size';
   try {
     const maxBytes = options.maxBytes ?? DEFAULT_MAX_DOCUMENT_BYTES;
-    if (documentBytes.length > maxBytes) throw new AttestationFailure('too_large', `document is ${documentBytes.length} bytes, the limit is ${maxBytes}`);
+    if (documentBytes.length > maxBytes)
+      throw new AttestationFailure('too_large', `document is ${documentBytes.length} bytes, the limit is ${maxBytes}`);
     pass('size', `${documentBytes.length} bytes, limit ${maxBytes}`);
 
     current = 'cose';
     const cose: CoseSign1 = parseCoseSign1(decode(documentBytes, maxBytes, 'document'));
-    pass('cose', `COSE_Sign1, ${cose.tagged ? 'tagged (18)' : 'untagged'}, payload ${cose.payload.length} bytes, signature ${cose.signature.length} bytes`);
+    pass(
+      'cose',
+      `COSE_Sign1, ${cose.tagged ? 'tagged (18)' : 'untagged'}, payload ${cose.payload.length} bytes, signature ${cose.signature.length} bytes`,
+    );
 
     current = 'algorithm';
     checkEs384(cose.protectedHeader);
@@ -81,11 +87,17 @@ export function verifyAttestation(documentBytes: Uint8Array, options: VerifyOpti
     current = 'payload';
     const document = parseAttestationPayload(decode(cose.payload, maxBytes, 'payload'));
     result.document = document;
-    pass('payload', `module_id ${document.moduleId}, ${document.pcrs.size} PCRs, ${document.cabundle.length} CA certificates`);
+    pass(
+      'payload',
+      `module_id ${document.moduleId}, ${document.pcrs.size} PCRs, ${document.cabundle.length} CA certificates`,
+    );
 
     current = 'root';
     const root = findRoot(document, roots);
-    pass('root', `cabundle[0] is the trusted root ${root.x509.subject.replace(/\n/g, ', ')} (SHA-256 ${root.fingerprint256})`);
+    pass(
+      'root',
+      `cabundle[0] is the trusted root ${root.x509.subject.replace(/\n/g, ', ')} (SHA-256 ${root.fingerprint256})`,
+    );
 
     current = 'chain';
     const chain: ChainCertificate[] = parseChain(document, root, options.linkCache);
@@ -98,8 +110,15 @@ export function verifyAttestation(documentBytes: Uint8Array, options: VerifyOpti
 
     current = 'signature';
     const leafKey = chain.at(-1)!.x509.publicKey;
-    if (!verifySignature('sha384', sigStructure(cose.protectedHeader, cose.payload), { key: leafKey, dsaEncoding: 'ieee-p1363' }, cose.signature)) {
-      throw new AttestationFailure('signature', 'the COSE signature does not verify with the leaf certificate\'s key');
+    if (
+      !verifySignature(
+        'sha384',
+        sigStructure(cose.protectedHeader, cose.payload),
+        { key: leafKey, dsaEncoding: 'ieee-p1363' },
+        cose.signature,
+      )
+    ) {
+      throw new AttestationFailure('signature', "the COSE signature does not verify with the leaf certificate's key");
     }
     pass('signature', 'COSE_Sign1 signature verified with the leaf key over the Sig_structure');
 

@@ -48,20 +48,40 @@ export const ECDSA_SIGNATURE_ALGORITHMS: Readonly<Record<string, 'SHA-256' | 'SH
 };
 const OID_SUBJECT_KEY_ID = '2.5.29.14';
 const OID_AUTHORITY_KEY_ID = '2.5.29.35';
-const NAME_ATTRIBUTES: Readonly<Record<string, string>> = { '2.5.4.6': 'C', '2.5.4.8': 'ST', '2.5.4.7': 'L', '2.5.4.10': 'O', '2.5.4.11': 'OU', '2.5.4.3': 'CN' };
+const NAME_ATTRIBUTES: Readonly<Record<string, string>> = {
+  '2.5.4.6': 'C',
+  '2.5.4.8': 'ST',
+  '2.5.4.7': 'L',
+  '2.5.4.10': 'O',
+  '2.5.4.11': 'OU',
+  '2.5.4.3': 'CN',
+};
 const textDecoder = new TextDecoder();
 
 /** Parses a DER certificate; throws DerError when it is not X.509 as RFC 5280 lays it out. */
 export function readWebCertificate(der: Uint8Array, label: string): WebCertificate {
   const certificate = readDer(der);
-  if (certificate.tag !== DER.SEQUENCE || certificate.raw.length !== der.length) throw new DerError('not a single DER SEQUENCE');
+  if (certificate.tag !== DER.SEQUENCE || certificate.raw.length !== der.length)
+    throw new DerError('not a single DER SEQUENCE');
   const [tbs, outerAlgorithm, signatureBits, ...extra] = derChildren(certificate);
-  if (tbs?.tag !== DER.SEQUENCE || outerAlgorithm?.tag !== DER.SEQUENCE || signatureBits?.tag !== DER.BIT_STRING || extra.length > 0) throw new DerError('not a Certificate (TBSCertificate, signatureAlgorithm, signatureValue)');
+  if (
+    tbs?.tag !== DER.SEQUENCE ||
+    outerAlgorithm?.tag !== DER.SEQUENCE ||
+    signatureBits?.tag !== DER.BIT_STRING ||
+    extra.length > 0
+  )
+    throw new DerError('not a Certificate (TBSCertificate, signatureAlgorithm, signatureValue)');
   if (signatureBits.value[0] !== 0) throw new DerError('signatureValue has unused bits');
   const fields = derChildren(tbs);
   const start = fields[0]?.tag === 0xa0 ? 1 : 0; // [0] version
   const [, innerAlgorithm, issuer, , subject, spki] = fields.slice(start);
-  if (innerAlgorithm?.tag !== DER.SEQUENCE || issuer?.tag !== DER.SEQUENCE || subject?.tag !== DER.SEQUENCE || spki?.tag !== DER.SEQUENCE) throw new DerError('incomplete TBSCertificate');
+  if (
+    innerAlgorithm?.tag !== DER.SEQUENCE ||
+    issuer?.tag !== DER.SEQUENCE ||
+    subject?.tag !== DER.SEQUENCE ||
+    spki?.tag !== DER.SEQUENCE
+  )
+    throw new DerError('incomplete TBSCertificate');
   const [keyAlgorithm] = derChildren(spki);
   if (keyAlgorithm?.tag !== DER.SEQUENCE) throw new DerError('no subjectPublicKeyInfo algorithm');
   const [keyOid, keyParameter] = derChildren(keyAlgorithm);
@@ -136,7 +156,8 @@ export function ecdsaDerToRaw(signature: Uint8Array, size: number): Uint8Array |
     if (integers.length !== 2) return undefined;
     const raw = new Uint8Array(size * 2);
     for (const [index, integer] of integers.entries()) {
-      if (integer.tag !== DER.INTEGER || integer.value.length === 0 || (integer.value[0]! & 0x80) !== 0) return undefined;
+      if (integer.tag !== DER.INTEGER || integer.value.length === 0 || (integer.value[0]! & 0x80) !== 0)
+        return undefined;
       let value = integer.value;
       while (value.length > 1 && value[0] === 0) value = value.subarray(1);
       if (value.length > size) return undefined;

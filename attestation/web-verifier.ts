@@ -33,21 +33,26 @@ export interface WebVerificationResult extends VerificationResult {
 let awsRoots: Promise<WebTrustedRoot[]> | undefined;
 
 /** Trusted roots parsed once (the AWS default at first use). Throws TrustedRootError. */
-export async function resolveWebTrustedRoots(roots: WebVerifyOptions['trustedRoots']): Promise<readonly WebTrustedRoot[]> {
+export async function resolveWebTrustedRoots(
+  roots: WebVerifyOptions['trustedRoots'],
+): Promise<readonly WebTrustedRoot[]> {
   if (roots === undefined) return (awsRoots ??= loadWebTrustedRoots([AWS_NITRO_ROOT_G1_PEM]));
-  if (roots.length > 0 && typeof roots[0] === 'object' && 'fingerprint256' in roots[0]) return roots as readonly WebTrustedRoot[];
+  if (roots.length > 0 && typeof roots[0] === 'object' && 'fingerprint256' in roots[0])
+    return roots as readonly WebTrustedRoot[];
   return loadWebTrustedRoots(roots as readonly (string | Uint8Array)[]);
 }
 
 function checkOptions(options: WebVerifyOptions): void {
   const count = (name: string, value: number | undefined) => {
-    if (value !== undefined && !(Number.isSafeInteger(value) && value >= 0)) throw new RangeError(`${name} must be a non-negative integer (ms), got ${value}`);
+    if (value !== undefined && !(Number.isSafeInteger(value) && value >= 0))
+      throw new RangeError(`${name} must be a non-negative integer (ms), got ${value}`);
   };
   count('maxAgeMs', options.maxAgeMs);
   count('maxClockSkewMs', options.maxClockSkewMs);
   count('maxBytes', options.maxBytes);
   if (options.at !== undefined && Number.isNaN(options.at.getTime())) throw new RangeError('at is an invalid Date');
-  if (options.nonce !== undefined && !(options.nonce instanceof Uint8Array)) throw new TypeError('nonce must be a Uint8Array');
+  if (options.nonce !== undefined && !(options.nonce instanceof Uint8Array))
+    throw new TypeError('nonce must be a Uint8Array');
 }
 
 /**
@@ -55,7 +60,10 @@ function checkOptions(options: WebVerifyOptions): void {
  * document; rejects only for bad options (RangeError, TypeError, TrustedRootError) or when
  * crypto.subtle is missing (TypeError).
  */
-export async function verifyAttestationWeb(documentBytes: Uint8Array, options: WebVerifyOptions = {}): Promise<WebVerificationResult> {
+export async function verifyAttestationWeb(
+  documentBytes: Uint8Array,
+  options: WebVerifyOptions = {},
+): Promise<WebVerificationResult> {
   checkOptions(options);
   const roots = await resolveWebTrustedRoots(options.trustedRoots);
   const at = options.at ?? new Date();
@@ -67,12 +75,16 @@ export async function verifyAttestationWeb(documentBytes: Uint8Array, options: W
   let current: CheckName = 'size';
   try {
     const maxBytes = options.maxBytes ?? DEFAULT_MAX_DOCUMENT_BYTES;
-    if (documentBytes.length > maxBytes) throw new AttestationFailure('too_large', `document is ${documentBytes.length} bytes, the limit is ${maxBytes}`);
+    if (documentBytes.length > maxBytes)
+      throw new AttestationFailure('too_large', `document is ${documentBytes.length} bytes, the limit is ${maxBytes}`);
     pass('size', `${documentBytes.length} bytes, limit ${maxBytes}`);
 
     current = 'cose';
     const cose = parseCoseSign1(decode(documentBytes, maxBytes, 'document'));
-    pass('cose', `COSE_Sign1, ${cose.tagged ? 'tagged (18)' : 'untagged'}, payload ${cose.payload.length} bytes, signature ${cose.signature.length} bytes`);
+    pass(
+      'cose',
+      `COSE_Sign1, ${cose.tagged ? 'tagged (18)' : 'untagged'}, payload ${cose.payload.length} bytes, signature ${cose.signature.length} bytes`,
+    );
 
     current = 'algorithm';
     checkEs384(cose.protectedHeader);
@@ -81,7 +93,10 @@ export async function verifyAttestationWeb(documentBytes: Uint8Array, options: W
     current = 'payload';
     const document = parseAttestationPayload(decode(cose.payload, maxBytes, 'payload'));
     result.document = document;
-    pass('payload', `module_id ${document.moduleId}, ${document.pcrs.size} PCRs, ${document.cabundle.length} CA certificates`);
+    pass(
+      'payload',
+      `module_id ${document.moduleId}, ${document.pcrs.size} PCRs, ${document.cabundle.length} CA certificates`,
+    );
 
     current = 'root';
     const root = findWebRoot(document, roots);
@@ -99,7 +114,7 @@ export async function verifyAttestationWeb(documentBytes: Uint8Array, options: W
 
     current = 'signature';
     if (!(await verifyEs384(chain.at(-1)!, cose.signature, sigStructure(cose.protectedHeader, cose.payload)))) {
-      throw new AttestationFailure('signature', 'the COSE signature does not verify with the leaf certificate\'s key');
+      throw new AttestationFailure('signature', "the COSE signature does not verify with the leaf certificate's key");
     }
     pass('signature', 'COSE_Sign1 signature verified with the leaf key over the Sig_structure');
 

@@ -3,7 +3,20 @@
 // tests; nothing here is a general certificate authority.
 import type { KeyObject } from 'node:crypto';
 import { sign } from 'node:crypto';
-import { DER, derBitString, derBoolean, derEncode, derExplicit, derOctetString, derOid, derSequence, derSmallInteger, derTime, derUnsignedInteger, derUtf8 } from './der.js';
+import {
+  DER,
+  derBitString,
+  derBoolean,
+  derEncode,
+  derExplicit,
+  derOctetString,
+  derOid,
+  derSequence,
+  derSmallInteger,
+  derTime,
+  derUnsignedInteger,
+  derUtf8,
+} from './der.js';
 
 const OID_ECDSA_WITH_SHA384 = '1.2.840.10045.4.3.3';
 const OID_COMMON_NAME = '2.5.4.3';
@@ -48,7 +61,9 @@ export function issueCertificate(request: CertificateRequest): Uint8Array {
     ? derSequence(derBoolean(true), ...(request.pathLength === undefined ? [] : [derSmallInteger(request.pathLength)]))
     : derSequence();
   // keyUsage bits: digitalSignature (0) for a leaf; keyCertSign (5) and cRLSign (6) for a CA.
-  const keyUsage = request.ca ? derEncode(DER.BIT_STRING, Uint8Array.of(1, 0x06)) : derEncode(DER.BIT_STRING, Uint8Array.of(7, 0x80));
+  const keyUsage = request.ca
+    ? derEncode(DER.BIT_STRING, Uint8Array.of(1, 0x06))
+    : derEncode(DER.BIT_STRING, Uint8Array.of(7, 0x80));
   const tbs = derSequence(
     derExplicit(0, derSmallInteger(2)),
     derUnsignedInteger(request.serial),
@@ -57,7 +72,10 @@ export function issueCertificate(request: CertificateRequest): Uint8Array {
     derSequence(derTime(request.notBefore), derTime(request.notAfter)),
     encodeName(request.subject),
     request.subjectKey.export({ type: 'spki', format: 'der' }),
-    derExplicit(3, derSequence(extension(OID_BASIC_CONSTRAINTS, true, basicConstraints), extension(OID_KEY_USAGE, true, keyUsage))),
+    derExplicit(
+      3,
+      derSequence(extension(OID_BASIC_CONSTRAINTS, true, basicConstraints), extension(OID_KEY_USAGE, true, keyUsage)),
+    ),
   );
   const signature = sign('sha384', tbs, request.signingKey);
   return derSequence(tbs, algorithm, derBitString(signature));

@@ -80,11 +80,17 @@ const GATEWAY_CPU = String(Math.max(availableParallelism() - 1, 0));
 const OTHER_CPU = '0';
 
 async function gateway(args: string[]): Promise<{ url: string; child: ChildProcess }> {
-  const child = spawn('taskset', ['-c', GATEWAY_CPU, CLI, 'gateway', '--port', '0', '--log-level', 'error', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn('taskset', ['-c', GATEWAY_CPU, CLI, 'gateway', '--port', '0', '--log-level', 'error', ...args], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const url = await started(child, /gateway listening on (http:\/\/\S+)/, 'gateway');
   // Until the member is attested (or, skipped, healthy), the secure route answers 503.
   for (;;) {
-    const response = await fetch(`${url}/predict-secure`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' } });
+    const response = await fetch(`${url}/predict-secure`, {
+      method: 'POST',
+      body: '{}',
+      headers: { 'content-type': 'application/json' },
+    });
     await response.arrayBuffer();
     if (response.status === 200) return { url, child };
     await new Promise((resolve) => setTimeout(resolve, 50));
@@ -95,16 +101,31 @@ async function gateway(args: string[]): Promise<{ url: string; child: ChildProce
 async function sequential(url: string, requests: number): Promise<number[]> {
   const figures = await closedLoop(
     { url: `${url}/predict-secure`, route: 'secure' },
-    { body: '{}', connections: 1, seconds: 0, requests, timeoutSeconds: 10, check: exactAnswer(undefined, 'secure'), keepLatencies: true },
+    {
+      body: '{}',
+      connections: 1,
+      seconds: 0,
+      requests,
+      timeoutSeconds: 10,
+      check: exactAnswer(undefined, 'secure'),
+      keepLatencies: true,
+    },
   );
   const failed = figures.non2xx + figures.mismatches + figures.errors;
-  if (failed > 0) throw new Error(`the secure route failed ${failed} of ${requests} requests (non-2xx ${figures.non2xx}, errors ${figures.errors})`);
+  if (failed > 0)
+    throw new Error(
+      `the secure route failed ${failed} of ${requests} requests (non-2xx ${figures.non2xx}, errors ${figures.errors})`,
+    );
   return figures.latencies ?? [];
 }
 
 function summary(latencies: number[], seconds: number) {
   const sorted = [...latencies].sort((a, b) => a - b);
-  return { p50Ms: percentile(sorted, 50), p99Ms: percentile(sorted, 99), requestsPerSecond: latencies.length / seconds };
+  return {
+    p50Ms: percentile(sorted, 50),
+    p99Ms: percentile(sorted, 99),
+    requestsPerSecond: latencies.length / seconds,
+  };
 }
 
 export async function measureRequestPath(requests = 2_000, rounds = 6): Promise<RequestPathResult> {
@@ -114,13 +135,24 @@ export async function measureRequestPath(requests = 2_000, rounds = 6): Promise<
   const rootFile = join(dir, 'root.pem');
   const measurementsFile = join(dir, 'measurements.json');
   writeFileSync(script, STAND_IN_ENCLAVE);
-  const enclave = spawn('taskset', ['-c', OTHER_CPU, process.execPath, script, socketPath, rootFile, measurementsFile], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const enclave = spawn(
+    'taskset',
+    ['-c', OTHER_CPU, process.execPath, script, socketPath, rootFile, measurementsFile],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   spawnSync('taskset', ['-pc', OTHER_CPU, String(process.pid)], { stdio: 'ignore' });
   const children: ChildProcess[] = [enclave];
   try {
     await started(enclave, /listening on (unix:\S+)/, 'stand-in enclave');
     const gateways = {
-      attested: await gateway(['--secure-upstream', `unix:${socketPath}`, '--attestation-pcrs', measurementsFile, '--insecure-trust-emulated-nsm-root', rootFile]),
+      attested: await gateway([
+        '--secure-upstream',
+        `unix:${socketPath}`,
+        '--attestation-pcrs',
+        measurementsFile,
+        '--insecure-trust-emulated-nsm-root',
+        rootFile,
+      ]),
       skipped: await gateway(['--secure-upstream', `unix:${socketPath}`, '--insecure-skip-attestation']),
       skippedAgain: await gateway(['--secure-upstream', `unix:${socketPath}`, '--insecure-skip-attestation']),
     };
@@ -131,7 +163,11 @@ export async function measureRequestPath(requests = 2_000, rounds = 6): Promise<
     const seconds = { attested: 0, skipped: 0, skippedAgain: 0 };
     const differences: number[] = [];
     const noise: number[] = [];
-    const p50 = (values: number[]) => percentile([...values].sort((x, y) => x - y), 50);
+    const p50 = (values: number[]) =>
+      percentile(
+        [...values].sort((x, y) => x - y),
+        50,
+      );
     // The order rotates every round, so that no gateway always runs first or last.
     for (let round = 0; round < rounds; round += 1) {
       const thisRound: Record<string, number> = {};

@@ -31,9 +31,24 @@ import { describeEnvironment, integer, percentile } from '../common/index.js';
 import { runBench, saveBenchResult } from './run.js';
 
 const benchOptions = {
-  iterations: integer({ description: 'Runs per figure (the median is reported), after a warm-up', default: 400, min: 1, max: 1_000_000 }),
-  requests: integer({ description: 'Per-request cost: sequential requests per gateway and round', default: 2_000, min: 10, max: 1_000_000 }),
-  rounds: integer({ description: 'Per-request cost: rounds, the gateways\' order rotated each', default: 6, min: 1, max: 1000 }),
+  iterations: integer({
+    description: 'Runs per figure (the median is reported), after a warm-up',
+    default: 400,
+    min: 1,
+    max: 1_000_000,
+  }),
+  requests: integer({
+    description: 'Per-request cost: sequential requests per gateway and round',
+    default: 2_000,
+    min: 10,
+    max: 1_000_000,
+  }),
+  rounds: integer({
+    description: "Per-request cost: rounds, the gateways' order rotated each",
+    default: 6,
+    min: 1,
+    max: 1000,
+  }),
 };
 
 const TARGET_MS = 2;
@@ -71,11 +86,21 @@ function split(document: Uint8Array, roots: readonly TrustedRoot[], at: Date) {
     return chain;
   };
   const leafKey = chainOf().at(-1)!.x509.publicKey;
-  const signature = () => verify('sha384', sigStructure(cose.protectedHeader, cose.payload), { key: leafKey, dsaEncoding: 'ieee-p1363' }, cose.signature);
+  const signature = () =>
+    verify(
+      'sha384',
+      sigStructure(cose.protectedHeader, cose.payload),
+      { key: leafKey, dsaEncoding: 'ieee-p1363' },
+      cose.signature,
+    );
   return { parse: measure(parse), chain: measure(chainOf), signature: measure(signature) };
 }
 
-function benchDocument(name: string, document: Uint8Array, options: VerifyOptions & { trustedRoots: readonly TrustedRoot[]; at: Date }) {
+function benchDocument(
+  name: string,
+  document: Uint8Array,
+  options: VerifyOptions & { trustedRoots: readonly TrustedRoot[]; at: Date },
+) {
   mustPass(document, options);
   const cold = measure(() => verifyAttestation(document, options));
   const linkCache = new VerifiedLinkCache();
@@ -84,20 +109,25 @@ function benchDocument(name: string, document: Uint8Array, options: VerifyOption
   const warm = measure(() => verifyAttestation(document, { ...options, linkCache }));
   const parts = split(document, options.trustedRoots, options.at);
   // Signatures checked: one per certificate below the pinned root, plus the document's own.
-  const certificates = 1 + parseAttestationPayload(decodeCbor(parseCoseSign1(decodeCbor(document)).payload)).cabundle.length;
+  const certificates =
+    1 + parseAttestationPayload(decodeCbor(parseCoseSign1(decodeCbor(document)).payload)).cabundle.length;
   return { name, bytes: document.length, certificates, cold, warm, ...parts };
 }
 
 async function main(options: { iterations: number; requests: number; rounds: number }) {
   iterations = options.iterations;
   const environment = describeEnvironment();
-  console.log(`bench:attestation on ${environment.cpuModel} (${environment.cores} cores), Node ${environment.node}, ${iterations} runs per figure (median)`);
+  console.log(
+    `bench:attestation on ${environment.cpuModel} (${environment.cores} cores), Node ${environment.node}, ${iterations} runs per figure (median)`,
+  );
 
   // The floor: one P-384 ECDSA-SHA384 verification of a 5 KiB message.
   const key = generateKeyPairSync('ec', { namedCurve: 'secp384r1' });
   const message = Buffer.alloc(5 * 1024, 1);
   const signature = sign('sha384', message, { key: key.privateKey, dsaEncoding: 'ieee-p1363' });
-  const rawVerify = measure(() => verify('sha384', message, { key: key.publicKey, dsaEncoding: 'ieee-p1363' }, signature));
+  const rawVerify = measure(() =>
+    verify('sha384', message, { key: key.publicKey, dsaEncoding: 'ieee-p1363' }, signature),
+  );
   console.log(`raw P-384 ECDSA verify (node:crypto/OpenSSL): ${rawVerify.medianMs.toFixed(3)} ms`);
 
   const at = new Date('2026-03-01T12:00:00Z');
@@ -112,11 +142,20 @@ async function main(options: { iterations: number; requests: number; rounds: num
     maxAgeMs: 60_000,
     requirePublicKey: true,
   });
-  const genuineBytes = Buffer.from(readFileSync(new URL('../../test/fixtures/attestation/aws-genuine-2026-02-06.b64', import.meta.url), 'utf8').trim(), 'base64');
-  const genuine = benchDocument('genuine AWS', genuineBytes, { trustedRoots: resolveTrustedRoots(undefined), at: new Date('2026-02-06T08:30:00Z'), maxAgeMs: 600_000 });
+  const genuineBytes = Buffer.from(
+    readFileSync(new URL('../../test/fixtures/attestation/aws-genuine-2026-02-06.b64', import.meta.url), 'utf8').trim(),
+    'base64',
+  );
+  const genuine = benchDocument('genuine AWS', genuineBytes, {
+    trustedRoots: resolveTrustedRoots(undefined),
+    at: new Date('2026-02-06T08:30:00Z'),
+    maxAgeMs: 600_000,
+  });
 
   const ms = (value: number) => `${value.toFixed(3)} ms`;
-  console.log('\n| document | full verification, cold (median / p90) | known chain, new document | parse (CBOR+COSE+payload) | chain | COSE signature | raw P-384 verify (same run) | target < 2 ms |');
+  console.log(
+    '\n| document | full verification, cold (median / p90) | known chain, new document | parse (CBOR+COSE+payload) | chain | COSE signature | raw P-384 verify (same run) | target < 2 ms |',
+  );
   console.log('|---|---|---|---|---|---|---|---|');
   for (const run of [emulated, genuine]) {
     const met = (value: number) => (value < TARGET_MS ? 'met' : 'missed');
@@ -127,7 +166,9 @@ async function main(options: { iterations: number; requests: number; rounds: num
     );
   }
 
-  console.log('\nPer secure request, once attested (the cached path): the same stand-in enclave behind a gateway with the gate on, one with --insecure-skip-attestation and a second such one, all pinned to one CPU; sequential requests on one connection, order rotated');
+  console.log(
+    '\nPer secure request, once attested (the cached path): the same stand-in enclave behind a gateway with the gate on, one with --insecure-skip-attestation and a second such one, all pinned to one CPU; sequential requests on one connection, order rotated',
+  );
   const path = await measureRequestPath(options.requests, options.rounds);
   const row = (name: string, figures: { p50Ms: number; p99Ms: number; requestsPerSecond: number }) =>
     `| ${name} | ${figures.p50Ms.toFixed(3)} ms | ${figures.p99Ms.toFixed(3)} ms | ${figures.requestsPerSecond.toFixed(0)} |`;
@@ -144,12 +185,16 @@ async function main(options: { iterations: number; requests: number; rounds: num
       `(${path.rounds} rounds x ${path.requests} requests each): ${measurable ? 'slower by more than the noise floor: a measurable cost' : 'within the noise floor: none measurable'} (target: none measurable)`,
   );
 
-  console.log(`\nresults: ${await saveBenchResult('attestation', { environment, iterations, targetMs: TARGET_MS, rawP384VerifyMs: rawVerify.medianMs, runs: [emulated, genuine], requestPath: path })}`);
+  console.log(
+    `\nresults: ${await saveBenchResult('attestation', { environment, iterations, targetMs: TARGET_MS, rawP384VerifyMs: rawVerify.medianMs, runs: [emulated, genuine], requestPath: path })}`,
+  );
 }
 
 await runBench({
   name: 'attestation',
-  summary: ['What one attestation verification costs, chain included, cold and with a known chain; and what attestation costs a secure request once attested.'],
+  summary: [
+    'What one attestation verification costs, chain included, cold and with a known chain; and what attestation costs a secure request once attested.',
+  ],
   options: benchOptions,
   main,
 });

@@ -8,7 +8,14 @@
 // request. Flags: --iterations N (default 200)
 import { readFileSync } from 'node:fs';
 import type { VerifyOptions } from '../attestation/index.js';
-import { createEmulatedNsm, emulatedMeasurements, loadWebTrustedRoots, resolveTrustedRoots, verifyAttestation, verifyAttestationWeb } from '../attestation/index.js';
+import {
+  createEmulatedNsm,
+  emulatedMeasurements,
+  loadWebTrustedRoots,
+  resolveTrustedRoots,
+  verifyAttestation,
+  verifyAttestationWeb,
+} from '../attestation/index.js';
 import { describeEnvironment, percentile } from '../common/index.js';
 import { saveBenchResult } from './results.js';
 
@@ -26,14 +33,27 @@ async function measure(fn: () => unknown): Promise<number> {
   return percentile(samples, 50);
 }
 
-const genuine = Buffer.from(readFileSync(new URL('../../test/fixtures/attestation/aws-genuine-2026-02-06.b64', import.meta.url), 'utf8').trim(), 'base64');
+const genuine = Buffer.from(
+  readFileSync(new URL('../../test/fixtures/attestation/aws-genuine-2026-02-06.b64', import.meta.url), 'utf8').trim(),
+  'base64',
+);
 const nsm = createEmulatedNsm({ measurements: emulatedMeasurements() });
 const nonce = new Uint8Array(32).fill(7);
 const emulated = nsm.attest({ nonce, publicKey: new Uint8Array(32).fill(1) });
 
 const cases: { name: string; document: Uint8Array; options: VerifyOptions; roots: string[] | undefined }[] = [
-  { name: 'genuine AWS (5 certificates)', document: genuine, options: { at: new Date('2026-02-06T08:30:00Z') }, roots: undefined },
-  { name: 'emulated NSM (3 certificates)', document: emulated, options: { nonce, expectedPcrs: nsm.measurements, maxAgeMs: 60_000, requirePublicKey: true }, roots: [nsm.rootCertificatePem] },
+  {
+    name: 'genuine AWS (5 certificates)',
+    document: genuine,
+    options: { at: new Date('2026-02-06T08:30:00Z') },
+    roots: undefined,
+  },
+  {
+    name: 'emulated NSM (3 certificates)',
+    document: emulated,
+    options: { nonce, expectedPcrs: nsm.measurements, maxAgeMs: 60_000, requirePublicKey: true },
+    roots: [nsm.rootCertificatePem],
+  },
 ];
 
 const rows = [];
@@ -45,10 +65,20 @@ for (const { name, document, options, roots } of cases) {
   if (!nodeResult.ok || !webResult.ok) throw new Error(`${name}: the bench document does not verify`);
   const nodeMs = await measure(() => verifyAttestation(document, { ...options, trustedRoots: nodeRoots }));
   const webMs = await measure(() => verifyAttestationWeb(document, { ...options, trustedRoots: webRoots }));
-  rows.push({ document: name, webCryptoMs: Number(webMs.toFixed(3)), nodeCryptoMs: Number(nodeMs.toFixed(3)), ratio: Number((webMs / nodeMs).toFixed(2)) });
+  rows.push({
+    document: name,
+    webCryptoMs: Number(webMs.toFixed(3)),
+    nodeCryptoMs: Number(nodeMs.toFixed(3)),
+    ratio: Number((webMs / nodeMs).toFixed(2)),
+  });
 }
 
 console.log(`client attestation verification, median of ${iterations} (cold: every signature verified)`);
 console.log('document                          WebCrypto (SDK)   node:crypto (gateway, baseline)   ratio');
-for (const row of rows) console.log(`${row.document.padEnd(34)}${`${row.webCryptoMs} ms`.padEnd(18)}${`${row.nodeCryptoMs} ms`.padEnd(34)}${row.ratio}x`);
-console.log(`saved ${await saveBenchResult('client-verify', { environment: describeEnvironment(), iterations, rows })}`);
+for (const row of rows)
+  console.log(
+    `${row.document.padEnd(34)}${`${row.webCryptoMs} ms`.padEnd(18)}${`${row.nodeCryptoMs} ms`.padEnd(34)}${row.ratio}x`,
+  );
+console.log(
+  `saved ${await saveBenchResult('client-verify', { environment: describeEnvironment(), iterations, rows })}`,
+);

@@ -22,7 +22,18 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import type { Readable } from 'node:stream';
 import type { CoresUsed, OptionsOf } from '../common/index.js';
-import { QUIET_MACHINE_CORES, choice, decimal, integer, list, describeEnvironment, partsCpuMeter, percentile, processTree, stopChild } from '../common/index.js';
+import {
+  QUIET_MACHINE_CORES,
+  choice,
+  decimal,
+  integer,
+  list,
+  describeEnvironment,
+  partsCpuMeter,
+  percentile,
+  processTree,
+  stopChild,
+} from '../common/index.js';
 import type { SendRequest } from '../loadtest/index.js';
 import { SEED_STUDY, checkTarget, closedLoop, settle, studyRequestBody, workerLoop } from '../loadtest/index.js';
 import { clientFilesFromStackOutput, encryptedClient, encryptedRequest, measureVerifyCost } from './encrypted-route.js';
@@ -30,10 +41,33 @@ import { formatOhttpCost, measureOhttpCost } from './ohttp-cost.js';
 import { runBench, saveBenchResult } from './run.js';
 
 const benchOptions = {
-  duration: decimal({ description: 'Time per route and concurrency (at least concurrency/2)', unit: 's', default: 10, min: 0.5, max: 3600 }),
-  warmup: decimal({ description: 'Warm-up per route and concurrency (at least concurrency/10)', unit: 's', default: 2, min: 0.1, max: 600 }),
-  routes: list(choice({ description: 'Routes measured, always in the order public, secure (plaintext), encrypted [default: all three]', choices: ['public', 'secure', 'encrypted'] as const })),
-  verifyIterations: integer({ description: 'Attestations verified (cold, then cached) to time the client\'s verification (the gateway allows one address 5 at once, then 1 a second)', min: 1, max: 1000, default: 10 }),
+  duration: decimal({
+    description: 'Time per route and concurrency (at least concurrency/2)',
+    unit: 's',
+    default: 10,
+    min: 0.5,
+    max: 3600,
+  }),
+  warmup: decimal({
+    description: 'Warm-up per route and concurrency (at least concurrency/10)',
+    unit: 's',
+    default: 2,
+    min: 0.1,
+    max: 600,
+  }),
+  routes: list(
+    choice({
+      description: 'Routes measured, always in the order public, secure (plaintext), encrypted [default: all three]',
+      choices: ['public', 'secure', 'encrypted'] as const,
+    }),
+  ),
+  verifyIterations: integer({
+    description:
+      "Attestations verified (cold, then cached) to time the client's verification (the gateway allows one address 5 at once, then 1 a second)",
+    min: 1,
+    max: 1000,
+    default: 10,
+  }),
 };
 
 type BenchOptions = OptionsOf<typeof benchOptions>;
@@ -52,7 +86,11 @@ const TIMEOUT_SECONDS = 30;
 type Route = 'public' | 'secure' | 'encrypted';
 const ALL_ROUTES: readonly Route[] = ['public', 'secure', 'encrypted'];
 /** The path each route's requests go to (the encrypted one as message/ohttp-req). */
-const PATHS: Record<Route, string> = { public: '/predict-public', secure: '/predict-secure', encrypted: '/predict-secure' };
+const PATHS: Record<Route, string> = {
+  public: '/predict-public',
+  secure: '/predict-secure',
+  encrypted: '/predict-secure',
+};
 
 let stack: ChildProcessByStdio<null, Readable, Readable> | undefined;
 
@@ -66,13 +104,18 @@ interface Stack {
 
 async function startStack(): Promise<Stack> {
   const cores = availableParallelism();
-  const child = spawn(CLI, ['stack', '--port', '0', '--public-port', '0', '--enclave-cpus', `0-${cores - 1}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(CLI, ['stack', '--port', '0', '--public-port', '0', '--enclave-cpus', `0-${cores - 1}`], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   stack = child;
   let stdout = '';
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const gatewayUrl = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`mpg stack was not ready within ${STACK_START_TIMEOUT_MS / 1000} s: ${stderr}`)), STACK_START_TIMEOUT_MS);
+    const timer = setTimeout(
+      () => reject(new Error(`mpg stack was not ready within ${STACK_START_TIMEOUT_MS / 1000} s: ${stderr}`)),
+      STACK_START_TIMEOUT_MS,
+    );
     child.stdout.on('data', (chunk: Buffer) => {
       stdout += chunk.toString();
       const match = /gateway\s+(http:\/\/\S+)/.exec(stdout);
@@ -107,7 +150,8 @@ function stackProcesses(root: number): Record<string, number> {
     const args = command(pid);
     if (pid === entrypoint) pids['enclave entrypoint + relay'] = pid;
     else if (args.includes('gateway')) pids.gateway = pid;
-    else if (args.includes('model-server')) pids[underEntrypoint.has(pid) ? 'enclave model server' : 'public model server'] = pid;
+    else if (args.includes('model-server'))
+      pids[underEntrypoint.has(pid) ? 'enclave model server' : 'public model server'] = pid;
   }
   for (const role of ['gateway', 'public model server', 'enclave entrypoint + relay', 'enclave model server']) {
     if (pids[role] === undefined) throw new Error(`the stack's ${role} process was not found`);
@@ -136,13 +180,20 @@ interface Measured {
   latencies?: number[];
 }
 
-const processes = (pids: Record<string, number>) => Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, { pid, by: 'process' as const }]));
+const processes = (pids: Record<string, number>) =>
+  Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, { pid, by: 'process' as const }]));
 
 /**
  * The load library's closed loops: `connections` requests always outstanding, every answer checked;
  * autocannon's fixed body in plaintext, the worker loop with a request sealed afresh each time encrypted.
  */
-async function load(target: { gatewayUrl: string; body: string; encrypted?: SendRequest }, route: Route, connections: number, seconds: number, pids: Record<string, number>): Promise<Measured> {
+async function load(
+  target: { gatewayUrl: string; body: string; encrypted?: SendRequest },
+  route: Route,
+  connections: number,
+  seconds: number,
+  pids: Record<string, number>,
+): Promise<Measured> {
   const meter = partsCpuMeter(processes(pids));
   const loopOptions = { connections, seconds, timeoutSeconds: TIMEOUT_SECONDS, keepLatencies: true };
   const figures =
@@ -171,7 +222,9 @@ function combine(runs: Measured[]): Measured {
   const sum = (pick: (run: Measured) => number) => runs.reduce((total, run) => total + pick(run), 0);
   const seconds = sum((run) => run.seconds);
   const cores: Record<string, number> = {};
-  for (const run of runs) for (const [name, value] of Object.entries(run.cores)) cores[name] = (cores[name] ?? 0) + (value * run.seconds) / seconds;
+  for (const run of runs)
+    for (const [name, value] of Object.entries(run.cores))
+      cores[name] = (cores[name] ?? 0) + (value * run.seconds) / seconds;
   const ok = sum((run) => run.ok);
   return {
     ok,
@@ -191,13 +244,17 @@ function combine(runs: Measured[]): Measured {
 const format = (value: number, digits = 1) => value.toFixed(digits);
 const failures = (run: Measured) => run.non2xx + run.errors + run.timeouts + run.mismatches;
 const coresText = (cores: Record<string, number>) =>
-  Object.entries(cores).map(([name, value]) => `${name} ${format(value, 2)}`).join(', ');
+  Object.entries(cores)
+    .map(([name, value]) => `${name} ${format(value, 2)}`)
+    .join(', ');
 
 async function main(options: BenchOptions) {
   const routes = ALL_ROUTES.filter((route) => options.routes.length === 0 || options.routes.includes(route));
   const environment = describeEnvironment();
   const loadAverage = loadavg().map((value) => Math.round(value * 100) / 100);
-  console.log(`bench:enclave on ${environment.cpuModel} (${environment.cores} cores), Node ${environment.node}, load average ${loadAverage.join(' ')}`);
+  console.log(
+    `bench:enclave on ${environment.cpuModel} (${environment.cores} cores), Node ${environment.node}, load average ${loadAverage.join(' ')}`,
+  );
   console.log(
     `mpg stack with the enclave pinned to CPUs 0-${availableParallelism() - 1} (every CPU, as the public server has), each model server ` +
       `${Math.max(1, Math.floor(availableParallelism() / 2))} thread(s); per concurrency ${options.warmup} s warm-up, ` +
@@ -207,7 +264,8 @@ async function main(options: BenchOptions) {
   const body = await studyRequestBody();
   const bodyBytes = new TextEncoder().encode(body);
   const { gatewayUrl, stdout, pids } = await startStack();
-  for (const route of routes) if (route !== 'encrypted') await checkTarget({ url: `${gatewayUrl}${PATHS[route]}`, route }, body, TIMEOUT_SECONDS);
+  for (const route of routes)
+    if (route !== 'encrypted') await checkTarget({ url: `${gatewayUrl}${PATHS[route]}`, route }, body, TIMEOUT_SECONDS);
 
   let encrypted: SendRequest | undefined;
   let costs;
@@ -223,7 +281,12 @@ async function main(options: BenchOptions) {
     );
     console.log(formatOhttpCost(ohttp));
     encrypted = encryptedRequest(client, bodyBytes);
-    const check = await workerLoop(encrypted, { connections: 1, seconds: 0, requests: 1, timeoutSeconds: TIMEOUT_SECONDS });
+    const check = await workerLoop(encrypted, {
+      connections: 1,
+      seconds: 0,
+      requests: 1,
+      timeoutSeconds: TIMEOUT_SECONDS,
+    });
     if (check.ok !== 1) throw new Error(`the encrypted secure route did not answer well: ${JSON.stringify(check)}`);
   }
   const target = { gatewayUrl, body, encrypted };
@@ -241,12 +304,25 @@ async function main(options: BenchOptions) {
       measured[route] = combine([await load(target, route, concurrency, seconds, pids)]);
       // Answers the load generator stopped waiting for are still being computed: let them finish,
       // so they do not run on the cores while the next route is measured.
-      await settle([pids['public model server']!, pids['enclave model server']!].map((pid) => ({ pid, by: 'process' as const })));
+      await settle(
+        [pids['public model server']!, pids['enclave model server']!].map((pid) => ({ pid, by: 'process' as const })),
+      );
     }
     const { public: publicRun, secure, encrypted: encryptedRun } = measured;
     const ratios = {
-      ...(secure && publicRun ? { throughput: secure.requestsPerSecond / publicRun.requestsPerSecond, p99: secure.p99Ms / publicRun.p99Ms, max: secure.maxMs / publicRun.maxMs } : {}),
-      ...(encryptedRun && secure ? { encryptedThroughput: encryptedRun.requestsPerSecond / secure.requestsPerSecond, encryptedP50AddedMs: encryptedRun.p50Ms - secure.p50Ms } : {}),
+      ...(secure && publicRun
+        ? {
+            throughput: secure.requestsPerSecond / publicRun.requestsPerSecond,
+            p99: secure.p99Ms / publicRun.p99Ms,
+            max: secure.maxMs / publicRun.maxMs,
+          }
+        : {}),
+      ...(encryptedRun && secure
+        ? {
+            encryptedThroughput: encryptedRun.requestsPerSecond / secure.requestsPerSecond,
+            encryptedP50AddedMs: encryptedRun.p50Ms - secure.p50Ms,
+          }
+        : {}),
     };
     for (const route of routes) {
       const run = measured[route]!;
@@ -261,7 +337,9 @@ async function main(options: BenchOptions) {
   }
 
   const verdict = (met: boolean) => (met ? 'met' : 'MISSED');
-  console.log('\n| concurrent | route | req/s (images/s) | p50 / p99 / max ms | failures | against its baseline | target |');
+  console.log(
+    '\n| concurrent | route | req/s (images/s) | p50 / p99 / max ms | failures | against its baseline | target |',
+  );
   console.log('|---|---|---|---|---|---|---|');
   for (const { concurrency, public: publicRun, secure, encrypted: encryptedRun, ratios } of results) {
     const row = (route: string, run: Measured, ratio: string, target: string) =>
@@ -275,11 +353,15 @@ async function main(options: BenchOptions) {
       row(
         'secure (plaintext)',
         secure,
-        throughput === undefined || p99 === undefined || max === undefined ? '' : `vs public: throughput ${format(100 * throughput)}%, p99 ${format(p99, 2)}x, max ${format(max, 2)}x`,
+        throughput === undefined || p99 === undefined || max === undefined
+          ? ''
+          : `vs public: throughput ${format(100 * throughput)}%, p99 ${format(p99, 2)}x, max ${format(max, 2)}x`,
         throughput === undefined || p99 === undefined || max === undefined
           ? ''
           : `throughput >= ${100 * THROUGHPUT_KEPT_TARGET}%: ${verdict(throughput >= THROUGHPUT_KEPT_TARGET)}; p99 <= ${P99_RATIO_TARGET}x: ${verdict(p99 <= P99_RATIO_TARGET)}` +
-              (concurrency === 100 ? `; max vs seed study's ${SEED_STUDY.maxLatencyRatioAt100}x: ${verdict(max < SEED_STUDY.maxLatencyRatioAt100)}` : ''),
+              (concurrency === 100
+                ? `; max vs seed study's ${SEED_STUDY.maxLatencyRatioAt100}x: ${verdict(max < SEED_STUDY.maxLatencyRatioAt100)}`
+                : ''),
       );
     }
     if (encryptedRun) {
@@ -287,7 +369,9 @@ async function main(options: BenchOptions) {
       row(
         'secure (encrypted)',
         encryptedRun,
-        encryptedThroughput === undefined || encryptedP50AddedMs === undefined ? '' : `vs plaintext secure: throughput ${format(encryptedThroughput, 3)}x, p50 added ${format(encryptedP50AddedMs, 2)} ms`,
+        encryptedThroughput === undefined || encryptedP50AddedMs === undefined
+          ? ''
+          : `vs plaintext secure: throughput ${format(encryptedThroughput, 3)}x, p50 added ${format(encryptedP50AddedMs, 2)} ms`,
         encryptedThroughput === undefined || encryptedP50AddedMs === undefined
           ? ''
           : `throughput >= ${ENCRYPTED_THROUGHPUT_TARGET}x: ${verdict(encryptedThroughput >= ENCRYPTED_THROUGHPUT_TARGET)}; ` +
@@ -296,21 +380,29 @@ async function main(options: BenchOptions) {
     }
   }
   for (const result of results) {
-    for (const route of routes) console.log(`| ${result.concurrency} | CPU (cores), ${route} | ${coresText(result[route]!.cores)} | | | | |`);
+    for (const route of routes)
+      console.log(`| ${result.concurrency} | CPU (cores), ${route} | ${coresText(result[route]!.cores)} | | | | |`);
   }
   const measuredRuns = results.flatMap((result) => routes.map((route) => result[route]!));
   const failed = measuredRuns.reduce((total, run) => total + failures(run), 0);
-  console.log(`| all | answers not good (non-2xx + errors + timeouts + mismatches) | ${failed} | | | | 0: ${verdict(failed === 0)} |`);
+  console.log(
+    `| all | answers not good (non-2xx + errors + timeouts + mismatches) | ${failed} | | | | 0: ${verdict(failed === 0)} |`,
+  );
   const others = Math.max(...measuredRuns.map((run) => run.cores.others ?? 0));
-  console.log(`| all | CPU used by other processes, most in any route | ${format(others, 2)} cores | | | | ~0 (a quiet machine) |`);
+  console.log(
+    `| all | CPU used by other processes, most in any route | ${format(others, 2)} cores | | | | ~0 (a quiet machine) |`,
+  );
   if (others > QUIET_MACHINE_CORES) {
-    console.log(`\nwarning: other processes used up to ${format(others, 2)} of ${environment.cores} cores while measuring; these figures are suspect, run again on a quiet machine`);
+    console.log(
+      `\nwarning: other processes used up to ${format(others, 2)} of ${environment.cores} cores while measuring; these figures are suspect, run again on a quiet machine`,
+    );
   }
 
   const file = await saveBenchResult('enclave', {
     environment: { ...environment, loadAverage },
     options,
-    equalCpu: 'the enclave pinned to every CPU (the set the public server may use); both model servers with the same threads; routes measured one at a time',
+    equalCpu:
+      'the enclave pinned to every CPU (the set the public server may use); both model servers with the same threads; routes measured one at a time',
     targets: {
       throughputKept: THROUGHPUT_KEPT_TARGET,
       p99Ratio: P99_RATIO_TARGET,

@@ -26,7 +26,10 @@ export interface ClientFiles {
 export function clientFilesFromStackOutput(stdout: string): ClientFiles {
   const pcrs = /--pcrs\s+(\S+)/.exec(stdout);
   const root = /--insecure-trust-emulated-nsm-root\s+(\S+)/.exec(stdout);
-  if (!pcrs || !root) throw new Error('mpg stack did not print the client\'s --pcrs and --insecure-trust-emulated-nsm-root files (is the enclave emulated?)');
+  if (!pcrs || !root)
+    throw new Error(
+      "mpg stack did not print the client's --pcrs and --insecure-trust-emulated-nsm-root files (is the enclave emulated?)",
+    );
   return { pcrsFile: pcrs[1]!, emulatedRootFile: root[1]! };
 }
 
@@ -34,7 +37,10 @@ export function clientFilesFromStackOutput(stdout: string): ClientFiles {
 const requestSignal = new AsyncLocalStorage<AbortSignal>();
 
 export async function encryptedClient(gatewayUrl: string, files: ClientFiles): Promise<SecureClient> {
-  const [pcrs, emulatedRoot] = await Promise.all([readFile(files.pcrsFile, 'utf8'), readFile(files.emulatedRootFile, 'utf8')]);
+  const [pcrs, emulatedRoot] = await Promise.all([
+    readFile(files.pcrsFile, 'utf8'),
+    readFile(files.emulatedRootFile, 'utf8'),
+  ]);
   return createSecureClient({
     gatewayUrl,
     pcrs,
@@ -56,7 +62,13 @@ export function encryptedRequest(client: SecureClient, body: Uint8Array): SendRe
         response = await client.predict(body, 'application/json');
       } catch (error) {
         // The gateway refused the sealed request with a status: a non-2xx answer, not a lost connection.
-        if (error instanceof SecureClientError && error.reason === 'gateway-error' && error.status !== undefined && !signal.aborted) return 'non2xx';
+        if (
+          error instanceof SecureClientError &&
+          error.reason === 'gateway-error' &&
+          error.status !== undefined &&
+          !signal.aborted
+        )
+          return 'non2xx';
         throw error;
       }
       if (response.status < 200 || response.status >= 300) return 'non2xx';
@@ -91,7 +103,10 @@ export async function measureVerifyCost(client: SecureClient, iterations: number
       }
       samples.push(performance.now() - started);
     }
-    return percentile(samples.sort((a, b) => a - b), 50);
+    return percentile(
+      samples.sort((a, b) => a - b),
+      50,
+    );
   };
   const coldMs = await median(() => client.forgetKey());
   const cachedMs = await median(() => undefined);

@@ -53,7 +53,17 @@ export interface FaultFigures {
 }
 
 function emptyOutcomes(): RouteOutcomes {
-  return { answered: 0, ok: 0, coded503: 0, coded503ByCode: {}, otherCoded: {}, uncoded: 0, transport: {}, lost: 0, lostUncoded: 0 };
+  return {
+    answered: 0,
+    ok: 0,
+    coded503: 0,
+    coded503ByCode: {},
+    otherCoded: {},
+    uncoded: 0,
+    transport: {},
+    lost: 0,
+    lostUncoded: 0,
+  };
 }
 
 /** Counts the answers that came in [from, to) by route and kind. */
@@ -86,7 +96,12 @@ export function countOutcomes(answers: readonly PacedAnswer[], from: number, to:
 }
 
 /** The figures of one fault: `killedAt` to `endsAt` (performance.now() ms), answers by when they came. */
-export function analyseFault(answers: readonly PacedAnswer[], target: FaultTarget, killedAt: number, endsAt: number): FaultFigures {
+export function analyseFault(
+  answers: readonly PacedAnswer[],
+  target: FaultTarget,
+  killedAt: number,
+  endsAt: number,
+): FaultFigures {
   const affected = AFFECTED_ROUTES[target];
   const inWindow = answers.filter((answer) => answer.answeredAt >= killedAt && answer.answeredAt < endsAt);
   const onAffected = inWindow.filter((answer) => affected.includes(answer.route));

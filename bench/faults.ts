@@ -15,7 +15,18 @@ import type { ChildProcessByStdio } from 'node:child_process';
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';
-import { stopChild, choice, decimal, describeEnvironment, formatOptionsHelp, integer, list, parseCommandLine, processMemory, processTree } from '../common/index.js';
+import {
+  stopChild,
+  choice,
+  decimal,
+  describeEnvironment,
+  formatOptionsHelp,
+  integer,
+  list,
+  parseCommandLine,
+  processMemory,
+  processTree,
+} from '../common/index.js';
 import type { PacedAnswer } from '../loadtest/index.js';
 import { paced, studyRequestBody } from '../loadtest/index.js';
 import type { FaultFigures, FaultTarget } from './fault-timeline.js';
@@ -23,12 +34,47 @@ import { AFFECTED_ROUTES, FAULT_TARGETS, analyseFault, countOutcomes } from './f
 import { saveBenchResult } from './results.js';
 
 export const faultsOptions = {
-  durationS: decimal({ description: 'Length of the soak: the load runs this long, the faults spread over it', unit: 's', default: 60, min: 10, max: 24 * 3600 }),
-  rate: decimal({ description: 'Requests offered per second, both routes together (batch-2 JSON, the study\'s request)', unit: 'req/s', default: 4, min: 0.5, max: 10_000 }),
-  secureFraction: decimal({ description: 'Share of the requests sent to /predict-secure', default: 0.5, min: 0, max: 1 }),
-  faults: list(choice({ description: 'Parts killed (SIGKILL), in this order, evenly spread after the baseline [default: enclave-model-server,enclave-relay,public-model-server]', choices: FAULT_TARGETS })),
-  baselineS: decimal({ description: 'Load before the first fault: the no-fault baseline', unit: 's', default: 10, min: 2, max: 3600 }),
-  timeoutS: integer({ description: 'A request not answered in this time counts as lost (timeout)', unit: 's', default: 15, min: 1, max: 600 }),
+  durationS: decimal({
+    description: 'Length of the soak: the load runs this long, the faults spread over it',
+    unit: 's',
+    default: 60,
+    min: 10,
+    max: 24 * 3600,
+  }),
+  rate: decimal({
+    description: "Requests offered per second, both routes together (batch-2 JSON, the study's request)",
+    unit: 'req/s',
+    default: 4,
+    min: 0.5,
+    max: 10_000,
+  }),
+  secureFraction: decimal({
+    description: 'Share of the requests sent to /predict-secure',
+    default: 0.5,
+    min: 0,
+    max: 1,
+  }),
+  faults: list(
+    choice({
+      description:
+        'Parts killed (SIGKILL), in this order, evenly spread after the baseline [default: enclave-model-server,enclave-relay,public-model-server]',
+      choices: FAULT_TARGETS,
+    }),
+  ),
+  baselineS: decimal({
+    description: 'Load before the first fault: the no-fault baseline',
+    unit: 's',
+    default: 10,
+    min: 2,
+    max: 3600,
+  }),
+  timeoutS: integer({
+    description: 'A request not answered in this time counts as lost (timeout)',
+    unit: 's',
+    default: 15,
+    min: 1,
+    max: 600,
+  }),
   connections: integer({ description: 'Keep-alive connections to the gateway', default: 32, min: 1, max: 4096 }),
 };
 
@@ -40,8 +86,15 @@ const STOP_GRACE_MS = 20_000;
 const SAMPLE_INTERVAL_MS = 1_000;
 const MIB = 1024 * 1024;
 
-type Role = 'stack + parent relay' | 'gateway' | 'public model server' | 'enclave entrypoint + relay' | 'enclave model server';
-const ROLES: readonly Role[] = ['stack + parent relay', 'gateway', 'public model server', 'enclave entrypoint + relay', 'enclave model server'];
+type Role =
+  'stack + parent relay' | 'gateway' | 'public model server' | 'enclave entrypoint + relay' | 'enclave model server';
+const ROLES: readonly Role[] = [
+  'stack + parent relay',
+  'gateway',
+  'public model server',
+  'enclave entrypoint + relay',
+  'enclave model server',
+];
 // The part's name in the stack's supervision log lines ("the enclave is back").
 const STACK_PART_OF_TARGET: Readonly<Record<FaultTarget, string>> = {
   'enclave-model-server': 'enclave',
@@ -87,7 +140,8 @@ function stackRoles(root: number): Partial<Record<Role, number>> {
     // node's own argv: [node, .../dist/cli/index.js, <command>, ...]
     if (args[2] === 'gateway') roles.gateway = pid;
     else if (args[2] === 'enclave' && args[3] === 'entrypoint') roles['enclave entrypoint + relay'] = pid;
-    else if (args[2] === 'model-server') roles[parentOf(pid) === root ? 'public model server' : 'enclave model server'] = pid;
+    else if (args[2] === 'model-server')
+      roles[parentOf(pid) === root ? 'public model server' : 'enclave model server'] = pid;
   }
   return roles;
 }
@@ -106,7 +160,11 @@ interface RunningStack {
 
 /** `mpg stack` on free ports; resolves once it printed its URLs; collects its supervision lines. */
 async function startStack(): Promise<RunningStack> {
-  const child = spawn(CLI, ['stack', '--port', '0', '--public-port', '0', '--log-level', 'warn', '--log-format', 'json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(
+    CLI,
+    ['stack', '--port', '0', '--public-port', '0', '--log-level', 'warn', '--log-format', 'json'],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   const restarts: RestartLogged[] = [];
   let stdout = '';
   let stderr = '';
@@ -127,7 +185,10 @@ async function startStack(): Promise<RunningStack> {
     }
   });
   const gatewayUrl = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`mpg stack was not ready within ${STACK_START_TIMEOUT_MS / 1000} s: ${stderr}`)), STACK_START_TIMEOUT_MS);
+    const timer = setTimeout(
+      () => reject(new Error(`mpg stack was not ready within ${STACK_START_TIMEOUT_MS / 1000} s: ${stderr}`)),
+      STACK_START_TIMEOUT_MS,
+    );
     child.stdout.on('data', (chunk: Buffer) => {
       stdout += chunk.toString();
       const match = /gateway\s+(http:\/\/\S+)/.exec(stdout);
@@ -163,15 +224,22 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 async function main(): Promise<number> {
   const { options, help } = parseCommandLine(faultsOptions, process.argv.slice(2), process.env);
   if (help) {
-    process.stdout.write(`Usage: npm run bench:faults -- [options]\n\nA soak with faults against mpg stack.\n\n${formatOptionsHelp(faultsOptions)}\n`);
+    process.stdout.write(
+      `Usage: npm run bench:faults -- [options]\n\nA soak with faults against mpg stack.\n\n${formatOptionsHelp(faultsOptions)}\n`,
+    );
     return 0;
   }
   const faults = options.faults.length > 0 ? options.faults : DEFAULT_FAULTS;
   const spacingS = (options.durationS - options.baselineS) / faults.length;
-  if (spacingS < 5) throw new Error(`--duration-s ${options.durationS} leaves ${spacingS.toFixed(1)} s per fault after the ${options.baselineS} s baseline; give at least 5 s each`);
+  if (spacingS < 5)
+    throw new Error(
+      `--duration-s ${options.durationS} leaves ${spacingS.toFixed(1)} s per fault after the ${options.baselineS} s baseline; give at least 5 s each`,
+    );
 
   const environment = describeEnvironment();
-  console.log(`bench:faults on ${environment.cpuModel} (${environment.cores} cores), Node ${environment.node}: ${options.durationS} s at ${options.rate} req/s (${Math.round(options.secureFraction * 100)}% secure), killing ${faults.join(', ')} every ${spacingS.toFixed(1)} s after a ${options.baselineS} s baseline`);
+  console.log(
+    `bench:faults on ${environment.cpuModel} (${environment.cores} cores), Node ${environment.node}: ${options.durationS} s at ${options.rate} req/s (${Math.round(options.secureFraction * 100)}% secure), killing ${faults.join(', ')} every ${spacingS.toFixed(1)} s after a ${options.baselineS} s baseline`,
+  );
   const body = await studyRequestBody();
   const stack = await startStack();
   const stackPid = stack.child.pid!;
@@ -212,19 +280,34 @@ async function main(): Promise<number> {
       // Faults one at a time: the previous part must be back (the stack logged its restart) first,
       // or two outages would overlap in one window.
       const previous = kills.at(-1);
-      const restartOfPrevious = () => (previous === undefined ? undefined : stack.restarts.find((restart) => restart.part === STACK_PART_OF_TARGET[previous.target] && restart.at > previous.at));
+      const restartOfPrevious = () =>
+        previous === undefined
+          ? undefined
+          : stack.restarts.find(
+              (restart) => restart.part === STACK_PART_OF_TARGET[previous.target] && restart.at > previous.at,
+            );
       // ...and its routes answering well again after it, so its recovery is inside its own window.
       const previousRoutesServing = () => {
         if (previous === undefined) return true;
         const restart = restartOfPrevious();
-        return restart !== undefined && AFFECTED_ROUTES[previous.target].every((route) => answers.some((answer) => answer.route === route && answer.verdict === 'ok' && answer.scheduledAt > restart.at));
+        return (
+          restart !== undefined &&
+          AFFECTED_ROUTES[previous.target].every((route) =>
+            answers.some(
+              (answer) => answer.route === route && answer.verdict === 'ok' && answer.scheduledAt > restart.at,
+            ),
+          )
+        );
       };
       while (!previousRoutesServing() && performance.now() < loadEndsAt) await sleep(200);
       if (performance.now() >= loadEndsAt) {
-        console.log(`  ${target}: not killed: the load ended before the ${STACK_PART_OF_TARGET[previous!.target]} was back and serving (lengthen --duration-s)`);
+        console.log(
+          `  ${target}: not killed: the load ended before the ${STACK_PART_OF_TARGET[previous!.target]} was back and serving (lengthen --duration-s)`,
+        );
         break;
       }
-      if (previous && performance.now() > loadStarted + (options.baselineS + index * spacingS) * 1000 + 1_000) console.log(`  (waited for the ${STACK_PART_OF_TARGET[previous.target]} to be back)`);
+      if (previous && performance.now() > loadStarted + (options.baselineS + index * spacingS) * 1000 + 1_000)
+        console.log(`  (waited for the ${STACK_PART_OF_TARGET[previous.target]} to be back)`);
       const pid = stackRoles(stackPid)[ROLE_OF_TARGET[target]];
       if (pid === undefined) {
         console.log(`  ${target}: no such process at its turn (still restarting?); not killed`);
@@ -232,7 +315,9 @@ async function main(): Promise<number> {
       }
       process.kill(pid, 'SIGKILL');
       kills.push({ target, pid, at: performance.now() });
-      console.log(`  ${((performance.now() - loadStarted) / 1000).toFixed(1)} s: killed the ${ROLE_OF_TARGET[target]} (pid ${pid})`);
+      console.log(
+        `  ${((performance.now() - loadStarted) / 1000).toFixed(1)} s: killed the ${ROLE_OF_TARGET[target]} (pid ${pid})`,
+      );
     }
     const figures = await load;
     const loadEnded = performance.now();
@@ -241,11 +326,20 @@ async function main(): Promise<number> {
 
     const baselineEnd = kills[0]?.at ?? loadEnded;
     const baseline = countOutcomes(answers, loadStarted, baselineEnd);
-    const perFault: (FaultFigures & { pid: number; restartLoggedMs: number | undefined })[] = kills.map((kill, index) => {
-      const endsAt = kills[index + 1]?.at ?? loadEnded + 1;
-      const logged = stack.restarts.find((restart) => restart.part === STACK_PART_OF_TARGET[kill.target] && restart.at >= kill.at && restart.at < endsAt);
-      return { ...analyseFault(answers, kill.target, kill.at, endsAt), pid: kill.pid, restartLoggedMs: logged?.downForMs };
-    });
+    const perFault: (FaultFigures & { pid: number; restartLoggedMs: number | undefined })[] = kills.map(
+      (kill, index) => {
+        const endsAt = kills[index + 1]?.at ?? loadEnded + 1;
+        const logged = stack.restarts.find(
+          (restart) =>
+            restart.part === STACK_PART_OF_TARGET[kill.target] && restart.at >= kill.at && restart.at < endsAt,
+        );
+        return {
+          ...analyseFault(answers, kill.target, kill.at, endsAt),
+          pid: kill.pid,
+          restartLoggedMs: logged?.downForMs,
+        };
+      },
+    );
     const memory = ROLES.map((role) => {
       const ofRole = samples.filter((sample) => sample.role === role);
       const afterBaseline = ofRole.find((sample) => sample.at >= baselineEnd - SAMPLE_INTERVAL_MS) ?? ofRole[0];
@@ -268,7 +362,15 @@ async function main(): Promise<number> {
       environment,
       config: { ...options, faults },
       gitCommit: gitCommit(),
-      figures: { sent: figures.sent, sentPerSecond: figures.sentPerSecond, maxSendLagMs: figures.maxSendLagMs, baseline, faults: perFault, memory, restartsLogged: stack.restarts.length },
+      figures: {
+        sent: figures.sent,
+        sentPerSecond: figures.sentPerSecond,
+        maxSendLagMs: figures.maxSendLagMs,
+        baseline,
+        faults: perFault,
+        memory,
+        restartsLogged: stack.restarts.length,
+      },
     });
     console.log(`\nresults: ${file}`);
     // The baseline losing anything means the figures measure something other than the faults.
@@ -303,19 +405,28 @@ function describeLoss(outcome: ReturnType<typeof countOutcomes>['public']): stri
   return `${outcome.lost} of ${outcome.answered} (${parts.join(', ')})`;
 }
 
-const ms = (value: number | null | undefined) => (value === null || value === undefined ? '—' : `${(value / 1000).toFixed(2)} s`);
+const ms = (value: number | null | undefined) =>
+  value === null || value === undefined ? '—' : `${(value / 1000).toFixed(2)} s`;
 
 function printReport(
   baseline: ReturnType<typeof countOutcomes>,
   perFault: (FaultFigures & { restartLoggedMs: number | undefined })[],
-  memory: { role: Role; pids: number[]; startMiB: number | null; endMiB: number | null; peakMiB: number | null; growthMiB: number | null }[],
+  memory: {
+    role: Role;
+    pids: number[];
+    startMiB: number | null;
+    endMiB: number | null;
+    peakMiB: number | null;
+    growthMiB: number | null;
+  }[],
   sentPerSecond: number,
   maxSendLagMs: number,
 ): void {
   console.log(`\nOffered ${sentPerSecond} req/s (the generator was at most ${Math.round(maxSendLagMs)} ms late).`);
   console.log('\n| window | route | lost (of answered) | first coded 503 | recovered after | restart (stack log) |');
   console.log('|---|---|---|---|---|---|');
-  for (const route of ['public', 'secure'] as const) console.log(`| baseline, no fault | ${route} | ${describeLoss(baseline[route])} | | | |`);
+  for (const route of ['public', 'secure'] as const)
+    console.log(`| baseline, no fault | ${route} | ${describeLoss(baseline[route])} | | | |`);
   for (const fault of perFault) {
     for (const route of ['public', 'secure'] as const) {
       const affected = AFFECTED_ROUTES[fault.target].includes(route);
@@ -329,7 +440,9 @@ function printReport(
   for (const fault of perFault) {
     const affected = AFFECTED_ROUTES[fault.target];
     const otherwise = affected.reduce((total, route) => total + fault.routes[route].lostUncoded, 0);
-    const collateral = (['public', 'secure'] as const).filter((route) => !affected.includes(route)).reduce((total, route) => total + fault.routes[route].lost, 0);
+    const collateral = (['public', 'secure'] as const)
+      .filter((route) => !affected.includes(route))
+      .reduce((total, route) => total + fault.routes[route].lost, 0);
     const kept = otherwise === 0 && collateral === 0;
     console.log(
       `kill ${fault.target}: ${kept ? 'kept' : 'NOT kept'}: ${otherwise === 0 ? 'only coded 503s' : `${otherwise} failed other than with a coded 503`} on ${affected.join(' and ')}` +
@@ -340,7 +453,9 @@ function printReport(
   console.log('|---|---|---|---|---|---|');
   for (const row of memory) {
     const mib = (value: number | null) => (value === null ? '—' : `${value} MiB`);
-    console.log(`| ${row.role} | ${row.pids.join(', ')} | ${mib(row.startMiB)} | ${mib(row.endMiB)} | ${mib(row.peakMiB)} | ${row.growthMiB === null ? 'restarted' : `${row.growthMiB >= 0 ? '+' : ''}${row.growthMiB} MiB`} |`);
+    console.log(
+      `| ${row.role} | ${row.pids.join(', ')} | ${mib(row.startMiB)} | ${mib(row.endMiB)} | ${mib(row.peakMiB)} | ${row.growthMiB === null ? 'restarted' : `${row.growthMiB >= 0 ? '+' : ''}${row.growthMiB} MiB`} |`,
+    );
   }
 }
 

@@ -14,20 +14,57 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import type { CoresUsed, OptionsOf } from '../common/index.js';
-import { QUIET_MACHINE_CORES, decimal, describeEnvironment, integer, partsCpuMeter, percentile, stopChild, waitForLine } from '../common/index.js';
+import {
+  QUIET_MACHINE_CORES,
+  decimal,
+  describeEnvironment,
+  integer,
+  partsCpuMeter,
+  percentile,
+  stopChild,
+  waitForLine,
+} from '../common/index.js';
 import type { AnswerCheck, ClosedLoopFigures, HttpTarget, RouteFigures } from '../loadtest/index.js';
 import { closedLoop, checkTarget, exactAnswer, pacedStream, studyAnswer, studyRequestBody } from '../loadtest/index.js';
 import { runBench, saveBenchResult } from './run.js';
 
 const benchOptions = {
-  duration: decimal({ description: 'Trivial upstream: time per target at saturation, and paced', unit: 's', default: 10, min: 0.5, max: 3600 }),
-  connections: integer({ description: 'Trivial upstream: connections at saturation (the paced phase opens as many)', default: 10, min: 1, max: 10_000 }),
-  rate: decimal({ description: 'Trivial upstream: the paced phase\'s offered rate, well below what the gateway saturates at', unit: 'requests/s', default: 500, min: 1, max: 100_000 }),
+  duration: decimal({
+    description: 'Trivial upstream: time per target at saturation, and paced',
+    unit: 's',
+    default: 10,
+    min: 0.5,
+    max: 3600,
+  }),
+  connections: integer({
+    description: 'Trivial upstream: connections at saturation (the paced phase opens as many)',
+    default: 10,
+    min: 1,
+    max: 10_000,
+  }),
+  rate: decimal({
+    description: "Trivial upstream: the paced phase's offered rate, well below what the gateway saturates at",
+    unit: 'requests/s',
+    default: 500,
+    min: 1,
+    max: 100_000,
+  }),
   warmup: decimal({ description: 'Warm-up before each measured phase', unit: 's', default: 2, min: 0.1, max: 600 }),
-  modelDuration: decimal({ description: 'Model server: time per target, in two halves', unit: 's', default: 15, min: 1, max: 3600 }),
+  modelDuration: decimal({
+    description: 'Model server: time per target, in two halves',
+    unit: 's',
+    default: 15,
+    min: 1,
+    max: 3600,
+  }),
   // 16 connections of 2 images keep the model server's two runs of 8 always refilled: a backlog,
   // so throughput measures the server, not the round trip of a closed loop that runs dry.
-  modelConnections: integer({ description: 'Model server: connections at saturation', default: 16, min: 1, max: 10_000 }),
+  modelConnections: integer({
+    description: 'Model server: connections at saturation',
+    default: 16,
+    min: 1,
+    max: 10_000,
+  }),
 };
 
 type BenchOptions = OptionsOf<typeof benchOptions>;
@@ -92,7 +129,10 @@ async function startChild(name: string, command: string, args: string[]): Promis
 async function waitReady(name: string, url: string) {
   const deadline = performance.now() + 120_000;
   while (performance.now() < deadline) {
-    const ready = await fetch(`${url}/readyz`).then((response) => response.status === 200, () => false);
+    const ready = await fetch(`${url}/readyz`).then(
+      (response) => response.status === 200,
+      () => false,
+    );
     if (ready) return;
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
@@ -130,9 +170,15 @@ interface Measured {
   latencies?: number[];
 }
 
-const processes = (pids: Record<string, number>) => Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, { pid, by: 'process' as const }]));
+const processes = (pids: Record<string, number>) =>
+  Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, { pid, by: 'process' as const }]));
 
-function measured(figures: ClosedLoopFigures | RouteFigures, seconds: number, cores: CoresUsed, latencies?: number[]): Measured {
+function measured(
+  figures: ClosedLoopFigures | RouteFigures,
+  seconds: number,
+  cores: CoresUsed,
+  latencies?: number[],
+): Measured {
   return {
     ok: figures.ok,
     seconds,
@@ -152,7 +198,14 @@ function measured(figures: ClosedLoopFigures | RouteFigures, seconds: number, co
 /** At saturation: the load library's closed loop, every connection sending again as soon as answered. */
 async function load(target: Target, options: LoadOptions, keepLatencies = false): Promise<Measured> {
   const meter = partsCpuMeter(processes(options.pids));
-  const figures = await closedLoop(target, { body: options.body, connections: options.connections, seconds: options.seconds, timeoutSeconds: TIMEOUT_SECONDS, check: options.check, keepLatencies });
+  const figures = await closedLoop(target, {
+    body: options.body,
+    connections: options.connections,
+    seconds: options.seconds,
+    timeoutSeconds: TIMEOUT_SECONDS,
+    check: options.check,
+    keepLatencies,
+  });
   return measured(figures, figures.seconds, meter(), figures.latencies);
 }
 
@@ -161,7 +214,10 @@ async function load(target: Target, options: LoadOptions, keepLatencies = false)
  * slow answer and the difference between two targets' p50 is what one request costs, not queueing.
  * Timed from each request's send: the generator's timers are late by more than the cost measured.
  */
-async function paced(target: Target, options: LoadOptions & { rate: number; warmupSeconds: number }): Promise<Measured> {
+async function paced(
+  target: Target,
+  options: LoadOptions & { rate: number; warmupSeconds: number },
+): Promise<Measured> {
   let meter: (() => CoresUsed) | undefined;
   const figures = await pacedStream({
     targets: { target: { ...target, check: options.check } },
@@ -184,7 +240,9 @@ function combine(runs: Measured[]): Measured {
   const sum = (pick: (run: Measured) => number) => runs.reduce((total, run) => total + pick(run), 0);
   const seconds = sum((run) => run.seconds);
   const ok = sum((run) => run.ok);
-  const cores = Object.fromEntries(Object.keys(runs[0]!.cores).map((name) => [name, sum((run) => run.cores[name]! * run.seconds) / seconds]));
+  const cores = Object.fromEntries(
+    Object.keys(runs[0]!.cores).map((name) => [name, sum((run) => run.cores[name]! * run.seconds) / seconds]),
+  );
   return {
     ok,
     seconds,
@@ -204,7 +262,9 @@ const format = (value: number, digits = 1) => value.toFixed(digits);
 const signed = (value: number, digits = 1) => (value >= 0 ? '+' : '') + value.toFixed(digits);
 const failures = (run: Measured) => run.non2xx + run.errors + run.timeouts + run.mismatches;
 const coresText = (cores: Record<string, number>) =>
-  Object.entries(cores).map(([name, value]) => `${name} ${format(value, 2)}`).join(', ');
+  Object.entries(cores)
+    .map(([name, value]) => `${name} ${format(value, 2)}`)
+    .join(', ');
 
 function describe(label: string, run: Measured, unit: 'req/s' | 'images/s' = 'req/s') {
   const rate = unit === 'images/s' ? 2 * run.requestsPerSecond : run.requestsPerSecond;
@@ -230,8 +290,15 @@ async function trivialUpstreamPhase(options: BenchOptions) {
   writeFileSync(script, TRIVIAL_UPSTREAM_SOURCE);
   const upstream = await startChild('trivial upstream', process.execPath, [script, socketPath]);
   const gateway = await startChild('gateway', CLI, [
-    'gateway', '--port', '0', '--log-level', 'warn',
-    '--public-upstream', upstream.url, '--secure-upstream', `unix:${socketPath}`,
+    'gateway',
+    '--port',
+    '0',
+    '--log-level',
+    'warn',
+    '--public-upstream',
+    upstream.url,
+    '--secure-upstream',
+    `unix:${socketPath}`,
     // A trivial upstream cannot attest; attestation costs a request nothing (it runs beside the
     // health checks), and bench:attestation measures it.
     '--insecure-skip-attestation',
@@ -245,7 +312,11 @@ async function trivialUpstreamPhase(options: BenchOptions) {
     {
       name: 'secure (Unix socket)',
       direct: { label: 'direct, Unix socket', url: 'http://localhost/predict', socketPath } as Target,
-      via: { label: 'gateway /predict-secure -> Unix socket', url: `${gateway.url}/predict-secure`, route: 'secure' } as Target,
+      via: {
+        label: 'gateway /predict-secure -> Unix socket',
+        url: `${gateway.url}/predict-secure`,
+        route: 'secure',
+      } as Target,
     },
   ];
   const results = [];
@@ -255,12 +326,19 @@ async function trivialUpstreamPhase(options: BenchOptions) {
       for (const target of [path.direct, path.via]) {
         const check = exactAnswer(TRIVIAL_ANSWER, target.route);
         await checkTarget(target, TRIVIAL_REQUEST, TIMEOUT_SECONDS, check);
-        const pids: Record<string, number> = target.route ? { upstream: upstream.pid, gateway: gateway.pid } : { upstream: upstream.pid };
+        const pids: Record<string, number> = target.route
+          ? { upstream: upstream.pid, gateway: gateway.pid }
+          : { upstream: upstream.pid };
         const common = { body: TRIVIAL_REQUEST, connections: options.connections, check, pids };
         await load(target, { ...common, seconds: options.warmup });
         const saturated = await load(target, { ...common, seconds: options.duration });
         describe(`trivial, ${target.label}, saturation, ${options.connections} connections`, saturated);
-        const fixedRate = await paced(target, { ...common, seconds: options.duration, rate: options.rate, warmupSeconds: 1 });
+        const fixedRate = await paced(target, {
+          ...common,
+          seconds: options.duration,
+          rate: options.rate,
+          warmupSeconds: 1,
+        });
         describe(`trivial, ${target.label}, paced ${options.rate} req/s`, fixedRate);
         measured[target.route ? 'via' : 'direct'] = { saturated, fixedRate };
       }
@@ -276,7 +354,15 @@ async function trivialUpstreamPhase(options: BenchOptions) {
 async function modelServerPhase(options: BenchOptions) {
   const body = await studyRequestBody();
   const modelServer = await startChild('model server', CLI, ['model-server', '--port', '0', '--log-level', 'warn']);
-  const gateway = await startChild('gateway', CLI, ['gateway', '--port', '0', '--log-level', 'warn', '--public-upstream', modelServer.url]);
+  const gateway = await startChild('gateway', CLI, [
+    'gateway',
+    '--port',
+    '0',
+    '--log-level',
+    'warn',
+    '--public-upstream',
+    modelServer.url,
+  ]);
   const direct: Target = { label: 'direct', url: `${modelServer.url}/predict` };
   const via: Target = { label: 'gateway /predict-public', url: `${gateway.url}/predict-public`, route: 'public' };
   try {
@@ -292,13 +378,26 @@ async function modelServerPhase(options: BenchOptions) {
     // tests, CPU clocks) falls on both sides alike.
     const half = options.modelDuration / 2;
     const runs: Record<'direct' | 'via', Measured[]> = { direct: [], via: [] };
-    for (const [key, target] of [['direct', direct], ['via', via], ['via', via], ['direct', direct]] as const) {
+    for (const [key, target] of [
+      ['direct', direct],
+      ['via', via],
+      ['via', via],
+      ['direct', direct],
+    ] as const) {
       runs[key].push(await load(target, { ...common, check: check(target), seconds: half }, true));
     }
     const halves = (measured: Measured[]) => measured.map((run) => ({ ...run, latencies: undefined }));
-    const result = { direct: combine(runs.direct), viaGateway: combine(runs.via), halves: { direct: halves(runs.direct), viaGateway: halves(runs.via) } };
+    const result = {
+      direct: combine(runs.direct),
+      viaGateway: combine(runs.via),
+      halves: { direct: halves(runs.direct), viaGateway: halves(runs.via) },
+    };
     describe(`model server, direct, ${options.modelConnections} connections`, result.direct, 'images/s');
-    describe(`model server, gateway /predict-public, ${options.modelConnections} connections`, result.viaGateway, 'images/s');
+    describe(
+      `model server, gateway /predict-public, ${options.modelConnections} connections`,
+      result.viaGateway,
+      'images/s',
+    );
     return result;
   } finally {
     await Promise.all([gateway.stop(), modelServer.stop()]);
@@ -308,7 +407,9 @@ async function modelServerPhase(options: BenchOptions) {
 async function main(options: BenchOptions) {
   const environment = describeEnvironment();
   const loadAverage = loadavg().map((value) => Math.round(value * 100) / 100);
-  console.log(`bench:gateway on ${environment.cpuModel} (${environment.cores} cores), Node ${environment.node}, load average ${loadAverage.join(' ')}`);
+  console.log(
+    `bench:gateway on ${environment.cpuModel} (${environment.cores} cores), Node ${environment.node}, load average ${loadAverage.join(' ')}`,
+  );
   console.log(
     `trivial upstream: ${options.connections} connections, ${options.warmup} s warm-up, ${options.duration} s at saturation ` +
       `and ${options.duration} s paced at ${options.rate} req/s per target; model server: ${options.modelConnections} connections, ` +
@@ -326,24 +427,53 @@ async function main(options: BenchOptions) {
     const fixed = { via: viaGateway.fixedRate!, direct: direct.fixedRate! };
     const addedSaturated = saturated.via.p50Ms - saturated.direct.p50Ms;
     const addedFixed = fixed.via.p50Ms - fixed.direct.p50Ms;
-    console.log(`| trivial ${path}: throughput, ${options.connections} connections | ${format(saturated.via.requestsPerSecond)} req/s | ${format(saturated.direct.requestsPerSecond)} req/s | ${format((100 * saturated.via.requestsPerSecond) / saturated.direct.requestsPerSecond)}% | |`);
-    console.log(`| trivial ${path}: p50 / p99 at saturation | ${format(saturated.via.p50Ms, 3)} / ${format(saturated.via.p99Ms, 3)} ms | ${format(saturated.direct.p50Ms, 3)} / ${format(saturated.direct.p99Ms, 3)} ms | p50 ${signed(addedSaturated, 3)} ms | p50 <= +${P50_ADDED_TARGET_MS} ms: ${verdict(addedSaturated <= P50_ADDED_TARGET_MS)} |`);
-    console.log(`| trivial ${path}: p50 / p99 paced at ${options.rate} req/s | ${format(fixed.via.p50Ms, 3)} / ${format(fixed.via.p99Ms, 3)} ms | ${format(fixed.direct.p50Ms, 3)} / ${format(fixed.direct.p99Ms, 3)} ms | p50 ${signed(addedFixed, 3)} ms | p50 <= +${P50_ADDED_TARGET_MS} ms: ${verdict(addedFixed <= P50_ADDED_TARGET_MS)} |`);
+    console.log(
+      `| trivial ${path}: throughput, ${options.connections} connections | ${format(saturated.via.requestsPerSecond)} req/s | ${format(saturated.direct.requestsPerSecond)} req/s | ${format((100 * saturated.via.requestsPerSecond) / saturated.direct.requestsPerSecond)}% | |`,
+    );
+    console.log(
+      `| trivial ${path}: p50 / p99 at saturation | ${format(saturated.via.p50Ms, 3)} / ${format(saturated.via.p99Ms, 3)} ms | ${format(saturated.direct.p50Ms, 3)} / ${format(saturated.direct.p99Ms, 3)} ms | p50 ${signed(addedSaturated, 3)} ms | p50 <= +${P50_ADDED_TARGET_MS} ms: ${verdict(addedSaturated <= P50_ADDED_TARGET_MS)} |`,
+    );
+    console.log(
+      `| trivial ${path}: p50 / p99 paced at ${options.rate} req/s | ${format(fixed.via.p50Ms, 3)} / ${format(fixed.via.p99Ms, 3)} ms | ${format(fixed.direct.p50Ms, 3)} / ${format(fixed.direct.p99Ms, 3)} ms | p50 ${signed(addedFixed, 3)} ms | p50 <= +${P50_ADDED_TARGET_MS} ms: ${verdict(addedFixed <= P50_ADDED_TARGET_MS)} |`,
+    );
   }
   const kept = model.viaGateway.requestsPerSecond / model.direct.requestsPerSecond;
-  console.log(`| model server: throughput, ${options.modelConnections} connections | ${format(2 * model.viaGateway.requestsPerSecond)} images/s | ${format(2 * model.direct.requestsPerSecond)} images/s | ${format(100 * kept)}% | >= ${100 * MODEL_THROUGHPUT_TARGET}%: ${verdict(kept >= MODEL_THROUGHPUT_TARGET)} |`);
-  console.log(`| model server: p50 / p99 | ${format(model.viaGateway.p50Ms)} / ${format(model.viaGateway.p99Ms)} ms | ${format(model.direct.p50Ms)} / ${format(model.direct.p99Ms)} ms | p50 ${signed(model.viaGateway.p50Ms - model.direct.p50Ms)} ms | |`);
+  console.log(
+    `| model server: throughput, ${options.modelConnections} connections | ${format(2 * model.viaGateway.requestsPerSecond)} images/s | ${format(2 * model.direct.requestsPerSecond)} images/s | ${format(100 * kept)}% | >= ${100 * MODEL_THROUGHPUT_TARGET}%: ${verdict(kept >= MODEL_THROUGHPUT_TARGET)} |`,
+  );
+  console.log(
+    `| model server: p50 / p99 | ${format(model.viaGateway.p50Ms)} / ${format(model.viaGateway.p99Ms)} ms | ${format(model.direct.p50Ms)} / ${format(model.direct.p99Ms)} ms | p50 ${signed(model.viaGateway.p50Ms - model.direct.p50Ms)} ms | |`,
+  );
   for (const { path, direct, viaGateway } of trivial) {
-    console.log(`| CPU, trivial ${path} at saturation (cores) | ${coresText(viaGateway.saturated!.cores)} | ${coresText(direct.saturated!.cores)} | | |`);
+    console.log(
+      `| CPU, trivial ${path} at saturation (cores) | ${coresText(viaGateway.saturated!.cores)} | ${coresText(direct.saturated!.cores)} | | |`,
+    );
   }
-  console.log(`| CPU, model server at saturation (cores) | ${coresText(model.viaGateway.cores)} | ${coresText(model.direct.cores)} | | |`);
-  const measuredRuns = [...trivial.flatMap((path) => [path.direct.saturated!, path.direct.fixedRate!, path.viaGateway.saturated!, path.viaGateway.fixedRate!]), model.direct, model.viaGateway];
+  console.log(
+    `| CPU, model server at saturation (cores) | ${coresText(model.viaGateway.cores)} | ${coresText(model.direct.cores)} | | |`,
+  );
+  const measuredRuns = [
+    ...trivial.flatMap((path) => [
+      path.direct.saturated!,
+      path.direct.fixedRate!,
+      path.viaGateway.saturated!,
+      path.viaGateway.fixedRate!,
+    ]),
+    model.direct,
+    model.viaGateway,
+  ];
   const failed = measuredRuns.reduce((total, run) => total + failures(run), 0);
-  console.log(`| answers not 2xx (non-2xx + errors + timeouts + mismatches), all measured runs | ${failed} | | | 0: ${verdict(failed === 0)} |`);
+  console.log(
+    `| answers not 2xx (non-2xx + errors + timeouts + mismatches), all measured runs | ${failed} | | | 0: ${verdict(failed === 0)} |`,
+  );
   const others = Math.max(...measuredRuns.map((run) => run.cores.others ?? 0));
-  console.log(`| CPU used by other processes, most in any measured run | ${format(others, 2)} cores | | | ~0 (a quiet machine) |`);
+  console.log(
+    `| CPU used by other processes, most in any measured run | ${format(others, 2)} cores | | | ~0 (a quiet machine) |`,
+  );
   if (others > QUIET_MACHINE_CORES) {
-    console.log(`\nwarning: other processes used up to ${format(others, 2)} of ${environment.cores} cores while measuring; these figures are suspect, run again on a quiet machine`);
+    console.log(
+      `\nwarning: other processes used up to ${format(others, 2)} of ${environment.cores} cores while measuring; these figures are suspect, run again on a quiet machine`,
+    );
   }
 
   const file = await saveBenchResult('gateway', {
@@ -370,7 +500,9 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 
 await runBench({
   name: 'gateway',
-  summary: ['What the gateway costs, against going direct, in one run: a trivial upstream at saturation and paced, then the model server.'],
+  summary: [
+    'What the gateway costs, against going direct, in one run: a trivial upstream at saturation and paced, then the model server.',
+  ],
   options: benchOptions,
   main: (options) => main(options).finally(killChildrenNow),
 });

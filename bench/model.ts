@@ -18,7 +18,15 @@ import { availableParallelism, loadavg } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { RawSessionJob, RawSessionReport } from './raw-session-worker.js';
 import type { OptionsOf } from '../common/index.js';
-import { decimal, describeEnvironment, integer, processCpuSeconds, processMemory, sampleImage, text } from '../common/index.js';
+import {
+  decimal,
+  describeEnvironment,
+  integer,
+  processCpuSeconds,
+  processMemory,
+  sampleImage,
+  text,
+} from '../common/index.js';
 import { DEFAULT_MODEL_PATH, ensureModel } from '../model/index.js';
 import { loadPreprocessing } from '../model-server/index.js';
 
@@ -40,17 +48,40 @@ interface BenchOptions {
 }
 
 const benchOptions = {
-  cores: integer({ description: 'Cores to spend (raw configurations and the default server layouts)', default: availableParallelism(), defaultText: 'the number of CPUs', min: 1, max: 256 }),
+  cores: integer({
+    description: 'Cores to spend (raw configurations and the default server layouts)',
+    default: availableParallelism(),
+    defaultText: 'the number of CPUs',
+    min: 1,
+    max: 256,
+  }),
   duration: decimal({ description: 'Time per phase', unit: 's', default: 15, min: 1, max: 3600 }),
   connections: integer({ description: 'Connections at saturation', default: 8, min: 1, max: 10_000 }),
-  startupTrials: integer({ description: 'Starts timed to /readyz (the median is reported)', default: 7, min: 1, max: 100 }),
-  rawBatches: text({ description: 'Batch sizes of the raw onnxruntime configurations', default: '1,2,4,8', placeholder: 'N,...', check: (value) => (/^\d+(,\d+)*$/.test(value) ? undefined : 'must be batch sizes, like 1,2,8') }),
-  servers: text({
-    description: 'Server configurations, sessions:threads:maxBatch:windowMs each; the first is the default, which the summary judges; default: one session of every core, then one single-threaded session per core',
-    placeholder: 'S:T:B:MS,...',
-    check: (value) => (/^\d+:\d+:\d+:\d+(,\d+:\d+:\d+:\d+)*$/.test(value) ? undefined : 'must be sessions:threads:maxBatch:windowMs, like 1:2:8:2'),
+  startupTrials: integer({
+    description: 'Starts timed to /readyz (the median is reported)',
+    default: 7,
+    min: 1,
+    max: 100,
   }),
-  baselineCli: text({ description: "Another checkout's bin/mpg (e.g. main's), measured the same way in the same run", placeholder: 'PATH' }),
+  rawBatches: text({
+    description: 'Batch sizes of the raw onnxruntime configurations',
+    default: '1,2,4,8',
+    placeholder: 'N,...',
+    check: (value) => (/^\d+(,\d+)*$/.test(value) ? undefined : 'must be batch sizes, like 1,2,8'),
+  }),
+  servers: text({
+    description:
+      'Server configurations, sessions:threads:maxBatch:windowMs each; the first is the default, which the summary judges; default: one session of every core, then one single-threaded session per core',
+    placeholder: 'S:T:B:MS,...',
+    check: (value) =>
+      /^\d+:\d+:\d+:\d+(,\d+:\d+:\d+:\d+)*$/.test(value)
+        ? undefined
+        : 'must be sessions:threads:maxBatch:windowMs, like 1:2:8:2',
+  }),
+  baselineCli: text({
+    description: "Another checkout's bin/mpg (e.g. main's), measured the same way in the same run",
+    placeholder: 'PATH',
+  }),
 };
 
 function benchSettings(options: OptionsOf<typeof benchOptions>): BenchOptions {
@@ -76,8 +107,20 @@ const MiB = 2 ** 20;
 const RAW_WORKER = new URL('./raw-session-worker.js', import.meta.url);
 
 /** `sessions` raw sessions of `threads` threads each, side by side on worker threads, for `seconds`. */
-async function rawOnnxruntime(sessions: number, threads: number, batch: number, image: Float32Array, seconds: number): Promise<{ imagesPerSecond: number; cpuMsPerImage: number }> {
-  const workers = Array.from({ length: sessions }, () => new Worker(RAW_WORKER, { workerData: { modelPath: DEFAULT_MODEL_PATH, threads, batch, seconds, image } satisfies RawSessionJob }));
+async function rawOnnxruntime(
+  sessions: number,
+  threads: number,
+  batch: number,
+  image: Float32Array,
+  seconds: number,
+): Promise<{ imagesPerSecond: number; cpuMsPerImage: number }> {
+  const workers = Array.from(
+    { length: sessions },
+    () =>
+      new Worker(RAW_WORKER, {
+        workerData: { modelPath: DEFAULT_MODEL_PATH, threads, batch, seconds, image } satisfies RawSessionJob,
+      }),
+  );
   const next = (worker: Worker) =>
     new Promise<RawSessionReport>((resolve, reject) => {
       worker.once('message', resolve);
@@ -105,7 +148,8 @@ async function rawOnnxruntime(sessions: number, threads: number, batch: number, 
 /** Threads per session × sessions that fill `cores`: one session with every core, one per core, and between. */
 function rawLayouts(cores: number): { sessions: number; threads: number }[] {
   const layouts = [];
-  for (let sessions = 1; sessions <= cores; sessions++) if (cores % sessions === 0) layouts.push({ sessions, threads: cores / sessions });
+  for (let sessions = 1; sessions <= cores; sessions++)
+    if (cores % sessions === 0) layouts.push({ sessions, threads: cores / sessions });
   return layouts;
 }
 
@@ -131,7 +175,10 @@ async function startServer(flags: string[], cli = CLI): Promise<StartedServer> {
     child.once('exit', (code) => reject(new Error(`model-server exited with ${code} before listening`)));
   });
   for (;;) {
-    const ready = await fetch(`${url}/readyz`).then((response) => response.status === 200, () => false);
+    const ready = await fetch(`${url}/readyz`).then(
+      (response) => response.status === 200,
+      () => false,
+    );
     if (ready) break;
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
@@ -153,7 +200,10 @@ function residentSplit(pid: number): { privateMiB: number; sharedMiB: number } |
   try {
     const rollup = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
     const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(rollup)?.[1] ?? 0) / 1024;
-    return { privateMiB: field('Private_Clean') + field('Private_Dirty'), sharedMiB: field('Shared_Clean') + field('Shared_Dirty') };
+    return {
+      privateMiB: field('Private_Clean') + field('Private_Dirty'),
+      sharedMiB: field('Shared_Clean') + field('Shared_Dirty'),
+    };
   } catch {
     return undefined;
   }
@@ -229,10 +279,14 @@ async function startupMs(flags: string[], trials: number, cli?: string): Promise
 }
 
 const serverFlags = (config: ServerConfiguration) => [
-  '--sessions', String(config.sessions),
-  '--threads', String(config.threads),
-  '--max-batch', String(config.maxBatch),
-  '--batch-window-ms', String(config.batchWindowMs),
+  '--sessions',
+  String(config.sessions),
+  '--threads',
+  String(config.threads),
+  '--max-batch',
+  String(config.maxBatch),
+  '--batch-window-ms',
+  String(config.batchWindowMs),
 ];
 
 async function measureServer(flags: string[], body: string, options: BenchOptions, cli?: string) {
@@ -252,17 +306,24 @@ async function main(options: BenchOptions) {
   const body = JSON.stringify({ images: [image.toString('base64'), image.toString('base64')], topk: 5 });
   const environment = describeEnvironment();
   const loadBefore = loadavg()[0]!;
-  console.log(`bench:model on ${environment.cpuModel} (${environment.cores} cores), Node ${environment.node}, onnxruntime ${environment.onnxruntime}, load average ${format(loadBefore, 2)}`);
-  console.log(`${options.cores} cores for onnxruntime, ${options.durationSeconds} s per server phase, ${options.connections} connections, image ${image.length} bytes JPEG 500x375, batch-2 JSON`);
+  console.log(
+    `bench:model on ${environment.cpuModel} (${environment.cores} cores), Node ${environment.node}, onnxruntime ${environment.onnxruntime}, load average ${format(loadBefore, 2)}`,
+  );
+  console.log(
+    `${options.cores} cores for onnxruntime, ${options.durationSeconds} s per server phase, ${options.connections} connections, image ${image.length} bytes JPEG 500x375, batch-2 JSON`,
+  );
 
   // The raw baseline: every way of spending the cores on sessions, threads and batch size.
-  const raw: { sessions: number; threads: number; batch: number; imagesPerSecond: number; cpuMsPerImage: number }[] = [];
+  const raw: { sessions: number; threads: number; batch: number; imagesPerSecond: number; cpuMsPerImage: number }[] =
+    [];
   const rawSeconds = Math.max(4, options.durationSeconds / 3);
   for (const layout of rawLayouts(options.cores)) {
     for (const batch of options.rawBatches) {
       const measured = await rawOnnxruntime(layout.sessions, layout.threads, batch, tensor, rawSeconds);
       raw.push({ ...layout, batch, ...measured });
-      console.log(`raw onnxruntime, ${layout.sessions} session(s) x ${layout.threads} thread(s), batch ${batch}: ${format(measured.imagesPerSecond)} images/s, ${format(measured.cpuMsPerImage)} ms CPU per image`);
+      console.log(
+        `raw onnxruntime, ${layout.sessions} session(s) x ${layout.threads} thread(s), batch ${batch}: ${format(measured.imagesPerSecond)} images/s, ${format(measured.cpuMsPerImage)} ms CPU per image`,
+      );
     }
   }
   const rawBest = raw.reduce((a, b) => (b.imagesPerSecond > a.imagesPerSecond ? b : a));
@@ -270,7 +331,10 @@ async function main(options: BenchOptions) {
   console.log(`best raw configuration: ${rawBestName}, ${format(rawBest.imagesPerSecond)} images/s`);
 
   // The decode ceiling: inference and decoding share the same cores.
-  const decodeMs = await preprocessingCpuMs((bytes) => preprocessImage(bytes, { maxPixels: 40_000_000, kernel: 'linear' }), image);
+  const decodeMs = await preprocessingCpuMs(
+    (bytes) => preprocessImage(bytes, { maxPixels: 40_000_000, kernel: 'linear' }),
+    image,
+  );
   // The ceiling as a share of raw: decoding adds decodeMs of CPU to the inferenceCpuMs an image costs.
   const inferenceCpuMs = rawBest.cpuMsPerImage;
   const ceiling = (rawBest.imagesPerSecond * inferenceCpuMs) / (inferenceCpuMs + decodeMs);
@@ -281,9 +345,16 @@ async function main(options: BenchOptions) {
 
   const defaultFlags = serverFlags(options.servers[0]!);
   const startup = await startupMs(defaultFlags, options.startupTrials);
-  console.log(`ours: start to /readyz: median ${format(median(startup), 0)} ms (${startup.map((ms) => format(ms, 0)).join(', ')})`);
-  const baselineStartup = options.baselineCli ? await startupMs(['--threads', String(options.cores)], options.startupTrials, options.baselineCli) : undefined;
-  if (baselineStartup) console.log(`baseline (${options.baselineCli}): start to /readyz: median ${format(median(baselineStartup), 0)} ms (${baselineStartup.map((ms) => format(ms, 0)).join(', ')})`);
+  console.log(
+    `ours: start to /readyz: median ${format(median(startup), 0)} ms (${startup.map((ms) => format(ms, 0)).join(', ')})`,
+  );
+  const baselineStartup = options.baselineCli
+    ? await startupMs(['--threads', String(options.cores)], options.startupTrials, options.baselineCli)
+    : undefined;
+  if (baselineStartup)
+    console.log(
+      `baseline (${options.baselineCli}): start to /readyz: median ${format(median(baselineStartup), 0)} ms (${baselineStartup.map((ms) => format(ms, 0)).join(', ')})`,
+    );
 
   const describe = (name: string, run: Awaited<ReturnType<typeof measureServer>>) =>
     console.log(
@@ -296,9 +367,14 @@ async function main(options: BenchOptions) {
   for (const config of options.servers) {
     const measured = await measureServer(serverFlags(config), body, options);
     runs.push({ ...config, ...measured });
-    describe(`ours, ${config.sessions} session(s) x ${config.threads} thread(s), max-batch ${config.maxBatch}, window ${config.batchWindowMs} ms`, measured);
+    describe(
+      `ours, ${config.sessions} session(s) x ${config.threads} thread(s), max-batch ${config.maxBatch}, window ${config.batchWindowMs} ms`,
+      measured,
+    );
   }
-  const baseline = options.baselineCli ? await measureServer(['--threads', String(options.cores)], body, options, options.baselineCli) : undefined;
+  const baseline = options.baselineCli
+    ? await measureServer(['--threads', String(options.cores)], body, options, options.baselineCli)
+    : undefined;
   if (baseline) describe(`baseline (${options.baselineCli}), its defaults`, baseline);
   const loadAfter = loadavg()[0]!;
 
@@ -306,18 +382,37 @@ async function main(options: BenchOptions) {
   const best = runs.reduce((a, b) => (b.imagesPerSecond > a.imagesPerSecond ? b : a));
   console.log('\n| figure | ours (default) | baseline (same run) | ratio | target |');
   console.log('|---|---|---|---|---|');
-  console.log(`| throughput, batch-2 JSON, ${options.connections} connections | ${format(def.imagesPerSecond)} images/s | best raw onnxruntime (${rawBestName}) ${format(rawBest.imagesPerSecond)} images/s | ${format(def.imagesPerSecond / rawBest.imagesPerSecond, 2)}x | >= 0.85x |`);
-  console.log(`| throughput against the decode ceiling | ${format(def.imagesPerSecond)} images/s | ceiling ${format(ceiling)} images/s (${format(inferenceCpuMs)} + ${format(decodeMs, 2)} ms CPU per image) | ${format(def.imagesPerSecond / ceiling, 2)}x | >= 0.95x |`);
+  console.log(
+    `| throughput, batch-2 JSON, ${options.connections} connections | ${format(def.imagesPerSecond)} images/s | best raw onnxruntime (${rawBestName}) ${format(rawBest.imagesPerSecond)} images/s | ${format(def.imagesPerSecond / rawBest.imagesPerSecond, 2)}x | >= 0.85x |`,
+  );
+  console.log(
+    `| throughput against the decode ceiling | ${format(def.imagesPerSecond)} images/s | ceiling ${format(ceiling)} images/s (${format(inferenceCpuMs)} + ${format(decodeMs, 2)} ms CPU per image) | ${format(def.imagesPerSecond / ceiling, 2)}x | >= 0.95x |`,
+  );
   for (const run of runs.slice(1)) {
-    console.log(`| throughput, ${run.sessions} session(s) x ${run.threads} thread(s), max-batch ${run.maxBatch} | ${format(run.imagesPerSecond)} images/s | best raw ${format(rawBest.imagesPerSecond)} images/s | ${format(run.imagesPerSecond / rawBest.imagesPerSecond, 2)}x | |`);
+    console.log(
+      `| throughput, ${run.sessions} session(s) x ${run.threads} thread(s), max-batch ${run.maxBatch} | ${format(run.imagesPerSecond)} images/s | best raw ${format(rawBest.imagesPerSecond)} images/s | ${format(run.imagesPerSecond / rawBest.imagesPerSecond, 2)}x | |`,
+    );
   }
-  if (baseline) console.log(`| throughput, today's server | ${format(def.imagesPerSecond)} images/s | today ${format(baseline.imagesPerSecond)} images/s | ${format(def.imagesPerSecond / baseline.imagesPerSecond, 2)}x | |`);
-  console.log(`| p99 latency, ${options.connections} connections | ${def.p99Ms} ms | ${baseline ? `today ${baseline.p99Ms} ms` : 'run with --baseline-cli'} | ${baseline ? format(def.p99Ms / baseline.p99Ms, 2) + 'x' : ''} | <= today |`);
-  console.log(`| peak RSS under that load (private + shared) | ${format(def.peakRssMiB)} MiB (${format(def.peakPrivateMiB)} + ${format(def.peakSharedMiB)}), VmHWM ${format(def.highWaterMarkMiB)} | ${baseline ? `today ${format(baseline.peakRssMiB)} MiB (${format(baseline.peakPrivateMiB)} + ${format(baseline.peakSharedMiB)}), VmHWM ${format(baseline.highWaterMarkMiB)}` : ''} | | <= 256 MiB |`);
-  console.log(`| start to /readyz, median of ${startup.length} | ${format(median(startup), 0)} ms | ${baselineStartup ? `today ${format(median(baselineStartup), 0)} ms` : 'study: 3000 ms'} | | <= 300 ms |`);
-  console.log(`(fastest server configuration: ${best.sessions} session(s) x ${best.threads} thread(s), max-batch ${best.maxBatch}; load average ${format(loadBefore, 2)} before, ${format(loadAfter, 2)} after: ${loadAfter > options.cores ? 'the machine was loaded, compare ratios only' : 'a quiet machine'})`);
+  if (baseline)
+    console.log(
+      `| throughput, today's server | ${format(def.imagesPerSecond)} images/s | today ${format(baseline.imagesPerSecond)} images/s | ${format(def.imagesPerSecond / baseline.imagesPerSecond, 2)}x | |`,
+    );
+  console.log(
+    `| p99 latency, ${options.connections} connections | ${def.p99Ms} ms | ${baseline ? `today ${baseline.p99Ms} ms` : 'run with --baseline-cli'} | ${baseline ? format(def.p99Ms / baseline.p99Ms, 2) + 'x' : ''} | <= today |`,
+  );
+  console.log(
+    `| peak RSS under that load (private + shared) | ${format(def.peakRssMiB)} MiB (${format(def.peakPrivateMiB)} + ${format(def.peakSharedMiB)}), VmHWM ${format(def.highWaterMarkMiB)} | ${baseline ? `today ${format(baseline.peakRssMiB)} MiB (${format(baseline.peakPrivateMiB)} + ${format(baseline.peakSharedMiB)}), VmHWM ${format(baseline.highWaterMarkMiB)}` : ''} | | <= 256 MiB |`,
+  );
+  console.log(
+    `| start to /readyz, median of ${startup.length} | ${format(median(startup), 0)} ms | ${baselineStartup ? `today ${format(median(baselineStartup), 0)} ms` : 'study: 3000 ms'} | | <= 300 ms |`,
+  );
+  console.log(
+    `(fastest server configuration: ${best.sessions} session(s) x ${best.threads} thread(s), max-batch ${best.maxBatch}; load average ${format(loadBefore, 2)} before, ${format(loadAfter, 2)} after: ${loadAfter > options.cores ? 'the machine was loaded, compare ratios only' : 'a quiet machine'})`,
+  );
 
-  console.log(`\nresults: ${await saveBenchResult('model', { environment, options, loadAverage: [loadBefore, loadAfter], raw, rawBest, decodeCpuMs: decodeMs, inferenceCpuMs, ceiling, startupMs: startup, baselineStartupMs: baselineStartup, runs, baseline })}`);
+  console.log(
+    `\nresults: ${await saveBenchResult('model', { environment, options, loadAverage: [loadBefore, loadAfter], raw, rawBest, decodeCpuMs: decodeMs, inferenceCpuMs, ceiling, startupMs: startup, baselineStartupMs: baselineStartup, runs, baseline })}`,
+  );
 }
 
 await runBench({

@@ -8,7 +8,14 @@ import { generateKeyPairSync } from 'node:crypto';
 import Fastify from 'fastify';
 import { rawX25519PublicKey } from '../attestation/index.js';
 import { nodeServerCrypto } from '../model-server/index.js';
-import { OhttpKeyPair, decodeBinaryRequest, decodeBinaryResponse, encapsulateRequest, encodeBinaryRequest, encodeBinaryResponse } from '../ohttp/index.js';
+import {
+  OhttpKeyPair,
+  decodeBinaryRequest,
+  decodeBinaryResponse,
+  encapsulateRequest,
+  encodeBinaryRequest,
+  encodeBinaryResponse,
+} from '../ohttp/index.js';
 
 export const DEFAULT_OHTTP_ITERATIONS = 200;
 const WARMUP_ITERATIONS = 20;
@@ -51,27 +58,48 @@ async function median(iterations: number, operation: () => unknown): Promise<num
 
 /** A /predict answer of the usual shape for `images` images and top 5 (what the enclave seals). */
 function typicalAnswer(images: number): Uint8Array {
-  const topk = Array.from({ length: 5 }, (_, index) => ({ index: 100 + index, label: `label number ${index}`, score: 0.1 + index / 100 }));
-  return new TextEncoder().encode(JSON.stringify({ model: 'resnet18', predictions: Array.from({ length: images }, () => ({ topk })), timings: { preprocessMs: 5.1, queueMs: 0.2, inferenceMs: 30.2, totalMs: 36.4 } }));
+  const topk = Array.from({ length: 5 }, (_, index) => ({
+    index: 100 + index,
+    label: `label number ${index}`,
+    score: 0.1 + index / 100,
+  }));
+  return new TextEncoder().encode(
+    JSON.stringify({
+      model: 'resnet18',
+      predictions: Array.from({ length: images }, () => ({ topk })),
+      timings: { preprocessMs: 5.1, queueMs: 0.2, inferenceMs: 30.2, totalMs: 36.4 },
+    }),
+  );
 }
 
-export async function measureOhttpCost(body: Uint8Array, { iterations = DEFAULT_OHTTP_ITERATIONS, images = 2 } = {}): Promise<OhttpCost> {
+export async function measureOhttpCost(
+  body: Uint8Array,
+  { iterations = DEFAULT_OHTTP_ITERATIONS, images = 2 } = {},
+): Promise<OhttpCost> {
   const keyPair = await OhttpKeyPair.generate(1);
   const nodeKeys = generateKeyPairSync('x25519');
   const nodePublicKey = rawX25519PublicKey(nodeKeys.publicKey);
   const nodeKeyPair = OhttpKeyPair.withCrypto(2, nodePublicKey, nodeServerCrypto(nodeKeys.privateKey, nodePublicKey));
   const headers: [string, string][] = [['content-type', 'application/json']];
   const inner = { method: 'POST', scheme: 'https', authority: 'enclave', path: '/predict', headers, body };
-  const answer = encodeBinaryResponse({ status: 200, headers: [['content-type', 'application/json; charset=utf-8']], body: typicalAnswer(images) });
+  const answer = encodeBinaryResponse({
+    status: 200,
+    headers: [['content-type', 'application/json; charset=utf-8']],
+    body: typicalAnswer(images),
+  });
   const decoder = new TextDecoder();
 
   const jsonParseBaseline = await median(iterations, () => JSON.parse(decoder.decode(body)));
   const clientSeal = await median(iterations, () => encapsulateRequest(keyPair.config, encodeBinaryRequest(inner)));
   const enclave = async (server: OhttpKeyPair) => {
     const { message } = await encapsulateRequest(server.config, encodeBinaryRequest(inner));
-    const open = await median(iterations, async () => decodeBinaryRequest((await server.decapsulateRequest(message)).bhttpRequest));
+    const open = await median(iterations, async () =>
+      decodeBinaryRequest((await server.decapsulateRequest(message)).bhttpRequest),
+    );
     // Each opened request takes one answer, so every sample opens its own (not timed) first.
-    const opened = await Promise.all(Array.from({ length: iterations + WARMUP_ITERATIONS }, () => server.decapsulateRequest(message)));
+    const opened = await Promise.all(
+      Array.from({ length: iterations + WARMUP_ITERATIONS }, () => server.decapsulateRequest(message)),
+    );
     let next = 0;
     const seal = await median(iterations, () => opened[next++]!.sealResponse(answer));
     return { open, seal };
@@ -81,13 +109,19 @@ export async function measureOhttpCost(body: Uint8Array, { iterations = DEFAULT_
   // openResponse is bound to the request whose answer it opens.
   const clientRequest = await encapsulateRequest(keyPair.config, encodeBinaryRequest(inner));
   const clientAnswer = await (await keyPair.decapsulateRequest(clientRequest.message)).sealResponse(answer);
-  const clientOpen = await median(iterations, async () => decodeBinaryResponse(await clientRequest.openResponse(clientAnswer)));
+  const clientOpen = await median(iterations, async () =>
+    decodeBinaryResponse(await clientRequest.openResponse(clientAnswer)),
+  );
 
   const app = Fastify({ logger: false, bodyLimit: 16 * 1024 * 1024 });
-  app.post('/predict', (request, reply) => reply.send({ images: ((request.body as { images: unknown[] }).images ?? []).length }));
+  app.post('/predict', (request, reply) =>
+    reply.send({ images: ((request.body as { images: unknown[] }).images ?? []).length }),
+  );
   await app.ready();
   const payload = Buffer.from(body);
-  const innerInject = await median(iterations, () => app.inject({ method: 'POST', url: '/predict', headers: { 'content-type': 'application/json' }, payload }));
+  const innerInject = await median(iterations, () =>
+    app.inject({ method: 'POST', url: '/predict', headers: { 'content-type': 'application/json' }, payload }),
+  );
   await app.close();
 
   return {
@@ -108,7 +142,8 @@ export async function measureOhttpCost(body: Uint8Array, { iterations = DEFAULT_
 }
 
 export function formatOhttpCost(cost: OhttpCost): string {
-  const line = (name: string, ms: number) => `  ${name.padEnd(56)} ${ms.toFixed(3).padStart(8)} ms  ${(ms / cost.ms.jsonParseBaseline).toFixed(2).padStart(6)}x JSON.parse`;
+  const line = (name: string, ms: number) =>
+    `  ${name.padEnd(56)} ${ms.toFixed(3).padStart(8)} ms  ${(ms / cost.ms.jsonParseBaseline).toFixed(2).padStart(6)}x JSON.parse`;
   return [
     `OHTTP cost per request: ${cost.bodyBytes} B request body, ${cost.responseBytes} B Binary HTTP answer, median of ${cost.iterations} in one process`,
     line('baseline: JSON.parse of the body', cost.ms.jsonParseBaseline),

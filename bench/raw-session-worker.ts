@@ -18,7 +18,11 @@ export type RawSessionReport = { type: 'loaded' } | { type: 'done'; images: numb
 
 const port = parentPort!;
 const job = workerData as RawSessionJob;
-const session = await ort.InferenceSession.create(job.modelPath, { intraOpNumThreads: job.threads, interOpNumThreads: 1, executionMode: 'sequential' });
+const session = await ort.InferenceSession.create(job.modelPath, {
+  intraOpNumThreads: job.threads,
+  interOpNumThreads: 1,
+  executionMode: 'sequential',
+});
 const input = new Float32Array(job.batch * job.image.length);
 for (let slot = 0; slot < job.batch; slot++) input.set(job.image, slot * job.image.length);
 const feeds = { [session.inputNames[0]!]: new ort.Tensor('float32', input, [job.batch, 3, 224, 224]) };

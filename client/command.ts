@@ -5,7 +5,16 @@
 // 2 for bad options or unreadable files.
 import { readFile } from 'node:fs/promises';
 import type { CommandContext } from '../common/index.js';
-import { OptionError, commandGroup, integer, optionCommand, parseCommandLine, text, toggle, usageWithOptions } from '../common/index.js';
+import {
+  OptionError,
+  commandGroup,
+  integer,
+  optionCommand,
+  parseCommandLine,
+  text,
+  toggle,
+  usageWithOptions,
+} from '../common/index.js';
 import { SecureClientError } from './errors.js';
 import { createSecureClient } from './secure-client.js';
 import type { SecureResponse } from './secure-client.js';
@@ -13,11 +22,27 @@ import type { SecureResponse } from './secure-client.js';
 export const DEFAULT_CLI_TOPK = 5;
 
 export const predictOptions = {
-  gateway: text({ description: 'The gateway\'s base URL (its secure route verifies and encrypts end to end)', placeholder: 'URL' }),
-  pcrs: text({ description: 'Measurements file that "mpg enclave build" (nitro-cli build-enclave) wrote: PCR0/1/2 the enclave must report', placeholder: 'FILE' }),
-  insecureTrustEmulatedNsmRoot: text({ description: 'INSECURE, local emulation only: also trust the emulated NSM root in this PEM file (attestation then proves nothing)', placeholder: 'FILE' }),
+  gateway: text({
+    description: "The gateway's base URL (its secure route verifies and encrypts end to end)",
+    placeholder: 'URL',
+  }),
+  pcrs: text({
+    description:
+      'Measurements file that "mpg enclave build" (nitro-cli build-enclave) wrote: PCR0/1/2 the enclave must report',
+    placeholder: 'FILE',
+  }),
+  insecureTrustEmulatedNsmRoot: text({
+    description:
+      'INSECURE, local emulation only: also trust the emulated NSM root in this PEM file (attestation then proves nothing)',
+    placeholder: 'FILE',
+  }),
   topk: integer({ description: 'Classes to print per image', min: 1, max: 1000, default: DEFAULT_CLI_TOPK }),
-  maxDocumentAgeMs: integer({ description: 'Refuse an attestation document older than this', unit: 'ms', min: 0, default: 5 * 60_000 }),
+  maxDocumentAgeMs: integer({
+    description: 'Refuse an attestation document older than this',
+    unit: 'ms',
+    min: 0,
+    default: 5 * 60_000,
+  }),
   json: toggle({ description: 'Print one JSON object instead of text', env: false }),
 };
 
@@ -28,10 +53,15 @@ interface ParsedPredict {
 }
 
 function parsePredict(argv: readonly string[], env: CommandContext['env']): ParsedPredict {
-  const { options, positionals, help } = parseCommandLine(predictOptions, argv, env, { maxPositionals: Number.MAX_SAFE_INTEGER });
+  const { options, positionals, help } = parseCommandLine(predictOptions, argv, env, {
+    maxPositionals: Number.MAX_SAFE_INTEGER,
+  });
   if (help) return { help, images: [], options };
   if (options.gateway === undefined) throw new OptionError('--gateway URL is required');
-  if (options.pcrs === undefined) throw new OptionError('--pcrs FILE is required: the client only encrypts to an enclave whose measurements it pinned');
+  if (options.pcrs === undefined)
+    throw new OptionError(
+      '--pcrs FILE is required: the client only encrypts to an enclave whose measurements it pinned',
+    );
   if (positionals.length === 0) throw new OptionError('give at least one IMAGE file (JPEG, PNG or WebP)');
   return { help, images: positionals, options };
 }
@@ -41,7 +71,9 @@ async function readInput(path: string, what: string): Promise<Buffer> {
     return await readFile(path);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    throw new OptionError(`cannot read ${what} ${path}: ${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : (code ?? (error as Error).message)}`);
+    throw new OptionError(
+      `cannot read ${what} ${path}: ${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : (code ?? (error as Error).message)}`,
+    );
   }
 }
 
@@ -83,7 +115,7 @@ const predictCommand = optionCommand({
     [
       'Usage: mpg client predict --gateway URL --pcrs FILE [--insecure-trust-emulated-nsm-root FILE] [--topk N] [--json] IMAGE...',
       '',
-      'Fetches the gateway\'s key configs, attests the enclave with a fresh nonce and verifies the',
+      "Fetches the gateway's key configs, attests the enclave with a fresh nonce and verifies the",
       'document (AWS Nitro root, PCRs equal to --pcrs, debug mode refused, the key bound), then sends',
       'the images as one JSON batch encrypted to the enclave (Oblivious HTTP): the gateway and the',
       'parent instance see only ciphertext. Prints the predictions and what was verified.',
@@ -99,17 +131,43 @@ const predictCommand = optionCommand({
     let files: Buffer[];
     try {
       pcrs = (await readInput(options.pcrs!, '--pcrs')).toString('utf8');
-      if (options.insecureTrustEmulatedNsmRoot !== undefined) emulatedRoot = (await readInput(options.insecureTrustEmulatedNsmRoot, '--insecure-trust-emulated-nsm-root')).toString('utf8');
+      if (options.insecureTrustEmulatedNsmRoot !== undefined)
+        emulatedRoot = (
+          await readInput(options.insecureTrustEmulatedNsmRoot, '--insecure-trust-emulated-nsm-root')
+        ).toString('utf8');
       files = await Promise.all(images.map((image) => readInput(image, 'IMAGE')));
     } catch (error) {
       stderr.write(`mpg client predict: ${(error as Error).message}\n`);
       return 2;
     }
-    if (emulatedRoot !== undefined) stderr.write('mpg client predict: INSECURE: trusting the emulated NSM root: attestation proves nothing about the enclave (local emulation only)\n');
+    if (emulatedRoot !== undefined)
+      stderr.write(
+        'mpg client predict: INSECURE: trusting the emulated NSM root: attestation proves nothing about the enclave (local emulation only)\n',
+      );
     try {
-      const client = createSecureClient({ gatewayUrl: options.gateway!, pcrs, insecureTrustEmulatedNsmRoot: emulatedRoot, maxKeyAgeMs: 0, maxDocumentAgeMs: options.maxDocumentAgeMs });
-      const response = await client.predict({ images: files.map((file) => file.toString('base64')), topk: options.topk }, 'application/json');
-      if (options.json) stdout.write(JSON.stringify({ status: response.status, verified: response.verified, response: response.json ?? new TextDecoder().decode(response.body) }, null, 2) + '\n');
+      const client = createSecureClient({
+        gatewayUrl: options.gateway!,
+        pcrs,
+        insecureTrustEmulatedNsmRoot: emulatedRoot,
+        maxKeyAgeMs: 0,
+        maxDocumentAgeMs: options.maxDocumentAgeMs,
+      });
+      const response = await client.predict(
+        { images: files.map((file) => file.toString('base64')), topk: options.topk },
+        'application/json',
+      );
+      if (options.json)
+        stdout.write(
+          JSON.stringify(
+            {
+              status: response.status,
+              verified: response.verified,
+              response: response.json ?? new TextDecoder().decode(response.body),
+            },
+            null,
+            2,
+          ) + '\n',
+        );
       else printText(stdout, images, response);
       return response.status === 200 ? 0 : 1;
     } catch (error) {
@@ -118,11 +176,28 @@ const predictCommand = optionCommand({
         stderr.write(`mpg client predict: ${error.message}\n`);
         return 2;
       }
-      if (options.json) stdout.write(JSON.stringify({ refused: error.reason, attestationReason: error.attestationReason ?? null, status: error.status ?? null, code: error.code ?? null, message: error.message }, null, 2) + '\n');
-      stderr.write(`mpg client predict: REFUSED (${error.reason}${error.attestationReason ? `: ${error.attestationReason}` : ''}): ${error.message}\n`);
+      if (options.json)
+        stdout.write(
+          JSON.stringify(
+            {
+              refused: error.reason,
+              attestationReason: error.attestationReason ?? null,
+              status: error.status ?? null,
+              code: error.code ?? null,
+              message: error.message,
+            },
+            null,
+            2,
+          ) + '\n',
+        );
+      stderr.write(
+        `mpg client predict: REFUSED (${error.reason}${error.attestationReason ? `: ${error.attestationReason}` : ''}): ${error.message}\n`,
+      );
       return 1;
     }
   },
 });
 
-export const clientCommand = commandGroup('client', 'The end-to-end encrypted client of the secure route', [predictCommand]);
+export const clientCommand = commandGroup('client', 'The end-to-end encrypted client of the secure route', [
+  predictCommand,
+]);

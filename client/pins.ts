@@ -11,7 +11,10 @@ const SHA384_HEX = /^[0-9a-fA-F]{96}$/;
 
 export function parsePins(pins: PcrPins): PcrMeasurements {
   const invalid = (problem: string) =>
-    new SecureClientError('invalid-option', `pcrs: ${problem}; give what "nitro-cli build-enclave" prints ({"Measurements": {"PCR0": "<96 hex digits>", "PCR1": ..., "PCR2": ...}}) or {PCR0, PCR1, PCR2}`);
+    new SecureClientError(
+      'invalid-option',
+      `pcrs: ${problem}; give what "nitro-cli build-enclave" prints ({"Measurements": {"PCR0": "<96 hex digits>", "PCR1": ..., "PCR2": ...}}) or {PCR0, PCR1, PCR2}`,
+    );
   let value: unknown = pins;
   if (typeof value === 'string') {
     try {
@@ -22,13 +25,26 @@ export function parsePins(pins: PcrPins): PcrMeasurements {
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw invalid('not an object');
   const record = value as Record<string, unknown>;
-  const source = (typeof record.Measurements === 'object' && record.Measurements !== null ? record.Measurements : 'pcrs' in record && typeof record.pcrs === 'object' ? record.pcrs : record) as Record<string, unknown>;
+  const source = (
+    typeof record.Measurements === 'object' && record.Measurements !== null
+      ? record.Measurements
+      : 'pcrs' in record && typeof record.pcrs === 'object'
+        ? record.pcrs
+        : record
+  ) as Record<string, unknown>;
   const pcr = (index: 0 | 1 | 2) => {
     const found = source[`PCR${index}`] ?? source[index];
-    if (typeof found !== 'string' || !SHA384_HEX.test(found)) throw invalid(`PCR${index} is ${found === undefined ? 'missing' : 'not 96 hex digits (SHA-384)'}`);
+    if (typeof found !== 'string' || !SHA384_HEX.test(found))
+      throw invalid(`PCR${index} is ${found === undefined ? 'missing' : 'not 96 hex digits (SHA-384)'}`);
     return found.toLowerCase();
   };
-  const hashAlgorithm = typeof source.HashAlgorithm === 'string' ? source.HashAlgorithm : typeof record.hashAlgorithm === 'string' ? record.hashAlgorithm : 'Sha384 { ... }';
-  if (!/sha-?384/i.test(hashAlgorithm)) throw invalid(`the hash algorithm is ${JSON.stringify(hashAlgorithm)}, expected SHA-384`);
+  const hashAlgorithm =
+    typeof source.HashAlgorithm === 'string'
+      ? source.HashAlgorithm
+      : typeof record.hashAlgorithm === 'string'
+        ? record.hashAlgorithm
+        : 'Sha384 { ... }';
+  if (!/sha-?384/i.test(hashAlgorithm))
+    throw invalid(`the hash algorithm is ${JSON.stringify(hashAlgorithm)}, expected SHA-384`);
   return { hashAlgorithm, pcrs: { 0: pcr(0), 1: pcr(1), 2: pcr(2) } };
 }

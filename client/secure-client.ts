@@ -11,7 +11,14 @@
 //      refetched, the enclave re-attested and the request retried exactly once.
 // Browser-safe: fetch and WebCrypto only.
 import type { WebTrustedRoot } from '../attestation/web.js';
-import { AWS_NITRO_ROOT_G1_PEM, DEFAULT_MAX_DOCUMENT_BYTES, TrustedRootError, concatBytes, loadWebTrustedRoots, toHex } from '../attestation/web.js';
+import {
+  AWS_NITRO_ROOT_G1_PEM,
+  DEFAULT_MAX_DOCUMENT_BYTES,
+  TrustedRootError,
+  concatBytes,
+  loadWebTrustedRoots,
+  toHex,
+} from '../attestation/web.js';
 import type { KeyConfig, SymmetricSuite } from '../ohttp/index.js';
 import {
   AEAD_AES_128_GCM,
@@ -37,7 +44,11 @@ export const NONCE_BYTES = 32;
 export const UNKNOWN_KEY_CODES: readonly string[] = ['GW_OHTTP_UNKNOWN_KEY', 'MS_OHTTP_UNKNOWN_KEY'];
 /** The gateway's answer to GET /attestation for a key id no attested member holds (any more). */
 export const ATTESTATION_UNKNOWN_KEY_CODE = 'GW_UNKNOWN_KEY_ID';
-export const PATHS = { keys: '/.well-known/ohttp-gateway', attestation: '/attestation', predict: '/predict-secure' } as const;
+export const PATHS = {
+  keys: '/.well-known/ohttp-gateway',
+  attestation: '/attestation',
+  predict: '/predict-secure',
+} as const;
 /** A key config is about 45 bytes; a gateway with hundreds of enclaves stays far below this. */
 export const MAX_KEYS_BYTES = 64 * 1024; // 64 KiB
 /** The model server's answers are small JSON; this bounds what a hostile gateway can make the client hold. */
@@ -104,9 +115,17 @@ export function createSecureClient(options: SecureClientOptions): SecureClient {
   const now = options.now ?? Date.now;
   const base = gatewayBase(options.gatewayUrl);
   const pins = parsePins(options.pcrs);
-  if (!Number.isSafeInteger(options.maxKeyAgeMs) || options.maxKeyAgeMs < 0) throw new SecureClientError('invalid-option', `maxKeyAgeMs must be a non-negative integer (ms), got ${String(options.maxKeyAgeMs)}`);
+  if (!Number.isSafeInteger(options.maxKeyAgeMs) || options.maxKeyAgeMs < 0)
+    throw new SecureClientError(
+      'invalid-option',
+      `maxKeyAgeMs must be a non-negative integer (ms), got ${String(options.maxKeyAgeMs)}`,
+    );
   const maxDocumentAgeMs = options.maxDocumentAgeMs ?? DEFAULT_MAX_DOCUMENT_AGE_MS;
-  if (!Number.isSafeInteger(maxDocumentAgeMs) || maxDocumentAgeMs < 0) throw new SecureClientError('invalid-option', `maxDocumentAgeMs must be a non-negative integer (ms), got ${String(maxDocumentAgeMs)}`);
+  if (!Number.isSafeInteger(maxDocumentAgeMs) || maxDocumentAgeMs < 0)
+    throw new SecureClientError(
+      'invalid-option',
+      `maxDocumentAgeMs must be a non-negative integer (ms), got ${String(maxDocumentAgeMs)}`,
+    );
   if (typeof fetchImpl !== 'function') throw new SecureClientError('invalid-option', 'no fetch: pass options.fetch');
   const trust = loadTrust(options);
   // Keep an unobserved rejection from surfacing before the first call observes it.
@@ -121,7 +140,11 @@ export function createSecureClient(options: SecureClientOptions): SecureClient {
       const options: RequestInit & { cache?: string } = { ...init, cache: 'no-store', redirect: 'error' };
       return await fetchImpl(new URL(path, base), options);
     } catch (cause) {
-      throw new SecureClientError('gateway-unreachable', `${what}: the gateway at ${base.origin} could not be reached (${(cause as Error).message})`, { cause });
+      throw new SecureClientError(
+        'gateway-unreachable',
+        `${what}: the gateway at ${base.origin} could not be reached (${(cause as Error).message})`,
+        { cause },
+      );
     }
   };
 
@@ -130,7 +153,8 @@ export function createSecureClient(options: SecureClientOptions): SecureClient {
       return await attestOnce();
     } catch (error) {
       // The key's enclave left between the key list and the attestation: one fresh list.
-      if (error instanceof SecureClientError && error.status === 404 && error.code === ATTESTATION_UNKNOWN_KEY_CODE) return attestOnce();
+      if (error instanceof SecureClientError && error.status === 404 && error.code === ATTESTATION_UNKNOWN_KEY_CODE)
+        return attestOnce();
       throw error;
     }
   };
@@ -142,25 +166,45 @@ export function createSecureClient(options: SecureClientOptions): SecureClient {
     let configs: KeyConfig[];
     try {
       const list = await bytesOf(keysResponse, MAX_KEYS_BYTES);
-      if (list.length > MAX_KEYS_BYTES) throw new SecureClientError('keys-malformed', `${PATHS.keys} is larger than ${MAX_KEYS_BYTES} bytes`);
+      if (list.length > MAX_KEYS_BYTES)
+        throw new SecureClientError('keys-malformed', `${PATHS.keys} is larger than ${MAX_KEYS_BYTES} bytes`);
       configs = decodeKeyConfigList(list);
     } catch (cause) {
       if (cause instanceof SecureClientError) throw cause;
-      throw new SecureClientError('keys-malformed', `${PATHS.keys} is not a well-formed application/ohttp-keys list: ${(cause as Error).message}`, { cause });
+      throw new SecureClientError(
+        'keys-malformed',
+        `${PATHS.keys} is not a well-formed application/ohttp-keys list: ${(cause as Error).message}`,
+        { cause },
+      );
     }
     const usable = configs.flatMap((config) => {
       const suite = usableSuite(config);
       return suite ? [{ config, suite }] : [];
     });
-    if (usable.length === 0) throw new SecureClientError('no-usable-key', `none of the ${configs.length} key configs offers X25519 with HKDF-SHA256 and AES-128-GCM or AES-256-GCM`);
+    if (usable.length === 0)
+      throw new SecureClientError(
+        'no-usable-key',
+        `none of the ${configs.length} key configs offers X25519 with HKDF-SHA256 and AES-128-GCM or AES-256-GCM`,
+      );
     // Spread clients over the enclaves: each enclave has its own key.
     const { config, suite } = usable[randomIndex(usable.length)]!;
     const nonce = crypto.getRandomValues(new Uint8Array(NONCE_BYTES));
-    const documentResponse = await request(`${PATHS.attestation}?nonce=${toHex(nonce)}&key-id=${config.keyId}`, {}, `attesting key ${config.keyId}`);
+    const documentResponse = await request(
+      `${PATHS.attestation}?nonce=${toHex(nonce)}&key-id=${config.keyId}`,
+      {},
+      `attesting key ${config.keyId}`,
+    );
     if (documentResponse.status !== 200) throw await gatewayError(documentResponse, `attesting key ${config.keyId}`);
     // Read no further than the verifier's limit: past it, the verifier refuses the document (too_large).
     const document = await bytesOf(documentResponse, DEFAULT_MAX_DOCUMENT_BYTES);
-    const verified = await verifyEnclave(document, config, { roots, emulatedRootFingerprint, pins, nonce, maxDocumentAgeMs, at: new Date(now()) });
+    const verified = await verifyEnclave(document, config, {
+      roots,
+      emulatedRootFingerprint,
+      pins,
+      nonce,
+      maxDocumentAgeMs,
+      at: new Date(now()),
+    });
     cached = { config, suite, verified, verifiedAt: now() };
     return cached;
   };
@@ -175,9 +219,20 @@ export function createSecureClient(options: SecureClientOptions): SecureClient {
   };
 
   const send = async (key: AttestedKey, body: Uint8Array, contentType: string, query: string) => {
-    const inner = encodeBinaryRequest({ method: 'POST', scheme: base.protocol.replace(':', ''), authority: base.host, path: `/predict${query}`, headers: [['content-type', contentType]], body });
+    const inner = encodeBinaryRequest({
+      method: 'POST',
+      scheme: base.protocol.replace(':', ''),
+      authority: base.host,
+      path: `/predict${query}`,
+      headers: [['content-type', contentType]],
+      body,
+    });
     const sealed = await encapsulateRequest(key.config, inner, key.suite);
-    const response = await request(PATHS.predict, { method: 'POST', headers: { 'content-type': 'message/ohttp-req' }, body: sealed.message }, 'sending the encrypted request');
+    const response = await request(
+      PATHS.predict,
+      { method: 'POST', headers: { 'content-type': 'message/ohttp-req' }, body: sealed.message },
+      'sending the encrypted request',
+    );
     return { response, sealed };
   };
 
@@ -194,21 +249,40 @@ export function createSecureClient(options: SecureClientOptions): SecureClient {
         key = await currentKey();
         ({ response, sealed } = await send(key, bytes, type, query));
         unknown = await unknownKeyCode(response);
-        if (unknown) throw new SecureClientError('unknown-key', `the gateway does not know key ${key.config.keyId} even after the keys were refetched and the enclave re-attested (${unknown})`, { status: response.status, code: unknown });
+        if (unknown)
+          throw new SecureClientError(
+            'unknown-key',
+            `the gateway does not know key ${key.config.keyId} even after the keys were refetched and the enclave re-attested (${unknown})`,
+            { status: response.status, code: unknown },
+          );
       }
       if (response.status !== 200) throw await gatewayError(response, 'the encrypted request');
       let inner;
       try {
         const sealedResponse = await bytesOf(response, MAX_RESPONSE_BYTES);
-        if (sealedResponse.length > MAX_RESPONSE_BYTES) throw new SecureClientError('response-malformed', `the encrypted response is larger than ${MAX_RESPONSE_BYTES} bytes`);
+        if (sealedResponse.length > MAX_RESPONSE_BYTES)
+          throw new SecureClientError(
+            'response-malformed',
+            `the encrypted response is larger than ${MAX_RESPONSE_BYTES} bytes`,
+          );
         inner = decodeBinaryResponse(await sealed.openResponse(sealedResponse));
       } catch (cause) {
         if (cause instanceof SecureClientError) throw cause;
-        throw new SecureClientError('response-malformed', `the encrypted response could not be opened: ${cause instanceof OhttpError ? `${cause.reason}: ` : ''}${(cause as Error).message}`, { cause });
+        throw new SecureClientError(
+          'response-malformed',
+          `the encrypted response could not be opened: ${cause instanceof OhttpError ? `${cause.reason}: ` : ''}${(cause as Error).message}`,
+          { cause },
+        );
       }
       const headers: Record<string, string> = {};
       for (const [name, value] of inner.headers) headers[name.toLowerCase()] = value;
-      return { status: inner.status, headers, json: parseJson(inner.body, headers['content-type']), body: inner.body, verified: key.verified };
+      return {
+        status: inner.status,
+        headers,
+        json: parseJson(inner.body, headers['content-type']),
+        body: inner.body,
+        verified: key.verified,
+      };
     },
     async verify() {
       return (await currentKey()).verified;
@@ -226,29 +300,50 @@ function gatewayBase(url: string | URL): URL {
   } catch (cause) {
     throw new SecureClientError('invalid-option', `gatewayUrl ${JSON.stringify(String(url))} is not a URL`, { cause });
   }
-  if (base.protocol !== 'https:' && base.protocol !== 'http:') throw new SecureClientError('invalid-option', `gatewayUrl must be http: or https:, got ${base.protocol}`);
+  if (base.protocol !== 'https:' && base.protocol !== 'http:')
+    throw new SecureClientError('invalid-option', `gatewayUrl must be http: or https:, got ${base.protocol}`);
   if (!base.pathname.endsWith('/')) base.pathname += '/';
   return base;
 }
 
-async function loadTrust(options: SecureClientOptions): Promise<{ roots: WebTrustedRoot[]; emulatedRootFingerprint?: string }> {
-  if (!globalThis.crypto?.subtle) throw new SecureClientError('webcrypto-unavailable', 'WebCrypto (crypto.subtle) is not available: a browser gives it only to secure contexts (HTTPS, or http://localhost); nothing can be verified or encrypted here');
-  const pems = options.trustedRootsPem === undefined ? [AWS_NITRO_ROOT_G1_PEM] : typeof options.trustedRootsPem === 'string' ? [options.trustedRootsPem] : [...options.trustedRootsPem];
+async function loadTrust(
+  options: SecureClientOptions,
+): Promise<{ roots: WebTrustedRoot[]; emulatedRootFingerprint?: string }> {
+  if (!globalThis.crypto?.subtle)
+    throw new SecureClientError(
+      'webcrypto-unavailable',
+      'WebCrypto (crypto.subtle) is not available: a browser gives it only to secure contexts (HTTPS, or http://localhost); nothing can be verified or encrypted here',
+    );
+  const pems =
+    options.trustedRootsPem === undefined
+      ? [AWS_NITRO_ROOT_G1_PEM]
+      : typeof options.trustedRootsPem === 'string'
+        ? [options.trustedRootsPem]
+        : [...options.trustedRootsPem];
   try {
     const roots = await loadWebTrustedRoots(pems);
     if (options.insecureTrustEmulatedNsmRoot === undefined) return { roots };
     const emulated = await loadWebTrustedRoots([options.insecureTrustEmulatedNsmRoot]);
-    if (emulated.length !== 1) throw new TrustedRootError(`the emulated NSM root must be one certificate, got ${emulated.length}`);
+    if (emulated.length !== 1)
+      throw new TrustedRootError(`the emulated NSM root must be one certificate, got ${emulated.length}`);
     return { roots: [...roots, ...emulated], emulatedRootFingerprint: emulated[0]!.fingerprint256 };
   } catch (cause) {
-    if (cause instanceof TrustedRootError) throw new SecureClientError('invalid-option', `${options.insecureTrustEmulatedNsmRoot === undefined ? 'trustedRootsPem' : 'trustedRootsPem or insecureTrustEmulatedNsmRoot'}: ${cause.message}`, { cause });
+    if (cause instanceof TrustedRootError)
+      throw new SecureClientError(
+        'invalid-option',
+        `${options.insecureTrustEmulatedNsmRoot === undefined ? 'trustedRootsPem' : 'trustedRootsPem or insecureTrustEmulatedNsmRoot'}: ${cause.message}`,
+        { cause },
+      );
     throw cause;
   }
 }
 
 function usableSuite(config: KeyConfig): SymmetricSuite | undefined {
   if (config.kemId !== KEM_X25519_HKDF_SHA256) return undefined;
-  return config.suites.find((suite) => suite.kdfId === KDF_HKDF_SHA256 && (suite.aeadId === AEAD_AES_128_GCM || suite.aeadId === AEAD_AES_256_GCM));
+  return config.suites.find(
+    (suite) =>
+      suite.kdfId === KDF_HKDF_SHA256 && (suite.aeadId === AEAD_AES_128_GCM || suite.aeadId === AEAD_AES_256_GCM),
+  );
 }
 
 function randomIndex(length: number): number {
@@ -257,16 +352,26 @@ function randomIndex(length: number): number {
 
 function requestBody(body: Uint8Array | object, contentType: string | undefined): { bytes: Uint8Array; type: string } {
   if (body instanceof Uint8Array) {
-    if (!contentType) throw new SecureClientError('invalid-option', 'an image body needs its content type (image/jpeg, image/png or image/webp)');
+    if (!contentType)
+      throw new SecureClientError(
+        'invalid-option',
+        'an image body needs its content type (image/jpeg, image/png or image/webp)',
+      );
     return { bytes: body, type: contentType };
   }
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new SecureClientError('invalid-option', 'the body must be image bytes (Uint8Array) or the JSON batch object {"images": [...]}');
-  if (contentType !== undefined && contentType !== JSON_TYPE) throw new SecureClientError('invalid-option', `an object body is sent as ${JSON_TYPE}, not ${contentType}`);
+  if (typeof body !== 'object' || body === null || Array.isArray(body))
+    throw new SecureClientError(
+      'invalid-option',
+      'the body must be image bytes (Uint8Array) or the JSON batch object {"images": [...]}',
+    );
+  if (contentType !== undefined && contentType !== JSON_TYPE)
+    throw new SecureClientError('invalid-option', `an object body is sent as ${JSON_TYPE}, not ${contentType}`);
   return { bytes: new TextEncoder().encode(JSON.stringify(body)), type: JSON_TYPE };
 }
 
 function checkTopk(topk: number): number {
-  if (!Number.isSafeInteger(topk) || topk < 1) throw new SecureClientError('invalid-option', `topk must be a positive integer, got ${String(topk)}`);
+  if (!Number.isSafeInteger(topk) || topk < 1)
+    throw new SecureClientError('invalid-option', `topk must be a positive integer, got ${String(topk)}`);
   return topk;
 }
 
@@ -292,7 +397,11 @@ async function bytesOf(response: Response, limit: number): Promise<Uint8Array> {
       }
     }
   } catch (cause) {
-    throw new SecureClientError('gateway-unreachable', `the gateway's answer was cut off (${(cause as Error).message})`, { cause });
+    throw new SecureClientError(
+      'gateway-unreachable',
+      `the gateway's answer was cut off (${(cause as Error).message})`,
+      { cause },
+    );
   }
   return concatBytes(parts).subarray(0, limit + 1);
 }
@@ -307,7 +416,10 @@ async function unknownKeyCode(response: Response): Promise<string | undefined> {
 async function codedBody(response: Response): Promise<{ code?: string; message?: string }> {
   try {
     const body = (await response.json()) as { code?: unknown; message?: unknown };
-    return { code: typeof body.code === 'string' ? body.code : undefined, message: typeof body.message === 'string' ? body.message : undefined };
+    return {
+      code: typeof body.code === 'string' ? body.code : undefined,
+      message: typeof body.message === 'string' ? body.message : undefined,
+    };
   } catch {
     return {};
   }
@@ -315,7 +427,11 @@ async function codedBody(response: Response): Promise<{ code?: string; message?:
 
 async function gatewayError(response: Response, what: string): Promise<SecureClientError> {
   const { code, message } = await codedBody(response);
-  return new SecureClientError('gateway-error', `${what}: the gateway answered ${response.status}${code ? ` ${code}` : ''}${message ? `: ${message}` : ''}`, { status: response.status, code });
+  return new SecureClientError(
+    'gateway-error',
+    `${what}: the gateway answered ${response.status}${code ? ` ${code}` : ''}${message ? `: ${message}` : ''}`,
+    { status: response.status, code },
+  );
 }
 
 function parseJson(body: Uint8Array, contentType: string | undefined): unknown {

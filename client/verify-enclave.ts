@@ -35,7 +35,11 @@ export interface VerifyEnclaveOptions {
   at: Date;
 }
 
-export async function verifyEnclave(document: Uint8Array, config: KeyConfig, options: VerifyEnclaveOptions): Promise<VerifiedEnclave> {
+export async function verifyEnclave(
+  document: Uint8Array,
+  config: KeyConfig,
+  options: VerifyEnclaveOptions,
+): Promise<VerifiedEnclave> {
   const result = await verifyAttestationWeb(document, {
     trustedRoots: options.roots,
     at: options.at,
@@ -47,16 +51,26 @@ export async function verifyEnclave(document: Uint8Array, config: KeyConfig, opt
   });
   if (!result.ok) {
     const failed = result.checks.at(-1)!;
-    throw new SecureClientError('attestation-failed', `The enclave's attestation did not verify (${result.reason}: ${failed.detail}); nothing was sent`, { attestationReason: result.reason, checks: result.checks });
+    throw new SecureClientError(
+      'attestation-failed',
+      `The enclave's attestation did not verify (${result.reason}: ${failed.detail}); nothing was sent`,
+      { attestationReason: result.reason, checks: result.checks },
+    );
   }
   const attested = result.document!;
   const encoded = encodeKeyConfig(config);
   if (!bytesEqual(attested.publicKey!, config.publicKey)) {
-    throw new SecureClientError('key-not-bound', `The attested public_key is not key ${config.keyId}'s public key: the gateway offered a key the enclave did not attest; nothing was sent`);
+    throw new SecureClientError(
+      'key-not-bound',
+      `The attested public_key is not key ${config.keyId}'s public key: the gateway offered a key the enclave did not attest; nothing was sent`,
+    );
   }
   const configHash = new Uint8Array(await crypto.subtle.digest('SHA-256', encoded));
   if (attested.userData === null || !bytesEqual(attested.userData, configHash)) {
-    throw new SecureClientError('key-not-bound', `The attested user_data is not SHA-256 of key config ${config.keyId}: its key id or suites are not the ones the enclave attested; nothing was sent`);
+    throw new SecureClientError(
+      'key-not-bound',
+      `The attested user_data is not SHA-256 of key config ${config.keyId}: its key id or suites are not the ones the enclave attested; nothing was sent`,
+    );
   }
   const pcr = (index: number) => toHex(attested.pcrs.get(index)!);
   const rootFingerprint = result.root!.fingerprint256;

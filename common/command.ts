@@ -34,7 +34,9 @@ export function commandGroup(name: string, summary: string, commands: readonly C
       summary,
       '',
       'Commands:',
-      ...commands.filter((command) => !command.hidden).map((command) => `  ${command.name.padEnd(14)}${command.summary}`),
+      ...commands
+        .filter((command) => !command.hidden)
+        .map((command) => `  ${command.name.padEnd(14)}${command.summary}`),
       '',
       `Run "${prefix} <command> --help" for the options of each.`,
     ].join('\n');
@@ -116,4 +118,5 @@ export function optionCommand<Parsed extends { help: boolean }>(spec: OptionComm
 }
 
 /** A usage text: the given lines, then the options' help. */
-export const usageWithOptions = (lines: readonly string[], specs: OptionSpecs) => (): string => [...lines, '', 'Options:', formatOptionsHelp(specs)].join('\n');
+export const usageWithOptions = (lines: readonly string[], specs: OptionSpecs) => (): string =>
+  [...lines, '', 'Options:', formatOptionsHelp(specs)].join('\n');

@@ -21,7 +21,8 @@ export function partsCpuMeter(parts: Readonly<Record<string, ProcessTreeRoot>>):
     const seconds = Math.max(1e-3, (performance.now() - started) / 1000);
     const generator = process.cpuUsage(generatorBefore);
     const cores: CoresUsed = { 'load generator': (generator.user + generator.system) / 1e6 / seconds };
-    for (const [name, root] of Object.entries(parts)) cores[name] = Math.max(0, treeCpuSeconds(root) - before[name]!) / seconds;
+    for (const [name, root] of Object.entries(parts))
+      cores[name] = Math.max(0, treeCpuSeconds(root) - before[name]!) / seconds;
     const machineAfter = machineBusySeconds();
     if (machineBefore !== undefined && machineAfter !== undefined) {
       const ours = Object.values(cores).reduce((total, value) => total + value, 0);

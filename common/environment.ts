@@ -15,7 +15,9 @@ export interface Environment {
 
 function gitCommit(): string | undefined {
   try {
-    return execFileSync('git', ['rev-parse', '--short=12', 'HEAD'], { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+    return execFileSync('git', ['rev-parse', '--short=12', 'HEAD'], { stdio: ['ignore', 'pipe', 'ignore'] })
+      .toString()
+      .trim();
   } catch {
     return undefined;
   }
@@ -25,7 +27,8 @@ function gitCommit(): string | undefined {
 function onnxruntimeVersion(): string {
   try {
     const manifest: unknown = createRequire(import.meta.url)('onnxruntime-node/package.json');
-    const version = typeof manifest === 'object' && manifest !== null && 'version' in manifest ? manifest.version : undefined;
+    const version =
+      typeof manifest === 'object' && manifest !== null && 'version' in manifest ? manifest.version : undefined;
     return typeof version === 'string' ? version : 'unknown';
   } catch {
     return 'unknown';

@@ -36,7 +36,11 @@ function describeErrors(fields: Record<string, unknown>): Record<string, unknown
 }
 
 /** Writes one JSON object per line to `sink`; `bindings` are on every line; below `level` nothing. */
-export function jsonLineLog(sink: LineSink, bindings: Record<string, unknown> = {}, level: 'info' | 'warn' = 'info'): Log {
+export function jsonLineLog(
+  sink: LineSink,
+  bindings: Record<string, unknown> = {},
+  level: 'info' | 'warn' = 'info',
+): Log {
   return requirePino()(
     {
       base: bindings,

@@ -40,8 +40,7 @@ export type OptionSpec<T> = BaseSpec<T>;
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type OptionSpecs = Record<string, OptionSpec<any>>;
 
-type ValueOf<S> =
-  S extends OptionSpec<infer T> ? (S extends { default: unknown } ? T : T | undefined) : never;
+type ValueOf<S> = S extends OptionSpec<infer T> ? (S extends { default: unknown } ? T : T | undefined) : never;
 export type OptionsOf<Specs extends OptionSpecs> = Readonly<{ [K in keyof Specs]: ValueOf<Specs[K]> }>;
 
 interface RangeSpec {
@@ -251,7 +250,10 @@ export function parseConfiguration<Specs extends OptionSpecs>(
   let fromFile = new Map<string, unknown>();
   if (fileOption !== undefined) {
     if (!Object.hasOwn(specs, fileOption)) throw new TypeError(`fileOption "${fileOption}" is not one of the specs`);
-    const named = fromFlagsOrEnv(fileOption) ?? { value: specs[fileOption]!.default, source: `the default of ${flagName(fileOption)}` };
+    const named = fromFlagsOrEnv(fileOption) ?? {
+      value: specs[fileOption]!.default,
+      source: `the default of ${flagName(fileOption)}`,
+    };
     if (named.value !== undefined) {
       if (typeof named.value !== 'string') throw new TypeError(`fileOption "${fileOption}" must be a text option`);
       fromFile = readConfigurationFile(specs, fileOption, named.value, named.source);
@@ -312,7 +314,8 @@ function parseArgv(
       raw = arg.slice(equals + 1);
     } else {
       const next = argv[index + 1];
-      if (next === undefined || next.startsWith('--')) throw new OptionError(`${flag} needs a value (${spec.placeholder})`);
+      if (next === undefined || next.startsWith('--'))
+        throw new OptionError(`${flag} needs a value (${spec.placeholder})`);
       raw = next;
       index++;
     }
@@ -339,7 +342,8 @@ function readConfigurationFile(
     contents = readFileSync(path, 'utf8');
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    const reason = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : (code ?? (error as Error).message);
+    const reason =
+      code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : (code ?? (error as Error).message);
     throw new OptionError(`cannot read configuration file ${path} (from ${namedBy}): ${reason}`, { cause: error });
   }
   let document: unknown;
@@ -355,13 +359,16 @@ function readConfigurationFile(
   const entries = Object.entries(document);
   const fileKeys = Object.keys(specs).filter((key) => key !== fileOption);
   if (entries.some(([key]) => key === fileOption)) {
-    const where = specs[fileOption]!.env === false ? flagName(fileOption) : `${flagName(fileOption)} or ${envName(fileOption)}`;
+    const where =
+      specs[fileOption]!.env === false ? flagName(fileOption) : `${flagName(fileOption)} or ${envName(fileOption)}`;
     throw new OptionError(`${path}: "${fileOption}" cannot be set inside the configuration file; use ${where}`);
   }
   const unknown = entries.map(([key]) => key).filter((key) => !Object.hasOwn(specs, key));
   if (unknown.length > 0) {
     const keys = unknown.map((key) => `"${key}"`).join(', ');
-    throw new OptionError(`${path}: unknown key${unknown.length > 1 ? 's' : ''} ${keys}; known keys: ${fileKeys.sort().join(', ')}`);
+    throw new OptionError(
+      `${path}: unknown key${unknown.length > 1 ? 's' : ''} ${keys}; known keys: ${fileKeys.sort().join(', ')}`,
+    );
   }
 
   const values = new Map<string, unknown>();
@@ -372,7 +379,10 @@ function readConfigurationFile(
       if (!spec.repeatable) throw new OptionError(`${source} takes one value, not an array`);
       values.set(
         key,
-        value.flatMap((item: unknown, index) => spec.parse(jsonScalarToRaw(item, `${source}[${index}]`), `${source}[${index}]`) as unknown[]),
+        value.flatMap(
+          (item: unknown, index) =>
+            spec.parse(jsonScalarToRaw(item, `${source}[${index}]`), `${source}[${index}]`) as unknown[],
+        ),
       );
     } else {
       values.set(key, spec.parse(jsonScalarToRaw(value, source), source));

@@ -26,7 +26,11 @@ export interface ParentWatchProcess {
  * Watches stdin for EOF when `env` asks for it; returns whether it does. Called once, by the `mpg`
  * entry point, so every command honours it without knowing about it.
  */
-export function exitWithParent(env: Readonly<Record<string, string | undefined>>, own: ParentWatchProcess, deadlineMs = ORPHAN_EXIT_DEADLINE_MS): boolean {
+export function exitWithParent(
+  env: Readonly<Record<string, string | undefined>>,
+  own: ParentWatchProcess,
+  deadlineMs = ORPHAN_EXIT_DEADLINE_MS,
+): boolean {
   if (env[EXIT_WITH_PARENT_VARIABLE] !== 'stdin') return false;
   let gone = false;
   const parentGone = () => {

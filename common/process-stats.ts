@@ -6,7 +6,9 @@ import { readFileSync } from 'node:fs';
  * Resident memory of one process (bytes), from /proc: current, peak (VmHWM), and the anonymous
  * part (what the process allocated, without the shared libraries' file pages).
  */
-export function processMemory(pid: number): { rssBytes: number; peakRssBytes: number; anonymousBytes: number } | undefined {
+export function processMemory(
+  pid: number,
+): { rssBytes: number; peakRssBytes: number; anonymousBytes: number } | undefined {
   try {
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
     const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0) * 1024;
@@ -31,7 +33,12 @@ export function processCpuSeconds(pid: number): number | undefined {
 /** CPU time the whole machine has been busy (seconds, all cores, idle and iowait left out), from /proc/stat. */
 export function machineBusySeconds(): number | undefined {
   try {
-    const [user, nice, system, , , irq, softirq, steal] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    const [user, nice, system, , , irq, softirq, steal] = readFileSync('/proc/stat', 'utf8')
+      .split('\n')[0]!
+      .trim()
+      .split(/\s+/)
+      .slice(1)
+      .map(Number);
     return (user! + nice! + system! + irq! + softirq! + steal!) / 100; // clock ticks (USER_HZ = 100)
   } catch {
     return undefined;

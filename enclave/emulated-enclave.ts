@@ -88,7 +88,10 @@ export interface EmulatedEnclave {
 
 export const CPU_LIST = /^\d+(-\d+)?(,\d+(-\d+)?)*$/;
 
-export function findOnPath(command: string, env: Readonly<Record<string, string | undefined>> = process.env): string | undefined {
+export function findOnPath(
+  command: string,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): string | undefined {
   for (const dir of (env.PATH ?? '').split(delimiter)) {
     if (dir === '') continue;
     const candidate = join(dir, command);
@@ -107,11 +110,13 @@ export function detectIsolation(cpus: string | undefined): EnclaveIsolation {
   const isolation: EnclaveIsolation = { network: 'none' };
   if (process.getuid?.() !== 0) isolation.reason = 'not running as root: unshare --net needs CAP_SYS_ADMIN';
   else if (!findOnPath('unshare')) isolation.reason = 'unshare (util-linux) is not installed';
-  else if (!findOnPath('ip')) isolation.reason = 'ip (iproute2) is not installed: loopback could not be brought up inside the namespace';
+  else if (!findOnPath('ip'))
+    isolation.reason = 'ip (iproute2) is not installed: loopback could not be brought up inside the namespace';
   else {
     const probe = spawnSync('unshare', ['--net', '--', 'true'], { encoding: 'utf8' });
     if (probe.status === 0) isolation.network = 'namespace';
-    else isolation.reason = `unshare --net failed: ${(probe.stderr || probe.error?.message || `exit ${probe.status}`).trim()}`;
+    else
+      isolation.reason = `unshare --net failed: ${(probe.stderr || probe.error?.message || `exit ${probe.status}`).trim()}`;
   }
   if (cpus !== undefined) {
     if (findOnPath('taskset')) isolation.cpus = cpus;
@@ -134,10 +139,15 @@ export function enclaveCommand(isolation: EnclaveIsolation, entrypointArgs: read
 
 export async function startEmulatedEnclave(options: EmulatedEnclaveOptions): Promise<EmulatedEnclave> {
   const log = options.log ?? silentLog;
-  if (options.cpus !== undefined && !CPU_LIST.test(options.cpus)) throw new Error(`CPU list "${options.cpus}" must look like 0-1 or 0,2`);
+  if (options.cpus !== undefined && !CPU_LIST.test(options.cpus))
+    throw new Error(`CPU list "${options.cpus}" must look like 0-1 or 0,2`);
   const isolation = detectIsolation(options.cpus);
   log.warn({}, EMULATION_WARNING);
-  if (isolation.network === 'none') log.warn({ reason: isolation.reason }, `not isolated: ${isolation.reason}; the model server shares this machine's network`);
+  if (isolation.network === 'none')
+    log.warn(
+      { reason: isolation.reason },
+      `not isolated: ${isolation.reason}; the model server shares this machine's network`,
+    );
   if (isolation.cpusReason) log.warn({ reason: isolation.cpusReason }, 'CPUs not pinned');
 
   // A private (0700) directory holds the vsock stand-in, so only this user reaches it.

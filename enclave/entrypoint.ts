@@ -58,9 +58,12 @@ export async function ensureLoopbackUp(log: Log): Promise<void> {
   try {
     await promisify(execFile)('ip', ['link', 'set', 'lo', 'up']);
   } catch (error) {
-    throw new Error(`loopback is down and "ip link set lo up" failed (${(error as Error).message.trim()}); the model server cannot listen on 127.0.0.1`, {
-      cause: error,
-    });
+    throw new Error(
+      `loopback is down and "ip link set lo up" failed (${(error as Error).message.trim()}); the model server cannot listen on 127.0.0.1`,
+      {
+        cause: error,
+      },
+    );
   }
   if (!loopbackUp()) throw new Error('"ip link set lo up" ran but 127.0.0.1 is still not configured on lo');
   log.info({}, 'brought up the loopback interface');
@@ -69,10 +72,22 @@ export async function ensureLoopbackUp(log: Log): Promise<void> {
 export function startEntrypoint(options: EntrypointOptions): RunningEntrypoint {
   const { log } = options;
   const env = Object.fromEntries(Object.entries(options.env).filter(([key]) => !OWNED_ENVIRONMENT.includes(key)));
-  const args = ['model-server', '--host', '127.0.0.1', '--port', String(options.modelServerPort), '--enclave', options.enclaveMode, ...options.modelServerArgs];
+  const args = [
+    'model-server',
+    '--host',
+    '127.0.0.1',
+    '--port',
+    String(options.modelServerPort),
+    '--enclave',
+    options.enclaveMode,
+    ...options.modelServerArgs,
+  ];
   // The model server stops by itself if the entrypoint dies (its relay killed, say): it watches
   // the stdin pipe the entrypoint holds (exitWithParent), so no model server outlives its channel.
-  const modelServer = spawn(MPG_LAUNCHER, args, { env: { ...env, ...exitWithParentEnvironment }, stdio: ['pipe', 'pipe', 'inherit'] });
+  const modelServer = spawn(MPG_LAUNCHER, args, {
+    env: { ...env, ...exitWithParentEnvironment },
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
   log.info({ pid: modelServer.pid, args }, 'model server started');
 
   const childExit = new Promise<number>((resolve) => {
@@ -91,7 +106,10 @@ export function startEntrypoint(options: EntrypointOptions): RunningEntrypoint {
       if (!match) return;
       modelServer.stdout.off('data', watch);
       const port = Number(match[1]);
-      createRelay({ listen: { path: options.vsockStandin }, target: { host: '127.0.0.1', port }, log }).then(resolve, reject);
+      createRelay({ listen: { path: options.vsockStandin }, target: { host: '127.0.0.1', port }, log }).then(
+        resolve,
+        reject,
+      );
     };
     modelServer.stdout.on('data', watch);
     modelServer.stdout.pipe(options.stdout, { end: false });

@@ -14,7 +14,16 @@ export { attestationPcrsOption, nitroEnclaveOptions, nitroEnclaveSettings } from
 export { startVsockRelay } from './vsock-relay.js';
 export type { VsockRelay, VsockRelayOptions } from './vsock-relay.js';
 export { createNitroCli, DEFAULT_NITRO_CLI, NitroCliError, parseNitroError } from './nitro-cli.js';
-export type { BuildResult, DescribeResult, EnclaveFlags, Measurements, NitroCli, NitroCliErrorCode, RunResult, TerminateResult } from './nitro-cli.js';
+export type {
+  BuildResult,
+  DescribeResult,
+  EnclaveFlags,
+  Measurements,
+  NitroCli,
+  NitroCliErrorCode,
+  RunResult,
+  TerminateResult,
+} from './nitro-cli.js';
 
 export async function loadEnclaveCommand(): Promise<Command> {
   return (await import('./command.js')).enclaveCommand;

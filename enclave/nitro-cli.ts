@@ -33,7 +33,15 @@ export class NitroCliError extends Error {
   constructor(
     code: NitroCliErrorCode,
     message: string,
-    details: { subcommand: string; args: readonly string[]; exitCode?: number; nitroCode?: string; stdout?: string; stderr?: string; cause?: unknown },
+    details: {
+      subcommand: string;
+      args: readonly string[];
+      exitCode?: number;
+      nitroCode?: string;
+      stdout?: string;
+      stderr?: string;
+      cause?: unknown;
+    },
   ) {
     super(message, { cause: details.cause });
     this.code = code;
@@ -99,7 +107,7 @@ const NITRO_HINTS: Readonly<Record<string, string>> = {
   E01: 'an argument is missing: a bug in how mpg called nitro-cli',
   E03: 'an argument is invalid: check the values passed (see the message)',
   E18: 'permissions: the user must be in the "ne" group (sudo usermod -aG ne $USER, then log in again) and /dev/nitro_enclaves must exist',
-  E19: 'the EIF (or nitro-cli\'s log directory) could not be opened: check the path and that it is readable',
+  E19: "the EIF (or nitro-cli's log directory) could not be opened: check the path and that it is readable",
   E21: `a requested CPU is not in the enclave CPU pool: check cpu_pool in ${ALLOCATOR}, then restart nitro-enclaves-allocator.service`,
   E22: `more CPUs requested than the enclave CPU pool holds: raise cpu_count in ${ALLOCATOR} and restart nitro-enclaves-allocator.service, or ask for fewer`,
   E26: 'the enclave memory requested is too small for this EIF: raise --memory-mib (mpg asks for at least 4x the EIF size)',
@@ -109,7 +117,7 @@ const NITRO_HINTS: Readonly<Record<string, string>> = {
   E35: `the EIF could not be loaded into enclave memory: hugepages may be missing; check memory_mib in ${ALLOCATOR} and restart nitro-enclaves-allocator.service`,
   E36: 'the enclave did not boot: rebuild the EIF, then run with --debug-mode and read "nitro-cli console --enclave-id ID"',
   E39: 'nitro-cli could not reach an enclave process: a stale enclave may be left; check "mpg enclave status --mode nitro"',
-  E48: 'the EIF could not be built: see nitro-cli\'s message and its error log',
+  E48: "the EIF could not be built: see nitro-cli's message and its error log",
   E49: 'the Docker image could not be built: check the Dockerfile and that the Docker daemon runs and this user may use it',
   E50: 'the Docker image could not be found or pulled: build it locally first (docker images should list it) and check the daemon runs and this user may use it',
   E51: 'NITRO_CLI_ARTIFACTS is not set: set it to a writable directory',
@@ -123,7 +131,10 @@ export function parseNitroError(stderr: string): { nitroCode?: string; message: 
   const lines = stderr.split('\n');
   const start = lines.findIndex((line) => ERROR_LINE.test(line));
   if (start === -1) {
-    const last = lines.map((line) => line.trim()).filter((line) => line !== '').slice(-3);
+    const last = lines
+      .map((line) => line.trim())
+      .filter((line) => line !== '')
+      .slice(-3);
     return { message: last.join(' / ') };
   }
   const [, nitroCode, first] = ERROR_LINE.exec(lines[start]!)!;
@@ -168,9 +179,12 @@ export function buildEnclaveArgs(options: { dockerUri: string; outputFile: strin
 export function runEnclaveArgs(options: RunEnclaveOptions): string[] {
   return [
     'run-enclave',
-    '--eif-path', options.eifPath,
-    '--cpu-count', String(options.cpuCount),
-    '--memory', String(options.memoryMiB),
+    '--eif-path',
+    options.eifPath,
+    '--cpu-count',
+    String(options.cpuCount),
+    '--memory',
+    String(options.memoryMiB),
     ...(options.enclaveCid === undefined ? [] : ['--enclave-cid', String(options.enclaveCid)]),
     ...(options.debugMode ? ['--debug-mode'] : []),
   ];
@@ -183,7 +197,9 @@ export function terminateEnclaveArgs(target: { enclaveId: string } | { all: true
 export function createNitroCli(options: NitroCliOptions = {}): NitroCli {
   const binary = options.binary ?? DEFAULT_NITRO_CLI;
   const env: NodeJS.ProcessEnv | undefined = options.env
-    ? Object.fromEntries(Object.entries(options.env).filter((entry): entry is [string, string] => entry[1] !== undefined))
+    ? Object.fromEntries(
+        Object.entries(options.env).filter((entry): entry is [string, string] => entry[1] !== undefined),
+      )
     : undefined;
 
   /**
@@ -192,8 +208,14 @@ export function createNitroCli(options: NitroCliOptions = {}): NitroCli {
    */
   async function call(args: string[], afterFailure: string): Promise<unknown> {
     const subcommand = args[0]!;
-    const { error, stdout, stderr } = await new Promise<{ error: (Error & { code?: unknown; signal?: unknown }) | null; stdout: string; stderr: string }>((resolve) => {
-      execFile(binary, args, { env, maxBuffer: MAX_OUTPUT_BYTES, encoding: 'utf8' }, (error, stdout, stderr) => resolve({ error, stdout, stderr }));
+    const { error, stdout, stderr } = await new Promise<{
+      error: (Error & { code?: unknown; signal?: unknown }) | null;
+      stdout: string;
+      stderr: string;
+    }>((resolve) => {
+      execFile(binary, args, { env, maxBuffer: MAX_OUTPUT_BYTES, encoding: 'utf8' }, (error, stdout, stderr) =>
+        resolve({ error, stdout, stderr }),
+      );
     });
     const details = { subcommand, args, stdout, stderr };
     const where = `${binary} ${subcommand}`;
@@ -207,38 +229,65 @@ export function createNitroCli(options: NitroCliOptions = {}): NitroCli {
         );
       }
       const exitCode = typeof error.code === 'number' ? error.code : undefined;
-      const how = exitCode !== undefined ? `exit code ${exitCode}` : typeof error.signal === 'string' ? `killed by ${error.signal}` : error.message;
+      const how =
+        exitCode !== undefined
+          ? `exit code ${exitCode}`
+          : typeof error.signal === 'string'
+            ? `killed by ${error.signal}`
+            : error.message;
       const { nitroCode, message } = parseNitroError(stderr);
       const hint = nitroCode ? NITRO_HINTS[nitroCode] : undefined;
       const text = [
         `${where} failed (${how}${nitroCode ? `, ${nitroCode}` : ''}): ${sentence(message || 'no message on stderr')}`,
-        hint ? `Check: ${hint}.` : nitroCode ? `See https://docs.aws.amazon.com/enclaves/latest/user/cli-errors.html#${nitroCode}.` : '',
+        hint
+          ? `Check: ${hint}.`
+          : nitroCode
+            ? `See https://docs.aws.amazon.com/enclaves/latest/user/cli-errors.html#${nitroCode}.`
+            : '',
         afterFailure,
       ];
-      throw new NitroCliError('ENC_NITRO_CLI_FAILED', text.filter((part) => part !== '').join(' '), { ...details, exitCode, nitroCode, cause: error });
+      throw new NitroCliError('ENC_NITRO_CLI_FAILED', text.filter((part) => part !== '').join(' '), {
+        ...details,
+        exitCode,
+        nitroCode,
+        cause: error,
+      });
     }
     try {
       return JSON.parse(stdout) as unknown;
     } catch (cause) {
       const shown = stdout.trim().slice(0, 200) || '(nothing)';
-      throw new NitroCliError('ENC_NITRO_CLI_OUTPUT', `${where} exited 0 but printed no JSON (got: ${JSON.stringify(shown)}). ${afterSuccessWithoutOutput(subcommand)}`, {
-        ...details,
-        exitCode: 0,
-        cause,
-      });
+      throw new NitroCliError(
+        'ENC_NITRO_CLI_OUTPUT',
+        `${where} exited 0 but printed no JSON (got: ${JSON.stringify(shown)}). ${afterSuccessWithoutOutput(subcommand)}`,
+        {
+          ...details,
+          exitCode: 0,
+          cause,
+        },
+      );
     }
   }
 
   /** Checks one parsed value against its documented shape; a mismatch is ENC_NITRO_CLI_OUTPUT. */
-  function expect<T>(subcommand: string, args: string[], value: unknown, check: (value: unknown) => string | undefined): T {
+  function expect<T>(
+    subcommand: string,
+    args: string[],
+    value: unknown,
+    check: (value: unknown) => string | undefined,
+  ): T {
     const problem = check(value);
     if (problem !== undefined) {
-      throw new NitroCliError('ENC_NITRO_CLI_OUTPUT', `${binary} ${subcommand} printed JSON that is not what it documents: ${problem}. ${afterSuccessWithoutOutput(subcommand)}`, {
-        subcommand,
-        args,
-        exitCode: 0,
-        stdout: JSON.stringify(value),
-      });
+      throw new NitroCliError(
+        'ENC_NITRO_CLI_OUTPUT',
+        `${binary} ${subcommand} printed JSON that is not what it documents: ${problem}. ${afterSuccessWithoutOutput(subcommand)}`,
+        {
+          subcommand,
+          args,
+          exitCode: 0,
+          stdout: JSON.stringify(value),
+        },
+      );
     }
     return value as T;
   }
@@ -252,22 +301,34 @@ export function createNitroCli(options: NitroCliOptions = {}): NitroCli {
     },
     async runEnclave(options) {
       const args = runEnclaveArgs(options);
-      const output = await call(args, 'nitro-cli releases what it allocated when run-enclave fails; "mpg enclave status --mode nitro" shows whether anything is left.');
+      const output = await call(
+        args,
+        'nitro-cli releases what it allocated when run-enclave fails; "mpg enclave status --mode nitro" shows whether anything is left.',
+      );
       return expect<RunResult>('run-enclave', args, output, (value) => checkRunResult(value, ''));
     },
     async describeEnclaves() {
       const args = ['describe-enclaves'];
       const output = await call(args, '');
       return expect<DescribeResult[]>('describe-enclaves', args, output, (value) =>
-        Array.isArray(value) ? value.map((item, index) => checkDescribeResult(item, `[${index}]`)).find((problem) => problem !== undefined) : 'expected an array',
+        Array.isArray(value)
+          ? value.map((item, index) => checkDescribeResult(item, `[${index}]`)).find((problem) => problem !== undefined)
+          : 'expected an array',
       );
     },
     async terminateEnclave(target) {
       const args = terminateEnclaveArgs(target);
-      const output = await call(args, 'Enclaves may still be running; "mpg enclave status --mode nitro" shows what is.');
+      const output = await call(
+        args,
+        'Enclaves may still be running; "mpg enclave status --mode nitro" shows what is.',
+      );
       const list = 'all' in target ? output : [output];
       return expect<TerminateResult[]>('terminate-enclave', args, list, (value) =>
-        Array.isArray(value) ? value.map((item, index) => checkTerminateResult(item, `[${index}]`)).find((problem) => problem !== undefined) : 'expected an array',
+        Array.isArray(value)
+          ? value
+              .map((item, index) => checkTerminateResult(item, `[${index}]`))
+              .find((problem) => problem !== undefined)
+          : 'expected an array',
       );
     },
   };
@@ -298,11 +359,17 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-function checkFields(value: unknown, at: string, fields: Record<string, (field: unknown) => boolean>, optional: readonly string[] = []): string | undefined {
+function checkFields(
+  value: unknown,
+  at: string,
+  fields: Record<string, (field: unknown) => boolean>,
+  optional: readonly string[] = [],
+): string | undefined {
   if (!isObject(value)) return `${at || 'the output'} is not an object`;
   for (const [key, valid] of Object.entries(fields)) {
     if (!(key in value) && optional.includes(key)) continue;
-    if (!valid(value[key])) return `${at}.${key} is ${key in value ? `invalid (${JSON.stringify(value[key])})` : 'missing'}`;
+    if (!valid(value[key]))
+      return `${at}.${key} is ${key in value ? `invalid (${JSON.stringify(value[key])})` : 'missing'}`;
   }
   return undefined;
 }
@@ -340,5 +407,10 @@ function checkDescribeResult(value: unknown, at: string): string | undefined {
 }
 
 function checkTerminateResult(value: unknown, at: string): string | undefined {
-  return checkFields(value, at, { EnclaveName: isString, EnclaveID: isString, Terminated: (flag) => typeof flag === 'boolean' }, ['EnclaveName']);
+  return checkFields(
+    value,
+    at,
+    { EnclaveName: isString, EnclaveID: isString, Terminated: (flag) => typeof flag === 'boolean' },
+    ['EnclaveName'],
+  );
 }

@@ -5,16 +5,26 @@ import { randomBytes } from 'node:crypto';
 import { access, constants, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Command, CommandContext } from '../common/index.js';
-import { OptionError, choice, optionCommand, parseCommandLine, text, toggle, usageWithOptions } from '../common/index.js';
+import {
+  OptionError,
+  choice,
+  optionCommand,
+  parseCommandLine,
+  text,
+  toggle,
+  usageWithOptions,
+} from '../common/index.js';
 import { probe, reportedEnclaveMode } from './readiness.js';
 import type { BuildResult, DescribeResult, NitroCli } from './nitro-cli.js';
 import { DEFAULT_NITRO_CLI, createNitroCli } from './nitro-cli.js';
 
-
 export const nitroCliOption = {
-  nitroCli: text({ description: 'The nitro-cli executable: a name looked up on PATH, or a path', default: DEFAULT_NITRO_CLI, placeholder: 'PATH' }),
+  nitroCli: text({
+    description: 'The nitro-cli executable: a name looked up on PATH, or a path',
+    default: DEFAULT_NITRO_CLI,
+    placeholder: 'PATH',
+  }),
 };
-
 
 export function nitroCliFor(binary: string, env: CommandContext['env']): NitroCli {
   return createNitroCli({ binary, env });
@@ -49,18 +59,36 @@ async function checkWritableDirectory(file: string, flag: string): Promise<void>
     await access(directory, constants.W_OK);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    throw new OptionError(`${flag} ${file}: its directory ${directory} ${code === 'ENOENT' ? 'does not exist' : 'is not writable'}`, { cause: error });
+    throw new OptionError(
+      `${flag} ${file}: its directory ${directory} ${code === 'ENOENT' ? 'does not exist' : 'is not writable'}`,
+      { cause: error },
+    );
   }
 }
 
 // ---- mpg enclave build ----------------------------------------------------------------------
 
 const buildOptions = {
-  mode: choice({ description: '"nitro": an EIF with nitro-cli; "emulated": only the measurements of the emulated enclave (this project\'s compiled code and --model)', choices: ['nitro', 'emulated'] as const, default: 'nitro' }),
-  model: text({ description: 'emulated: the model file the enclave will load; default: models/resnet18.onnx', placeholder: 'PATH' }),
-  dockerUri: text({ description: 'The enclave image (docker/Dockerfile, target enclave), as the local Docker daemon names it, e.g. mpg-enclave:latest', placeholder: 'IMAGE' }),
+  mode: choice({
+    description:
+      '"nitro": an EIF with nitro-cli; "emulated": only the measurements of the emulated enclave (this project\'s compiled code and --model)',
+    choices: ['nitro', 'emulated'] as const,
+    default: 'nitro',
+  }),
+  model: text({
+    description: 'emulated: the model file the enclave will load; default: models/resnet18.onnx',
+    placeholder: 'PATH',
+  }),
+  dockerUri: text({
+    description:
+      'The enclave image (docker/Dockerfile, target enclave), as the local Docker daemon names it, e.g. mpg-enclave:latest',
+    placeholder: 'IMAGE',
+  }),
   eif: text({ description: 'Where to write the enclave image file (EIF)', placeholder: 'PATH' }),
-  measurements: text({ description: "Where to write the EIF's measurements (PCR0, PCR1, PCR2) as JSON, for the gateway to pin", placeholder: 'PATH' }),
+  measurements: text({
+    description: "Where to write the EIF's measurements (PCR0, PCR1, PCR2) as JSON, for the gateway to pin",
+    placeholder: 'PATH',
+  }),
   ...nitroCliOption,
 };
 
@@ -69,7 +97,8 @@ async function parseBuild(argv: readonly string[], env: CommandContext['env']) {
   if (help) return { help, options };
   if (options.mode === 'emulated') {
     if (!options.measurements) throw new OptionError('--measurements is required');
-    if (options.dockerUri || options.eif) throw new OptionError('--docker-uri and --eif are for --mode nitro; the emulated enclave has no image file');
+    if (options.dockerUri || options.eif)
+      throw new OptionError('--docker-uri and --eif are for --mode nitro; the emulated enclave has no image file');
     await checkWritableDirectory(options.measurements, '--measurements');
     return { help, options };
   }
@@ -102,7 +131,9 @@ const buildCommand = optionCommand({
     if (options.mode === 'emulated') return buildEmulated(options.measurements!, options.model, { stdout, stderr });
     const eif = options.eif!;
     const measurementsFile = options.measurements!;
-    stderr.write(`mpg enclave build: building ${eif} from ${options.dockerUri!} with ${options.nitroCli} (this takes minutes)\n`);
+    stderr.write(
+      `mpg enclave build: building ${eif} from ${options.dockerUri!} with ${options.nitroCli} (this takes minutes)\n`,
+    );
     let built: BuildResult;
     try {
       built = await nitroCliFor(options.nitroCli, env).buildEnclave({ dockerUri: options.dockerUri!, outputFile: eif });
@@ -115,18 +146,26 @@ const buildCommand = optionCommand({
     } catch (error) {
       // The EIF is built; only its measurements file is missing. Say so and print them anyway.
       stdout.write(document);
-      stderr.write(`mpg enclave build: the EIF ${eif} was built, but its measurements could not be written to ${measurementsFile} (${(error as Error).message}); they are on stdout\n`);
+      stderr.write(
+        `mpg enclave build: the EIF ${eif} was built, but its measurements could not be written to ${measurementsFile} (${(error as Error).message}); they are on stdout\n`,
+      );
       return 1;
     }
     stdout.write(document);
     const { size } = await stat(eif).catch(() => ({ size: undefined }));
-    stderr.write(`mpg enclave build: EIF ${eif}${size === undefined ? '' : ` (${size} bytes)`}; measurements in ${measurementsFile}\n`);
+    stderr.write(
+      `mpg enclave build: EIF ${eif}${size === undefined ? '' : ` (${size} bytes)`}; measurements in ${measurementsFile}\n`,
+    );
     return 0;
   },
 });
 
 /** The emulated enclave's "build": its PCRs, computed from what it will run, in nitro-cli's format. */
-async function buildEmulated(measurementsFile: string, model: string | undefined, { stdout, stderr }: Pick<CommandContext, 'stdout' | 'stderr'>): Promise<number> {
+async function buildEmulated(
+  measurementsFile: string,
+  model: string | undefined,
+  { stdout, stderr }: Pick<CommandContext, 'stdout' | 'stderr'>,
+): Promise<number> {
   const { emulatedImageMeasurements, formatMeasurements } = await import('../attestation/index.js');
   const { DEFAULT_MODEL_PATH, ensureModel } = await import('../model/index.js');
   const modelPath = model ?? DEFAULT_MODEL_PATH;
@@ -135,7 +174,9 @@ async function buildEmulated(measurementsFile: string, model: string | undefined
     const document = formatMeasurements(emulatedImageMeasurements({ modelPath }));
     await writeFileAtomically(measurementsFile, document);
     stdout.write(document);
-    stderr.write(`mpg enclave build: EMULATED measurements of this project's dist/ and ${modelPath} in ${measurementsFile}; pin them with the gateway's --attestation-pcrs\n`);
+    stderr.write(
+      `mpg enclave build: EMULATED measurements of this project's dist/ and ${modelPath} in ${measurementsFile}; pin them with the gateway's --attestation-pcrs\n`,
+    );
     return 0;
   } catch (error) {
     return fail('build', stderr, error);
@@ -152,7 +193,8 @@ const stopOptions = {
 
 function parseStop(argv: readonly string[], env: CommandContext['env']) {
   const { options, help } = parseCommandLine(stopOptions, argv, env);
-  if (!help && (options.enclaveId === undefined) === !options.all) throw new OptionError('give exactly one of --enclave-id ID and --all');
+  if (!help && (options.enclaveId === undefined) === !options.all)
+    throw new OptionError('give exactly one of --enclave-id ID and --all');
   return { help, options };
 }
 
@@ -214,21 +256,36 @@ export function enclaveStatus(described: DescribeResult): EnclaveStatus {
 }
 
 /** What the model server behind the parent relay's socket says: ready or not, and where it runs. */
-async function relayStatus(socketPath: string): Promise<{ socket: string; ready: boolean; readyzStatus: number; enclave: string | undefined }> {
+async function relayStatus(
+  socketPath: string,
+): Promise<{ socket: string; ready: boolean; readyzStatus: number; enclave: string | undefined }> {
   const readyz = await probe(socketPath, '/readyz');
-  return { socket: socketPath, ready: readyz.status === 200, readyzStatus: readyz.status, enclave: await reportedEnclaveMode(socketPath) };
+  return {
+    socket: socketPath,
+    ready: readyz.status === 200,
+    readyzStatus: readyz.status,
+    enclave: await reportedEnclaveMode(socketPath),
+  };
 }
 
 const statusOptions = {
-  mode: choice({ description: 'Which enclave: "nitro" asks nitro-cli describe-enclaves; "emulated" asks the model server through --enclave-socket', choices: ['emulated', 'nitro'] as const, default: 'emulated' }),
-  enclaveSocket: text({ description: "The parent relay's Unix socket: when given, whether the model server answers /readyz through it", placeholder: 'PATH' }),
+  mode: choice({
+    description:
+      'Which enclave: "nitro" asks nitro-cli describe-enclaves; "emulated" asks the model server through --enclave-socket',
+    choices: ['emulated', 'nitro'] as const,
+    default: 'emulated',
+  }),
+  enclaveSocket: text({
+    description: "The parent relay's Unix socket: when given, whether the model server answers /readyz through it",
+    placeholder: 'PATH',
+  }),
   ...nitroCliOption,
 };
 
 const statusCommand = optionCommand({
   path: 'enclave status',
   options: statusOptions,
-  summary: 'The enclave\'s state as JSON: describe-enclaves on Nitro, the model server through the relay in either mode',
+  summary: "The enclave's state as JSON: describe-enclaves on Nitro, the model server through the relay in either mode",
   usage: usageWithOptions(
     [
       'Usage: mpg enclave status [--mode emulated|nitro] [--enclave-socket PATH] [--nitro-cli PATH]',
@@ -242,7 +299,8 @@ const statusCommand = optionCommand({
   ),
   parse: (argv, env) => {
     const parsed = parseCommandLine(statusOptions, argv, env);
-    if (!parsed.help && parsed.options.mode === 'emulated' && !parsed.options.enclaveSocket) throw new OptionError('--mode emulated needs --enclave-socket: the emulated enclave is known only by its relay');
+    if (!parsed.help && parsed.options.mode === 'emulated' && !parsed.options.enclaveSocket)
+      throw new OptionError('--mode emulated needs --enclave-socket: the emulated enclave is known only by its relay');
     return parsed;
   },
   async run({ options }, { env, stdout, stderr }) {

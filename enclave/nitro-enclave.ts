@@ -55,7 +55,12 @@ export async function eifSize(eif: string): Promise<number> {
     return info.size;
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'there is no such file; build it with "mpg enclave build"' : code === 'EISDIR' ? 'it is not a file' : (code ?? (error as Error).message);
+    const why =
+      code === 'ENOENT'
+        ? 'there is no such file; build it with "mpg enclave build"'
+        : code === 'EISDIR'
+          ? 'it is not a file'
+          : (code ?? (error as Error).message);
     throw new EnclaveConfigurationError(`--eif ${eif}: ${why}`, { cause: error });
   }
 }
@@ -108,14 +113,20 @@ export async function startNitroEnclave(options: NitroEnclaveOptions): Promise<N
     enclaveCid: options.enclaveCid,
     debugMode: options.debugMode,
   });
-  log.info({ enclaveId: started.EnclaveID, cid: started.EnclaveCID, cpus: started.NumberOfCPUs, memoryMiB: started.MemoryMiB }, 'nitro enclave started');
+  log.info(
+    { enclaveId: started.EnclaveID, cid: started.EnclaveCID, cpus: started.NumberOfCPUs, memoryMiB: started.MemoryMiB },
+    'nitro enclave started',
+  );
 
   const terminate = async () => {
     try {
       await options.nitroCli.terminateEnclave({ enclaveId: started.EnclaveID });
       log.info({ enclaveId: started.EnclaveID }, 'nitro enclave terminated');
     } catch (error) {
-      log.error({ err: error, enclaveId: started.EnclaveID }, 'the enclave could not be terminated: check "mpg enclave status --mode nitro"');
+      log.error(
+        { err: error, enclaveId: started.EnclaveID },
+        'the enclave could not be terminated: check "mpg enclave status --mode nitro"',
+      );
     }
   };
 
@@ -157,10 +168,16 @@ export async function startNitroEnclave(options: NitroEnclaveOptions): Promise<N
 
   const stopController = new AbortController();
   const ready = (async () => {
-    await waitUntilReady(options.socketPath, { timeoutMs: options.readyTimeoutMs, gone: () => goneReason, signal: stopController.signal });
+    await waitUntilReady(options.socketPath, {
+      timeoutMs: options.readyTimeoutMs,
+      gone: () => goneReason,
+      signal: stopController.signal,
+    });
     const reported = await reportedEnclaveMode(options.socketPath);
     if (reported !== 'nitro') {
-      throw new Error(`the model server behind unix:${options.socketPath} reports enclave "${reported ?? 'unknown'}", not "nitro": that socket is not this enclave's relay`);
+      throw new Error(
+        `the model server behind unix:${options.socketPath} reports enclave "${reported ?? 'unknown'}", not "nitro": that socket is not this enclave's relay`,
+      );
     }
     log.info({ socket: options.socketPath, enclaveId: started.EnclaveID }, 'nitro enclave ready');
   })();

@@ -63,7 +63,9 @@ export async function waitUntilReady(socketPath: string, options: WaitOptions): 
     if (last === 200) return;
     if (Date.now() >= deadline) {
       const what = last === 0 ? 'nothing answered' : `the last answer was ${last}`;
-      throw new Error(`GET /readyz through unix:${socketPath} did not answer 200 within ${Math.round(options.timeoutMs / 1000)} s (${what})`);
+      throw new Error(
+        `GET /readyz through unix:${socketPath} did not answer 200 within ${Math.round(options.timeoutMs / 1000)} s (${what})`,
+      );
     }
     await new Promise((resolve) => setTimeout(resolve, pollMs));
   }

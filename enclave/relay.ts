@@ -86,7 +86,8 @@ export async function createRelay({ listen, target, log = silentLog }: RelayOpti
 
     accepted.on('error', (error: NodeJS.ErrnoException) => {
       // A client going away mid-stream is ordinary; anything else is worth a line.
-      if (error.code !== 'ECONNRESET' && error.code !== 'EPIPE') log.warn({ err: error }, 'relay: accepted connection failed');
+      if (error.code !== 'ECONNRESET' && error.code !== 'EPIPE')
+        log.warn({ err: error }, 'relay: accepted connection failed');
       upstream.destroy();
     });
     upstream.on('error', (error: NodeJS.ErrnoException) => {
@@ -96,7 +97,10 @@ export async function createRelay({ listen, target, log = silentLog }: RelayOpti
         const now = Date.now();
         if (now - lastFailureLogged >= TARGET_FAILURE_LOG_INTERVAL_MS) {
           const since = failuresNotLogged > 0 ? { failuresSinceLastWarning: failuresNotLogged } : {};
-          log.warn({ err: error, target: describeTarget(target), ...since }, 'relay: target connection failed; closing the accepted connection');
+          log.warn(
+            { err: error, target: describeTarget(target), ...since },
+            'relay: target connection failed; closing the accepted connection',
+          );
           lastFailureLogged = now;
           failuresNotLogged = 0;
         } else {

@@ -48,14 +48,21 @@ export interface VsockRelay {
 const SOCAT_SAFE_PATH = /^[A-Za-z0-9_./@+-]+$/;
 
 export function socatArguments(socketPath: string, target: VsockRelayTarget): string[] {
-  if (!SOCAT_SAFE_PATH.test(socketPath)) throw new Error(`the relay socket path ${JSON.stringify(socketPath)} may only hold letters, digits and _ . / @ + - (socat reads ':' and ',' as syntax)`);
+  if (!SOCAT_SAFE_PATH.test(socketPath))
+    throw new Error(
+      `the relay socket path ${JSON.stringify(socketPath)} may only hold letters, digits and _ . / @ + - (socat reads ':' and ',' as syntax)`,
+    );
   let connect: string;
   if ('vsock' in target) {
     const { cid, port } = target.vsock;
-    if (!Number.isInteger(cid) || cid < 0 || !Number.isInteger(port) || port < 1 || port > 0xffffffff) throw new Error(`bad vsock address ${cid}:${port}`);
+    if (!Number.isInteger(cid) || cid < 0 || !Number.isInteger(port) || port < 1 || port > 0xffffffff)
+      throw new Error(`bad vsock address ${cid}:${port}`);
     connect = `VSOCK-CONNECT:${cid}:${port}`;
   } else {
-    if (!SOCAT_SAFE_PATH.test(target.unix)) throw new Error(`the target socket path ${JSON.stringify(target.unix)} may only hold letters, digits and _ . / @ + -`);
+    if (!SOCAT_SAFE_PATH.test(target.unix))
+      throw new Error(
+        `the target socket path ${JSON.stringify(target.unix)} may only hold letters, digits and _ . / @ + -`,
+      );
     connect = `UNIX-CONNECT:${target.unix}`;
   }
   // -d: warnings as well as errors on stderr.
@@ -91,7 +98,11 @@ export async function startVsockRelay(options: VsockRelayOptions): Promise<Vsock
 
   const launch = (): ChildProcess => {
     const started = Date.now();
-    const socat = spawn(binary, args, { env: { ...(options.env ?? process.env) }, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+    const socat = spawn(binary, args, {
+      env: { ...(options.env ?? process.env) },
+      stdio: ['ignore', 'ignore', 'pipe'],
+      detached: true,
+    });
     let stderrTail = '';
     socat.stderr.setEncoding('utf8');
     socat.stderr.on('data', (chunk: string) => {
@@ -100,7 +111,10 @@ export async function startVsockRelay(options: VsockRelayOptions): Promise<Vsock
     });
     socat.once('error', (error) => {
       spawnError = error;
-      log.error({ err: error, socat: binary }, 'socat could not be started: install socat (>= 1.7.4 for VSOCK), or name it with --socat');
+      log.error(
+        { err: error, socat: binary },
+        'socat could not be started: install socat (>= 1.7.4 for VSOCK), or name it with --socat',
+      );
     });
     socat.once('exit', (code, signal) => {
       if (closing) return;
@@ -109,7 +123,10 @@ export async function startVsockRelay(options: VsockRelayOptions): Promise<Vsock
       if (Date.now() - started > HEALTHY_RUN_MS) failures = 0;
       const pause = RESTART_PAUSE_MS[Math.min(failures, RESTART_PAUSE_MS.length - 1)]!;
       failures += 1;
-      log.error({ code, signal, target, restartInMs: pause, stderr: stderrTail.trim() || undefined }, 'the parent relay (socat) died; restarting it');
+      log.error(
+        { code, signal, target, restartInMs: pause, stderr: stderrTail.trim() || undefined },
+        'the parent relay (socat) died; restarting it',
+      );
       restartTimer = setTimeout(() => {
         restartTimer = undefined;
         if (closing) return;
@@ -130,7 +147,9 @@ export async function startVsockRelay(options: VsockRelayOptions): Promise<Vsock
       killGroup(first, 'SIGKILL');
       const why = spawnError
         ? `${spawnError.message}; install socat (>= 1.7.4 for VSOCK) or name it with --socat`
-        : first.exitCode !== null || first.signalCode !== null ? `socat exited (${first.exitCode ?? first.signalCode})` : `the socket did not appear within ${SOCKET_WAIT_MS / 1000} s`;
+        : first.exitCode !== null || first.signalCode !== null
+          ? `socat exited (${first.exitCode ?? first.signalCode})`
+          : `the socket did not appear within ${SOCKET_WAIT_MS / 1000} s`;
       throw new Error(`the parent relay (${binary} ${args.join(' ')}) did not start: ${why}`);
     }
     await new Promise((resolve) => setTimeout(resolve, 20));

@@ -26,7 +26,12 @@ export class AddressRateLimiter {
   #sweptAtMs = Number.NEGATIVE_INFINITY;
 
   constructor(limit: AddressRateLimit) {
-    if (!(limit.requestsPerSecond > 0) || !Number.isFinite(limit.requestsPerSecond) || !(limit.burst >= 1) || !Number.isFinite(limit.burst)) {
+    if (
+      !(limit.requestsPerSecond > 0) ||
+      !Number.isFinite(limit.requestsPerSecond) ||
+      !(limit.burst >= 1) ||
+      !Number.isFinite(limit.burst)
+    ) {
       throw new RangeError('an address rate limit needs requestsPerSecond > 0 and burst >= 1, both finite');
     }
     this.#limit = { maxAddresses: DEFAULT_MAX_ADDRESSES, ...limit };
@@ -52,7 +57,10 @@ export class AddressRateLimiter {
       bucket.tokens = Math.max(0, bucket.tokens - 1);
       return { allowed: true };
     }
-    return { allowed: false, retryAfterSeconds: Math.max(1, Math.ceil((1 - bucket.tokens) / requestsPerSecond - EPSILON)) };
+    return {
+      allowed: false,
+      retryAfterSeconds: Math.max(1, Math.ceil((1 - bucket.tokens) / requestsPerSecond - EPSILON)),
+    };
   }
 
   #makeRoom(nowMs: number): void {
@@ -63,7 +71,8 @@ export class AddressRateLimiter {
     if (nowMs - this.#sweptAtMs >= 1000) {
       this.#sweptAtMs = nowMs;
       for (const [address, bucket] of this.#buckets) {
-        if (bucket.tokens + ((nowMs - bucket.updatedMs) / 1000) * requestsPerSecond >= burst) this.#buckets.delete(address);
+        if (bucket.tokens + ((nowMs - bucket.updatedMs) / 1000) * requestsPerSecond >= burst)
+          this.#buckets.delete(address);
       }
     }
     // Still full: every address is busy. Drop the oldest (Map keeps insertion order).

@@ -93,7 +93,8 @@ function createFastify(
     routerOptions: { maxParamLength: 100 },
     http: { maxHeaderSize: config.maxHeaderSize, connectionsCheckingInterval: REQUEST_TIMEOUT_CHECK_MS },
     rewriteUrl: (request: IncomingMessage) => originForm(request.url ?? '/'),
-    clientErrorHandler: (error: NodeJS.ErrnoException, socket: Socket) => answerClientError(error, socket, onClientError),
+    clientErrorHandler: (error: NodeJS.ErrnoException, socket: Socket) =>
+      answerClientError(error, socket, onClientError),
     trustProxy: config.trustProxy,
     return503OnClosing: false,
     genReqId: (request: IncomingMessage) => requestIdFor(request.headers),
@@ -115,11 +116,20 @@ function createFastify(
 }
 
 /** Builds the gateway from a parsed configuration; nothing listens until the caller's listen(). */
-export function buildGateway(config: GatewayConfig, policy: PrivacyPolicy, dependencies: GatewayDependencies = {}): Gateway {
-  const metrics = createGatewayMetrics(dependencies.registry, (config.requestTimeoutMs + config.headersTimeoutMs) / 1000);
+export function buildGateway(
+  config: GatewayConfig,
+  policy: PrivacyPolicy,
+  dependencies: GatewayDependencies = {},
+): Gateway {
+  const metrics = createGatewayMetrics(
+    dependencies.registry,
+    (config.requestTimeoutMs + config.headersTimeoutMs) / 1000,
+  );
   const tls = dependencies.tls ?? readTlsFiles(config);
-  const app = createFastify(config, dependencies.logger ?? { level: config.logLevel, base: { component: 'gateway' } }, (error) =>
-    metrics.errors.inc({ route: 'none', code: error.code }),
+  const app = createFastify(
+    config,
+    dependencies.logger ?? { level: config.logLevel, base: { component: 'gateway' } },
+    (error) => metrics.errors.inc({ route: 'none', code: error.code }),
     tls,
   );
 
@@ -131,8 +141,17 @@ export function buildGateway(config: GatewayConfig, policy: PrivacyPolicy, depen
     },
   };
   const trust = dependencies.attestationTrust;
-  if (config.secureUpstream.length > 0 && !trust) throw new Error('secure upstreams need an attestation trust (loadAttestationTrust)');
-  const gate: AttestationGate | undefined = trust && trust.mode !== 'insecure-skipped' ? new AttestationGate(trust, metrics, app.log, ohttpKeyBinding((): readonly UpstreamMember[] => groups.secure.members)) : undefined;
+  if (config.secureUpstream.length > 0 && !trust)
+    throw new Error('secure upstreams need an attestation trust (loadAttestationTrust)');
+  const gate: AttestationGate | undefined =
+    trust && trust.mode !== 'insecure-skipped'
+      ? new AttestationGate(
+          trust,
+          metrics,
+          app.log,
+          ohttpKeyBinding((): readonly UpstreamMember[] => groups.secure.members),
+        )
+      : undefined;
   if (trust) {
     metrics.attestationTrust.set({ mode: trust.mode.replaceAll('-', '_') }, 1);
     if (trust.mode !== 'aws-root') app.log.warn({ trust: trust.mode }, TRUST_WARNINGS[trust.mode]);
@@ -145,7 +164,9 @@ export function buildGateway(config: GatewayConfig, policy: PrivacyPolicy, depen
   for (const member of allMembers) metrics.upstreamUp.set({ route: member.route, member: member.url }, 0);
   for (const member of groups.secure.members) metrics.attestationVerified.set({ member: member.url }, 0);
   const beforeScrape = () => {
-    if (gate) for (const member of groups.secure.members) metrics.attestationAge.set({ member: member.url }, gate.ageSeconds(member));
+    if (gate)
+      for (const member of groups.secure.members)
+        metrics.attestationAge.set({ member: member.url }, gate.ageSeconds(member));
   };
   const state = { closing: false };
   const context: GatewayContext = { config, policy, metrics, groups, state, trust, gate, beforeScrape };
@@ -160,7 +181,11 @@ export function buildGateway(config: GatewayConfig, policy: PrivacyPolicy, depen
       retryAfter: 1,
       pressureHandler: (request, reply, type, value) => {
         request.log.warn({ type, value }, 'overloaded');
-        void reply.send(gatewayErrors.GW_OVERLOADED(`The gateway is overloaded (${type}); retry after Retry-After`, { headers: { 'retry-after': '1' } }));
+        void reply.send(
+          gatewayErrors.GW_OVERLOADED(`The gateway is overloaded (${type}); retry after Retry-After`, {
+            headers: { 'retry-after': '1' },
+          }),
+        );
       },
     });
   }

@@ -60,7 +60,11 @@ export interface MemberAttestationStatus {
 /** Learns the OHTTP key config an attested member serves, once its document binds it (ohttp-key-binding.ts). */
 export interface KeyConfigBinding {
   /** The bound config, undefined when the member serves none; throws AttestationProblem when it does not bind. */
-  bind(member: UpstreamMember, connection: MemberConnection, document: AttestationDocument): Promise<UpstreamMember['ohttpKeyConfig']>;
+  bind(
+    member: UpstreamMember,
+    connection: MemberConnection,
+    document: AttestationDocument,
+  ): Promise<UpstreamMember['ohttpKeyConfig']>;
 }
 
 const NO_KEY_CONFIG: KeyConfigBinding = { bind: () => Promise.resolve(undefined) };
@@ -77,7 +81,13 @@ export class AttestationGate implements MemberGate {
   /** Milliseconds on a monotonic clock: passed in so that tests move time instead of sleeping. */
   readonly #now: () => number;
 
-  constructor(trust: AttestationTrust, metrics: GatewayMetrics, log: FastifyBaseLogger, keyBinding: KeyConfigBinding = NO_KEY_CONFIG, now: () => number = () => performance.now()) {
+  constructor(
+    trust: AttestationTrust,
+    metrics: GatewayMetrics,
+    log: FastifyBaseLogger,
+    keyBinding: KeyConfigBinding = NO_KEY_CONFIG,
+    now: () => number = () => performance.now(),
+  ) {
     this.trust = trust;
     this.#now = now;
     this.#keyBinding = keyBinding;
@@ -106,18 +116,27 @@ export class AttestationGate implements MemberGate {
     if (readyz.proofOk === false) {
       // Challenged for the attested key and not proven. Only a process that says it is another
       // enclave (another boot key) is worth attesting; anything else is refused unasked.
-      if (!this.#claimsAnotherKey(state, readyz)) return this.#refuseUnproven(member, state, 'the process at its address did not prove it holds the attested boot key (another process may be listening there)');
+      if (!this.#claimsAnotherKey(state, readyz))
+        return this.#refuseUnproven(
+          member,
+          state,
+          'the process at its address did not prove it holds the attested boot key (another process may be listening there)',
+        );
       this.#log.warn({ member: member.url }, 'the process behind this member reports another boot key: attesting it');
       this.#dropBootKey(member, state);
     } else if (state.verifiedAt !== undefined) {
       const sameBoot = this.holds(member, readyz);
       if (sameBoot && now - state.verifiedAt < this.trust.intervalMs) return undefined;
       if (!sameBoot) {
-        this.#log.warn({ member: member.url }, 'the process behind this member is not the one attested (its boot key changed): attesting it again');
+        this.#log.warn(
+          { member: member.url },
+          'the process behind this member is not the one attested (its boot key changed): attesting it again',
+        );
         this.#dropBootKey(member, state);
       }
     }
-    if (state.verifiedAt === undefined && state.failedAt !== undefined && now - state.failedAt < this.trust.retryMs) return state.problem;
+    if (state.verifiedAt === undefined && state.failedAt !== undefined && now - state.failedAt < this.trust.retryMs)
+      return state.problem;
     return this.#attest(member, readyz, state, connection);
   }
 
@@ -128,8 +147,14 @@ export class AttestationGate implements MemberGate {
       state.problem = 'the process behind it reports another boot key and must be attested first';
       return state.problem;
     }
-    const detail = outcome ? `it answered the challenge with ${outcome.statusCode} and no valid proof` : `its answer to the challenge was unreadable (${describeError(cause)})`;
-    return this.#refuseUnproven(member, state, `a new connection to it did not prove it holds the attested boot key: ${detail} (another process may be listening at its address)`);
+    const detail = outcome
+      ? `it answered the challenge with ${outcome.statusCode} and no valid proof`
+      : `its answer to the challenge was unreadable (${describeError(cause)})`;
+    return this.#refuseUnproven(
+      member,
+      state,
+      `a new connection to it did not prove it holds the attested boot key: ${detail} (another process may be listening at its address)`,
+    );
   }
 
   /** The member's attestation no longer holds: it must be attested again before its next request. */
@@ -144,8 +169,13 @@ export class AttestationGate implements MemberGate {
 
   status(member: UpstreamMember): MemberAttestationStatus {
     const state = this.#state(member);
-    if (state.verifiedAt === undefined) return { attested: false, ...(state.problem ? { problem: state.problem } : {}) };
-    return { attested: true, ageSeconds: Math.round((this.#now() - state.verifiedAt) / 100) / 10, ...(state.moduleId ? { moduleId: state.moduleId } : {}) };
+    if (state.verifiedAt === undefined)
+      return { attested: false, ...(state.problem ? { problem: state.problem } : {}) };
+    return {
+      attested: true,
+      ageSeconds: Math.round((this.#now() - state.verifiedAt) / 100) / 10,
+      ...(state.moduleId ? { moduleId: state.moduleId } : {}),
+    };
   }
 
   /** Seconds since the member's last successful attestation, or -1 when it holds none. */
@@ -190,7 +220,10 @@ export class AttestationGate implements MemberGate {
         const info = statSync(rootFile);
         stamp = `${info.mtimeMs}:${info.size}:${info.ino}`;
       } catch (error) {
-        throw new AttestationProblem('root', `the emulated NSM root file ${rootFile} cannot be read (${describeError(error)})`);
+        throw new AttestationProblem(
+          'root',
+          `the emulated NSM root file ${rootFile} cannot be read (${describeError(error)})`,
+        );
       }
     }
     if (!this.#verifier || stamp !== this.#rootStamp) {
@@ -207,14 +240,23 @@ export class AttestationGate implements MemberGate {
     return this.#verifier;
   }
 
-  async #attest(member: UpstreamMember, readyz: ReadyzReport, state: MemberAttestation, connection: MemberConnection): Promise<string | undefined> {
+  async #attest(
+    member: UpstreamMember,
+    readyz: ReadyzReport,
+    state: MemberAttestation,
+    connection: MemberConnection,
+  ): Promise<string | undefined> {
     const started = performance.now();
     const generation = state.generation;
     try {
       const verifier = this.#currentVerifier();
       const nonce = createNonce();
-      const answer = await connection.get(`/attestation?nonce=${Buffer.from(nonce).toString('hex')}`, { maxBodyBytes: MAX_DOCUMENT_BYTES, timeoutMs: ATTESTATION_TIMEOUT_MS });
-      if (answer.statusCode !== 200) throw new AttestationProblem('bad_response', `GET /attestation answered ${answer.statusCode}`);
+      const answer = await connection.get(`/attestation?nonce=${Buffer.from(nonce).toString('hex')}`, {
+        maxBodyBytes: MAX_DOCUMENT_BYTES,
+        timeoutMs: ATTESTATION_TIMEOUT_MS,
+      });
+      if (answer.statusCode !== 200)
+        throw new AttestationProblem('bad_response', `GET /attestation answered ${answer.statusCode}`);
       const result = verifier.verify(answer.body, { nonce });
       if (!result.ok) {
         const failed = result.checks.at(-1);
@@ -224,32 +266,57 @@ export class AttestationGate implements MemberGate {
       const bootKey = document.publicKey!;
       const bootKeySha256 = createHash('sha256').update(bootKey).digest('hex');
       if (readyz.publicKeySha256 === undefined || bootKeySha256 !== readyz.publicKeySha256) {
-        throw new AttestationProblem('identity', "the attested public_key is not the boot key the member's /readyz reports");
+        throw new AttestationProblem(
+          'identity',
+          "the attested public_key is not the boot key the member's /readyz reports",
+        );
       }
       // And the process on this connection holds its private half: proven already when /readyz
       // answered a challenge for this very key, else asked now.
-      const proven = readyz.proofOk === true && state.bootKey !== undefined && Buffer.from(state.bootKey).equals(bootKey);
+      const proven =
+        readyz.proofOk === true && state.bootKey !== undefined && Buffer.from(state.bootKey).equals(bootKey);
       if (!proven && (await readyzOn(connection, bootKey, ATTESTATION_TIMEOUT_MS)).report.proofOk !== true) {
-        throw new AttestationProblem('identity', 'the member could not prove it holds the private half of the attested public_key');
+        throw new AttestationProblem(
+          'identity',
+          'the member could not prove it holds the private half of the attested public_key',
+        );
       }
       const ohttpKeyConfig = await this.#keyBinding.bind(member, connection, document);
       // The member fell out of rotation while this ran: what was verified may be another process.
-      if (state.generation !== generation) throw new AttestationProblem('superseded', 'the member failed a health check or a request while it was being attested');
-      Object.assign(state, { verifiedAt: this.#now(), bootKey, bootKeySha256, moduleId: document.moduleId, failedAt: undefined, problem: undefined });
+      if (state.generation !== generation)
+        throw new AttestationProblem(
+          'superseded',
+          'the member failed a health check or a request while it was being attested',
+        );
+      Object.assign(state, {
+        verifiedAt: this.#now(),
+        bootKey,
+        bootKeySha256,
+        moduleId: document.moduleId,
+        failedAt: undefined,
+        problem: undefined,
+      });
       member.ohttpKeyConfig = ohttpKeyConfig;
       this.#metrics.attestationVerifications.inc({ result: 'ok' });
       this.#metrics.attestationVerified.set({ member: member.url }, 1);
       this.#metrics.attestationDuration.observe((performance.now() - started) / 1000);
-      this.#log.info({ member: member.url, moduleId: document.moduleId, trust: this.trust.mode, ohttpKeyId: ohttpKeyConfig?.keyId }, 'secure member attested');
+      this.#log.info(
+        { member: member.url, moduleId: document.moduleId, trust: this.trust.mode, ohttpKeyId: ohttpKeyConfig?.keyId },
+        'secure member attested',
+      );
       return undefined;
     } catch (error) {
-      const problem = error instanceof AttestationProblem ? error : new AttestationProblem('unreachable', describeError(error));
+      const problem =
+        error instanceof AttestationProblem ? error : new AttestationProblem('unreachable', describeError(error));
       this.#dropBootKey(member, state);
       Object.assign(state, { failedAt: this.#now(), problem: `${problem.reason}: ${problem.message}` });
       this.#metrics.attestationVerifications.inc({ result: 'failed' });
       this.#metrics.attestationFailures.inc({ reason: problem.reason });
       this.#metrics.attestationVerified.set({ member: member.url }, 0);
-      this.#log.warn({ member: member.url, reason: problem.reason, detail: problem.message }, 'secure member refused: its attestation did not verify');
+      this.#log.warn(
+        { member: member.url, reason: problem.reason, detail: problem.message },
+        'secure member refused: its attestation did not verify',
+      );
       return state.problem;
     }
   }

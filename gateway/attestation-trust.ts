@@ -21,14 +21,20 @@ export interface AttestationTrust {
 }
 
 export const TRUST_WARNINGS: Readonly<Record<Exclude<TrustMode, 'aws-root'>, string>> = {
-  'insecure-emulated-nsm-root': "INSECURE: the emulated NSM's throwaway root is trusted: attestation proves nothing about the enclave (local emulation only)",
+  'insecure-emulated-nsm-root':
+    "INSECURE: the emulated NSM's throwaway root is trusted: attestation proves nothing about the enclave (local emulation only)",
   'insecure-skipped': 'INSECURE: attestation is skipped: secure requests go to members that were never attested',
 };
 
 /** Reads the measurements file; an unreadable or malformed one stops the gateway (OptionError, exit 2). */
 export async function loadAttestationTrust(config: GatewayConfig): Promise<AttestationTrust | undefined> {
   if (config.secureUpstream.length === 0) return undefined;
-  const timing = { allowDebugMode: config.attestationAllowDebugMode, intervalMs: config.attestationIntervalMs, retryMs: config.attestationRetryMs, maxAgeMs: config.attestationMaxAgeMs };
+  const timing = {
+    allowDebugMode: config.attestationAllowDebugMode,
+    intervalMs: config.attestationIntervalMs,
+    retryMs: config.attestationRetryMs,
+    maxAgeMs: config.attestationMaxAgeMs,
+  };
   if (config.insecureSkipAttestation) return { mode: 'insecure-skipped', ...timing };
   let expectedPcrs: PcrMeasurements;
   try {
@@ -37,5 +43,10 @@ export async function loadAttestationTrust(config: GatewayConfig): Promise<Attes
     throw new OptionError(`--attestation-pcrs: ${(error as Error).message}`, { cause: error });
   }
   if (!config.insecureTrustEmulatedNsmRoot) return { mode: 'aws-root', expectedPcrs, ...timing };
-  return { mode: 'insecure-emulated-nsm-root', expectedPcrs, emulatedRootFile: config.insecureTrustEmulatedNsmRoot, ...timing };
+  return {
+    mode: 'insecure-emulated-nsm-root',
+    expectedPcrs,
+    emulatedRootFile: config.insecureTrustEmulatedNsmRoot,
+    ...timing,
+  };
 }

@@ -13,7 +13,9 @@ type ServerSocket = Socket & { _httpMessage?: ServerResponse | null };
 function parseErrorFor(error: NodeJS.ErrnoException): CodedError {
   if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') return gatewayErrors.GW_REQUEST_TIMEOUT();
   if (error.code === 'HPE_HEADER_OVERFLOW') return gatewayErrors.GW_HEADERS_TOO_LARGE();
-  return gatewayErrors.GW_BAD_REQUEST(`The request could not be parsed as HTTP/1.1 (${error.code ?? 'bad framing'}); fix its framing or syntax`);
+  return gatewayErrors.GW_BAD_REQUEST(
+    `The request could not be parsed as HTTP/1.1 (${error.code ?? 'bad framing'}); fix its framing or syntax`,
+  );
 }
 
 /**
@@ -21,7 +23,11 @@ function parseErrorFor(error: NodeJS.ErrnoException): CodedError {
  * answer has begun on the connection (bytes of another answer must never be interleaved), then
  * the connection is closed. `onError` counts it.
  */
-export function answerClientError(error: NodeJS.ErrnoException, socket: ServerSocket, onError: (error: CodedError) => void): void {
+export function answerClientError(
+  error: NodeJS.ErrnoException,
+  socket: ServerSocket,
+  onError: (error: CodedError) => void,
+): void {
   // The client reset the connection, or it is already gone: nobody to answer.
   if (error.code === 'ECONNRESET' || socket.destroyed || isLingering(socket)) return;
   const coded = parseErrorFor(error);
@@ -41,7 +47,11 @@ export function answerClientError(error: NodeJS.ErrnoException, socket: ServerSo
 // After a parse error nothing more of the connection can be understood: linger only briefly.
 const LINGER_AFTER_PARSE_ERROR_MS = 1_000;
 
-const STATUS_TEXT: Readonly<Record<number, string>> = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' };
+const STATUS_TEXT: Readonly<Record<number, string>> = {
+  400: 'Bad Request',
+  408: 'Request Timeout',
+  431: 'Request Header Fields Too Large',
+};
 function statusText(statusCode: number): string {
   return STATUS_TEXT[statusCode] ?? 'Error';
 }

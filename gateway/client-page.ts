@@ -20,7 +20,8 @@ const FILES: Readonly<Record<string, { file: string; type: string }>> = {
 // The page talks only to this origin and runs only its own scripts: an injected script could read
 // the image before it is encrypted.
 const PAGE_HEADERS = {
-  'content-security-policy': "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; connect-src 'self'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'",
+  'content-security-policy':
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; connect-src 'self'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'",
   'x-content-type-options': 'nosniff',
   'referrer-policy': 'no-referrer',
   'cache-control': 'no-cache',
@@ -45,7 +46,8 @@ export const clientPage: FastifyPluginCallback<{ trust: AttestationTrust | undef
   for (const [path, { file, type }] of Object.entries(FILES)) {
     app.get(path, async (_request, reply) => {
       const bytes = await asset(file);
-      if (!bytes) throw gatewayErrors.GW_NOT_FOUND(`The client page is not built (${file} is missing): run "npm run build"`);
+      if (!bytes)
+        throw gatewayErrors.GW_NOT_FOUND(`The client page is not built (${file} is missing): run "npm run build"`);
       return reply.headers(PAGE_HEADERS).type(type).send(bytes);
     });
   }
@@ -57,7 +59,9 @@ export const clientPage: FastifyPluginCallback<{ trust: AttestationTrust | undef
       emulatedRootPem = await readFile(trust.emulatedRootFile, 'utf8').catch(() => null);
     }
     const pcrs = trust?.expectedPcrs ? (JSON.parse(formatMeasurements(trust.expectedPcrs)) as unknown) : null;
-    return reply.headers({ 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' }).send({ trust: trust?.mode ?? 'none', pcrs, emulatedRootPem });
+    return reply
+      .headers({ 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' })
+      .send({ trust: trust?.mode ?? 'none', pcrs, emulatedRootPem });
   });
   done();
 };

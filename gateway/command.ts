@@ -10,7 +10,7 @@ const usage = () =>
     'Usage: mpg gateway --public-upstream URL --secure-upstream URL [options]',
     '',
     'Routes POST /predict-public and POST /predict-secure to the public and secure upstreams',
-    "(their /predict), by path, privacy header and tenant policy; the most private signal wins",
+    '(their /predict), by path, privacy header and tenant policy; the most private signal wins',
     'and a secure request is never sent to a public upstream. GET /healthz, /readyz, /metrics.',
     'Every option has an MPG_ environment twin.',
     '',
@@ -38,19 +38,31 @@ export const gatewayCommand = optionCommand({
   },
   async run({ config, policy, attestationTrust, tls }, { stdout }) {
     const { buildGateway } = await import('./app.js');
-    const gateway = buildGateway(config, policy, { ...(attestationTrust ? { attestationTrust } : {}), ...(tls ? { tls } : {}) });
+    const gateway = buildGateway(config, policy, {
+      ...(attestationTrust ? { attestationTrust } : {}),
+      ...(tls ? { tls } : {}),
+    });
     const log = gateway.app.log;
     // The admin listener first: once the traffic line is printed, everything is up.
     if (gateway.admin) {
       const adminAddress = await gateway.admin.listen({ host: config.adminHost, port: config.adminPort! });
       stdout.write(`admin listening on ${adminAddress}\n`);
     } else if (!isLoopback(config.host)) {
-      log.warn({ host: config.host }, '/metrics and /readyz are served on the traffic listener to every client; give --admin-port to move them to an admin listener');
+      log.warn(
+        { host: config.host },
+        '/metrics and /readyz are served on the traffic listener to every client; give --admin-port to move them to an admin listener',
+      );
     }
     const address = await gateway.app.listen({ host: config.host, port: config.port });
     stdout.write(`gateway listening on ${address}\n`);
     log.info(
-      { public: config.publicUpstream, secure: config.secureUpstream, policy: policy.source, tenants: policy.tenants.length, attestation: attestationTrust?.mode },
+      {
+        public: config.publicUpstream,
+        secure: config.secureUpstream,
+        policy: policy.source,
+        tenants: policy.tenants.length,
+        attestation: attestationTrust?.mode,
+      },
       'routing',
     );
     const shutdown = stopOnSignals(() => gateway.close(), log);

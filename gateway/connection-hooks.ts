@@ -8,7 +8,11 @@ import { drainThenKeep, isLingering } from './client-errors.js';
 import type { GatewayState } from './context.js';
 import { gatewayErrors } from './errors.js';
 
-const connectionHooks: FastifyPluginCallback<{ state: GatewayState; lingerMs: number }> = (instance, { state, lingerMs }, done) => {
+const connectionHooks: FastifyPluginCallback<{ state: GatewayState; lingerMs: number }> = (
+  instance,
+  { state, lingerMs },
+  done,
+) => {
   instance.addHook('onRequest', async (request, reply) => {
     // Pipelined behind a refused request on a connection that is closing: its answer could never
     // be written, so nothing of it is done.

@@ -21,7 +21,10 @@ declare module 'fastify' {
   }
 }
 
-export const ROUTE_PATHS: Readonly<Record<PrivacyRoute, string>> = { public: '/predict-public', secure: '/predict-secure' };
+export const ROUTE_PATHS: Readonly<Record<PrivacyRoute, string>> = {
+  public: '/predict-public',
+  secure: '/predict-secure',
+};
 
 /** Set while the gateway closes: new requests are refused and connections not kept. */
 export interface GatewayState {

@@ -12,7 +12,8 @@ import type { GatewayMetrics } from './metrics.js';
 function codedErrorFor(error: FastifyError | CodedError): CodedError {
   if (error instanceof CodedError) return error;
   if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return gatewayErrors.GW_BODY_TOO_LARGE();
-  if (error.code === 'FST_UNDER_PRESSURE') return gatewayErrors.GW_OVERLOADED(undefined, { headers: { 'retry-after': '1' } });
+  if (error.code === 'FST_UNDER_PRESSURE')
+    return gatewayErrors.GW_OVERLOADED(undefined, { headers: { 'retry-after': '1' } });
   // Fastify's own refusals of what the client sent (an unparsable content type, say).
   if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500) {
     return gatewayErrors.GW_BAD_REQUEST(`The request could not be parsed (${error.code}): ${error.message}`);

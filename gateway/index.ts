@@ -19,7 +19,14 @@ export type { AttestationTrust, TrustMode } from './attestation-trust.js';
  * Reads what the configuration names (the attestation trust: --attestation-pcrs ...) unless given,
  * then builds the gateway (buildGateway); nothing listens until the caller's listen().
  */
-export async function loadGateway(config: GatewayConfig, policy: PrivacyPolicy, dependencies: GatewayDependencies = {}): Promise<Gateway> {
+export async function loadGateway(
+  config: GatewayConfig,
+  policy: PrivacyPolicy,
+  dependencies: GatewayDependencies = {},
+): Promise<Gateway> {
   const attestationTrust = dependencies.attestationTrust ?? (await loadAttestationTrust(config));
-  return (await import('./app.js')).buildGateway(config, policy, { ...dependencies, ...(attestationTrust ? { attestationTrust } : {}) });
+  return (await import('./app.js')).buildGateway(config, policy, {
+    ...dependencies,
+    ...(attestationTrust ? { attestationTrust } : {}),
+  });
 }

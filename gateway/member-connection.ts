@@ -49,7 +49,9 @@ export class MemberConnection {
   static open(address: UpstreamAddress, timeoutMs: number): Promise<MemberConnection> {
     return new Promise((resolve, reject) => {
       const origin = address.origin ? new URL(address.origin) : undefined;
-      const socket = address.socketPath ? connect({ path: address.socketPath }) : connect({ host: origin!.hostname.replace(/^\[|\]$/g, ''), port: Number(origin!.port || 80) });
+      const socket = address.socketPath
+        ? connect({ path: address.socketPath })
+        : connect({ host: origin!.hostname.replace(/^\[|\]$/g, ''), port: Number(origin!.port || 80) });
       const timer = setTimeout(() => {
         socket.destroy();
         reject(new MemberConnectionError('UND_ERR_CONNECT_TIMEOUT', `connecting took longer than ${timeoutMs} ms`));
@@ -72,15 +74,33 @@ export class MemberConnection {
   }
 
   /** One GET on this connection; rejects on a malformed, oversized or late answer (the connection is then closed). */
-  async get(path: string, { maxBodyBytes, timeoutMs }: { maxBodyBytes: number; timeoutMs: number }): Promise<MemberAnswer> {
+  async get(
+    path: string,
+    { maxBodyBytes, timeoutMs }: { maxBodyBytes: number; timeoutMs: number },
+  ): Promise<MemberAnswer> {
     if (this.#busy || this.#released) throw new Error('one exchange at a time, and none after release()');
     this.#busy = true;
-    const timer = setTimeout(() => this.#fail(new MemberConnectionError('UND_ERR_HEADERS_TIMEOUT', `no answer to GET ${path.split('?')[0]} within ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(
+      () =>
+        this.#fail(
+          new MemberConnectionError(
+            'UND_ERR_HEADERS_TIMEOUT',
+            `no answer to GET ${path.split('?')[0]} within ${timeoutMs} ms`,
+          ),
+        ),
+      timeoutMs,
+    );
     try {
       this.#socket.write(`GET ${path} HTTP/1.1\r\nhost: ${this.#host}\r\naccept: */*\r\n\r\n`);
       let headerEnd: number;
       while ((headerEnd = this.#buffered.indexOf(HEADER_END)) === -1) {
-        if (this.#buffered.length > MAX_HEADER_BYTES) throw this.#fail(new MemberConnectionError('GW_MEMBER_BAD_ANSWER', `the answer's header block exceeds ${MAX_HEADER_BYTES} bytes`));
+        if (this.#buffered.length > MAX_HEADER_BYTES)
+          throw this.#fail(
+            new MemberConnectionError(
+              'GW_MEMBER_BAD_ANSWER',
+              `the answer's header block exceeds ${MAX_HEADER_BYTES} bytes`,
+            ),
+          );
         await this.#more();
       }
       const [statusLine = '', ...lines] = this.#buffered.subarray(0, headerEnd).toString('latin1').split('\r\n');
@@ -89,9 +109,13 @@ export class MemberConnection {
       const headers = new Map<string, string>();
       for (const line of lines) {
         const colon = line.indexOf(':');
-        if (colon <= 0) throw this.#fail(new MemberConnectionError('GW_MEMBER_BAD_ANSWER', 'the answer has a malformed header line'));
+        if (colon <= 0)
+          throw this.#fail(new MemberConnectionError('GW_MEMBER_BAD_ANSWER', 'the answer has a malformed header line'));
         const name = line.slice(0, colon).trim().toLowerCase();
-        if (headers.has(name) && name === 'content-length') throw this.#fail(new MemberConnectionError('GW_MEMBER_BAD_ANSWER', 'the answer has two Content-Length headers'));
+        if (headers.has(name) && name === 'content-length')
+          throw this.#fail(
+            new MemberConnectionError('GW_MEMBER_BAD_ANSWER', 'the answer has two Content-Length headers'),
+          );
         headers.set(name, line.slice(colon + 1).trim());
       }
       const declared = headers.get('content-length');
@@ -99,10 +123,17 @@ export class MemberConnection {
         throw this.#fail(new MemberConnectionError('GW_MEMBER_BAD_ANSWER', 'the answer has no usable Content-Length'));
       }
       const length = Number(declared);
-      if (length > maxBodyBytes) throw this.#fail(new MemberConnectionError('GW_MEMBER_BAD_ANSWER', `the answer declares ${length} bytes, more than the ${maxBodyBytes} expected`));
+      if (length > maxBodyBytes)
+        throw this.#fail(
+          new MemberConnectionError(
+            'GW_MEMBER_BAD_ANSWER',
+            `the answer declares ${length} bytes, more than the ${maxBodyBytes} expected`,
+          ),
+        );
       const bodyStart = headerEnd + HEADER_END.length;
       while (this.#buffered.length < bodyStart + length) await this.#more();
-      if (this.#buffered.length > bodyStart + length) throw this.#fail(new MemberConnectionError('GW_MEMBER_BAD_ANSWER', 'the member sent bytes beyond its answer'));
+      if (this.#buffered.length > bodyStart + length)
+        throw this.#fail(new MemberConnectionError('GW_MEMBER_BAD_ANSWER', 'the member sent bytes beyond its answer'));
       const body = Buffer.from(this.#buffered.subarray(bodyStart));
       this.#buffered = Buffer.alloc(0);
       if (headers.get('connection')?.toLowerCase() === 'close') this.#ended = true;
@@ -143,7 +174,10 @@ export class MemberConnection {
 
   #more(): Promise<void> {
     if (this.#error) return Promise.reject(this.#error);
-    if (this.#ended) return Promise.reject(new MemberConnectionError('UND_ERR_SOCKET', 'the member closed the connection before it answered'));
+    if (this.#ended)
+      return Promise.reject(
+        new MemberConnectionError('UND_ERR_SOCKET', 'the member closed the connection before it answered'),
+      );
     return new Promise<void>((resolve) => (this.#wake = resolve)).then(() => {
       if (this.#error) throw this.#error;
     });
@@ -164,7 +198,8 @@ export class MemberConnection {
 
   readonly #onReadable = () => {
     let chunk: Buffer | null;
-    while ((chunk = this.#socket.read() as Buffer | null) !== null) this.#buffered = Buffer.concat([this.#buffered, chunk]);
+    while ((chunk = this.#socket.read() as Buffer | null) !== null)
+      this.#buffered = Buffer.concat([this.#buffered, chunk]);
     this.#signal();
   };
 

@@ -85,7 +85,8 @@ export class MemberDispatcher extends Dispatcher {
     const group = this.#groups.secure;
     let best: UpstreamMember | undefined;
     for (const member of group.members) {
-      if (member.healthy && member.ohttpKeyConfig?.keyId === keyId && (!best || member.inFlight < best.inFlight)) best = member;
+      if (member.healthy && member.ohttpKeyConfig?.keyId === keyId && (!best || member.inFlight < best.inFlight))
+        best = member;
     }
     if (!best) {
       if (group.healthyCount === 0) throw noMemberError(group);
@@ -141,10 +142,16 @@ function noMemberError(group: UpstreamGroup) {
   if (group.route === 'secure' && refused.length > 0) {
     // Members that answer but did not prove what they are: say so, and why.
     const why = refused.map((candidate) => candidate.lastProblem?.replace(/^attestation: /, '')).join('; ');
-    return gatewayErrors.GW_SECURE_NOT_ATTESTED(`No secure upstream holds a verified attestation (${why}); the request was not sent anywhere else`, retry);
+    return gatewayErrors.GW_SECURE_NOT_ATTESTED(
+      `No secure upstream holds a verified attestation (${why}); the request was not sent anywhere else`,
+      retry,
+    );
   }
   const why = group.members.length === 0 ? 'none is configured' : `none of ${group.members.length} is healthy`;
   return group.route === 'secure'
-    ? gatewayErrors.GW_NO_SECURE_UPSTREAM(`No secure upstream can take the request (${why}); it was not sent anywhere else`, retry)
+    ? gatewayErrors.GW_NO_SECURE_UPSTREAM(
+        `No secure upstream can take the request (${why}); it was not sent anywhere else`,
+        retry,
+      )
     : gatewayErrors.GW_NO_HEALTHY_UPSTREAM(`No public upstream can take the request (${why})`, retry);
 }

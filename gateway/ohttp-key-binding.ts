@@ -24,31 +24,55 @@ function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
 export function ohttpKeyBinding(members: () => readonly UpstreamMember[]): KeyConfigBinding {
   return {
     async bind(member: UpstreamMember, connection: MemberConnection, document: AttestationDocument) {
-      const answer = await connection.get('/ohttp-keys', { maxBodyBytes: MAX_KEY_LIST_BYTES, timeoutMs: KEY_LIST_TIMEOUT_MS });
+      const answer = await connection.get('/ohttp-keys', {
+        maxBodyBytes: MAX_KEY_LIST_BYTES,
+        timeoutMs: KEY_LIST_TIMEOUT_MS,
+      });
       // A model server without OHTTP: attested for plaintext secure requests, never advertised.
       if (answer.statusCode === 404) return undefined;
-      if (answer.statusCode !== 200) throw new AttestationProblem('ohttp_keys', `GET /ohttp-keys answered ${answer.statusCode}`);
+      if (answer.statusCode !== 200)
+        throw new AttestationProblem('ohttp_keys', `GET /ohttp-keys answered ${answer.statusCode}`);
       let configs;
       try {
         configs = decodeKeyConfigList(answer.body);
       } catch (error) {
-        throw new AttestationProblem('ohttp_keys', `GET /ohttp-keys sent no valid key config list (${(error as Error).message})`);
+        throw new AttestationProblem(
+          'ohttp_keys',
+          `GET /ohttp-keys sent no valid key config list (${(error as Error).message})`,
+        );
       }
-      if (configs.length !== 1) throw new AttestationProblem('ohttp_keys', `GET /ohttp-keys listed ${configs.length} key configs; an enclave serves exactly one, its boot key's`);
+      if (configs.length !== 1)
+        throw new AttestationProblem(
+          'ohttp_keys',
+          `GET /ohttp-keys listed ${configs.length} key configs; an enclave serves exactly one, its boot key's`,
+        );
       const config = configs[0]!;
       // Canonical: what is hashed is exactly what the member sent.
-      if (!equalBytes(encodeKeyConfigList([config]), answer.body)) throw new AttestationProblem('ohttp_keys', 'GET /ohttp-keys sent a key config list that is not in its canonical encoding');
+      if (!equalBytes(encodeKeyConfigList([config]), answer.body))
+        throw new AttestationProblem(
+          'ohttp_keys',
+          'GET /ohttp-keys sent a key config list that is not in its canonical encoding',
+        );
       if (!document.publicKey || !equalBytes(config.publicKey, document.publicKey)) {
-        throw new AttestationProblem('ohttp_key_mismatch', "the OHTTP key config's public key is not the attested public_key");
+        throw new AttestationProblem(
+          'ohttp_key_mismatch',
+          "the OHTTP key config's public key is not the attested public_key",
+        );
       }
       const encoded = encodeKeyConfig(config);
       const digest = createHash('sha256').update(encoded).digest();
       if (!document.userData || !equalBytes(digest, document.userData)) {
-        throw new AttestationProblem('ohttp_key_mismatch', "the attested user_data is not the SHA-256 of the OHTTP key config (its key id or suites are not the attested ones)");
+        throw new AttestationProblem(
+          'ohttp_key_mismatch',
+          'the attested user_data is not the SHA-256 of the OHTTP key config (its key id or suites are not the attested ones)',
+        );
       }
       const holder = members().find((other) => other !== member && other.ohttpKeyConfig?.keyId === config.keyId);
       if (holder) {
-        throw new AttestationProblem('ohttp_key_id_taken', `key id ${config.keyId} is already held by the attested member ${holder.url}; give each enclave its own key id (--ohttp-key-id)`);
+        throw new AttestationProblem(
+          'ohttp_key_id_taken',
+          `key id ${config.keyId} is already held by the attested member ${holder.url}; give each enclave its own key id (--ohttp-key-id)`,
+        );
       }
       return { keyId: config.keyId, encoded };
     },

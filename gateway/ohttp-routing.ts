@@ -11,7 +11,9 @@ export const OHTTP_HEADER_BYTES = REQUEST_HEADER_BYTES;
 export function isOhttpRequest(contentType: string | undefined): boolean {
   if (contentType === undefined) return false;
   const semicolon = contentType.indexOf(';');
-  return (semicolon === -1 ? contentType : contentType.slice(0, semicolon)).trim().toLowerCase() === MEDIA_TYPE_OHTTP_REQUEST;
+  return (
+    (semicolon === -1 ? contentType : contentType.slice(0, semicolon)).trim().toLowerCase() === MEDIA_TYPE_OHTTP_REQUEST
+  );
 }
 
 /** The key id of an OHTTP request body; 400 GW_OHTTP_MALFORMED when it is too short to carry a header. */

@@ -129,14 +129,18 @@ export function parsePolicy(text: string, source: string): PrivacyPolicy {
   }
   const duplicate = findDuplicateKey(text);
   if (duplicate !== undefined) {
-    throw new PolicyError(`${source}: ${duplicate} appears twice; JSON would silently keep the last one, so remove one`, duplicate);
+    throw new PolicyError(
+      `${source}: ${duplicate} appears twice; JSON would silently keep the last one, so remove one`,
+      duplicate,
+    );
   }
 
   const top = checkObject(json, '', TOP_LEVEL_KEYS);
   const requireApiKey = top.requireApiKey ?? false;
   if (typeof requireApiKey !== 'boolean') fail('requireApiKey', 'true or false', requireApiKey);
   const onPublic = top.secureOnlyOnPublicRoute ?? 'upgrade';
-  if (onPublic !== 'upgrade' && onPublic !== 'reject') fail('secureOnlyOnPublicRoute', '"upgrade" or "reject"', onPublic);
+  if (onPublic !== 'upgrade' && onPublic !== 'reject')
+    fail('secureOnlyOnPublicRoute', '"upgrade" or "reject"', onPublic);
   if (!Array.isArray(top.tenants)) fail('tenants', 'an array of tenants (it may be empty)', top.tenants);
 
   const tenants: Tenant[] = [];
@@ -152,11 +156,15 @@ export function parsePolicy(text: string, source: string): PrivacyPolicy {
     }
     const earlier = nameAt.get(name as string);
     if (earlier !== undefined) {
-      throw new PolicyError(`${source}: ${at}.name ${describe(name)} is already used by ${earlier}; tenant names must be unique`, `${at}.name`);
+      throw new PolicyError(
+        `${source}: ${at}.name ${describe(name)} is already used by ${earlier}; tenant names must be unique`,
+        `${at}.name`,
+      );
     }
     nameAt.set(name as string, at);
     const privacy = entry.privacy;
-    if (privacy !== 'secure-only' && privacy !== 'public-allowed') fail(`${at}.privacy`, '"secure-only" or "public-allowed"', privacy);
+    if (privacy !== 'secure-only' && privacy !== 'public-allowed')
+      fail(`${at}.privacy`, '"secure-only" or "public-allowed"', privacy);
     // A tenant without keys could never be recognised, so its privacy setting would never apply.
     if (!Array.isArray(entry.apiKeySha256) || entry.apiKeySha256.length === 0) {
       fail(`${at}.apiKeySha256`, 'a non-empty array of SHA-256 hex digests of API keys', entry.apiKeySha256);
@@ -164,13 +172,20 @@ export function parsePolicy(text: string, source: string): PrivacyPolicy {
     const hashes = entry.apiKeySha256 as unknown[];
     for (const [keyIndex, hash] of hashes.entries()) {
       const hashPath = `${at}.apiKeySha256[${keyIndex}]`;
-      if (typeof hash !== 'string' || !SHA256_HEX.test(hash)) fail(hashPath, '64 lowercase hex digits (the SHA-256 of the key)', hash);
+      if (typeof hash !== 'string' || !SHA256_HEX.test(hash))
+        fail(hashPath, '64 lowercase hex digits (the SHA-256 of the key)', hash);
       if (hash === SHA256_OF_EMPTY) {
-        throw new PolicyError(`${source}: ${hashPath} is the SHA-256 of the empty string; list only hashes of non-empty keys`, hashPath);
+        throw new PolicyError(
+          `${source}: ${hashPath} is the SHA-256 of the empty string; list only hashes of non-empty keys`,
+          hashPath,
+        );
       }
       const owner = hashAt.get(hash as string);
       if (owner !== undefined) {
-        throw new PolicyError(`${source}: ${hashPath} is already listed at ${owner}; each key belongs to exactly one tenant`, hashPath);
+        throw new PolicyError(
+          `${source}: ${hashPath} is already listed at ${owner}; each key belongs to exactly one tenant`,
+          hashPath,
+        );
       }
       hashAt.set(hash as string, hashPath);
     }
@@ -184,7 +199,8 @@ export function parsePolicy(text: string, source: string): PrivacyPolicy {
       });
     }
     const securePlaintext = entry.securePlaintext;
-    if (securePlaintext !== undefined && securePlaintext !== 'allow' && securePlaintext !== 'refuse') fail(`${at}.securePlaintext`, '"allow" or "refuse"', securePlaintext);
+    if (securePlaintext !== undefined && securePlaintext !== 'allow' && securePlaintext !== 'refuse')
+      fail(`${at}.securePlaintext`, '"allow" or "refuse"', securePlaintext);
     const tenant: Tenant = Object.freeze({
       name: name as string,
       privacy: privacy as TenantPrivacy,
@@ -196,7 +212,10 @@ export function parsePolicy(text: string, source: string): PrivacyPolicy {
     for (const hash of tenant.apiKeySha256) tenantsByKeySha256.set(hash, tenant);
   }
   if (requireApiKey && tenants.length === 0) {
-    throw new PolicyError(`${source}: requireApiKey is true but tenants is empty, so every request would be refused; add a tenant`, 'tenants');
+    throw new PolicyError(
+      `${source}: requireApiKey is true but tenants is empty, so every request would be refused; add a tenant`,
+      'tenants',
+    );
   }
   return Object.freeze({
     source,
@@ -210,7 +229,13 @@ export function parsePolicy(text: string, source: string): PrivacyPolicy {
 // JSON.parse keeps the last of two equal keys, so `"privacy": "secure-only", "privacy":
 // "public-allowed"` would quietly downgrade a tenant. Called on text JSON.parse has accepted.
 function findDuplicateKey(text: string): string | undefined {
-  interface Frame { keys: Set<string> | undefined; path: string; key: string; index: number; expectKey: boolean }
+  interface Frame {
+    keys: Set<string> | undefined;
+    path: string;
+    key: string;
+    index: number;
+    expectKey: boolean;
+  }
   const stack: Frame[] = [];
   for (let i = 0; i < text.length; i++) {
     const char = text[i];
@@ -244,7 +269,9 @@ export async function loadPolicyFile(path: string): Promise<PrivacyPolicy> {
   try {
     text = await readFile(path, 'utf8');
   } catch (error) {
-    throw new PolicyError(`${path}: cannot read the policy file: ${(error as Error).message}`, undefined, { cause: error });
+    throw new PolicyError(`${path}: cannot read the policy file: ${(error as Error).message}`, undefined, {
+      cause: error,
+    });
   }
   return parsePolicy(text, path);
 }
@@ -258,7 +285,8 @@ export interface RequestSignals {
   apiKey: string | undefined;
 }
 
-export type RejectCode = 'GW_API_KEY_REQUIRED' | 'GW_UNKNOWN_API_KEY' | 'GW_SECURE_ONLY_TENANT' | 'GW_INVALID_PRIVACY_HEADER';
+export type RejectCode =
+  'GW_API_KEY_REQUIRED' | 'GW_UNKNOWN_API_KEY' | 'GW_SECURE_ONLY_TENANT' | 'GW_INVALID_PRIVACY_HEADER';
 
 export type Classification =
   | { kind: 'route'; route: PrivacyRoute; tenant?: string; upgraded: boolean; reasons: readonly PrivacyReason[] }
@@ -274,7 +302,11 @@ export function classifyRequest(policy: PrivacyPolicy, signals: RequestSignals):
   let tenant: Tenant | undefined;
   if (signals.apiKey === undefined) {
     if (policy.requireApiKey) {
-      return { kind: 'reject', code: 'GW_API_KEY_REQUIRED', message: 'This gateway requires an API key; send the key issued to your tenant' };
+      return {
+        kind: 'reject',
+        code: 'GW_API_KEY_REQUIRED',
+        message: 'This gateway requires an API key; send the key issued to your tenant',
+      };
     }
   } else {
     // Hashing first means the map lookup compares digests, not the secret, so its timing

@@ -23,7 +23,11 @@ export type PrivacyHooksOptions = {
   limiter: TenantRateLimiter;
 };
 
-const privacyHooks: FastifyPluginCallback<PrivacyHooksOptions> = (instance, { pathRoute, config, policy, metrics, limiter }, done) => {
+const privacyHooks: FastifyPluginCallback<PrivacyHooksOptions> = (
+  instance,
+  { pathRoute, config, policy, metrics, limiter },
+  done,
+) => {
   instance.addHook('onRequest', async (request, reply) => {
     const decision = classifyRequest(policy, {
       pathRoute,
@@ -32,7 +36,11 @@ const privacyHooks: FastifyPluginCallback<PrivacyHooksOptions> = (instance, { pa
     });
     if (decision.kind === 'reject') {
       // A rejected request is answered as if on the more private route, and counted there.
-      request.privacy = { route: pathRoute === 'secure' || decision.code === 'GW_SECURE_ONLY_TENANT' ? 'secure' : pathRoute, tenant: decision.tenant, upgraded: false };
+      request.privacy = {
+        route: pathRoute === 'secure' || decision.code === 'GW_SECURE_ONLY_TENANT' ? 'secure' : pathRoute,
+        tenant: decision.tenant,
+        upgraded: false,
+      };
       metrics.policyDecisions.inc({ decision: decision.code });
       throw gatewayErrors[decision.code](decision.message);
     }
@@ -41,7 +49,9 @@ const privacyHooks: FastifyPluginCallback<PrivacyHooksOptions> = (instance, { pa
     if (decision.tenant) {
       const allowed = limiter.take(decision.tenant, Date.now());
       if (!allowed.allowed) {
-        throw gatewayErrors.GW_RATE_LIMITED(undefined, { headers: { 'retry-after': String(allowed.retryAfterSeconds) } });
+        throw gatewayErrors.GW_RATE_LIMITED(undefined, {
+          headers: { 'retry-after': String(allowed.retryAfterSeconds) },
+        });
       }
     }
     const route = decision.route;
@@ -54,7 +64,10 @@ const privacyHooks: FastifyPluginCallback<PrivacyHooksOptions> = (instance, { pa
     if (!privacy) return;
     const labels = { route: privacy.route, status: String(reply.statusCode) };
     metrics.requests.inc(labels);
-    metrics.requestDuration.observe({ route: privacy.route, status_class: statusClass(reply.statusCode) }, reply.elapsedTime / 1000);
+    metrics.requestDuration.observe(
+      { route: privacy.route, status_class: statusClass(reply.statusCode) },
+      reply.elapsedTime / 1000,
+    );
     // Route, status, time and member only. A secure request's body, query, key, authorization,
     // cookies and forwarded-for never reach a log line; nor does its tenant.
     request.log.info(

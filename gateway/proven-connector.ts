@@ -31,9 +31,16 @@ export interface ChallengeOutcome {
 }
 
 /** GET /readyz on `connection`, with a possession challenge for `key` when one is given. */
-export async function readyzOn(connection: MemberConnection, key: Uint8Array | undefined, timeoutMs: number): Promise<ChallengeOutcome> {
+export async function readyzOn(
+  connection: MemberConnection,
+  key: Uint8Array | undefined,
+  timeoutMs: number,
+): Promise<ChallengeOutcome> {
   const challenge = key ? createChallenge() : undefined;
-  const answer = await connection.get(challenge ? `/readyz?proof=${challenge.hex}` : '/readyz', { maxBodyBytes: MAX_READYZ_BYTES, timeoutMs });
+  const answer = await connection.get(challenge ? `/readyz?proof=${challenge.hex}` : '/readyz', {
+    maxBodyBytes: MAX_READYZ_BYTES,
+    timeoutMs,
+  });
   let parsed: { publicKeySha256?: unknown; proof?: unknown } = {};
   try {
     parsed = JSON.parse(answer.body.toString('utf8')) as typeof parsed;
@@ -61,10 +68,17 @@ export interface ProvenConnectorOptions {
 }
 
 /** An undici `connect` function that hands over only sockets whose peer proved the attested key. */
-export function provenConnector(address: UpstreamAddress, guard: ConnectionGuard, options: ProvenConnectorOptions): buildConnector.connector {
+export function provenConnector(
+  address: UpstreamAddress,
+  guard: ConnectionGuard,
+  options: ProvenConnectorOptions,
+): buildConnector.connector {
   const refuse = (why: string) =>
     // No cause: the one place that maps upstream failures passes a coded error through as it is.
-    gatewayErrors.GW_SECURE_NOT_ATTESTED(`The secure upstream was not used: ${why}; the request was not sent anywhere`, { headers: { 'retry-after': '1' } });
+    gatewayErrors.GW_SECURE_NOT_ATTESTED(
+      `The secure upstream was not used: ${why}; the request was not sent anywhere`,
+      { headers: { 'retry-after': '1' } },
+    );
   return (_options, callback) => {
     const key = guard.connectionKey();
     if (!key) {

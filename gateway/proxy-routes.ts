@@ -104,7 +104,12 @@ const predictRoute: FastifyPluginCallback<PredictRouteOptions> = (instance, opti
     // Always the member's /predict, with the client's query string as it was sent; a body read
     // whole is sent as it is, with its own length.
     handler: (request, reply, _dest, replyOptions) =>
-      reply.from(UPSTREAM_PATH, Buffer.isBuffer(request.body) ? { ...replyOptions, body: request.body, contentType: request.headers['content-type'] ?? NO_CONTENT_TYPE } : replyOptions),
+      reply.from(
+        UPSTREAM_PATH,
+        Buffer.isBuffer(request.body)
+          ? { ...replyOptions, body: request.body, contentType: request.headers['content-type'] ?? NO_CONTENT_TYPE }
+          : replyOptions,
+      ),
     replyOptions: {
       getUpstream: (request) => {
         const privacy = request.privacy!;
@@ -116,7 +121,8 @@ const predictRoute: FastifyPluginCallback<PredictRouteOptions> = (instance, opti
         const privacy = request.privacy!;
         const forwarded = withoutHopByHop(headers);
         forwarded.host = members.hostOf(privacy.member!);
-        if (forwarded['content-type'] === NO_CONTENT_TYPE && request.headers['content-type'] === undefined) delete forwarded['content-type'];
+        if (forwarded['content-type'] === NO_CONTENT_TYPE && request.headers['content-type'] === undefined)
+          delete forwarded['content-type'];
         // The gateway answered 100 Continue itself (node:http does, before the body); the member
         // gets the whole request and must not wait to be asked for its body.
         delete forwarded.expect;
@@ -128,10 +134,15 @@ const predictRoute: FastifyPluginCallback<PredictRouteOptions> = (instance, opti
       },
       onResponse: (request, reply, response) => {
         const privacy = request.privacy!;
-        metrics.upstreamDuration.observe({ route: privacy.route, status_class: statusClass(reply.statusCode) }, (performance.now() - (privacy.upstreamStartedAt ?? 0)) / 1000);
+        metrics.upstreamDuration.observe(
+          { route: privacy.route, status_class: statusClass(reply.statusCode) },
+          (performance.now() - (privacy.upstreamStartedAt ?? 0)) / 1000,
+        );
         const declared = Number(upstreamHeaders(response)['content-length'] ?? Number.NaN);
         if (!(declared <= SMALL_RESPONSE_BYTES)) {
-          void reply.send(countBytes(response.stream, (bytes) => metrics.bytesOut.inc({ route: privacy.route }, bytes)));
+          void reply.send(
+            countBytes(response.stream, (bytes) => metrics.bytesOut.inc({ route: privacy.route }, bytes)),
+          );
           return;
         }
         // A prediction is a few hundred bytes: gathered, it leaves in one write with its headers.
@@ -142,7 +153,10 @@ const predictRoute: FastifyPluginCallback<PredictRouteOptions> = (instance, opti
           metrics.bytesOut.inc({ route: privacy.route }, body.length);
           void reply.send(body);
         });
-        response.stream.once('error', (error: Error) => void reply.send(mapUpstreamFailure(error, privacy.route).error));
+        response.stream.once(
+          'error',
+          (error: Error) => void reply.send(mapUpstreamFailure(error, privacy.route).error),
+        );
       },
       onError: (reply, { error }) => {
         const request = reply.request;
@@ -181,7 +195,9 @@ function untilAnswerHoldsConnection(request: FastifyRequest, reply: FastifyReply
     };
     const onClose = () => {
       response.off('socket', onSocket);
-      reject(gatewayErrors.GW_REQUEST_ABORTED('The connection closed before the answers before this request were written'));
+      reject(
+        gatewayErrors.GW_REQUEST_ABORTED('The connection closed before the answers before this request were written'),
+      );
     };
     response.once('socket', onSocket);
     socket.once('close', onClose);

@@ -20,12 +20,21 @@ export class TenantRateLimiter {
 
   constructor(limits: ReadonlyMap<string, TenantRateLimit> | PrivacyPolicy) {
     if ('tenants' in limits) {
-      this.#limits = new Map(limits.tenants.flatMap((tenant) => (tenant.rateLimit ? [[tenant.name, tenant.rateLimit] as const] : [])));
+      this.#limits = new Map(
+        limits.tenants.flatMap((tenant) => (tenant.rateLimit ? [[tenant.name, tenant.rateLimit] as const] : [])),
+      );
       return;
     }
     for (const [tenant, limit] of limits) {
-      const valid = Number.isFinite(limit.requestsPerSecond) && limit.requestsPerSecond > 0 && Number.isFinite(limit.burst) && limit.burst >= 1;
-      if (!valid) throw new RangeError(`rate limit of tenant "${tenant}" needs requestsPerSecond > 0 and burst >= 1, both finite`);
+      const valid =
+        Number.isFinite(limit.requestsPerSecond) &&
+        limit.requestsPerSecond > 0 &&
+        Number.isFinite(limit.burst) &&
+        limit.burst >= 1;
+      if (!valid)
+        throw new RangeError(
+          `rate limit of tenant "${tenant}" needs requestsPerSecond > 0 and burst >= 1, both finite`,
+        );
     }
     this.#limits = new Map(limits); // a copy, so later edits to the caller's map cannot bypass the check above
   }
@@ -40,7 +49,10 @@ export class TenantRateLimiter {
       this.#buckets.set(tenant, bucket);
     } else if (nowMs > bucket.updatedMs) {
       // A clock that steps back refills nothing, rather than draining or overfilling the bucket.
-      bucket.tokens = Math.min(limit.burst, bucket.tokens + ((nowMs - bucket.updatedMs) / 1000) * limit.requestsPerSecond);
+      bucket.tokens = Math.min(
+        limit.burst,
+        bucket.tokens + ((nowMs - bucket.updatedMs) / 1000) * limit.requestsPerSecond,
+      );
       bucket.updatedMs = nowMs;
     }
     if (bucket.tokens >= 1 - EPSILON) {

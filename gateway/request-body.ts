@@ -63,7 +63,9 @@ export function readRequestBody(
   if (declared !== undefined && declared > options.limitBytes) {
     // Read and dropped while the 413 is sent (connection-hooks.ts).
     request.resume();
-    done(gatewayErrors.GW_BODY_TOO_LARGE(`The body declares ${declared} bytes; the limit is ${options.limitBytes} bytes`));
+    done(
+      gatewayErrors.GW_BODY_TOO_LARGE(`The body declares ${declared} bytes; the limit is ${options.limitBytes} bytes`),
+    );
     return;
   }
   const chunks: Buffer[] = [];
@@ -93,7 +95,11 @@ export function readRequestBody(
       idleTimer.refresh();
       return;
     }
-    finish(gatewayErrors.GW_BODY_TIMEOUT(`The request body paused for more than ${options.idleTimeoutMs} ms (--body-idle-timeout-ms)`));
+    finish(
+      gatewayErrors.GW_BODY_TIMEOUT(
+        `The request body paused for more than ${options.idleTimeoutMs} ms (--body-idle-timeout-ms)`,
+      ),
+    );
   };
   const idleTimer = setTimeout(onIdle, options.idleTimeoutMs);
 
@@ -122,7 +128,11 @@ export function readRequestBody(
   const onEnd = () => {
     const signal = Object.keys(request.trailers).find((name) => options.signalHeaders.includes(name));
     if (signal !== undefined) {
-      finish(gatewayErrors.GW_PRIVACY_TRAILER(`${signal} was sent as a trailer, after the body; send it as a header so the route can be chosen by it`));
+      finish(
+        gatewayErrors.GW_PRIVACY_TRAILER(
+          `${signal} was sent as a trailer, after the body; send it as a header so the route can be chosen by it`,
+        ),
+      );
       return;
     }
     if (streamed) {

@@ -35,27 +35,35 @@ export interface SecureDiscoveryOptions {
 export function attestedKeyConfigs(secure: UpstreamGroup): { keyId: number; encoded: Uint8Array }[] {
   const byKeyId = new Map<number, { keyId: number; encoded: Uint8Array }>();
   for (const member of secure.members) {
-    if (member.healthy && member.ohttpKeyConfig && !byKeyId.has(member.ohttpKeyConfig.keyId)) byKeyId.set(member.ohttpKeyConfig.keyId, member.ohttpKeyConfig);
+    if (member.healthy && member.ohttpKeyConfig && !byKeyId.has(member.ohttpKeyConfig.keyId))
+      byKeyId.set(member.ohttpKeyConfig.keyId, member.ohttpKeyConfig);
   }
   return [...byKeyId.values()];
 }
 
 /** RFC 9458 §3.2: each encoded key config prefixed with its length (2 bytes, network order). */
 function keyConfigList(configs: { encoded: Uint8Array }[]): Buffer {
-  return Buffer.concat(configs.flatMap(({ encoded }) => [Buffer.from([encoded.length >> 8, encoded.length & 0xff]), Buffer.from(encoded)]));
+  return Buffer.concat(
+    configs.flatMap(({ encoded }) => [Buffer.from([encoded.length >> 8, encoded.length & 0xff]), Buffer.from(encoded)]),
+  );
 }
 
 function readNonce(value: unknown): string {
   if (typeof value !== 'string' || !HEX_BYTES.test(value) || value.length > MAX_NONCE_BYTES * 2) {
     const got = typeof value === 'string' ? `${value.length} characters` : value === undefined ? 'none' : 'several';
-    throw gatewayErrors.GW_INVALID_NONCE(`nonce must be an even number of hex digits, 1 to ${MAX_NONCE_BYTES} bytes (got ${got})`);
+    throw gatewayErrors.GW_INVALID_NONCE(
+      `nonce must be an even number of hex digits, 1 to ${MAX_NONCE_BYTES} bytes (got ${got})`,
+    );
   }
   return value.toLowerCase();
 }
 
 function readKeyId(value: unknown): number {
   const keyId = typeof value === 'string' && KEY_ID.test(value) ? Number(value) : Number.NaN;
-  if (!(keyId <= 255)) throw gatewayErrors.GW_INVALID_KEY_ID(`key-id must be a decimal key id from 0 to 255, as /.well-known/ohttp-gateway lists them`);
+  if (!(keyId <= 255))
+    throw gatewayErrors.GW_INVALID_KEY_ID(
+      `key-id must be a decimal key id from 0 to 255, as /.well-known/ohttp-gateway lists them`,
+    );
   return keyId;
 }
 
@@ -76,12 +84,17 @@ async function fetchDocument(secure: UpstreamGroup, member: UpstreamMember, nonc
   }
   if (response.statusCode === 429) {
     await response.body.dump();
-    throw gatewayErrors.GW_ATTESTATION_RATE_LIMITED('The enclave signs only so many documents a second; retry after Retry-After', { headers: { 'retry-after': '1' } });
+    throw gatewayErrors.GW_ATTESTATION_RATE_LIMITED(
+      'The enclave signs only so many documents a second; retry after Retry-After',
+      { headers: { 'retry-after': '1' } },
+    );
   }
   const declared = Number(response.headers['content-length'] ?? 0);
   if (response.statusCode !== 200 || declared > MAX_DOCUMENT_BYTES) {
     await response.body.dump();
-    throw gatewayErrors.GW_UPSTREAM_BAD_RESPONSE(`The secure upstream answered GET /attestation with ${response.statusCode}${declared > MAX_DOCUMENT_BYTES ? ` and ${declared} bytes` : ''}`);
+    throw gatewayErrors.GW_UPSTREAM_BAD_RESPONSE(
+      `The secure upstream answered GET /attestation with ${response.statusCode}${declared > MAX_DOCUMENT_BYTES ? ` and ${declared} bytes` : ''}`,
+    );
   }
   const chunks: Buffer[] = [];
   let bytes = 0;
@@ -89,20 +102,32 @@ async function fetchDocument(secure: UpstreamGroup, member: UpstreamMember, nonc
     bytes += (chunk as Buffer).length;
     if (bytes > MAX_DOCUMENT_BYTES) {
       response.body.destroy();
-      throw gatewayErrors.GW_UPSTREAM_BAD_RESPONSE(`The secure upstream's attestation document is larger than ${MAX_DOCUMENT_BYTES} bytes`);
+      throw gatewayErrors.GW_UPSTREAM_BAD_RESPONSE(
+        `The secure upstream's attestation document is larger than ${MAX_DOCUMENT_BYTES} bytes`,
+      );
     }
     chunks.push(chunk as Buffer);
   }
   return Buffer.concat(chunks);
 }
 
-export const secureDiscoveryRoutes: FastifyPluginCallback<SecureDiscoveryOptions> = (app, { secure, config, now = () => performance.now() }, done) => {
-  const limiter = new AddressRateLimiter({ requestsPerSecond: config.attestationRequestsPerSecond, burst: config.attestationBurst });
+export const secureDiscoveryRoutes: FastifyPluginCallback<SecureDiscoveryOptions> = (
+  app,
+  { secure, config, now = () => performance.now() },
+  done,
+) => {
+  const limiter = new AddressRateLimiter({
+    requestsPerSecond: config.attestationRequestsPerSecond,
+    burst: config.attestationBurst,
+  });
 
   app.get('/.well-known/ohttp-gateway', async (_request, reply) => {
     const configs = attestedKeyConfigs(secure);
     if (configs.length === 0) {
-      throw gatewayErrors.GW_NO_SECURE_UPSTREAM('No secure upstream holds an attested OHTTP key right now; retry later', { headers: { 'retry-after': '1' } });
+      throw gatewayErrors.GW_NO_SECURE_UPSTREAM(
+        'No secure upstream holds an attested OHTTP key right now; retry later',
+        { headers: { 'retry-after': '1' } },
+      );
     }
     // Keys change whenever an enclave restarts; clients keep their own verified copy.
     return reply.type('application/ohttp-keys').header('cache-control', 'no-store').send(keyConfigList(configs));
@@ -113,9 +138,15 @@ export const secureDiscoveryRoutes: FastifyPluginCallback<SecureDiscoveryOptions
     const nonceHex = readNonce(query.nonce);
     const keyId = readKeyId(query['key-id']);
     const decision = limiter.take(request.ip, now());
-    if (!decision.allowed) throw gatewayErrors.GW_ATTESTATION_RATE_LIMITED(undefined, { headers: { 'retry-after': String(decision.retryAfterSeconds) } });
+    if (!decision.allowed)
+      throw gatewayErrors.GW_ATTESTATION_RATE_LIMITED(undefined, {
+        headers: { 'retry-after': String(decision.retryAfterSeconds) },
+      });
     const member = secure.members.find((candidate) => candidate.healthy && candidate.ohttpKeyConfig?.keyId === keyId);
-    if (!member) throw gatewayErrors.GW_OHTTP_UNKNOWN_KEY(`No attested secure upstream holds key id ${keyId}; fetch /.well-known/ohttp-gateway again`);
+    if (!member)
+      throw gatewayErrors.GW_OHTTP_UNKNOWN_KEY(
+        `No attested secure upstream holds key id ${keyId}; fetch /.well-known/ohttp-gateway again`,
+      );
     const document = await fetchDocument(secure, member, nonceHex);
     return reply.type('application/cbor').header('cache-control', 'no-store').send(document);
   });

@@ -19,14 +19,20 @@ export function isOhttpRequest(contentType: string | string[] | undefined): bool
 }
 
 /** The refusal for a request already classified, or undefined when it may pass. */
-export function securePlaintextRefusal(config: Pick<GatewayConfig, 'securePlaintext'>, policy: PrivacyPolicy): (request: FastifyRequest) => CodedError | undefined {
-  const refusingTenants = new Set(policy.tenants.filter((tenant) => tenant.securePlaintext === 'refuse').map((tenant) => tenant.name));
+export function securePlaintextRefusal(
+  config: Pick<GatewayConfig, 'securePlaintext'>,
+  policy: PrivacyPolicy,
+): (request: FastifyRequest) => CodedError | undefined {
+  const refusingTenants = new Set(
+    policy.tenants.filter((tenant) => tenant.securePlaintext === 'refuse').map((tenant) => tenant.name),
+  );
   return (request) => {
     const privacy = request.privacy;
     // Any request routed secure, whatever its path: a secure-only tenant's plaintext sent to
     // /predict-public is upgraded to the secure route and must be refused as well.
     if (privacy?.route !== 'secure' || isOhttpRequest(request.headers['content-type'])) return undefined;
-    const refused = config.securePlaintext === 'refuse' || (privacy.tenant !== undefined && refusingTenants.has(privacy.tenant));
+    const refused =
+      config.securePlaintext === 'refuse' || (privacy.tenant !== undefined && refusingTenants.has(privacy.tenant));
     return refused ? gatewayErrors.GW_SECURE_PLAINTEXT_REFUSED() : undefined;
   };
 }
@@ -43,4 +49,8 @@ const securePlaintextPolicy: FastifyPluginCallback<SecurePlaintextOptions> = (in
   done();
 };
 
-export default fastifyPlugin(securePlaintextPolicy, { name: 'mpg-secure-plaintext', fastify: '5.x', dependencies: ['mpg-privacy-hooks'] });
+export default fastifyPlugin(securePlaintextPolicy, {
+  name: 'mpg-secure-plaintext',
+  fastify: '5.x',
+  dependencies: ['mpg-privacy-hooks'],
+});

@@ -17,17 +17,28 @@ export type StatusRoutesOptions = GatewayContext & {
 
 /** The admin listener's app: coded error replies as on the traffic listener; the caller registers statusRoutes. */
 export function createAdminApp(log: FastifyBaseLogger, metrics: GatewayMetrics): FastifyInstance {
-  const admin = Fastify({ loggerInstance: log.child({ listener: 'admin' }), disableRequestLogging: true, return503OnClosing: false });
+  const admin = Fastify({
+    loggerInstance: log.child({ listener: 'admin' }),
+    disableRequestLogging: true,
+    return503OnClosing: false,
+  });
   void admin.register(errorReplies, { metrics });
   return admin;
 }
 
-export const statusRoutes: FastifyPluginCallback<StatusRoutesOptions> = (app, { metrics, groups, state, trust, gate, beforeScrape, adminRoutes }, done) => {
+export const statusRoutes: FastifyPluginCallback<StatusRoutesOptions> = (
+  app,
+  { metrics, groups, state, trust, gate, beforeScrape, adminRoutes },
+  done,
+) => {
   app.get('/healthz', (_request, reply) => reply.send({ status: 'ok' }));
   if (!adminRoutes) return done();
   app.get('/readyz', (_request, reply) => {
     const routes = Object.fromEntries(
-      Object.values(groups).map((group) => [group.route, { members: group.members.length, healthy: group.healthyCount }]),
+      Object.values(groups).map((group) => [
+        group.route,
+        { members: group.members.length, healthy: group.healthyCount },
+      ]),
     );
     // What secure members are trusted on, and whether each holds a verified attestation.
     const attestation = trust && {
@@ -44,7 +55,9 @@ export const statusRoutes: FastifyPluginCallback<StatusRoutesOptions> = (app, { 
     if (state.closing) return reply.code(503).send({ ...gatewayErrors.GW_SHUTTING_DOWN().toJSON(), routes, ...extra });
     if (missing.length > 0) {
       const names = missing.map((group) => group.route).join(' and ');
-      return reply.code(503).send({ ...gatewayErrors.GW_NOT_READY(`No healthy member on the ${names} route`).toJSON(), routes, ...extra });
+      return reply
+        .code(503)
+        .send({ ...gatewayErrors.GW_NOT_READY(`No healthy member on the ${names} route`).toJSON(), routes, ...extra });
     }
     return reply.send({ status: 'ready', routes, ...extra });
   });

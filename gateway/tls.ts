@@ -33,11 +33,19 @@ export function readTlsFiles(config: Pick<GatewayConfig, 'tlsCert' | 'tlsKey'>):
       throw new OptionError(`${flag} ${path}: ${(error as Error).message}`, { cause: error });
     }
   };
-  const files = { certFile: config.tlsCert, keyFile: config.tlsKey, cert: read('--tls-cert', config.tlsCert), key: read('--tls-key', config.tlsKey) };
+  const files = {
+    certFile: config.tlsCert,
+    keyFile: config.tlsKey,
+    cert: read('--tls-cert', config.tlsCert),
+    key: read('--tls-key', config.tlsKey),
+  };
   try {
     createSecureContext({ cert: files.cert, key: files.key });
   } catch (error) {
-    throw new OptionError(`--tls-cert ${files.certFile} and --tls-key ${files.keyFile} are not a usable pair: ${(error as Error).message}`, { cause: error });
+    throw new OptionError(
+      `--tls-cert ${files.certFile} and --tls-key ${files.keyFile} are not a usable pair: ${(error as Error).message}`,
+      { cause: error },
+    );
   }
   return files;
 }
@@ -50,7 +58,12 @@ export function tlsServerOptions(files: TlsFiles | undefined, http2: boolean): R
 }
 
 /** Re-reads the pair whenever either file changes, until the returned function is called. */
-export function watchTlsFiles(server: object, files: TlsFiles, log: FastifyBaseLogger, intervalMs = TLS_WATCH_INTERVAL_MS): () => void {
+export function watchTlsFiles(
+  server: object,
+  files: TlsFiles,
+  log: FastifyBaseLogger,
+  intervalMs = TLS_WATCH_INTERVAL_MS,
+): () => void {
   // https and http2's secure server are both TLS servers.
   if (!(server instanceof TlsServer)) throw new Error('the traffic listener is not a TLS server');
   const reload = (current: Stats, previous: Stats) => {
@@ -60,7 +73,10 @@ export function watchTlsFiles(server: object, files: TlsFiles, log: FastifyBaseL
       server.setSecureContext({ cert: next.cert, key: next.key });
       log.info({ cert: files.certFile }, 'TLS certificate reloaded');
     } catch (error) {
-      log.error({ cert: files.certFile, key: files.keyFile, err: error }, 'TLS files changed but could not be loaded: still serving the previous certificate');
+      log.error(
+        { cert: files.certFile, key: files.keyFile, err: error },
+        'TLS files changed but could not be loaded: still serving the previous certificate',
+      );
     }
   };
   watchFile(files.certFile, { interval: intervalMs, persistent: false }, reload);

@@ -9,7 +9,17 @@ export interface MappedUpstreamFailure {
   eject: boolean;
 }
 
-const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOENT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED']);
+const CONNECTION_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ENOENT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CLOSED',
+]);
 const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
 
 /** The innermost error, through @fastify/reply-from's wrappers. */
@@ -30,17 +40,32 @@ export function mapUpstreamFailure(error: unknown, upstreamName: string): Mapped
   if (error instanceof CodedError) return { error, eject: false };
   const code = (cause as { code?: string }).code ?? (error as { code?: string }).code ?? '';
   if (TIMEOUT_CODES.has(code)) {
-    const phase = code === 'UND_ERR_CONNECT_TIMEOUT' ? 'connect to it' : code === 'UND_ERR_HEADERS_TIMEOUT' ? 'answer' : 'finish its answer';
+    const phase =
+      code === 'UND_ERR_CONNECT_TIMEOUT'
+        ? 'connect to it'
+        : code === 'UND_ERR_HEADERS_TIMEOUT'
+          ? 'answer'
+          : 'finish its answer';
     return {
-      error: gatewayErrors.GW_UPSTREAM_TIMEOUT(`The ${upstreamName} upstream did not ${phase} in time`, { cause: error }),
+      error: gatewayErrors.GW_UPSTREAM_TIMEOUT(`The ${upstreamName} upstream did not ${phase} in time`, {
+        cause: error,
+      }),
       eject: code !== 'UND_ERR_BODY_TIMEOUT',
     };
   }
   if (CONNECTION_CODES.has(code)) {
     return {
-      error: gatewayErrors.GW_UPSTREAM_CONNECTION_FAILED(`The ${upstreamName} upstream could not be reached or closed the connection`, { cause: error }),
+      error: gatewayErrors.GW_UPSTREAM_CONNECTION_FAILED(
+        `The ${upstreamName} upstream could not be reached or closed the connection`,
+        { cause: error },
+      ),
       eject: true,
     };
   }
-  return { error: gatewayErrors.GW_UPSTREAM_BAD_RESPONSE(`The ${upstreamName} upstream sent an invalid response`, { cause: error }), eject: false };
+  return {
+    error: gatewayErrors.GW_UPSTREAM_BAD_RESPONSE(`The ${upstreamName} upstream sent an invalid response`, {
+      cause: error,
+    }),
+    eject: false,
+  };
 }

@@ -84,7 +84,10 @@ export class UpstreamMember {
     this.url = url;
     this.address = address;
     const connect = guard
-      ? provenConnector(address, guard, { connectTimeoutMs: options.connectTimeoutMs, proofTimeoutMs: options.healthTimeoutMs })
+      ? provenConnector(address, guard, {
+          connectTimeoutMs: options.connectTimeoutMs,
+          proofTimeoutMs: options.healthTimeoutMs,
+        })
       : { timeout: options.connectTimeoutMs, ...(address.socketPath ? { socketPath: address.socketPath } : {}) };
     this.pool = new Pool(address.origin ?? 'http://localhost', {
       connections: options.connections,
@@ -94,7 +97,12 @@ export class UpstreamMember {
       keepAliveTimeout: 60_000,
       connect,
     });
-    this.healthPool = new Pool(address.origin ?? 'http://localhost', { connections: 1, pipelining: 1, keepAliveTimeout: 60_000, connect });
+    this.healthPool = new Pool(address.origin ?? 'http://localhost', {
+      connections: 1,
+      pipelining: 1,
+      keepAliveTimeout: 60_000,
+      connect,
+    });
   }
 }
 
@@ -108,7 +116,13 @@ export class UpstreamGroup {
   #next = 0;
   #stopped = false;
 
-  constructor(route: PrivacyRoute, urls: readonly string[], options: UpstreamPoolOptions, observer: UpstreamObserver = {}, gate?: MemberGate) {
+  constructor(
+    route: PrivacyRoute,
+    urls: readonly string[],
+    options: UpstreamPoolOptions,
+    observer: UpstreamObserver = {},
+    gate?: MemberGate,
+  ) {
     this.route = route;
     this.members = urls.map((url) => {
       if (!gate) return new UpstreamMember(route, url, options);
@@ -175,7 +189,9 @@ export class UpstreamGroup {
     this.#stopped = true;
     clearTimeout(this.#timer);
     await Promise.all(
-      this.members.flatMap((member) => [member.pool, member.healthPool]).map((pool) => pool.close().catch(() => pool.destroy())),
+      this.members
+        .flatMap((member) => [member.pool, member.healthPool])
+        .map((pool) => pool.close().catch(() => pool.destroy())),
     );
   }
 
@@ -211,7 +227,11 @@ export class UpstreamGroup {
     let connection: MemberConnection | undefined;
     try {
       connection = await MemberConnection.open(member.address, this.#options.connectTimeoutMs);
-      const { statusCode, report } = await readyzOn(connection, gate.challengeKey(member), this.#options.healthTimeoutMs);
+      const { statusCode, report } = await readyzOn(
+        connection,
+        gate.challengeKey(member),
+        this.#options.healthTimeoutMs,
+      );
       // A member that is not ready (503) is unwell; any other answer without the proof asked for
       // is the gate's to judge (it is not the attested process).
       if (statusCode !== 200 && (report.proofOk !== false || statusCode === 503)) {
@@ -220,7 +240,8 @@ export class UpstreamGroup {
       }
       if (performance.now() < member.ejectedUntil || this.#stopped) return;
       // Not one request may reach a process the gate has not admitted: out first, then attest.
-      if (!gate.holds(member, report) && member.healthy) this.#setHealth(member, false, 'attestation: being attested', true);
+      if (!gate.holds(member, report) && member.healthy)
+        this.#setHealth(member, false, 'attestation: being attested', true);
       const outages = member.outages;
       const refused = await gate.admit(member, report, connection);
       // Ejected or found unwell while the gate was working: that verdict stands.

@@ -2,7 +2,15 @@
 // report that draws them. `channel-sink` and `stack-host` are the harness's own helpers (the far
 // end of the channel, and the stack under test in a process of its own).
 import type { Command, CommandContext, OptionSpecs } from '../common/index.js';
-import { OptionError, commandGroup, formatOptionsHelp, integer, optionCommand, parseCommandLine, text } from '../common/index.js';
+import {
+  OptionError,
+  commandGroup,
+  formatOptionsHelp,
+  integer,
+  optionCommand,
+  parseCommandLine,
+  text,
+} from '../common/index.js';
 import { startChannelSink } from './channel-sink.js';
 import type { ScenarioName } from './options.js';
 import { SCENARIOS, loadtestOptions, parseLoadtestOptions, scenarioOptions } from './options.js';
@@ -28,7 +36,9 @@ const usage = (name: string, lines: string[], options: OptionSpecs) => () =>
     'The result goes to results/<timestamp>/result.json (--out DIR to choose); render it with',
     '"mpg loadtest report DIR". Progress goes to stderr. Ctrl-C stops the current step and keeps',
     'what was measured (exit 130). Every option has an MPG_ environment twin; see docs/loadtest.md.',
-    ...(options === loadtestOptions ? [] : ['Listed: the options this scenario uses ("mpg loadtest all --help" lists every one).']),
+    ...(options === loadtestOptions
+      ? []
+      : ['Listed: the options this scenario uses ("mpg loadtest all --help" lists every one).']),
     '',
     'Options:',
     formatOptionsHelp(options),
@@ -40,14 +50,21 @@ function scenarioCommand(name: ScenarioName | 'all', scenarios: ScenarioName[], 
     path: `loadtest ${name}`,
     summary,
     options,
-    usage: usage(name, [summary + '.', ...(name === 'all' ? [`Runs ${scenarios.join(', ')}, in that order.`] : [])], options),
+    usage: usage(
+      name,
+      [summary + '.', ...(name === 'all' ? [`Runs ${scenarios.join(', ')}, in that order.`] : [])],
+      options,
+    ),
     parse: (argv, env) => ({ ...parseLoadtestOptions(argv, env, scenarios), argv }),
     run: (parsed, context) => runLoadtest(parsed, [name, ...parsed.argv], context),
   });
 }
 
 const reportOptions = {
-  compare: text({ description: 'Another run\'s directory (or result.json): both side by side, with the ratios of this run to it', placeholder: 'DIR' }),
+  compare: text({
+    description: "Another run's directory (or result.json): both side by side, with the ratios of this run to it",
+    placeholder: 'DIR',
+  }),
 };
 
 const reportCommand = optionCommand({
@@ -66,7 +83,8 @@ const reportCommand = optionCommand({
     ].join('\n'),
   parse: (argv, env) => {
     const { options, positionals, help } = parseCommandLine(reportOptions, argv, env, { maxPositionals: 1 });
-    if (!help && positionals.length === 0) throw new OptionError('give the directory of a run: mpg loadtest report results/<timestamp>');
+    if (!help && positionals.length === 0)
+      throw new OptionError('give the directory of a run: mpg loadtest report results/<timestamp>');
     return { help, directory: positionals[0] ?? '', compare: options.compare };
   },
   async run({ directory, compare }, { stdout, stderr }: CommandContext) {
@@ -91,7 +109,15 @@ const channelSinkCommand = optionCommand({
   path: 'loadtest channel-sink',
   options: sinkOptions,
   summary: 'The far end of the channel scenario: a byte sink and echo (run it inside an enclave on EC2)',
-  usage: () => ['Usage: mpg loadtest channel-sink [--port N | --socket PATH]', '', 'Stops on SIGTERM or SIGINT.', '', 'Options:', formatOptionsHelp(sinkOptions)].join('\n'),
+  usage: () =>
+    [
+      'Usage: mpg loadtest channel-sink [--port N | --socket PATH]',
+      '',
+      'Stops on SIGTERM or SIGINT.',
+      '',
+      'Options:',
+      formatOptionsHelp(sinkOptions),
+    ].join('\n'),
   parse: (argv, env) => {
     const { options, help } = parseCommandLine(sinkOptions, argv, env);
     return { help, listen: options.socket !== undefined ? { socket: options.socket } : { port: options.port } };
@@ -111,15 +137,23 @@ const stackHostCommand = optionCommand({
   path: 'loadtest stack-host',
   hidden: true,
   summary: 'The stack under test, started by the harness in a process of its own (JSON lines on stdout)',
-  usage: usage('stack-host', ['Starts the stack as the scenarios do and prints its parts as JSON lines; the harness runs it.'], loadtestOptions),
+  usage: usage(
+    'stack-host',
+    ['Starts the stack as the scenarios do and prints its parts as JSON lines; the harness runs it.'],
+    loadtestOptions,
+  ),
   parse: (argv, env) => parseLoadtestOptions(argv, env, []),
   run: (parsed, context) => runStackHost(parsed, context),
 });
 
-export const loadtestCommand = commandGroup('loadtest', 'Measure what privacy costs, per route: startup, channel, latency, mixed traffic, memory.', [
-  ...SCENARIOS.map((name) => scenarioCommand(name, [name], SUMMARIES[name])),
-  scenarioCommand('all', [...SCENARIOS], 'Every scenario, one after the other'),
-  reportCommand,
-  channelSinkCommand,
-  stackHostCommand,
-]);
+export const loadtestCommand = commandGroup(
+  'loadtest',
+  'Measure what privacy costs, per route: startup, channel, latency, mixed traffic, memory.',
+  [
+    ...SCENARIOS.map((name) => scenarioCommand(name, [name], SUMMARIES[name])),
+    scenarioCommand('all', [...SCENARIOS], 'Every scenario, one after the other'),
+    reportCommand,
+    channelSinkCommand,
+    stackHostCommand,
+  ],
+);

@@ -4,7 +4,17 @@
 // Sizes left unset take the full default (a few minutes for `all` on a 2-core machine) or, with
 // --quick, the CI default (seconds per scenario); a flag always wins over both.
 import type { CommandContext, OptionsOf } from '../common/index.js';
-import { OptionError, choice, decimal, flagName, integer, list, parseCommandLine, text, toggle } from '../common/index.js';
+import {
+  OptionError,
+  choice,
+  decimal,
+  flagName,
+  integer,
+  list,
+  parseCommandLine,
+  text,
+  toggle,
+} from '../common/index.js';
 import { attestationPcrsOption, nitroEnclaveOptions, nitroEnclaveSettings } from '../enclave/index.js';
 import type { EnclaveSettings } from '../stack/index.js';
 import { splitCpus } from '../stack/index.js';
@@ -17,35 +27,119 @@ export type ScenarioName = (typeof SCENARIOS)[number];
 
 const CPU_LIST = /^\d+(-\d+)?(,\d+(-\d+)?)*$/;
 const cpuList = (description: string) =>
-  text({ description, placeholder: 'LIST', check: (value) => (CPU_LIST.test(value) ? undefined : 'must be a CPU list for taskset, like 0-1 or 0,2') });
+  text({
+    description,
+    placeholder: 'LIST',
+    check: (value) => (CPU_LIST.test(value) ? undefined : 'must be a CPU list for taskset, like 0-1 or 0,2'),
+  });
 
 const MIB = 1024 * 1024;
 
 export const loadtestOptions = {
-  out: text({ description: 'Directory for this run\'s result.json [default: results/<timestamp>]', placeholder: 'DIR' }),
+  out: text({ description: "Directory for this run's result.json [default: results/<timestamp>]", placeholder: 'DIR' }),
   quick: toggle({ description: 'Run each scenario briefly (seconds), for CI; explicit sizes still win' }),
-  enclave: choice({ description: 'Where the secure route runs: "emulated" on this machine, or "nitro" on an EC2 parent (with the nitro: flags)', choices: ['emulated', 'nitro'] as const, default: 'emulated' }),
-  threads: integer({ description: 'onnxruntime threads of each model server [default: half the cores, as mpg stack]', min: 1, max: 1024 }),
+  enclave: choice({
+    description:
+      'Where the secure route runs: "emulated" on this machine, or "nitro" on an EC2 parent (with the nitro: flags)',
+    choices: ['emulated', 'nitro'] as const,
+    default: 'emulated',
+  }),
+  threads: integer({
+    description: 'onnxruntime threads of each model server [default: half the cores, as mpg stack]',
+    min: 1,
+    max: 1024,
+  }),
   serverCpus: cpuList('Pin the public model server to these CPUs (taskset) [default: not pinned]'),
   gatewayCpus: cpuList('Pin the gateway and the parent relay to these CPUs [default: not pinned]'),
-  enclaveCpus: cpuList('emulated: pin the enclave to these CPUs [default: every CPU, the same set the public server may use]'),
+  enclaveCpus: cpuList(
+    'emulated: pin the enclave to these CPUs [default: every CPU, the same set the public server may use]',
+  ),
   generatorCpus: cpuList('Pin this process, the load generator, to these CPUs (taskset -a -p) [default: not pinned]'),
-  timeoutS: integer({ description: 'A request not answered in this time counts as a timeout', unit: 's', default: 30, min: 1, max: 600 }),
+  timeoutS: integer({
+    description: 'A request not answered in this time counts as a timeout',
+    unit: 's',
+    default: 30,
+    min: 1,
+    max: 600,
+  }),
   trials: integer({ description: 'startup: cold starts per server [default: 5; --quick 1]', min: 1, max: 1000 }),
-  messageSizes: list(integer({ description: 'channel: bulk message sizes [default: 4096,65536,1048576; --quick 65536]', unit: 'bytes', min: 1, max: 64 * MIB })),
+  messageSizes: list(
+    integer({
+      description: 'channel: bulk message sizes [default: 4096,65536,1048576; --quick 65536]',
+      unit: 'bytes',
+      min: 1,
+      max: 64 * MIB,
+    }),
+  ),
   streams: list(integer({ description: 'channel: parallel streams [default: 1,4]', min: 1, max: 256 })),
-  channelSeconds: decimal({ description: 'channel: time per size, stream count and transport [default: 2; --quick 0.25]', unit: 's', min: 0.05, max: 3600 }),
-  rttCount: integer({ description: 'channel: small-message round trips per transport [default: 2000; --quick 200]', min: 10, max: 10_000_000 }),
-  rttBytes: integer({ description: 'channel: size of a round-trip message', unit: 'bytes', default: 64, min: 1, max: MIB }),
-  channelSocket: text({ description: 'channel: measure through this Unix socket, whose far end runs "mpg loadtest channel-sink", instead of the local relay chain (on EC2: a parent relay to an enclave running the sink)', placeholder: 'PATH' }),
-  concurrency: list(integer({ description: 'latency: concurrent requests, one step each [default: 1,10,50,100,200,300; --quick 1,4]', min: 1, max: 100_000 })),
+  channelSeconds: decimal({
+    description: 'channel: time per size, stream count and transport [default: 2; --quick 0.25]',
+    unit: 's',
+    min: 0.05,
+    max: 3600,
+  }),
+  rttCount: integer({
+    description: 'channel: small-message round trips per transport [default: 2000; --quick 200]',
+    min: 10,
+    max: 10_000_000,
+  }),
+  rttBytes: integer({
+    description: 'channel: size of a round-trip message',
+    unit: 'bytes',
+    default: 64,
+    min: 1,
+    max: MIB,
+  }),
+  channelSocket: text({
+    description:
+      'channel: measure through this Unix socket, whose far end runs "mpg loadtest channel-sink", instead of the local relay chain (on EC2: a parent relay to an enclave running the sink)',
+    placeholder: 'PATH',
+  }),
+  concurrency: list(
+    integer({
+      description: 'latency: concurrent requests, one step each [default: 1,10,50,100,200,300; --quick 1,4]',
+      min: 1,
+      max: 100_000,
+    }),
+  ),
   duration: decimal({ description: 'latency: time per step [default: 5; --quick 1]', unit: 's', min: 0.2, max: 3600 }),
-  fractions: list(decimal({ description: 'mixed: secure fractions, one step each [default: 0,0.25,0.5,0.75,1; --quick 0,0.5,1]', min: 0, max: 1 })),
-  rate: decimal({ description: 'mixed: offered rate through the gateway [default: 6]', unit: 'requests/s', min: 0.1, max: 100_000 }),
-  mixedSeconds: decimal({ description: 'mixed: time per fraction [default: 10; --quick 1.5]', unit: 's', min: 0.2, max: 3600 }),
-  memoryStartupS: decimal({ description: 'memory: window after start for the peak [default: 5; --quick 2]', unit: 's', min: 0.5, max: 600 }),
-  memorySeconds: decimal({ description: 'memory: light mixed load, sampled every second [default: 10; --quick 3]', unit: 's', min: 1, max: 3600 }),
-  memoryRate: decimal({ description: 'memory: offered rate of the light load, half of it secure [default: 2]', unit: 'requests/s', min: 0.1, max: 10_000 }),
+  fractions: list(
+    decimal({
+      description: 'mixed: secure fractions, one step each [default: 0,0.25,0.5,0.75,1; --quick 0,0.5,1]',
+      min: 0,
+      max: 1,
+    }),
+  ),
+  rate: decimal({
+    description: 'mixed: offered rate through the gateway [default: 6]',
+    unit: 'requests/s',
+    min: 0.1,
+    max: 100_000,
+  }),
+  mixedSeconds: decimal({
+    description: 'mixed: time per fraction [default: 10; --quick 1.5]',
+    unit: 's',
+    min: 0.2,
+    max: 3600,
+  }),
+  memoryStartupS: decimal({
+    description: 'memory: window after start for the peak [default: 5; --quick 2]',
+    unit: 's',
+    min: 0.5,
+    max: 600,
+  }),
+  memorySeconds: decimal({
+    description: 'memory: light mixed load, sampled every second [default: 10; --quick 3]',
+    unit: 's',
+    min: 1,
+    max: 3600,
+  }),
+  memoryRate: decimal({
+    description: 'memory: offered rate of the light load, half of it secure [default: 2]',
+    unit: 'requests/s',
+    min: 0.1,
+    max: 10_000,
+  }),
   ...nitroEnclaveOptions,
   ...attestationPcrsOption,
 };
@@ -76,7 +170,8 @@ export const MEMORY_SECURE_FRACTION = 0.5;
 export const LATENCY_TARGETS = ['public direct', 'secure direct', 'public gateway', 'secure gateway'] as const;
 
 const pick = <T>(given: T | undefined, quick: boolean, full: T, brief: T): T => given ?? (quick ? brief : full);
-const pickList = <T>(given: readonly T[], quick: boolean, full: T[], brief: T[]): T[] => (given.length > 0 ? [...given] : quick ? brief : full);
+const pickList = <T>(given: readonly T[], quick: boolean, full: T[], brief: T[]): T[] =>
+  given.length > 0 ? [...given] : quick ? brief : full;
 
 export interface ParsedLoadtest {
   help: boolean;
@@ -86,16 +181,24 @@ export interface ParsedLoadtest {
   nitro: Extract<EnclaveSettings, { mode: 'nitro' }>['nitro'] | undefined;
 }
 
-export function parseLoadtestOptions(argv: readonly string[], env: CommandContext['env'], scenarios: ScenarioName[]): ParsedLoadtest {
+export function parseLoadtestOptions(
+  argv: readonly string[],
+  env: CommandContext['env'],
+  scenarios: ScenarioName[],
+): ParsedLoadtest {
   const { options, help } = parseCommandLine(loadtestOptions, argv, env);
   const quick = options.quick;
   let nitro: ParsedLoadtest['nitro'];
   if (!help && options.enclave === 'nitro') {
-    if (options.enclaveCpus !== undefined) throw new OptionError('--enclave-cpus is for the emulated enclave; a Nitro enclave takes --cpu-count from the allocator\'s pool');
+    if (options.enclaveCpus !== undefined)
+      throw new OptionError(
+        "--enclave-cpus is for the emulated enclave; a Nitro enclave takes --cpu-count from the allocator's pool",
+      );
     nitro = nitroEnclaveSettings(options, '/set-by-the-launcher', env);
   }
   const duplicates = (values: readonly number[], flag: string) => {
-    if (new Set(values).size !== values.length) throw new OptionError(`${flag} lists a value twice: ${values.join(',')}`);
+    if (new Set(values).size !== values.length)
+      throw new OptionError(`${flag} lists a value twice: ${values.join(',')}`);
   };
   duplicates(options.concurrency, '--concurrency');
   duplicates(options.fractions, '--fractions');
@@ -141,10 +244,14 @@ export function parseLoadtestOptions(argv: readonly string[], env: CommandContex
       secureFraction: MEMORY_SECURE_FRACTION,
       sampleEverySeconds: 1,
     },
-    nitro: nitro ? { eif: nitro.eif, memoryMiB: nitro.memoryMiB, cpuCount: nitro.cpuCount, enclaveCid: nitro.enclaveCid } : null,
+    nitro: nitro
+      ? { eif: nitro.eif, memoryMiB: nitro.memoryMiB, cpuCount: nitro.cpuCount, enclaveCid: nitro.enclaveCid }
+      : null,
   };
   if (!help && options.enclave === 'nitro' && scenarios.includes('channel') && config.channel.externalSocket === null) {
-    throw new OptionError('the channel scenario on Nitro needs --channel-socket PATH: a parent relay to an enclave that runs "mpg loadtest channel-sink" (see docs/loadtest.md)');
+    throw new OptionError(
+      'the channel scenario on Nitro needs --channel-socket PATH: a parent relay to an enclave that runs "mpg loadtest channel-sink" (see docs/loadtest.md)',
+    );
   }
   return { help, options, config, nitro };
 }
@@ -156,7 +263,9 @@ export function stackHostArguments(options: LoadtestOptions, config: HarnessConf
   if (config.cpus.gateway !== null) args.push('--gateway-cpus', config.cpus.gateway);
   if (config.cpus.enclave !== null) args.push('--enclave-cpus', config.cpus.enclave);
   if (config.enclave === 'nitro') {
-    for (const key of [...Object.keys(nitroEnclaveOptions), ...Object.keys(attestationPcrsOption)] as (keyof typeof nitroEnclaveOptions | keyof typeof attestationPcrsOption)[]) {
+    for (const key of [...Object.keys(nitroEnclaveOptions), ...Object.keys(attestationPcrsOption)] as (
+      keyof typeof nitroEnclaveOptions | keyof typeof attestationPcrsOption
+    )[]) {
       const value = options[key];
       if (value === undefined) continue;
       const flag = flagName(key);

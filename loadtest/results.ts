@@ -52,7 +52,12 @@ export function newResult(command: string[], config: HarnessConfig, mpgVersion: 
       loadAverageAtStart: roundedLoad(),
       loadAverageAtEnd: null,
     },
-    versions: { node: environment.node, onnxruntime: environment.onnxruntime, gitCommit: environment.gitCommit ?? null, mpg: mpgVersion },
+    versions: {
+      node: environment.node,
+      onnxruntime: environment.onnxruntime,
+      gitCommit: environment.gitCommit ?? null,
+      mpg: mpgVersion,
+    },
     config,
     notes: [],
     scenarios: {},
@@ -67,7 +72,10 @@ export function finishResult(result: LoadtestResult, scenarios: readonly Scenari
 }
 
 /** The schema as JSON Schema 2020-12: what loadtest/results.schema.json holds. */
-export const resultSchema: Record<string, unknown> = { $schema: 'https://json-schema.org/draft/2020-12/schema', ...LoadtestResultSchema };
+export const resultSchema: Record<string, unknown> = {
+  $schema: 'https://json-schema.org/draft/2020-12/schema',
+  ...LoadtestResultSchema,
+};
 
 const validate = new Ajv2020({ allErrors: true, verbose: true, allowUnionTypes: true }).compile(resultSchema);
 
@@ -92,9 +100,15 @@ function describeError(error: ErrorObject): SchemaProblem {
       return { path, message: `must be ${String(params.type).split(',').join(' or ')}, got ${typeOf(error.data)}` };
     case 'minimum':
     case 'maximum':
-      return { path, message: `must be ${String(params.comparison)} ${String(params.limit)}, got ${shown(error.data)}` };
+      return {
+        path,
+        message: `must be ${String(params.comparison)} ${String(params.limit)}, got ${shown(error.data)}`,
+      };
     case 'minItems':
-      return { path, message: `must have at least ${String(params.limit)} items, got ${Array.isArray(error.data) ? error.data.length : 0}` };
+      return {
+        path,
+        message: `must have at least ${String(params.limit)} items, got ${Array.isArray(error.data) ? error.data.length : 0}`,
+      };
     case 'const':
       return { path, message: `must be ${shown(params.allowedValue)}` };
     default:
@@ -105,7 +119,9 @@ function describeError(error: ErrorObject): SchemaProblem {
 export function validateResult(value: unknown): SchemaProblem[] {
   if (validate(value)) return [];
   // A value of a union (one literal of several) fails each branch, then anyOf: one problem says it.
-  const errors = (validate.errors ?? []).filter((error) => error.keyword !== 'const' || !error.schemaPath.includes('/anyOf/'));
+  const errors = (validate.errors ?? []).filter(
+    (error) => error.keyword !== 'const' || !error.schemaPath.includes('/anyOf/'),
+  );
   return errors.map(describeError);
 }
 
@@ -114,13 +130,19 @@ export class InvalidResultError extends Error {
 }
 
 function describeProblems(problems: SchemaProblem[]): string {
-  return problems.slice(0, 10).map((problem) => `${problem.path} ${problem.message}`).join('; ') + (problems.length > 10 ? ` (and ${problems.length - 10} more)` : '');
+  return (
+    problems
+      .slice(0, 10)
+      .map((problem) => `${problem.path} ${problem.message}`)
+      .join('; ') + (problems.length > 10 ? ` (and ${problems.length - 10} more)` : '')
+  );
 }
 
 /** Writes DIR/result.json through a temporary file and a rename, after checking it against the schema. */
 export async function writeResult(directory: string, result: LoadtestResult): Promise<string> {
   const problems = validateResult(result);
-  if (problems.length > 0) throw new InvalidResultError(`the result does not match results.schema.json: ${describeProblems(problems)}`);
+  if (problems.length > 0)
+    throw new InvalidResultError(`the result does not match results.schema.json: ${describeProblems(problems)}`);
   await mkdir(directory, { recursive: true });
   const file = join(directory, RESULT_FILE);
   const partial = `${file}.partial-${process.pid}`;
@@ -137,7 +159,10 @@ export async function readResult(path: string): Promise<LoadtestResult> {
     text = await readFile(file, 'utf8');
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    throw new InvalidResultError(`cannot read ${file}: ${code === 'ENOENT' ? 'no such file (give the directory of a run, e.g. results/<timestamp>)' : (code ?? (error as Error).message)}`, { cause: error });
+    throw new InvalidResultError(
+      `cannot read ${file}: ${code === 'ENOENT' ? 'no such file (give the directory of a run, e.g. results/<timestamp>)' : (code ?? (error as Error).message)}`,
+      { cause: error },
+    );
   }
   let value: unknown;
   try {
@@ -146,6 +171,7 @@ export async function readResult(path: string): Promise<LoadtestResult> {
     throw new InvalidResultError(`${file}: not valid JSON: ${(error as Error).message}`, { cause: error });
   }
   const problems = validateResult(value);
-  if (problems.length > 0) throw new InvalidResultError(`${file} does not match results.schema.json: ${describeProblems(problems)}`);
+  if (problems.length > 0)
+    throw new InvalidResultError(`${file} does not match results.schema.json: ${describeProblems(problems)}`);
   return value as LoadtestResult;
 }

@@ -36,7 +36,8 @@ const SCENARIO_BY_NAME: Record<ScenarioName, Scenario<never>> = {
 
 function mpgVersion(): string {
   try {
-    return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+    return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string })
+      .version;
   } catch {
     return 'unknown';
   }
@@ -54,29 +55,46 @@ function pinGenerator(cpus: string): void {
 /** Warnings from the figures: CPU taken by others, and the generator's own share. */
 function cpuNotes(result: LoadtestResult): string[] {
   const steps: { where: string; cpu: CoresUsed }[] = [
-    ...(result.scenarios.channel?.throughput ?? []).map((step) => ({ where: `channel ${step.transport} ${step.messageBytes} B x${step.streams}`, cpu: step.cpu })),
-    ...(result.scenarios.latency?.steps ?? []).map((step) => ({ where: `latency ${step.target} c=${step.concurrency}`, cpu: step.cpu })),
+    ...(result.scenarios.channel?.throughput ?? []).map((step) => ({
+      where: `channel ${step.transport} ${step.messageBytes} B x${step.streams}`,
+      cpu: step.cpu,
+    })),
+    ...(result.scenarios.latency?.steps ?? []).map((step) => ({
+      where: `latency ${step.target} c=${step.concurrency}`,
+      cpu: step.cpu,
+    })),
     ...(result.scenarios.mixed?.steps ?? []).map((step) => ({ where: `mixed ${step.secureFraction}`, cpu: step.cpu })),
   ];
   if (steps.length === 0) return [];
-  const busiest = (name: string) => steps.reduce((best, step) => ((step.cpu[name] ?? 0) > (best.cpu[name] ?? 0) ? step : best));
+  const busiest = (name: string) =>
+    steps.reduce((best, step) => ((step.cpu[name] ?? 0) > (best.cpu[name] ?? 0) ? step : best));
   const notes: string[] = [];
   const others = busiest('others');
   if ((others.cpu.others ?? 0) > QUIET_MACHINE_CORES) {
-    notes.push(`other processes used up to ${others.cpu.others} cores (${others.where}): the machine was not quiet, and those figures are suspect`);
+    notes.push(
+      `other processes used up to ${others.cpu.others} cores (${others.where}): the machine was not quiet, and those figures are suspect`,
+    );
   }
   const generator = busiest('load generator');
-  notes.push(`the load generator used up to ${generator.cpu['load generator']} cores (${generator.where}), on the same cores as the servers unless pinned apart`);
+  notes.push(
+    `the load generator used up to ${generator.cpu['load generator']} cores (${generator.where}), on the same cores as the servers unless pinned apart`,
+  );
   return notes;
 }
 
-export async function runLoadtest(parsed: ParsedLoadtest, argv: readonly string[], { stdout, stderr, env }: CommandContext): Promise<number> {
+export async function runLoadtest(
+  parsed: ParsedLoadtest,
+  argv: readonly string[],
+  { stdout, stderr, env }: CommandContext,
+): Promise<number> {
   const { config, options } = parsed;
   if (config.cpus.generator !== null) {
     try {
       pinGenerator(config.cpus.generator);
     } catch (error) {
-      stderr.write(`mpg loadtest: could not pin the load generator with taskset -a -p -c ${config.cpus.generator}: ${(error as Error).message.trim()}\n`);
+      stderr.write(
+        `mpg loadtest: could not pin the load generator with taskset -a -p -c ${config.cpus.generator}: ${(error as Error).message.trim()}\n`,
+      );
       return 1;
     }
   }
@@ -85,7 +103,10 @@ export async function runLoadtest(parsed: ParsedLoadtest, argv: readonly string[
   config.requestBody.imageBytes = (await sampleImage()).length;
   const result = newResult([...argv], config, mpgVersion());
   const scenarios = config.scenarios.map((name) => SCENARIO_BY_NAME[name]);
-  const progress = createProgress(stderr, Object.fromEntries(scenarios.map((scenario) => [scenario.name, scenario.estimateSeconds(config)])));
+  const progress = createProgress(
+    stderr,
+    Object.fromEntries(scenarios.map((scenario) => [scenario.name, scenario.estimateSeconds(config)])),
+  );
   // Warnings only, and through the progress line, so a terminal's line is redrawn after them.
   const log = jsonLineLog({ write: (line) => progress.note(line.trimEnd()) }, { component: 'loadtest' }, 'warn');
 
@@ -103,8 +124,17 @@ export async function runLoadtest(parsed: ParsedLoadtest, argv: readonly string[
 
   let shared: Promise<StackUnderTest> | undefined;
   const started: Promise<StackUnderTest>[] = [];
-  const startStack = (onSpawn?: (part: string, root: { pid: number; by: 'group' | 'descendants' | 'process' }) => void) => {
-    const starting = startStackUnderTest({ hostArguments: stackHostArguments(options, config), gatewayCpus: config.cpus.gateway, env, stderr, signal: controller.signal, ...(onSpawn ? { onSpawn } : {}) });
+  const startStack = (
+    onSpawn?: (part: string, root: { pid: number; by: 'group' | 'descendants' | 'process' }) => void,
+  ) => {
+    const starting = startStackUnderTest({
+      hostArguments: stackHostArguments(options, config),
+      gatewayCpus: config.cpus.gateway,
+      env,
+      stderr,
+      signal: controller.signal,
+      ...(onSpawn ? { onSpawn } : {}),
+    });
     started.push(starting);
     return starting;
   };
@@ -146,12 +176,21 @@ export async function runLoadtest(parsed: ParsedLoadtest, argv: readonly string[
         }
       }
       progress.done();
-      stdout.write(`${scenario.name}: ${(section as { complete: boolean }).complete ? 'done' : 'incomplete'} in ${formatDuration((performance.now() - began) / 1000)}\n`);
+      stdout.write(
+        `${scenario.name}: ${(section as { complete: boolean }).complete ? 'done' : 'incomplete'} in ${formatDuration((performance.now() - began) / 1000)}\n`,
+      );
       file = await writeResult(directory, result);
     }
   } finally {
     progress.done();
-    await Promise.all(started.map((starting) => starting.then((stack) => stack.stop(), () => {})));
+    await Promise.all(
+      started.map((starting) =>
+        starting.then(
+          (stack) => stack.stop(),
+          () => {},
+        ),
+      ),
+    );
     process.off('SIGINT', onSigint).off('SIGTERM', onSigterm);
   }
   result.notes.push(...cpuNotes(result));

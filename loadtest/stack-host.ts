@@ -18,11 +18,16 @@ export type StackHostLine =
       publicUrl: string;
       secureSocket: string;
       parts: Record<string, ProcessTreeRoot>;
-      enclave: { mode: 'emulated'; isolation: unknown } | { mode: 'nitro'; enclaveId: string; memoryMiB: number; cpus: number };
+      enclave:
+        | { mode: 'emulated'; isolation: unknown }
+        | { mode: 'nitro'; enclaveId: string; memoryMiB: number; cpus: number };
     }
   | { event: 'exited'; part: string; code: number | string | null };
 
-const rootOf = (part: string, pid: number): ProcessTreeRoot => ({ pid, by: part === 'enclave' ? 'group' : 'descendants' });
+const rootOf = (part: string, pid: number): ProcessTreeRoot => ({
+  pid,
+  by: part === 'enclave' ? 'group' : 'descendants',
+});
 
 export async function runStackHost(parsed: ParsedLoadtest, { stdout, stderr, env }: CommandContext): Promise<number> {
   const say = (line: StackHostLine) => stdout.write(JSON.stringify(line) + '\n');
@@ -40,7 +45,10 @@ export async function runStackHost(parsed: ParsedLoadtest, { stdout, stderr, env
     void (stack?.stop() ?? Promise.resolve()).then(() => finish(code));
   };
   process.on('SIGINT', () => stop(0)).on('SIGTERM', () => stop(0));
-  process.stdin.on('end', () => stop(0)).on('error', () => stop(0)).resume();
+  process.stdin
+    .on('end', () => stop(0))
+    .on('error', () => stop(0))
+    .resume();
 
   say({ event: 'spawned', part: 'parent relay', root: { pid: process.pid, by: 'process' } });
   try {
@@ -51,7 +59,9 @@ export async function runStackHost(parsed: ParsedLoadtest, { stdout, stderr, env
       threads: config.threads,
       publicCpus: options.serverCpus,
       gatewayCpus: options.gatewayCpus,
-      enclave: nitro ? { mode: 'nitro', nitro: { ...nitro, env: childEnv }, attestationPcrs: options.attestationPcrs } : { mode: 'emulated', cpus: config.cpus.enclave ?? '0', threads: config.threads },
+      enclave: nitro
+        ? { mode: 'nitro', nitro: { ...nitro, env: childEnv }, attestationPcrs: options.attestationPcrs }
+        : { mode: 'emulated', cpus: config.cpus.enclave ?? '0', threads: config.threads },
       env: childEnv,
       log: jsonLineLog(stderr, { component: 'loadtest-stack' }),
       signal: starting.signal,
@@ -78,7 +88,12 @@ export async function runStackHost(parsed: ParsedLoadtest, { stdout, stderr, env
     enclave:
       enclave.mode === 'emulated'
         ? { mode: 'emulated', isolation: enclave.isolation }
-        : { mode: 'nitro', enclaveId: enclave.started.EnclaveID, memoryMiB: enclave.started.MemoryMiB, cpus: enclave.started.NumberOfCPUs },
+        : {
+            mode: 'nitro',
+            enclaveId: enclave.started.EnclaveID,
+            memoryMiB: enclave.started.MemoryMiB,
+            cpus: enclave.started.NumberOfCPUs,
+          },
   });
   void stack.unexpectedExit.then(({ part, code }) => {
     say({ event: 'exited', part, code });

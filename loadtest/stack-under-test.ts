@@ -36,10 +36,19 @@ export interface StartOptions {
 
 export async function startStackUnderTest(options: StartOptions): Promise<StackUnderTest> {
   const args = ['loadtest', 'stack-host', ...options.hostArguments];
-  const [command, ...rest] = options.gatewayCpus === null ? [MPG_LAUNCHER, ...args] : ['taskset', '-c', options.gatewayCpus, MPG_LAUNCHER, ...args];
-  const child: ChildProcessByStdio<Writable, Readable, Readable> = spawn(command, rest, { env: { ...options.env }, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+  const [command, ...rest] =
+    options.gatewayCpus === null
+      ? [MPG_LAUNCHER, ...args]
+      : ['taskset', '-c', options.gatewayCpus, MPG_LAUNCHER, ...args];
+  const child: ChildProcessByStdio<Writable, Readable, Readable> = spawn(command, rest, {
+    env: { ...options.env },
+    stdio: ['pipe', 'pipe', 'pipe'],
+    detached: true,
+  });
   forwardWarnings(child.stderr, options.stderr);
-  const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')));
+  const exited = new Promise<number | string>((resolve) =>
+    child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')),
+  );
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
@@ -70,11 +79,14 @@ export async function startStackUnderTest(options: StartOptions): Promise<StackU
         }
         if (line.event === 'spawned') options.onSpawn?.(line.part, line.root);
         else if (line.event === 'ready') resolve(line);
-        else if (line.event === 'exited' && !stopping) failWith(new Error(`the stack's ${line.part} exited on its own (${line.code})`));
+        else if (line.event === 'exited' && !stopping)
+          failWith(new Error(`the stack's ${line.part} exited on its own (${line.code})`));
       }
     });
     void exited.then((code) => {
-      const error = new Error(`the stack under test exited (${code})${stopping ? '' : ' before the scenario finished'}`);
+      const error = new Error(
+        `the stack under test exited (${code})${stopping ? '' : ' before the scenario finished'}`,
+      );
       reject(error);
       if (!stopping) failWith(error);
     });
@@ -83,7 +95,15 @@ export async function startStackUnderTest(options: StartOptions): Promise<StackU
   options.signal?.addEventListener('abort', onAbort, { once: true });
   try {
     const line = await ready;
-    return { gatewayUrl: line.gatewayUrl, publicUrl: line.publicUrl, secureSocket: line.secureSocket, parts: line.parts, enclave: line.enclave, failed, stop };
+    return {
+      gatewayUrl: line.gatewayUrl,
+      publicUrl: line.publicUrl,
+      secureSocket: line.secureSocket,
+      parts: line.parts,
+      enclave: line.enclave,
+      failed,
+      stop,
+    };
   } catch (error) {
     await stop();
     throw error;

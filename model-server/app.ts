@@ -64,7 +64,8 @@ async function readLabels(path: string): Promise<string[]> {
 /** The user's labels must match the model; ImageNet's apply to 1000 classes; otherwise "class N". */
 function resolveLabels(given: readonly string[] | undefined, classes: number): readonly string[] {
   if (given) {
-    if (given.length !== classes) throw new Error(`the labels list has ${given.length} names but the model has ${classes} classes`);
+    if (given.length !== classes)
+      throw new Error(`the labels list has ${given.length} names but the model has ${classes} classes`);
     return given;
   }
   if (imagenetLabels.length === classes) return imagenetLabels;
@@ -76,7 +77,10 @@ export function createModelServer(config: ModelServerConfig, dependencies: Model
   // The enclave's identity for this boot: one X25519 key, the OHTTP key and the attested key at once.
   const identity = dependencies.attestation ? createEnclaveIdentity(config.ohttpKeyId) : undefined;
   const metrics = createModelServerMetrics(dependencies.registry, config.maxBatch, config.requestTimeoutMs / 1000);
-  const logger = dependencies.logger ?? { level: config.logLevel, base: { component: 'model-server', enclave: config.enclave } };
+  const logger = dependencies.logger ?? {
+    level: config.logLevel,
+    base: { component: 'model-server', enclave: config.enclave },
+  };
   const loggerOptions = typeof logger === 'object' && 'child' in logger ? { loggerInstance: logger } : { logger };
   const app = Fastify({
     ...loggerOptions,
@@ -90,7 +94,9 @@ export function createModelServer(config: ModelServerConfig, dependencies: Model
   let sealed: SealedRequestDoor | undefined;
   // The inner half of a sealed request logs nothing: its route, status and errors are the client's secret.
   const silent = app.log.child({}, { level: 'silent' });
-  app.setChildLoggerFactory((logger, bindings, options, rawRequest) => (sealed?.isInner(rawRequest.headers) ? silent : logger.child(bindings, options)));
+  app.setChildLoggerFactory((logger, bindings, options, rawRequest) =>
+    sealed?.isInner(rawRequest.headers) ? silent : logger.child(bindings, options),
+  );
 
   // Fastify parses text/plain by default; the model server takes JSON and images only.
   app.removeContentTypeParser('text/plain');
@@ -162,7 +168,13 @@ export function createModelServer(config: ModelServerConfig, dependencies: Model
       }
       state.classifier = new ImageClassifier(engine, labels, classifierOptions(config), metrics);
       app.log.info(
-        { model: model.name, sha256: model.sha256, classes: model.classes, threads: model.threads, optimizedCache: model.optimizedCache },
+        {
+          model: model.name,
+          sha256: model.sha256,
+          classes: model.classes,
+          threads: model.threads,
+          optimizedCache: model.optimizedCache,
+        },
         'model ready',
       );
       return state.classifier;

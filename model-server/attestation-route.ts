@@ -19,7 +19,12 @@ export const ATTESTATION_RATE_PER_SECOND = 10;
 export const ATTESTATION_BURST = 20;
 const HEX = /^(?:[0-9a-fA-F]{2})+$/;
 
-export function registerAttestationRoute(app: FastifyInstance, source: NsmSource, identity: EnclaveIdentity, metrics: ModelServerMetrics): void {
+export function registerAttestationRoute(
+  app: FastifyInstance,
+  source: NsmSource,
+  identity: EnclaveIdentity,
+  metrics: ModelServerMetrics,
+): void {
   let tokens = ATTESTATION_BURST;
   let refilledAt = performance.now();
   const takeToken = () => {
@@ -35,8 +40,13 @@ export function registerAttestationRoute(app: FastifyInstance, source: NsmSource
   app.get('/attestation', async (request, reply) => {
     const query = request.query as Record<string, unknown>;
     const nonceHex = query.nonce;
-    if (nonceHex !== undefined && (typeof nonceHex !== 'string' || !HEX.test(nonceHex) || nonceHex.length > MAX_NONCE_BYTES * 2)) {
-      throw modelServerErrors.MS_INVALID_NONCE(`"nonce" must be an even number of hex digits, at most ${MAX_NONCE_BYTES} bytes`);
+    if (
+      nonceHex !== undefined &&
+      (typeof nonceHex !== 'string' || !HEX.test(nonceHex) || nonceHex.length > MAX_NONCE_BYTES * 2)
+    ) {
+      throw modelServerErrors.MS_INVALID_NONCE(
+        `"nonce" must be an even number of hex digits, at most ${MAX_NONCE_BYTES} bytes`,
+      );
     }
     const now = performance.now();
     let document: Uint8Array;
@@ -49,15 +59,26 @@ export function registerAttestationRoute(app: FastifyInstance, source: NsmSource
         throw modelServerErrors.MS_ATTESTATION_RATE_LIMITED(undefined, { headers: { 'retry-after': '1' } });
       }
       try {
-        document = await source.attest({ publicKey: identity.publicKey, userData: identity.keyConfigSha256, nonce: nonceHex === undefined ? null : Buffer.from(nonceHex, 'hex') });
+        document = await source.attest({
+          publicKey: identity.publicKey,
+          userData: identity.keyConfigSha256,
+          nonce: nonceHex === undefined ? null : Buffer.from(nonceHex, 'hex'),
+        });
       } catch (error) {
         metrics.attestations.inc({ result: 'failed' });
         request.log.error({ err: error }, 'the NSM gave no attestation document');
-        throw modelServerErrors.MS_ATTESTATION_UNAVAILABLE(undefined, { cause: error, headers: { 'retry-after': '1' } });
+        throw modelServerErrors.MS_ATTESTATION_UNAVAILABLE(undefined, {
+          cause: error,
+          headers: { 'retry-after': '1' },
+        });
       }
       metrics.attestations.inc({ result: 'signed' });
       if (nonceHex === undefined) cached = { document, until: now + UNNONCED_CACHE_MS };
     }
-    return reply.type('application/cbor').header('cache-control', 'no-store').header('x-attestation-source', source.kind).send(Buffer.from(document));
+    return reply
+      .type('application/cbor')
+      .header('cache-control', 'no-store')
+      .header('x-attestation-source', source.kind)
+      .send(Buffer.from(document));
   });
 }

@@ -35,7 +35,8 @@ export interface BatcherObserver {
 export type ImagePacker<Image> = (input: Float32Array, slot: number, image: Image) => void;
 
 function copyTensor(input: Float32Array, slot: number, image: unknown): void {
-  if (!(image instanceof Float32Array)) throw new TypeError('without a packer, the batcher takes [3,224,224] float32 tensors');
+  if (!(image instanceof Float32Array))
+    throw new TypeError('without a packer, the batcher takes [3,224,224] float32 tensors');
   input.set(image, slot * IMAGE_ELEMENTS);
 }
 

@@ -46,7 +46,12 @@ export class ImageClassifier {
   readonly #metrics: ModelServerMetrics;
   #inFlightImages = 0;
 
-  constructor(engine: InferenceEngine, labels: readonly string[], options: ClassifierOptions, metrics: ModelServerMetrics) {
+  constructor(
+    engine: InferenceEngine,
+    labels: readonly string[],
+    options: ClassifierOptions,
+    metrics: ModelServerMetrics,
+  ) {
     this.engine = engine;
     this.labels = labels;
     this.#options = options;
@@ -93,8 +98,12 @@ export class ImageClassifier {
     try {
       const startedAt = performance.now();
       // Every header first: a request with one bad or oversized image is refused before any decode.
-      const headers = await settleAll(images.map((bytes, index) => readImageHeader(bytes, this.#options, indexed ? index : undefined)));
-      const tensors = await settleAll(images.map((bytes, index) => this.#preprocess(bytes, headers[index]!, indexed ? index : undefined)));
+      const headers = await settleAll(
+        images.map((bytes, index) => readImageHeader(bytes, this.#options, indexed ? index : undefined)),
+      );
+      const tensors = await settleAll(
+        images.map((bytes, index) => this.#preprocess(bytes, headers[index]!, indexed ? index : undefined)),
+      );
       const preprocessMs = performance.now() - startedAt;
       const results = await Promise.all(tensors.map((tensor) => this.batcher.submit(tensor)));
       this.#metrics.images.inc(images.length);

@@ -29,7 +29,8 @@ const usage = () =>
  */
 async function attestationSource(config: ModelServerConfig, modelPath: string): Promise<NsmSource | undefined> {
   if (config.enclave === 'none') return undefined;
-  const { createEmulatedNsmSource, createNitroNsmSource, emulatedImageMeasurements } = await import('../attestation/index.js');
+  const { createEmulatedNsmSource, createNitroNsmSource, emulatedImageMeasurements } =
+    await import('../attestation/index.js');
   if (config.enclave === 'nitro') return createNitroNsmSource(config.nsmHelper);
   const source = createEmulatedNsmSource(emulatedImageMeasurements({ modelPath }));
   if (config.emulatedNsmRootFile) {
@@ -61,14 +62,20 @@ export const modelServerCommand = optionCommand({
       return 1;
     }
     // Exit non-zero so the supervisor (systemd, Docker, the enclave's init) restarts the server.
-    const server = createModelServer(config, { onFatalError: () => shutdown.fail(1), ...(attestation ? { attestation } : {}) });
+    const server = createModelServer(config, {
+      onFatalError: () => shutdown.fail(1),
+      ...(attestation ? { attestation } : {}),
+    });
     const log = server.app.log;
-    if (attestation && 'warning' in attestation) log.warn({ rootFile: config.emulatedNsmRootFile }, String(attestation.warning));
+    if (attestation && 'warning' in attestation)
+      log.warn({ rootFile: config.emulatedNsmRootFile }, String(attestation.warning));
 
     const address = config.socket
       ? await server.app.listen({ path: config.socket })
       : await server.app.listen({ host: config.host, port: config.port });
-    stdout.write(`model-server listening on ${address}${config.enclave === 'none' ? '' : ` (enclave: ${config.enclave})`}\n`);
+    stdout.write(
+      `model-server listening on ${address}${config.enclave === 'none' ? '' : ` (enclave: ${config.enclave})`}\n`,
+    );
 
     const shutdown = stopOnSignals(() => server.close(), log);
 

@@ -9,8 +9,10 @@ import type { ModelServerMetrics } from './metrics.js';
 const FASTIFY_CODES: Readonly<Record<string, () => CodedError>> = {
   FST_ERR_CTP_BODY_TOO_LARGE: () => modelServerErrors.MS_BODY_TOO_LARGE(),
   FST_ERR_CTP_INVALID_MEDIA_TYPE: () => modelServerErrors.MS_UNSUPPORTED_MEDIA_TYPE(),
-  FST_ERR_CTP_INVALID_CONTENT_LENGTH: () => modelServerErrors.MS_INVALID_REQUEST('Content-Length does not match the body'),
-  FST_ERR_CTP_EMPTY_JSON_BODY: () => modelServerErrors.MS_INVALID_JSON('The body is empty; send {"images": ["<base64>"]}'),
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: () =>
+    modelServerErrors.MS_INVALID_REQUEST('Content-Length does not match the body'),
+  FST_ERR_CTP_EMPTY_JSON_BODY: () =>
+    modelServerErrors.MS_INVALID_JSON('The body is empty; send {"images": ["<base64>"]}'),
   FST_ERR_CTP_INVALID_JSON_BODY: () => modelServerErrors.MS_INVALID_JSON(),
   FST_ERR_CTP_EMPTY_TYPE: () => modelServerErrors.MS_UNSUPPORTED_MEDIA_TYPE(),
   FST_ERR_CTP_INVALID_TYPE: () => modelServerErrors.MS_UNSUPPORTED_MEDIA_TYPE(),
@@ -28,7 +30,11 @@ export function toCodedError(error: FastifyError | Error): CodedError {
 }
 
 /** `isPrivate`: a request whose errors count in no metric (the inner half of a sealed request). */
-export function installErrorHandling(app: FastifyInstance, metrics: ModelServerMetrics, isPrivate: (request: FastifyRequest) => boolean = () => false): void {
+export function installErrorHandling(
+  app: FastifyInstance,
+  metrics: ModelServerMetrics,
+  isPrivate: (request: FastifyRequest) => boolean = () => false,
+): void {
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const coded = toCodedError(error);
     if (!isPrivate(request)) metrics.errors.inc({ code: coded.code });
@@ -37,7 +43,9 @@ export function installErrorHandling(app: FastifyInstance, metrics: ModelServerM
     void reply.code(coded.statusCode).headers(coded.headers).send(coded.toJSON());
   });
   app.setNotFoundHandler((request, reply) => {
-    const coded = modelServerErrors.MS_NOT_FOUND(`No route ${request.method} ${request.url.split('?')[0]}; see GET /v1/model and POST /predict`);
+    const coded = modelServerErrors.MS_NOT_FOUND(
+      `No route ${request.method} ${request.url.split('?')[0]}; see GET /v1/model and POST /predict`,
+    );
     if (!isPrivate(request)) metrics.errors.inc({ code: coded.code });
     void reply.code(coded.statusCode).send(coded.toJSON());
   });

@@ -13,7 +13,10 @@ export { InferenceBatcher, MAX_RUNS_IN_FLIGHT } from './batcher.js';
 export { IMAGENET_MEAN, IMAGENET_STD, CROP_SIZE } from './tensor-layout.js';
 export { nodeServerCrypto } from './node-server-crypto.js';
 
-export async function createModelServer(config: ModelServerConfig, dependencies?: ModelServerDependencies): Promise<ModelServer> {
+export async function createModelServer(
+  config: ModelServerConfig,
+  dependencies?: ModelServerDependencies,
+): Promise<ModelServer> {
   return (await import('./app.js')).createModelServer(config, dependencies);
 }
 

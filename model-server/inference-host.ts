@@ -52,7 +52,9 @@ export function startInferenceWorker(options: ModelSessionOptions): Promise<Infe
           resolveStart(engine(reply.description));
           return;
         case 'load-failed':
-          rejectStart(reply.name === 'ModelContractError' ? new ModelContractError(reply.message) : new Error(reply.message));
+          rejectStart(
+            reply.name === 'ModelContractError' ? new ModelContractError(reply.message) : new Error(reply.message),
+          );
           return;
         case 'result':
           pending.get(reply.id)?.resolve({ logits: reply.logits, input: reply.input });

@@ -24,9 +24,15 @@ try {
       (logits) => {
         // Hand the buffers over rather than copying them; the input goes back for reuse.
         const own = logits.byteOffset === 0 && logits.byteLength === logits.buffer.byteLength ? logits : logits.slice();
-        post({ type: 'result', id: request.id, logits: own, input: request.input }, [own.buffer as ArrayBuffer, request.input.buffer as ArrayBuffer]);
+        post({ type: 'result', id: request.id, logits: own, input: request.input }, [
+          own.buffer as ArrayBuffer,
+          request.input.buffer as ArrayBuffer,
+        ]);
       },
-      (error: unknown) => post({ type: 'failed', id: request.id, message: (error as Error).message, input: request.input }, [request.input.buffer as ArrayBuffer]),
+      (error: unknown) =>
+        post({ type: 'failed', id: request.id, message: (error as Error).message, input: request.input }, [
+          request.input.buffer as ArrayBuffer,
+        ]),
     );
   });
   post({ type: 'ready', description: session.description });

@@ -22,9 +22,15 @@ export interface ModelServerMetrics {
   images: Counter;
 }
 
-export function createModelServerMetrics(registry = new Registry(), maxBatch = 8, longestRequestSeconds = DEFAULT_LONGEST_REQUEST_SECONDS): ModelServerMetrics {
+export function createModelServerMetrics(
+  registry = new Registry(),
+  maxBatch = 8,
+  longestRequestSeconds = DEFAULT_LONGEST_REQUEST_SECONDS,
+): ModelServerMetrics {
   collectDefaultMetrics({ register: registry, prefix: 'mpg_model_server_' });
-  const batchBuckets = [...new Set([1, 2, 4, 8, 16, 32, 64, 128, 256].filter((size) => size < maxBatch).concat(maxBatch))];
+  const batchBuckets = [
+    ...new Set([1, 2, 4, 8, 16, 32, 64, 128, 256].filter((size) => size < maxBatch).concat(maxBatch)),
+  ];
   return {
     registry,
     requests: new Counter({

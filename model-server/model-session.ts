@@ -84,8 +84,13 @@ async function createSession(options: ModelSessionOptions, warnings: string[]) {
   } catch (error) {
     await plan.discard();
     if (plan.cache !== 'hit') throw error;
-    warnings.push(`the cached optimised model did not load (${(error as Error).message}); optimised the original again`);
-    const session = await ort.InferenceSession.create(options.path, { intraOpNumThreads: options.threads, logSeverityLevel: 3 });
+    warnings.push(
+      `the cached optimised model did not load (${(error as Error).message}); optimised the original again`,
+    );
+    const session = await ort.InferenceSession.create(options.path, {
+      intraOpNumThreads: options.threads,
+      logSeverityLevel: 3,
+    });
     return { session, cache: 'off' as const, source: await hashFile(options.path) };
   }
 }
@@ -102,7 +107,13 @@ export async function loadModelSession(options: ModelSessionOptions): Promise<Mo
   }
   const inputShape = input.shape;
   const [, channels, height, width] = inputShape;
-  if (input.type !== 'float32' || inputShape.length !== 4 || channels !== CHANNELS || height !== CROP_SIZE || width !== CROP_SIZE) {
+  if (
+    input.type !== 'float32' ||
+    inputShape.length !== 4 ||
+    channels !== CHANNELS ||
+    height !== CROP_SIZE ||
+    width !== CROP_SIZE
+  ) {
     await session.release();
     throw new ModelContractError(
       `${options.path}: the model input must be float32 [N,3,224,224], got ${input.type} ${describeShape(inputShape)}`,
@@ -110,11 +121,18 @@ export async function loadModelSession(options: ModelSessionOptions): Promise<Mo
   }
 
   const run = async (batch: Float32Array, count: number): Promise<Float32Array> => {
-    const tensor = new ort.Tensor('float32', batch.subarray(0, count * IMAGE_ELEMENTS), [count, CHANNELS, CROP_SIZE, CROP_SIZE]);
+    const tensor = new ort.Tensor('float32', batch.subarray(0, count * IMAGE_ELEMENTS), [
+      count,
+      CHANNELS,
+      CROP_SIZE,
+      CROP_SIZE,
+    ]);
     const results = await session.run({ [input.name]: tensor });
     const logits = results[output.name];
     if (!logits || logits.type !== 'float32' || logits.dims.length !== 2 || logits.dims[0] !== count) {
-      throw new ModelContractError(`the model output must be float32 [N,classes], got ${describeShape(logits?.dims ?? [])}`);
+      throw new ModelContractError(
+        `the model output must be float32 [N,classes], got ${describeShape(logits?.dims ?? [])}`,
+      );
     }
     return logits.data as Float32Array;
   };

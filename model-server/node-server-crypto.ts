@@ -16,19 +16,27 @@ const MODE_BASE = 0x00;
 
 const u16 = (value: number) => Buffer.from([value >> 8, value & 0xff]);
 const KEM_SUITE_ID = Buffer.concat([Buffer.from('KEM'), u16(KEM_X25519_HKDF_SHA256)]);
-const hpkeSuiteId = (aeadId: number) => Buffer.concat([Buffer.from('HPKE'), u16(KEM_X25519_HKDF_SHA256), u16(KDF_HKDF_SHA256), u16(aeadId)]);
+const hpkeSuiteId = (aeadId: number) =>
+  Buffer.concat([Buffer.from('HPKE'), u16(KEM_X25519_HKDF_SHA256), u16(KDF_HKDF_SHA256), u16(aeadId)]);
 
 function extract(salt: Uint8Array, ikm: Uint8Array): Buffer {
-  return createHmac('sha256', salt.length === 0 ? Buffer.alloc(HASH_BYTES) : salt).update(ikm).digest();
+  return createHmac('sha256', salt.length === 0 ? Buffer.alloc(HASH_BYTES) : salt)
+    .update(ikm)
+    .digest();
 }
 
 /** HKDF-Expand for at most one hash block, all HPKE and OHTTP ask for here. */
 function expand(prk: Uint8Array, info: Uint8Array, length: number): Buffer {
   if (length > HASH_BYTES) throw new RangeError(`expand: at most ${HASH_BYTES} bytes, asked for ${length}`);
-  return createHmac('sha256', prk).update(info).update(Buffer.from([1])).digest().subarray(0, length);
+  return createHmac('sha256', prk)
+    .update(info)
+    .update(Buffer.from([1]))
+    .digest()
+    .subarray(0, length);
 }
 
-const labeledExtract = (suiteId: Buffer, salt: Uint8Array, label: string, ikm: Uint8Array) => extract(salt, Buffer.concat([HPKE_V1, suiteId, Buffer.from(label), ikm]));
+const labeledExtract = (suiteId: Buffer, salt: Uint8Array, label: string, ikm: Uint8Array) =>
+  extract(salt, Buffer.concat([HPKE_V1, suiteId, Buffer.from(label), ikm]));
 const labeledExpand = (suiteId: Buffer, prk: Uint8Array, label: string, info: Uint8Array, length: number) =>
   expand(prk, Buffer.concat([u16(length), HPKE_V1, suiteId, Buffer.from(label), info]), length);
 
@@ -65,12 +73,21 @@ export function nodeServerCrypto(privateKey: KeyObject, rawPublicKey: Uint8Array
     if (ciphertext.length < TAG_BYTES) throw new Error('the ciphertext is shorter than a tag');
     // DHKEM Decap (RFC 9180 §4.1).
     // A JWK, not SPKI DER: OpenSSL 3's DER decoders cost ~10x more than this raw key import.
-    const ephemeral = createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: Buffer.from(enc).toString('base64url') }, format: 'jwk' });
+    const ephemeral = createPublicKey({
+      key: { kty: 'OKP', crv: 'X25519', x: Buffer.from(enc).toString('base64url') },
+      format: 'jwk',
+    });
     const dh = diffieHellman({ privateKey, publicKey: ephemeral });
     // A low-order point gives the all-zero secret (RFC 9180 §7.1.4); OpenSSL refuses it too.
     if (dh.every((byte) => byte === 0)) throw new Error('the encapsulated key is a low-order point');
     const eaePrk = labeledExtract(KEM_SUITE_ID, new Uint8Array(0), 'eae_prk', dh);
-    const sharedSecret = labeledExpand(KEM_SUITE_ID, eaePrk, 'shared_secret', Buffer.concat([enc, rawPublicKey]), HASH_BYTES);
+    const sharedSecret = labeledExpand(
+      KEM_SUITE_ID,
+      eaePrk,
+      'shared_secret',
+      Buffer.concat([enc, rawPublicKey]),
+      HASH_BYTES,
+    );
     // KeySchedule, base mode, no PSK (§5.1).
     const suiteId = hpkeSuiteId(aeadId);
     const pskIdHash = labeledExtract(suiteId, new Uint8Array(0), 'psk_id_hash', new Uint8Array(0));
@@ -83,10 +100,14 @@ export function nodeServerCrypto(privateKey: KeyObject, rawPublicKey: Uint8Array
     // Open at sequence 0: the nonce is the base nonce itself.
     const decipher = createDecipheriv(aesGcm(key), key, baseNonce);
     decipher.setAuthTag(ciphertext.subarray(ciphertext.length - TAG_BYTES));
-    const plaintext = Buffer.concat([decipher.update(ciphertext.subarray(0, ciphertext.length - TAG_BYTES)), decipher.final()]);
+    const plaintext = Buffer.concat([
+      decipher.update(ciphertext.subarray(0, ciphertext.length - TAG_BYTES)),
+      decipher.final(),
+    ]);
     return {
       plaintext: new Uint8Array(plaintext.buffer, plaintext.byteOffset, plaintext.byteLength),
-      exportSecret: (exporterContext, length) => Promise.resolve(labeledExpand(suiteId, exporterSecret, 'sec', exporterContext, length)),
+      exportSecret: (exporterContext, length) =>
+        Promise.resolve(labeledExpand(suiteId, exporterSecret, 'sec', exporterContext, length)),
     };
   }
 }

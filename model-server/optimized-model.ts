@@ -52,19 +52,42 @@ async function writableDirectory(directory: string): Promise<boolean> {
   }
 }
 
-export async function planOptimizedModel(modelPath: string, cacheDirectory: string | undefined): Promise<OptimizedModelPlan> {
+export async function planOptimizedModel(
+  modelPath: string,
+  cacheDirectory: string | undefined,
+): Promise<OptimizedModelPlan> {
   const noop = async () => {};
-  const uncached: OptimizedModelPlan = { loadPath: modelPath, graphOptimizationLevel: 'all', cache: 'off', commit: noop, discard: noop };
+  const uncached: OptimizedModelPlan = {
+    loadPath: modelPath,
+    graphOptimizationLevel: 'all',
+    cache: 'off',
+    commit: noop,
+    discard: noop,
+  };
   if (!cacheDirectory || !(await writableDirectory(cacheDirectory))) return uncached;
 
   const file = await stat(modelPath);
   const key = createHash('sha256')
-    .update(JSON.stringify([CACHE_FORMAT, modelPath, file.size, file.mtimeMs, file.ino, ort.env.versions.common, cpus()[0]?.model, cpuFlags()]))
+    .update(
+      JSON.stringify([
+        CACHE_FORMAT,
+        modelPath,
+        file.size,
+        file.mtimeMs,
+        file.ino,
+        ort.env.versions.common,
+        cpus()[0]?.model,
+        cpuFlags(),
+      ]),
+    )
     .digest('hex')
     .slice(0, 24);
   const cached = join(cacheDirectory, `${basename(modelPath).replace(/\.onnx$/i, '')}-${key}.onnx`);
   const sidecar = `${cached}.json`;
-  const hit = await stat(cached).then((found) => found.isFile() && found.size > 0, () => false);
+  const hit = await stat(cached).then(
+    (found) => found.isFile() && found.size > 0,
+    () => false,
+  );
   const recorded = hit ? await readSource(sidecar) : undefined;
   if (hit && recorded) {
     return {

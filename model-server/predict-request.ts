@@ -32,12 +32,18 @@ export function parseTopk(value: unknown, limits: PredictLimits, fromQuery = fal
   if (value === undefined) return limits.defaultTopk;
   const number = fromQuery && typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
   if (typeof number !== 'number' || !Number.isInteger(number) || number < 1 || number > limits.maxTopk) {
-    throw modelServerErrors.MS_INVALID_TOPK(`"topk" must be an integer from 1 to ${limits.maxTopk}, got ${JSON.stringify(value)}`);
+    throw modelServerErrors.MS_INVALID_TOPK(
+      `"topk" must be an integer from 1 to ${limits.maxTopk}, got ${JSON.stringify(value)}`,
+    );
   }
   return number;
 }
 
-export function readPredictRequest(body: unknown, query: Record<string, unknown>, limits: PredictLimits): PredictRequest {
+export function readPredictRequest(
+  body: unknown,
+  query: Record<string, unknown>,
+  limits: PredictLimits,
+): PredictRequest {
   if (Buffer.isBuffer(body)) {
     if (body.length === 0) throw modelServerErrors.MS_NOT_AN_IMAGE('The body is empty; send the image bytes');
     return { images: [body], topk: parseTopk(query.topk, limits, true), indexed: false };
@@ -50,7 +56,9 @@ export function readPredictRequest(body: unknown, query: Record<string, unknown>
   }
   if (!Array.isArray(images) || images.length === 0) throw modelServerErrors.MS_NO_IMAGES();
   if (images.length > limits.maxImages) {
-    throw modelServerErrors.MS_TOO_MANY_IMAGES(`${images.length} images in one request; the limit is ${limits.maxImages}`);
+    throw modelServerErrors.MS_TOO_MANY_IMAGES(
+      `${images.length} images in one request; the limit is ${limits.maxImages}`,
+    );
   }
   const topkValue = topk === undefined ? parseTopk(query.topk, limits, true) : parseTopk(topk, limits);
   return { images: images.map(decodeBase64Image), topk: topkValue, indexed: true };

@@ -12,7 +12,14 @@ import type { ErrorFactory } from '../common/index.js';
 import { modelServerErrors } from './errors.js';
 import { sniffImageFormat } from './image-format.js';
 
-import { CHANNELS, CROP_SIZE, IMAGE_ELEMENTS, IMAGENET_MEAN, IMAGENET_STD, RESIZE_SHORTER_SIDE } from './tensor-layout.js';
+import {
+  CHANNELS,
+  CROP_SIZE,
+  IMAGE_ELEMENTS,
+  IMAGENET_MEAN,
+  IMAGENET_STD,
+  RESIZE_SHORTER_SIDE,
+} from './tensor-layout.js';
 
 export type ResizeKernel = 'linear' | 'cubic' | 'lanczos3' | 'nearest';
 
@@ -71,18 +78,33 @@ export interface ImageHeader {
   decodedBytes: number;
 }
 
-const BYTES_PER_SAMPLE: Partial<Record<string, number>> = { uchar: 1, char: 1, ushort: 2, short: 2, uint: 4, int: 4, float: 4, double: 8 };
+const BYTES_PER_SAMPLE: Partial<Record<string, number>> = {
+  uchar: 1,
+  char: 1,
+  ushort: 2,
+  short: 2,
+  uint: 4,
+  int: 4,
+  float: 4,
+  double: 8,
+};
 
 /**
  * Reads only the image's header: its format, dimensions and channels. Throws coded errors for
  * bytes that are not an accepted image, an unreadable header, or too many pixels.
  */
-export async function readImageHeader(bytes: Uint8Array, options: PreprocessOptions, index?: number): Promise<ImageHeader> {
+export async function readImageHeader(
+  bytes: Uint8Array,
+  options: PreprocessOptions,
+  index?: number,
+): Promise<ImageHeader> {
   const where = index === undefined ? 'the image' : `images[${index}]`;
   const sniffed = sniffImageFormat(bytes);
   if (sniffed.kind === 'unknown') throw modelServerErrors.MS_NOT_AN_IMAGE(`${where} is not a JPEG, PNG or WebP image`);
   if (sniffed.kind === 'unsupported') {
-    throw modelServerErrors.MS_UNSUPPORTED_IMAGE_FORMAT(`${where} is ${sniffed.format}; only JPEG, PNG and WebP are accepted`);
+    throw modelServerErrors.MS_UNSUPPORTED_IMAGE_FORMAT(
+      `${where} is ${sniffed.format}; only JPEG, PNG and WebP are accepted`,
+    );
   }
 
   let metadata: Metadata;
@@ -100,11 +122,20 @@ export async function readImageHeader(bytes: Uint8Array, options: PreprocessOpti
     );
   }
   const channels = Math.max(metadata.channels ?? 3, 3); // decoding ends in RGB whatever the source holds
-  return { width, height, decodedBytes: width * height * channels * (BYTES_PER_SAMPLE[metadata.depth ?? 'uchar'] ?? 1) };
+  return {
+    width,
+    height,
+    decodedBytes: width * height * channels * (BYTES_PER_SAMPLE[metadata.depth ?? 'uchar'] ?? 1),
+  };
 }
 
 /** Decodes, resizes and crops an image whose header was read: 224x224 RGB bytes, HWC. */
-export async function decodeImage(bytes: Uint8Array, header: ImageHeader, options: PreprocessOptions, index?: number): Promise<Buffer> {
+export async function decodeImage(
+  bytes: Uint8Array,
+  header: ImageHeader,
+  options: PreprocessOptions,
+  index?: number,
+): Promise<Buffer> {
   const where = index === undefined ? 'the image' : `images[${index}]`;
   const geometry = transformGeometry(header.width, header.height);
   let pixels: Buffer;
@@ -130,13 +161,21 @@ export async function decodeImage(bytes: Uint8Array, header: ImageHeader, option
  * Turns one encoded image into a [3,224,224] float32 tensor.
  * Throws coded errors for bytes that are not an accepted image, too many pixels, or corruption.
  */
-export async function preprocessImage(bytes: Uint8Array, options: PreprocessOptions, index?: number): Promise<Float32Array> {
+export async function preprocessImage(
+  bytes: Uint8Array,
+  options: PreprocessOptions,
+  index?: number,
+): Promise<Float32Array> {
   const header = await readImageHeader(bytes, options, index);
   return toNormalisedChw(await decodeImage(bytes, header, options, index));
 }
 
 /** HWC RGB bytes to normalised CHW float32, into `out` at `offset` (a batch slot) or a new tensor. */
-export function toNormalisedChw(pixels: Uint8Array, out: Float32Array = new Float32Array(IMAGE_ELEMENTS), offset = 0): Float32Array {
+export function toNormalisedChw(
+  pixels: Uint8Array,
+  out: Float32Array = new Float32Array(IMAGE_ELEMENTS),
+  offset = 0,
+): Float32Array {
   const plane = CROP_SIZE * CROP_SIZE;
   const [red, green, blue] = NORMALISE as [Float32Array, Float32Array, Float32Array];
   for (let pixel = 0, byte = 0; pixel < plane; pixel++, byte += 3) {

@@ -41,15 +41,25 @@ export function registerRoutes(
 ): void {
   // The gateway compares this with the public key of the document it verified: another value means
   // another process (the enclave restarted) that must be attested again.
-  const identity = attestation ? { publicKeySha256: attestation.publicKeySha256, ohttpKeyId: attestation.ohttpKeyId } : {};
+  const identity = attestation
+    ? { publicKeySha256: attestation.publicKeySha256, ohttpKeyId: attestation.ohttpKeyId }
+    : {};
   app.post('/predict', async (request, reply) => {
     const classifier = state.classifier;
     // Before a sealed request is opened, so that the gateway sees it and tries another member.
     if (!classifier) throw modelServerErrors.MS_NOT_READY(undefined, { headers: { 'retry-after': '1' } });
     // A sealed request is opened and its inner POST /predict comes back through this route.
     if (sealed?.carries(request)) return sealed.serve(request, reply);
-    const limits = { maxImages: config.maxImages, maxTopk: Math.min(MAX_TOPK, classifier.description.classes), defaultTopk: DEFAULT_TOPK };
-    const { images, topk, indexed } = readPredictRequest(request.body, request.query as Record<string, unknown>, limits);
+    const limits = {
+      maxImages: config.maxImages,
+      maxTopk: Math.min(MAX_TOPK, classifier.description.classes),
+      defaultTopk: DEFAULT_TOPK,
+    };
+    const { images, topk, indexed } = readPredictRequest(
+      request.body,
+      request.query as Record<string, unknown>,
+      limits,
+    );
     const result = await classifier.classify(images, topk, { indexed });
     return reply.send({
       model: classifier.description.name,
@@ -64,10 +74,20 @@ export function registerRoutes(
     // ?proof=<challenge>: prove this process holds the boot key's private half (the gateway asks on every health check).
     const challenge = (request.query as Record<string, unknown>).proof;
     if (challenge !== undefined && (!attestation || typeof challenge !== 'string' || !CHALLENGE_HEX.test(challenge))) {
-      throw modelServerErrors.MS_INVALID_CHALLENGE(attestation ? undefined : 'This server is not an enclave: it has no boot key to prove');
+      throw modelServerErrors.MS_INVALID_CHALLENGE(
+        attestation ? undefined : 'This server is not an enclave: it has no boot key to prove',
+      );
     }
-    const proof = challenge === undefined ? {} : { proof: attestation!.answer(Buffer.from(challenge, 'hex')).toString('hex') };
-    if (state.classifier && !state.closing) return { status: 'ready', model: state.classifier.description.name, enclave: config.enclave, ...identity, ...proof };
+    const proof =
+      challenge === undefined ? {} : { proof: attestation!.answer(Buffer.from(challenge, 'hex')).toString('hex') };
+    if (state.classifier && !state.closing)
+      return {
+        status: 'ready',
+        model: state.classifier.description.name,
+        enclave: config.enclave,
+        ...identity,
+        ...proof,
+      };
     const error = state.closing ? modelServerErrors.MS_SHUTTING_DOWN() : modelServerErrors.MS_NOT_READY();
     return reply.code(503).header('retry-after', '1').send(error.toJSON());
   });
@@ -105,7 +125,11 @@ export function registerRoutes(
             },
           }
         : {}),
-      runtime: { node: process.versions.node, onnxruntime: model.onnxruntime, optimizedModelCache: model.optimizedCache },
+      runtime: {
+        node: process.versions.node,
+        onnxruntime: model.onnxruntime,
+        optimizedModelCache: model.optimizedCache,
+      },
     });
   });
 

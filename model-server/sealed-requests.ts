@@ -30,7 +30,18 @@ const OUTER_ERRORS: Readonly<Record<OhttpErrorReason, () => CodedError>> = {
 
 // Hop-by-hop and framing fields (RFC 9110 §7.6.1): the Binary HTTP message frames the body
 // itself, and inject computes content-length from it.
-const DROPPED_FIELDS = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'expect', 'content-length', 'host']);
+const DROPPED_FIELDS = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'te',
+  'trailer',
+  'upgrade',
+  'expect',
+  'content-length',
+  'host',
+]);
 /** Marks a request as the inner half of a sealed one; its value is a secret of this process. */
 const INNER_MARK = 'x-mpg-sealed-inner';
 
@@ -70,7 +81,10 @@ function responseFields(headers: OutgoingHttpHeaders): [string, string][] {
 function codedAnswer(error: CodedError): Uint8Array {
   return encodeBinaryResponse({
     status: error.statusCode,
-    headers: [['content-type', 'application/json; charset=utf-8'], ...Object.entries(error.headers).map(([name, value]): [string, string] => [name.toLowerCase(), value])],
+    headers: [
+      ['content-type', 'application/json; charset=utf-8'],
+      ...Object.entries(error.headers).map(([name, value]): [string, string] => [name.toLowerCase(), value]),
+    ],
     body: Buffer.from(JSON.stringify(error.toJSON())),
   });
 }
@@ -81,16 +95,24 @@ export function registerSealedRequests(app: FastifyInstance, keyPair: OhttpKeyPa
   const keyList = Buffer.from(encodeKeyConfigList([keyPair.config]));
 
   app.addContentTypeParser(MEDIA_TYPE_OHTTP_REQUEST, { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
-  app.get('/ohttp-keys', (_request, reply) => reply.type(MEDIA_TYPE_OHTTP_KEYS).header('cache-control', 'no-store').send(keyList));
+  app.get('/ohttp-keys', (_request, reply) =>
+    reply.type(MEDIA_TYPE_OHTTP_KEYS).header('cache-control', 'no-store').send(keyList),
+  );
 
   const door: SealedRequestDoor = {
     keyPair,
     isInner(headers) {
       const value = headers[INNER_MARK];
-      return typeof value === 'string' && value.length === mark.length && timingSafeEqual(Buffer.from(value), markBytes);
+      return (
+        typeof value === 'string' && value.length === mark.length && timingSafeEqual(Buffer.from(value), markBytes)
+      );
     },
     carries(request) {
-      return Buffer.isBuffer(request.body) && mediaType(request.headers) === MEDIA_TYPE_OHTTP_REQUEST && !door.isInner(request.headers);
+      return (
+        Buffer.isBuffer(request.body) &&
+        mediaType(request.headers) === MEDIA_TYPE_OHTTP_REQUEST &&
+        !door.isInner(request.headers)
+      );
     },
     async serve(request, reply) {
       let opened;
@@ -102,7 +124,10 @@ export function registerSealedRequests(app: FastifyInstance, keyPair: OhttpKeyPa
       }
       const answer = await answerInner(opened.bhttpRequest);
       const sealed = await opened.sealResponse(answer);
-      return reply.type(MEDIA_TYPE_OHTTP_RESPONSE).header('cache-control', 'no-store').send(Buffer.from(sealed.buffer, sealed.byteOffset, sealed.byteLength));
+      return reply
+        .type(MEDIA_TYPE_OHTTP_RESPONSE)
+        .header('cache-control', 'no-store')
+        .send(Buffer.from(sealed.buffer, sealed.byteOffset, sealed.byteLength));
     },
   };
 
@@ -111,20 +136,31 @@ export function registerSealedRequests(app: FastifyInstance, keyPair: OhttpKeyPa
     try {
       inner = decodeBinaryRequest(bhttpRequest);
     } catch (error) {
-      if (error instanceof OhttpError) return codedAnswer(modelServerErrors.MS_OHTTP_MALFORMED(`The sealed Binary HTTP request is malformed: ${error.message}`));
+      if (error instanceof OhttpError)
+        return codedAnswer(
+          modelServerErrors.MS_OHTTP_MALFORMED(`The sealed Binary HTTP request is malformed: ${error.message}`),
+        );
       throw error;
     }
-    if (inner.method !== 'POST' || inner.path.split('?')[0] !== '/predict') return codedAnswer(modelServerErrors.MS_OHTTP_INNER_ROUTE());
+    if (inner.method !== 'POST' || inner.path.split('?')[0] !== '/predict')
+      return codedAnswer(modelServerErrors.MS_OHTTP_INNER_ROUTE());
     const headers = innerHeaders(inner, mark);
     // One layer only: a sealed request inside a sealed request would only cost the enclave work.
-    if (mediaType(headers as IncomingHttpHeaders) === MEDIA_TYPE_OHTTP_REQUEST) return codedAnswer(modelServerErrors.MS_UNSUPPORTED_MEDIA_TYPE('A sealed request cannot carry another sealed request'));
+    if (mediaType(headers as IncomingHttpHeaders) === MEDIA_TYPE_OHTTP_REQUEST)
+      return codedAnswer(
+        modelServerErrors.MS_UNSUPPORTED_MEDIA_TYPE('A sealed request cannot carry another sealed request'),
+      );
     const response = await app.inject({
       method: 'POST',
       url: inner.path,
       headers,
       payload: Buffer.from(inner.body.buffer, inner.body.byteOffset, inner.body.byteLength),
     });
-    return encodeBinaryResponse({ status: response.statusCode, headers: responseFields(response.headers), body: response.rawPayload });
+    return encodeBinaryResponse({
+      status: response.statusCode,
+      headers: responseFields(response.headers),
+      body: response.rawPayload,
+    });
   }
 
   return door;

@@ -1,6 +1,14 @@
 // `mpg model fetch`: download a pretrained model (e.g. the ONNX Model Zoo's ResNet18), verify its
 // SHA-256 and put it where the model server looks for it.
-import { OptionError, formatOptionsHelp, integer, optionCommand, parseCommandLine, text, toggle } from '../common/index.js';
+import {
+  OptionError,
+  formatOptionsHelp,
+  integer,
+  optionCommand,
+  parseCommandLine,
+  text,
+  toggle,
+} from '../common/index.js';
 import { DEFAULT_MODEL_PATH } from './default-model.js';
 import { DEFAULT_FETCH_TIMEOUT_MS, ModelFetchError, fetchModel } from './fetch.js';
 
@@ -51,10 +59,18 @@ export const fetchCommand = optionCommand({
   usage: () => usage,
   parse(argv, env) {
     const { options, help } = parseCommandLine(specs, argv, env);
-    if (help) return { help, url: '', sha256: '', out: options.out, timeoutMs: options.timeoutMs, force: options.force };
+    if (help)
+      return { help, url: '', sha256: '', out: options.out, timeoutMs: options.timeoutMs, force: options.force };
     if (options.url === undefined) throw new OptionError('--url is required');
     if (options.sha256 === undefined) throw new OptionError('--sha256 is required');
-    return { help, url: options.url, sha256: options.sha256, out: options.out, timeoutMs: options.timeoutMs, force: options.force };
+    return {
+      help,
+      url: options.url,
+      sha256: options.sha256,
+      out: options.out,
+      timeoutMs: options.timeoutMs,
+      force: options.force,
+    };
   },
   async run(parsed, { stdout, stderr }) {
     const { url, sha256, out, timeoutMs, force } = parsed;
@@ -90,7 +106,6 @@ export const fetchCommand = optionCommand({
     }
   },
 });
-
 
 function throttledProgress(stderr: NodeJS.WritableStream): (received: number, total: number | undefined) => void {
   // Starting the clock now keeps a download that takes under a second silent.

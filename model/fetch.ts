@@ -14,9 +14,15 @@ export const DEFAULT_FETCH_TIMEOUT_MS = 30_000; // 30 s without a byte from the 
 export const MAX_REDIRECTS = 5;
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 // Node.js network errors that mean "too slow" rather than "broken".
-const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT']);
+const TIMEOUT_CODES = new Set([
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+  'ETIMEDOUT',
+]);
 
-export type ModelFetchReason = 'http-status' | 'checksum' | 'interrupted' | 'timeout' | 'exists' | 'bad-argument' | 'io';
+export type ModelFetchReason =
+  'http-status' | 'checksum' | 'interrupted' | 'timeout' | 'exists' | 'bad-argument' | 'io';
 
 export class ModelFetchError extends Error {
   override name = 'ModelFetchError';
@@ -178,7 +184,10 @@ async function openResponse(
       );
     }
     if (redirects === MAX_REDIRECTS) {
-      throw new ModelFetchError('http-status', `${describe(start)} redirected more than ${MAX_REDIRECTS} times; check the URL`);
+      throw new ModelFetchError(
+        'http-status',
+        `${describe(start)} redirected more than ${MAX_REDIRECTS} times; check the URL`,
+      );
     }
     progress.url = redirectTarget(progress.url, status, response.headers.location);
     idle.arm();
@@ -253,7 +262,7 @@ async function sha256OfFile(path: string): Promise<{ sha256: string; bytes: numb
 }
 
 async function writeAll(file: FileHandle, chunk: Buffer): Promise<void> {
-  for (let offset = 0; offset < chunk.length; ) {
+  for (let offset = 0; offset < chunk.length;) {
     const { bytesWritten } = await file.write(chunk, offset, chunk.length - offset);
     offset += bytesWritten;
   }
@@ -288,7 +297,9 @@ function parseUrl(raw: string): URL {
   try {
     url = new URL(raw);
   } catch (error) {
-    throw new ModelFetchError('bad-argument', `"${raw}" is not a URL; give an http:// or https:// address`, { cause: error });
+    throw new ModelFetchError('bad-argument', `"${raw}" is not a URL; give an http:// or https:// address`, {
+      cause: error,
+    });
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     throw new ModelFetchError('bad-argument', `only http: and https: URLs can be fetched, got ${url.protocol}`);

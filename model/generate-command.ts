@@ -50,7 +50,9 @@ export const generateCommand = optionCommand({
         stderr.write(`mpg model generate: ${out} exists and is not a file\n`);
         return 1;
       }
-      const sha256 = createHash('sha256').update(await readFile(out)).digest('hex');
+      const sha256 = createHash('sha256')
+        .update(await readFile(out))
+        .digest('hex');
       stdout.write(`${out} already exists (${megabytes(existing.size)}, sha256 ${sha256}); left it alone.\n`);
       stdout.write('Use --force to overwrite it.\n');
       return 0;

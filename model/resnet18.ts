@@ -120,13 +120,18 @@ class ResNetGraph {
       random.fillNormal(values, std),
     );
     const pad = (kernel - 1) / 2;
-    return this.node(module, 'Conv', [input, weight], [
-      intsAttribute('dilations', [1, 1]),
-      intAttribute('group', 1),
-      intsAttribute('kernel_shape', [kernel, kernel]),
-      intsAttribute('pads', [pad, pad, pad, pad]),
-      intsAttribute('strides', [stride, stride]),
-    ]);
+    return this.node(
+      module,
+      'Conv',
+      [input, weight],
+      [
+        intsAttribute('dilations', [1, 1]),
+        intAttribute('group', 1),
+        intsAttribute('kernel_shape', [kernel, kernel]),
+        intsAttribute('pads', [pad, pad, pad, pad]),
+        intsAttribute('strides', [stride, stride]),
+      ],
+    );
   }
 
   batchNorm(module: string, input: string, channels: number): string {
@@ -140,10 +145,12 @@ class ResNetGraph {
     const variance = this.parameter(`${module}.running_var`, [channels], (values, random) =>
       random.fillUniform(values, 0.9, 1.1),
     );
-    return this.node(module, 'BatchNormalization', [input, scale, bias, mean, variance], [
-      floatAttribute('epsilon', BN_EPSILON),
-      floatAttribute('momentum', BN_MOMENTUM),
-    ]);
+    return this.node(
+      module,
+      'BatchNormalization',
+      [input, scale, bias, mean, variance],
+      [floatAttribute('epsilon', BN_EPSILON), floatAttribute('momentum', BN_MOMENTUM)],
+    );
   }
 
   relu(module: string, input: string): string {
@@ -173,11 +180,13 @@ class ResNetGraph {
     const bias = this.parameter('fc.bias', [outFeatures], (values, random) =>
       random.fillUniform(values, -bound, bound),
     );
-    return this.node('fc', 'Gemm', [input, weight, bias], [
-      floatAttribute('alpha', 1),
-      floatAttribute('beta', 1),
-      intAttribute('transB', 1),
-    ], output);
+    return this.node(
+      'fc',
+      'Gemm',
+      [input, weight, bias],
+      [floatAttribute('alpha', 1), floatAttribute('beta', 1), intAttribute('transB', 1)],
+      output,
+    );
   }
 }
 
@@ -193,12 +202,17 @@ export function buildResNet18({ seed = 0 }: ResNet18Options = {}): Uint8Array {
   const graph = new ResNetGraph(seed);
   let x = graph.conv('conv1', 'input', 3, 64, 7, 2);
   x = graph.relu('relu', graph.batchNorm('bn1', x, 64));
-  x = graph.node('maxpool', 'MaxPool', [x], [
-    intAttribute('ceil_mode', 0),
-    intsAttribute('kernel_shape', [3, 3]),
-    intsAttribute('pads', [1, 1, 1, 1]),
-    intsAttribute('strides', [2, 2]),
-  ]);
+  x = graph.node(
+    'maxpool',
+    'MaxPool',
+    [x],
+    [
+      intAttribute('ceil_mode', 0),
+      intsAttribute('kernel_shape', [3, 3]),
+      intsAttribute('pads', [1, 1, 1, 1]),
+      intsAttribute('strides', [2, 2]),
+    ],
+  );
   let channels = 64;
   for (const stage of STAGES) {
     for (let block = 0; block < BLOCKS_PER_STAGE; block++) {

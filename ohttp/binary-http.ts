@@ -104,20 +104,27 @@ function readContent(reader: ByteReader): Uint8Array {
 function readEnd(reader: ByteReader): void {
   readFieldSection(reader, 'trailer section');
   const padding = reader.rest();
-  if (padding.some((byte) => byte !== 0)) throw malformed('binary HTTP: bytes after the message that are not zero padding');
+  if (padding.some((byte) => byte !== 0))
+    throw malformed('binary HTTP: bytes after the message that are not zero padding');
 }
 
 function readFraming(reader: ByteReader, expected: number, kind: string): void {
   const framing = reader.varint('framing indicator');
   if (framing === expected) return;
-  if (framing === expected + 2) throw malformed(`binary HTTP: an indeterminate-length ${kind}; only the known-length form is supported`);
+  if (framing === expected + 2)
+    throw malformed(`binary HTTP: an indeterminate-length ${kind}; only the known-length form is supported`);
   throw malformed(`binary HTTP: not a known-length ${kind} (framing indicator ${framing})`);
 }
 
 export function encodeBinaryRequest(request: BinaryRequest): Uint8Array {
   checkControlData(request.method, request.scheme, request.authority, request.path);
   const writer = new ByteWriter().varint(KNOWN_LENGTH_REQUEST);
-  for (const [part, what] of [[request.method, 'the method'], [request.scheme, 'the scheme'], [request.authority, 'the authority'], [request.path, 'the path']] as const) {
+  for (const [part, what] of [
+    [request.method, 'the method'],
+    [request.scheme, 'the scheme'],
+    [request.authority, 'the authority'],
+    [request.path, 'the path'],
+  ] as const) {
     writer.lengthPrefixed(octets(part, what));
   }
   writeFieldSection(writer, request.headers);
@@ -141,7 +148,8 @@ export function decodeBinaryRequest(bytes: Uint8Array): BinaryRequest {
 }
 
 export function encodeBinaryResponse(response: BinaryResponse): Uint8Array {
-  if (!Number.isInteger(response.status) || response.status < 200 || response.status > 599) throw malformed(`binary HTTP: a final status is 200-599, got ${response.status}`);
+  if (!Number.isInteger(response.status) || response.status < 200 || response.status > 599)
+    throw malformed(`binary HTTP: a final status is 200-599, got ${response.status}`);
   const writer = new ByteWriter().varint(KNOWN_LENGTH_RESPONSE).varint(response.status);
   writeFieldSection(writer, response.headers);
   writer.lengthPrefixed(response.body);

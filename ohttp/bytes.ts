@@ -21,7 +21,8 @@ export class ByteReader {
   }
 
   #need(count: number, field: string): void {
-    if (count > this.remaining) throw new OhttpError('malformed', `${this.what}: ${field} needs ${count} bytes, ${this.remaining} left`);
+    if (count > this.remaining)
+      throw new OhttpError('malformed', `${this.what}: ${field} needs ${count} bytes, ${this.remaining} left`);
   }
 
   uint8(field: string): number {
@@ -90,13 +91,28 @@ export class ByteWriter {
   }
 
   varint(value: number): this {
-    if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`a varint holds a non-negative integer, got ${value}`);
+    if (!Number.isSafeInteger(value) || value < 0)
+      throw new RangeError(`a varint holds a non-negative integer, got ${value}`);
     if (value < 0x40) return this.uint8(value);
     if (value < 0x4000) return this.bytes(Uint8Array.of(0x40 | (value >> 8), value & 0xff));
-    if (value < 0x40000000) return this.bytes(Uint8Array.of(0x80 | (value >>> 24), (value >>> 16) & 0xff, (value >>> 8) & 0xff, value & 0xff));
+    if (value < 0x40000000)
+      return this.bytes(
+        Uint8Array.of(0x80 | (value >>> 24), (value >>> 16) & 0xff, (value >>> 8) & 0xff, value & 0xff),
+      );
     const high = Math.floor(value / 2 ** 32);
     const low = value >>> 0;
-    return this.bytes(Uint8Array.of(0xc0 | (high >>> 24), (high >>> 16) & 0xff, (high >>> 8) & 0xff, high & 0xff, low >>> 24, (low >>> 16) & 0xff, (low >>> 8) & 0xff, low & 0xff));
+    return this.bytes(
+      Uint8Array.of(
+        0xc0 | (high >>> 24),
+        (high >>> 16) & 0xff,
+        (high >>> 8) & 0xff,
+        high & 0xff,
+        low >>> 24,
+        (low >>> 16) & 0xff,
+        (low >>> 8) & 0xff,
+        low & 0xff,
+      ),
+    );
   }
 
   lengthPrefixed(part: Uint8Array): this {
@@ -108,7 +124,10 @@ export class ByteWriter {
   }
 }
 
-export function concatBytes(parts: readonly Uint8Array[], length = parts.reduce((sum, part) => sum + part.length, 0)): Uint8Array {
+export function concatBytes(
+  parts: readonly Uint8Array[],
+  length = parts.reduce((sum, part) => sum + part.length, 0),
+): Uint8Array {
   const out = new Uint8Array(length);
   let offset = 0;
   for (const part of parts) {

@@ -24,12 +24,23 @@ export function hpkeSuite(kemId: number, kdfId: number, aeadId: number): HpkeSui
   const name = `${kemId}/${kdfId}/${aeadId}`;
   const known = suites.get(name);
   if (known) return known;
-  if (kemId !== KEM_X25519_HKDF_SHA256 || kdfId !== KDF_HKDF_SHA256 || (aeadId !== AEAD_AES_128_GCM && aeadId !== AEAD_AES_256_GCM)) {
-    throw new OhttpError('unsupported-suite', `HPKE suite KEM 0x${kemId.toString(16)}, KDF 0x${kdfId.toString(16)}, AEAD 0x${aeadId.toString(16)} is not supported (X25519, HKDF-SHA256, AES-128-GCM or AES-256-GCM are)`);
+  if (
+    kemId !== KEM_X25519_HKDF_SHA256 ||
+    kdfId !== KDF_HKDF_SHA256 ||
+    (aeadId !== AEAD_AES_128_GCM && aeadId !== AEAD_AES_256_GCM)
+  ) {
+    throw new OhttpError(
+      'unsupported-suite',
+      `HPKE suite KEM 0x${kemId.toString(16)}, KDF 0x${kdfId.toString(16)}, AEAD 0x${aeadId.toString(16)} is not supported (X25519, HKDF-SHA256, AES-128-GCM or AES-256-GCM are)`,
+    );
   }
   const aes128 = aeadId === AEAD_AES_128_GCM;
   const made: HpkeSuite = {
-    suite: new CipherSuite({ kem: new DhkemX25519HkdfSha256(), kdf: new HkdfSha256(), aead: aes128 ? new Aes128Gcm() : new Aes256Gcm() }),
+    suite: new CipherSuite({
+      kem: new DhkemX25519HkdfSha256(),
+      kdf: new HkdfSha256(),
+      aead: aes128 ? new Aes128Gcm() : new Aes256Gcm(),
+    }),
     keyBytes: aes128 ? 16 : 32,
     nonceBytes: AEAD_NONCE_BYTES,
   };

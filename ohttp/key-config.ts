@@ -24,17 +24,24 @@ export interface KeyConfig {
 }
 
 function checkConfig(config: KeyConfig): void {
-  if (!Number.isInteger(config.keyId) || config.keyId < 0 || config.keyId > 0xff) throw new RangeError(`a key id is 0-255, got ${config.keyId}`);
+  if (!Number.isInteger(config.keyId) || config.keyId < 0 || config.keyId > 0xff)
+    throw new RangeError(`a key id is 0-255, got ${config.keyId}`);
   const keyBytes = PUBLIC_KEY_BYTES.get(config.kemId);
   if (keyBytes === undefined) throw new RangeError(`KEM 0x${config.kemId.toString(16)} is not supported`);
-  if (config.publicKey.length !== keyBytes) throw new RangeError(`the KEM's public key is ${keyBytes} bytes, got ${config.publicKey.length}`);
-  if (config.suites.length === 0 || config.suites.length > 0x3fff) throw new RangeError(`a key config lists 1 to ${0x3fff} suites, got ${config.suites.length}`);
+  if (config.publicKey.length !== keyBytes)
+    throw new RangeError(`the KEM's public key is ${keyBytes} bytes, got ${config.publicKey.length}`);
+  if (config.suites.length === 0 || config.suites.length > 0x3fff)
+    throw new RangeError(`a key config lists 1 to ${0x3fff} suites, got ${config.suites.length}`);
 }
 
 /** One key config (§3.1): key_id(8), kem_id(16), public key, suites length(16), (kdf_id(16), aead_id(16))... */
 export function encodeKeyConfig(config: KeyConfig): Uint8Array {
   checkConfig(config);
-  const writer = new ByteWriter().uint8(config.keyId).uint16(config.kemId).bytes(config.publicKey).uint16(config.suites.length * 4);
+  const writer = new ByteWriter()
+    .uint8(config.keyId)
+    .uint16(config.kemId)
+    .bytes(config.publicKey)
+    .uint16(config.suites.length * 4);
   for (const suite of config.suites) writer.uint16(suite.kdfId).uint16(suite.aeadId);
   return writer.finish();
 }
@@ -61,11 +68,17 @@ function readKeyConfig(bytes: Uint8Array): KeyConfig | undefined {
   if (keyBytes === undefined) return undefined;
   const publicKey = reader.take(keyBytes, 'public key').slice();
   const suitesLength = reader.uint16('symmetric algorithms length');
-  if (suitesLength === 0 || suitesLength % 4 !== 0) throw new OhttpError('malformed', `key config: the symmetric algorithms length is a non-zero multiple of 4, got ${suitesLength}`);
+  if (suitesLength === 0 || suitesLength % 4 !== 0)
+    throw new OhttpError(
+      'malformed',
+      `key config: the symmetric algorithms length is a non-zero multiple of 4, got ${suitesLength}`,
+    );
   const suitesReader = new ByteReader(reader.take(suitesLength, 'symmetric algorithms'), 'key config');
   const suites: SymmetricSuite[] = [];
-  while (suitesReader.remaining > 0) suites.push({ kdfId: suitesReader.uint16('kdf_id'), aeadId: suitesReader.uint16('aead_id') });
-  if (reader.remaining !== 0) throw new OhttpError('malformed', `key config: ${reader.remaining} bytes after the symmetric algorithms`);
+  while (suitesReader.remaining > 0)
+    suites.push({ kdfId: suitesReader.uint16('kdf_id'), aeadId: suitesReader.uint16('aead_id') });
+  if (reader.remaining !== 0)
+    throw new OhttpError('malformed', `key config: ${reader.remaining} bytes after the symmetric algorithms`);
   return { keyId, kemId, publicKey, suites };
 }
 

@@ -3,7 +3,13 @@
 import { OhttpError } from './errors.js';
 import { hpkeSuite } from './hpke-suite.js';
 import type { KeyConfig } from './key-config.js';
-import { AEAD_AES_128_GCM, AEAD_AES_256_GCM, KDF_HKDF_SHA256, KEM_X25519_HKDF_SHA256, encodeKeyConfig } from './key-config.js';
+import {
+  AEAD_AES_128_GCM,
+  AEAD_AES_256_GCM,
+  KDF_HKDF_SHA256,
+  KEM_X25519_HKDF_SHA256,
+  encodeKeyConfig,
+} from './key-config.js';
 import type { HpkeKeyPair } from './request.js';
 import { checkRequestLength, parseRequest, requestInfo } from './request.js';
 import { responseNonceBytes, sealResponse } from './response.js';
@@ -43,7 +49,11 @@ export class OhttpKeyPair {
 
   static async #from(keyId: number, keyPair: HpkeKeyPair): Promise<OhttpKeyPair> {
     const kem = hpkeSuite(KEM_X25519_HKDF_SHA256, KDF_HKDF_SHA256, AEAD_AES_128_GCM).suite.kem;
-    return OhttpKeyPair.withCrypto(keyId, new Uint8Array(await kem.serializePublicKey(keyPair.publicKey)), webServerCrypto(keyPair));
+    return OhttpKeyPair.withCrypto(
+      keyId,
+      new Uint8Array(await kem.serializePublicKey(keyPair.publicKey)),
+      webServerCrypto(keyPair),
+    );
   }
 
   /**
@@ -53,7 +63,15 @@ export class OhttpKeyPair {
    */
   static withCrypto(keyId: number, publicKey: Uint8Array, crypto: ServerCrypto): OhttpKeyPair {
     if (!Number.isInteger(keyId) || keyId < 0 || keyId > 0xff) throw new RangeError(`a key id is 0-255, got ${keyId}`);
-    return new OhttpKeyPair({ keyId, kemId: KEM_X25519_HKDF_SHA256, publicKey: publicKey.slice(), suites: OFFERED_SUITES.map((suite) => ({ ...suite })) }, crypto);
+    return new OhttpKeyPair(
+      {
+        keyId,
+        kemId: KEM_X25519_HKDF_SHA256,
+        publicKey: publicKey.slice(),
+        suites: OFFERED_SUITES.map((suite) => ({ ...suite })),
+      },
+      crypto,
+    );
   }
 
   /** A fresh X25519 key pair, made with WebCrypto; nothing outside this object can reach its private key. */
@@ -68,7 +86,8 @@ export class OhttpKeyPair {
    */
   static async fromPrivateKey(keyId: number, rawPrivateKey: Uint8Array): Promise<OhttpKeyPair> {
     const kem = hpkeSuite(KEM_X25519_HKDF_SHA256, KDF_HKDF_SHA256, AEAD_AES_128_GCM).suite.kem;
-    if (rawPrivateKey.length !== kem.privateKeySize) throw new RangeError(`an X25519 private key is ${kem.privateKeySize} bytes, got ${rawPrivateKey.length}`);
+    if (rawPrivateKey.length !== kem.privateKeySize)
+      throw new RangeError(`an X25519 private key is ${kem.privateKeySize} bytes, got ${rawPrivateKey.length}`);
     const privateKey = await kem.deserializePrivateKey(rawPrivateKey);
     const publicKey = await kem.deserializePublicKey(await publicKeyOf(privateKey));
     return OhttpKeyPair.#from(keyId, { privateKey, publicKey });
@@ -83,9 +102,19 @@ export class OhttpKeyPair {
     const parsed = parseRequest(message);
     const { header } = parsed;
     // Key first: a client holding an old key must learn that (and refetch), whatever else is wrong.
-    if (header.keyId !== this.config.keyId) throw new OhttpError('unknown-key', `message/ohttp-req: key id ${header.keyId} is not this server's (${this.config.keyId})`);
-    if (header.kemId !== this.config.kemId || !this.config.suites.some((suite) => suite.kdfId === header.kdfId && suite.aeadId === header.aeadId)) {
-      throw new OhttpError('unsupported-suite', `message/ohttp-req: KEM 0x${header.kemId.toString(16)}, KDF 0x${header.kdfId.toString(16)}, AEAD 0x${header.aeadId.toString(16)} is not offered by key ${this.config.keyId}`);
+    if (header.keyId !== this.config.keyId)
+      throw new OhttpError(
+        'unknown-key',
+        `message/ohttp-req: key id ${header.keyId} is not this server's (${this.config.keyId})`,
+      );
+    if (
+      header.kemId !== this.config.kemId ||
+      !this.config.suites.some((suite) => suite.kdfId === header.kdfId && suite.aeadId === header.aeadId)
+    ) {
+      throw new OhttpError(
+        'unsupported-suite',
+        `message/ohttp-req: KEM 0x${header.kemId.toString(16)}, KDF 0x${header.kdfId.toString(16)}, AEAD 0x${header.aeadId.toString(16)} is not offered by key ${this.config.keyId}`,
+      );
     }
     checkRequestLength(parsed);
     const hpke = hpkeSuite(header.kemId, header.kdfId, header.aeadId);
@@ -93,7 +122,11 @@ export class OhttpKeyPair {
     try {
       opened = await this.#crypto.open(header.aeadId, parsed.enc, requestInfo(parsed.headerBytes), parsed.ciphertext);
     } catch (cause) {
-      throw new OhttpError('decrypt-failed', 'message/ohttp-req: the request does not open with this key (tampered, or sealed to another key)', { cause });
+      throw new OhttpError(
+        'decrypt-failed',
+        'message/ohttp-req: the request does not open with this key (tampered, or sealed to another key)',
+        { cause },
+      );
     }
     const crypto = this.#crypto;
     const enc = parsed.enc.slice();
@@ -104,7 +137,14 @@ export class OhttpKeyPair {
         // One answer per request: a second would reuse the response key with a new nonce only by luck.
         if (answered) return Promise.reject(new Error('this request has already been answered'));
         answered = true;
-        return sealResponse(hpke, crypto, opened, enc, bhttpResponse, testInputs.responseNonce ?? randomBytes(responseNonceBytes(hpke)));
+        return sealResponse(
+          hpke,
+          crypto,
+          opened,
+          enc,
+          bhttpResponse,
+          testInputs.responseNonce ?? randomBytes(responseNonceBytes(hpke)),
+        );
       },
     };
   }

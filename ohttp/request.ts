@@ -40,15 +40,28 @@ export interface ParsedRequest {
 /** Splits a message/ohttp-req; OhttpError('malformed') when it cannot hold a header, an enc and a tag. */
 export function parseRequest(message: Uint8Array): ParsedRequest {
   const reader = new ByteReader(message, 'message/ohttp-req');
-  const header = { keyId: reader.uint8('key_id'), kemId: reader.uint16('kem_id'), kdfId: reader.uint16('kdf_id'), aeadId: reader.uint16('aead_id') };
+  const header = {
+    keyId: reader.uint8('key_id'),
+    kemId: reader.uint16('kem_id'),
+    kdfId: reader.uint16('kdf_id'),
+    aeadId: reader.uint16('aead_id'),
+  };
   const headerBytes = message.subarray(0, REQUEST_HEADER_BYTES);
-  return { header, headerBytes, enc: message.subarray(REQUEST_HEADER_BYTES, REQUEST_HEADER_BYTES + Math.min(ENC_BYTES, reader.remaining)), ciphertext: message.subarray(REQUEST_HEADER_BYTES + ENC_BYTES) };
+  return {
+    header,
+    headerBytes,
+    enc: message.subarray(REQUEST_HEADER_BYTES, REQUEST_HEADER_BYTES + Math.min(ENC_BYTES, reader.remaining)),
+    ciphertext: message.subarray(REQUEST_HEADER_BYTES + ENC_BYTES),
+  };
 }
 
 /** The length checks that need the suite: done after key and suite are known to be ours. */
 export function checkRequestLength(parsed: ParsedRequest): void {
   if (parsed.enc.length < ENC_BYTES || parsed.ciphertext.length < AEAD_TAG_BYTES) {
-    throw new OhttpError('malformed', `message/ohttp-req: too short to hold an encapsulated key (${ENC_BYTES} bytes) and a sealed request (at least ${AEAD_TAG_BYTES})`);
+    throw new OhttpError(
+      'malformed',
+      `message/ohttp-req: too short to hold an encapsulated key (${ENC_BYTES} bytes) and a sealed request (at least ${AEAD_TAG_BYTES})`,
+    );
   }
 }
 
@@ -78,18 +91,33 @@ function chooseSuite(config: KeyConfig): SymmetricSuite {
   throw new OhttpError('unsupported-suite', `key config ${config.keyId} offers no suite this client supports`);
 }
 
-export async function encapsulateRequestWith(config: KeyConfig, bhttpRequest: Uint8Array, suite: SymmetricSuite | undefined, testInputs: EncapsulationTestInputs): Promise<EncapsulatedRequest> {
+export async function encapsulateRequestWith(
+  config: KeyConfig,
+  bhttpRequest: Uint8Array,
+  suite: SymmetricSuite | undefined,
+  testInputs: EncapsulationTestInputs,
+): Promise<EncapsulatedRequest> {
   const chosen = suite ?? chooseSuite(config);
   if (suite && !config.suites.some((offered) => offered.kdfId === suite.kdfId && offered.aeadId === suite.aeadId)) {
-    throw new OhttpError('unsupported-suite', `key config ${config.keyId} does not offer KDF 0x${suite.kdfId.toString(16)} with AEAD 0x${suite.aeadId.toString(16)}`);
+    throw new OhttpError(
+      'unsupported-suite',
+      `key config ${config.keyId} does not offer KDF 0x${suite.kdfId.toString(16)} with AEAD 0x${suite.aeadId.toString(16)}`,
+    );
   }
   const hpke: HpkeSuite = hpkeSuite(config.kemId, chosen.kdfId, chosen.aeadId);
-  const headerBytes = encodeRequestHeader({ keyId: config.keyId, kemId: config.kemId, kdfId: chosen.kdfId, aeadId: chosen.aeadId });
+  const headerBytes = encodeRequestHeader({
+    keyId: config.keyId,
+    kemId: config.kemId,
+    kdfId: chosen.kdfId,
+    aeadId: chosen.aeadId,
+  });
   let recipientPublicKey;
   try {
     recipientPublicKey = await hpke.suite.kem.deserializePublicKey(config.publicKey);
   } catch (cause) {
-    throw new OhttpError('malformed', `key config ${config.keyId}: its public key is not a valid X25519 key`, { cause });
+    throw new OhttpError('malformed', `key config ${config.keyId}: its public key is not a valid X25519 key`, {
+      cause,
+    });
   }
   const sender = await hpke.suite.createSenderContext({
     recipientPublicKey,
@@ -108,6 +136,10 @@ export async function encapsulateRequestWith(config: KeyConfig, bhttpRequest: Ui
  * Seals a Binary HTTP request to a key config (client side). `suite` defaults to the first of the
  * config's suites this code supports; a suite the config does not offer is refused.
  */
-export function encapsulateRequest(config: KeyConfig, bhttpRequest: Uint8Array, suite?: SymmetricSuite): Promise<EncapsulatedRequest> {
+export function encapsulateRequest(
+  config: KeyConfig,
+  bhttpRequest: Uint8Array,
+  suite?: SymmetricSuite,
+): Promise<EncapsulatedRequest> {
   return encapsulateRequestWith(config, bhttpRequest, suite, {});
 }

@@ -28,16 +28,32 @@ interface ResponseKey {
 
 type Hkdf = (salt: Uint8Array, ikm: Uint8Array, info: Uint8Array, length: number) => Promise<Uint8Array>;
 
-async function responseKey(hpke: HpkeSuite, exportSecret: OpenedHpke['exportSecret'], hkdf: Hkdf, enc: Uint8Array, responseNonce: Uint8Array): Promise<ResponseKey> {
+async function responseKey(
+  hpke: HpkeSuite,
+  exportSecret: OpenedHpke['exportSecret'],
+  hkdf: Hkdf,
+  enc: Uint8Array,
+  responseNonce: Uint8Array,
+): Promise<ResponseKey> {
   const secret = await exportSecret(EXPORT_LABEL, responseNonceBytes(hpke));
   const salt = concatBytes([enc, responseNonce]);
   // HKDF-Extract then Expand in one call per output; both outputs share the same PRK.
-  const [key, nonce] = await Promise.all([hkdf(salt, secret, KEY_LABEL, hpke.keyBytes), hkdf(salt, secret, NONCE_LABEL, hpke.nonceBytes)]);
+  const [key, nonce] = await Promise.all([
+    hkdf(salt, secret, KEY_LABEL, hpke.keyBytes),
+    hkdf(salt, secret, NONCE_LABEL, hpke.nonceBytes),
+  ]);
   return { key, nonce };
 }
 
 /** The server's side: seal a Binary HTTP response to the client that sent the request. */
-export async function sealResponse(hpke: HpkeSuite, crypto: ServerCrypto, opened: OpenedHpke, enc: Uint8Array, bhttpResponse: Uint8Array, responseNonce: Uint8Array): Promise<Uint8Array> {
+export async function sealResponse(
+  hpke: HpkeSuite,
+  crypto: ServerCrypto,
+  opened: OpenedHpke,
+  enc: Uint8Array,
+  bhttpResponse: Uint8Array,
+  responseNonce: Uint8Array,
+): Promise<Uint8Array> {
   const { key, nonce } = await responseKey(
     hpke,
     (label, length) => opened.exportSecret(label, length),
@@ -49,17 +65,32 @@ export async function sealResponse(hpke: HpkeSuite, crypto: ServerCrypto, opened
 }
 
 /** The client's side: open a message/ohttp-res; OhttpError('malformed' | 'decrypt-failed') when it cannot. */
-export async function openResponse(hpke: HpkeSuite, context: EncryptionContext, enc: Uint8Array, message: Uint8Array): Promise<Uint8Array> {
+export async function openResponse(
+  hpke: HpkeSuite,
+  context: EncryptionContext,
+  enc: Uint8Array,
+  message: Uint8Array,
+): Promise<Uint8Array> {
   const nonceBytes = responseNonceBytes(hpke);
   if (message.length < nonceBytes + AEAD_TAG_BYTES) {
-    throw new OhttpError('malformed', `message/ohttp-res: ${message.length} bytes, shorter than a response nonce (${nonceBytes}) and a tag (${AEAD_TAG_BYTES})`);
+    throw new OhttpError(
+      'malformed',
+      `message/ohttp-res: ${message.length} bytes, shorter than a response nonce (${nonceBytes}) and a tag (${AEAD_TAG_BYTES})`,
+    );
   }
   const exportSecret = async (label: Uint8Array, length: number) => new Uint8Array(await context.export(label, length));
-  const hkdf: Hkdf = async (salt, ikm, info, length) => new Uint8Array(await hpke.suite.kdf.extractAndExpand(salt, ikm, info, length));
+  const hkdf: Hkdf = async (salt, ikm, info, length) =>
+    new Uint8Array(await hpke.suite.kdf.extractAndExpand(salt, ikm, info, length));
   const { key, nonce } = await responseKey(hpke, exportSecret, hkdf, enc, message.subarray(0, nonceBytes));
   try {
-    return new Uint8Array(await hpke.suite.aead.createEncryptionContext(key).open(nonce, message.subarray(nonceBytes), EMPTY));
+    return new Uint8Array(
+      await hpke.suite.aead.createEncryptionContext(key).open(nonce, message.subarray(nonceBytes), EMPTY),
+    );
   } catch (cause) {
-    throw new OhttpError('decrypt-failed', 'message/ohttp-res: the response does not open with this request\'s key (tampered, or not the answer to this request)', { cause });
+    throw new OhttpError(
+      'decrypt-failed',
+      "message/ohttp-res: the response does not open with this request's key (tampered, or not the answer to this request)",
+      { cause },
+    );
   }
 }

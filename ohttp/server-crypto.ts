@@ -32,9 +32,16 @@ const kemOnly = () => hpkeSuite(KEM_X25519_HKDF_SHA256, KDF_HKDF_SHA256, 0x0001)
 export function webServerCrypto(keyPair: HpkeKeyPair): ServerCrypto {
   return {
     async open(aeadId, enc, info, ciphertext) {
-      const context: EncryptionContext = await hpkeSuite(KEM_X25519_HKDF_SHA256, KDF_HKDF_SHA256, aeadId).suite.createRecipientContext({ recipientKey: keyPair, enc, info });
+      const context: EncryptionContext = await hpkeSuite(
+        KEM_X25519_HKDF_SHA256,
+        KDF_HKDF_SHA256,
+        aeadId,
+      ).suite.createRecipientContext({ recipientKey: keyPair, enc, info });
       const plaintext = new Uint8Array(await context.open(ciphertext));
-      return { plaintext, exportSecret: async (exporterContext, length) => new Uint8Array(await context.export(exporterContext, length)) };
+      return {
+        plaintext,
+        exportSecret: async (exporterContext, length) => new Uint8Array(await context.export(exporterContext, length)),
+      };
     },
     async hkdf(salt, ikm, info, length) {
       return new Uint8Array(await kemOnly().suite.kdf.extractAndExpand(salt, ikm, info, length));

@@ -23,4 +23,5 @@ await build({
   logLevel: 'warning',
 });
 
-for (const name of ['index.html', 'page.js', 'page.css']) copyFileSync(new URL(`client/page/${name}`, root), new URL(name, out));
+for (const name of ['index.html', 'page.js', 'page.css'])
+  copyFileSync(new URL(`client/page/${name}`, root), new URL(name, out));

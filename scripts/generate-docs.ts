@@ -26,7 +26,11 @@ import { LoadtestResultSchema } from '../loadtest/results-schema.js';
 export const PACKAGE_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 /** Every component's coded errors, in the order docs/errors.md lists them. */
-export const ERROR_TABLES: readonly { component: string; prefix: string; table: Readonly<Record<string, ErrorDefinition>> }[] = [
+export const ERROR_TABLES: readonly {
+  component: string;
+  prefix: string;
+  table: Readonly<Record<string, ErrorDefinition>>;
+}[] = [
   { component: 'gateway', prefix: 'GW', table: gatewayErrors.table },
   { component: 'model-server', prefix: 'MS', table: modelServerErrors.table },
   { component: 'attestation', prefix: 'ATT', table: attestationErrors.table },
@@ -55,7 +59,9 @@ interface DocumentedCommand {
 async function collectCommands(command: Command, words: readonly string[]): Promise<DocumentedCommand[]> {
   if (command.load) return collectCommands(await command.load(), words);
   if (command.subcommands) {
-    const nested = await Promise.all(command.subcommands.filter((sub) => !sub.hidden).map((sub) => collectCommands(sub, [...words, sub.name])));
+    const nested = await Promise.all(
+      command.subcommands.filter((sub) => !sub.hidden).map((sub) => collectCommands(sub, [...words, sub.name])),
+    );
     return nested.flat();
   }
   const path = words.join(' ');
@@ -86,7 +92,9 @@ function optionsTable(command: DocumentedCommand): string[] {
     ? ['| flag | environment | config file key | unit | default | description |', '|---|---|---|---|---|---|']
     : ['| flag | environment | unit | default | description |', '|---|---|---|---|---|'];
   const rows = Object.entries(command.options).map(([key, spec]) => {
-    const notes = [spec.repeatable ? 'Repeatable; its environment twin takes a comma-separated list.' : ''].filter(Boolean);
+    const notes = [spec.repeatable ? 'Repeatable; its environment twin takes a comma-separated list.' : ''].filter(
+      Boolean,
+    );
     const columns = [
       showFlag(key, spec),
       spec.env === false ? '' : `\`${envName(key)}\``,
@@ -122,7 +130,11 @@ export async function configurationDocument(): Promise<string> {
 }
 
 /** GitHub's heading anchors: lower case, spaces to dashes, other punctuation dropped. */
-const anchor = (heading: string) => heading.toLowerCase().replace(/[^a-z0-9 -]/g, '').replace(/ /g, '-');
+const anchor = (heading: string) =>
+  heading
+    .toLowerCase()
+    .replace(/[^a-z0-9 -]/g, '')
+    .replace(/ /g, '-');
 
 // ---------------------------------------------------------------------------------------------
 // docs/errors.md
@@ -133,12 +145,13 @@ export function errorsDocument(): string {
     '# Error codes',
     '',
     'Every error answer is JSON `{"statusCode", "code", "message"}`. The code is stable; the message',
-    'says how to fix the problem and may name the exact field or limit at fault. 4xx: the caller\'s',
+    "says how to fix the problem and may name the exact field or limit at fault. 4xx: the caller's",
     'mistake; 502/503/504: upstream trouble (503 answers carry `Retry-After` where retrying helps).',
   ];
   for (const { component, prefix, table } of ERROR_TABLES) {
     lines.push('', `## ${component} (\`${prefix}_…\`)`, '', '| code | status | meaning |', '|---|---|---|');
-    for (const [code, { statusCode, message }] of Object.entries(table)) lines.push(`| \`${code}\` | ${statusCode} | ${cell(message)} |`);
+    for (const [code, { statusCode, message }] of Object.entries(table))
+      lines.push(`| \`${code}\` | ${statusCode} | ${cell(message)} |`);
   }
   return lines.join('\n') + '\n';
 }
@@ -174,7 +187,10 @@ function ownSeries(registry: Registry, prefix: string): Series[] {
   const defaults = new Registry();
   collectDefaultMetrics({ register: defaults, prefix });
   const defaultNames = new Set(defaults.getMetricsAsArray().map((metric) => metric.name));
-  return registry.getMetricsAsArray().filter((metric) => !defaultNames.has(metric.name)).map(describeMetric);
+  return registry
+    .getMetricsAsArray()
+    .filter((metric) => !defaultNames.has(metric.name))
+    .map(describeMetric);
 }
 
 function metricsSection(title: string, where: string, prefix: string, series: Series[]): string[] {
@@ -189,37 +205,50 @@ function metricsSection(title: string, where: string, prefix: string, series: Se
     bucketSets.set(key, [...(bucketSets.get(key) ?? []), one.name]);
   }
   lines.push('', 'Histogram buckets (upper bounds):', '');
-  for (const [buckets, names] of bucketSets) lines.push(`- ${names.map((name) => `\`${name}\``).join(', ')}: ${buckets}`);
-  lines.push('', `Beside these, prom-client's default process and Node.js metrics, each name prefixed \`${prefix}\` (for example \`${prefix}process_cpu_seconds_total\`, \`${prefix}nodejs_eventloop_lag_seconds\`).`);
+  for (const [buckets, names] of bucketSets)
+    lines.push(`- ${names.map((name) => `\`${name}\``).join(', ')}: ${buckets}`);
+  lines.push(
+    '',
+    `Beside these, prom-client's default process and Node.js metrics, each name prefixed \`${prefix}\` (for example \`${prefix}process_cpu_seconds_total\`, \`${prefix}nodejs_eventloop_lag_seconds\`).`,
+  );
   return lines;
 }
 
 export function metricsDocument(): string {
   const gateway = createGatewayMetrics(new Registry());
   const modelServer = createModelServerMetrics(new Registry());
-  return [
-    GENERATED('the metric registries of the gateway and the model server'),
-    '# Metrics',
-    '',
-    'Prometheus text on each server\'s `GET /metrics`. The same names serve both routes: the',
-    '`route` label (`public`, `secure`) tells them apart. Durations are in seconds.',
-    '',
-    ...metricsSection('Gateway', "`GET /metrics` on the gateway's port; `route` is the privacy route a request took (`public`, `secure`).", 'mpg_gateway_', ownSeries(gateway.registry, 'mpg_gateway_')),
-    '',
-    ...metricsSection(
-      'Model server',
-      "`GET /metrics` on the model server's port (the public container, and inside the enclave behind its relay); `route` is the server's own path. `mpg_model_server_batch_size`'s buckets follow `--max-batch` (shown: the default).",
-      'mpg_model_server_',
-      ownSeries(modelServer.registry, 'mpg_model_server_'),
-    ),
-  ].join('\n') + '\n';
+  return (
+    [
+      GENERATED('the metric registries of the gateway and the model server'),
+      '# Metrics',
+      '',
+      "Prometheus text on each server's `GET /metrics`. The same names serve both routes: the",
+      '`route` label (`public`, `secure`) tells them apart. Durations are in seconds.',
+      '',
+      ...metricsSection(
+        'Gateway',
+        "`GET /metrics` on the gateway's port; `route` is the privacy route a request took (`public`, `secure`).",
+        'mpg_gateway_',
+        ownSeries(gateway.registry, 'mpg_gateway_'),
+      ),
+      '',
+      ...metricsSection(
+        'Model server',
+        "`GET /metrics` on the model server's port (the public container, and inside the enclave behind its relay); `route` is the server's own path. `mpg_model_server_batch_size`'s buckets follow `--max-batch` (shown: the default).",
+        'mpg_model_server_',
+        ownSeries(modelServer.registry, 'mpg_model_server_'),
+      ),
+    ].join('\n') + '\n'
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
 // loadtest/results.schema.json, for those who read result.json without this code
 
 export function resultSchemaDocument(): string {
-  return JSON.stringify({ $schema: 'https://json-schema.org/draft/2020-12/schema', ...LoadtestResultSchema }, null, 2) + '\n';
+  return (
+    JSON.stringify({ $schema: 'https://json-schema.org/draft/2020-12/schema', ...LoadtestResultSchema }, null, 2) + '\n'
+  );
 }
 
 // ---------------------------------------------------------------------------------------------

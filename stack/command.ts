@@ -6,8 +6,22 @@
 // children stop by themselves and the next start removes the runtime directory (stack/README.md).
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { OptionError, choice, formatOptionsHelp, integer, optionCommand, parseCommandLine, text } from '../common/index.js';
-import { EMULATION_WARNING, EnclaveConfigurationError, attestationPcrsOption, nitroEnclaveOptions, nitroEnclaveSettings } from '../enclave/index.js';
+import {
+  OptionError,
+  choice,
+  formatOptionsHelp,
+  integer,
+  optionCommand,
+  parseCommandLine,
+  text,
+} from '../common/index.js';
+import {
+  EMULATION_WARNING,
+  EnclaveConfigurationError,
+  attestationPcrsOption,
+  nitroEnclaveOptions,
+  nitroEnclaveSettings,
+} from '../enclave/index.js';
 import { jsonLineLog, sampleImage } from '../common/index.js';
 import type { LaunchedStack } from './launch.js';
 import { LOG_LEVELS, childEnvironment, launchStack, splitCpus } from './launch.js';
@@ -18,13 +32,35 @@ import { removeStaleRuntimeDirs } from './runtime-dir.js';
 import type { SupervisionEvent } from './supervisor.js';
 
 export const stackOptions = {
-  port: integer({ description: 'The gateway\'s port', default: 8080, min: 0, max: 65535 }),
-  host: text({ description: 'The gateway\'s address', default: '127.0.0.1', placeholder: 'HOST' }),
-  publicPort: integer({ description: 'The public model server\'s port (on 127.0.0.1)', default: 8081, min: 0, max: 65535 }),
-  enclave: choice({ description: 'Where the secure route runs: "emulated" on this machine, or "nitro", a Nitro Enclave on this EC2 parent (see enclave/README.md)', choices: ['emulated', 'nitro'] as const, default: 'emulated' }),
-  enclaveCpus: text({ description: 'emulated: CPUs for the enclave (taskset list); default: the upper half of this machine\'s CPUs', placeholder: 'LIST' }),
-  logLevel: choice({ description: 'The log level of every part (gateway, model servers, enclave)', choices: LOG_LEVELS, default: 'info' }),
-  logFormat: choice({ description: 'Part log lines: "pretty", one compact line each behind the part\'s name; "json", pino\'s JSON with a "part" field', choices: LOG_FORMATS, default: 'pretty' }),
+  port: integer({ description: "The gateway's port", default: 8080, min: 0, max: 65535 }),
+  host: text({ description: "The gateway's address", default: '127.0.0.1', placeholder: 'HOST' }),
+  publicPort: integer({
+    description: "The public model server's port (on 127.0.0.1)",
+    default: 8081,
+    min: 0,
+    max: 65535,
+  }),
+  enclave: choice({
+    description:
+      'Where the secure route runs: "emulated" on this machine, or "nitro", a Nitro Enclave on this EC2 parent (see enclave/README.md)',
+    choices: ['emulated', 'nitro'] as const,
+    default: 'emulated',
+  }),
+  enclaveCpus: text({
+    description: "emulated: CPUs for the enclave (taskset list); default: the upper half of this machine's CPUs",
+    placeholder: 'LIST',
+  }),
+  logLevel: choice({
+    description: 'The log level of every part (gateway, model servers, enclave)',
+    choices: LOG_LEVELS,
+    default: 'info',
+  }),
+  logFormat: choice({
+    description:
+      'Part log lines: "pretty", one compact line each behind the part\'s name; "json", pino\'s JSON with a "part" field',
+    choices: LOG_FORMATS,
+    default: 'pretty',
+  }),
   ...nitroEnclaveOptions,
   ...attestationPcrsOption,
 };
@@ -50,9 +86,15 @@ export const stackCommand = optionCommand({
   parse: (argv, env) => {
     const { options, help } = parseCommandLine(stackOptions, argv, env);
     if (!help && options.enclave === 'nitro') {
-      if (options.enclaveCpus !== undefined) throw new OptionError('--enclave-cpus is for the emulated enclave; a Nitro enclave takes --cpu-count from the allocator\'s pool');
+      if (options.enclaveCpus !== undefined)
+        throw new OptionError(
+          "--enclave-cpus is for the emulated enclave; a Nitro enclave takes --cpu-count from the allocator's pool",
+        );
       nitroEnclaveSettings(options, '/checked-at-parse', env); // the required flags, before anything starts
-      if (!options.attestationPcrs) throw new OptionError('--attestation-pcrs is required with the nitro enclave: the measurements "mpg enclave build" wrote, which the gateway attests it against');
+      if (!options.attestationPcrs)
+        throw new OptionError(
+          '--attestation-pcrs is required with the nitro enclave: the measurements "mpg enclave build" wrote, which the gateway attests it against',
+        );
     }
     return { options, help };
   },
@@ -60,8 +102,12 @@ export const stackCommand = optionCommand({
     const format = options.logFormat;
     const log = jsonLineLog(partOutput('stack', stderr, format), { component: 'stack' });
     // Separate line splitters per stream: lines of two streams never mix, each arrives whole.
-    const output = (part: PartName) => ({ stdout: partOutput(part, stderr, format), stderr: partOutput(part, stderr, format) });
-    for (const dir of await removeStaleRuntimeDirs()) log.warn({ dir }, 'removed the runtime directory of a stack that died without stopping (its socket and files)');
+    const output = (part: PartName) => ({
+      stdout: partOutput(part, stderr, format),
+      stderr: partOutput(part, stderr, format),
+    });
+    for (const dir of await removeStaleRuntimeDirs())
+      log.warn({ dir }, 'removed the runtime directory of a stack that died without stopping (its socket and files)');
     try {
       // Before anything starts: a busy port found after the models have loaded would be a stack trace.
       await checkPortsFree([
@@ -102,7 +148,11 @@ export const stackCommand = optionCommand({
         threads: cpus.threadsEach,
         enclave:
           options.enclave === 'nitro'
-            ? { mode: 'nitro', nitro: nitroEnclaveSettings(options, '/set-by-the-launcher', childEnv), attestationPcrs: options.attestationPcrs }
+            ? {
+                mode: 'nitro',
+                nitro: nitroEnclaveSettings(options, '/set-by-the-launcher', childEnv),
+                attestationPcrs: options.attestationPcrs,
+              }
             : { mode: 'emulated', cpus: options.enclaveCpus ?? cpus.enclaveCpus, threads: cpus.threadsEach },
         env: childEnv,
         log,
@@ -143,7 +193,9 @@ export const stackCommand = optionCommand({
         '',
         'Secure route, end to end: the client verifies the enclave and encrypts to it (the gateway sees ciphertext):',
         `  bin/mpg client predict --gateway ${gatewayUrl} --pcrs ${stack.measurementsFile}` +
-          (enclave.mode === 'nitro' ? '' : ` --insecure-trust-emulated-nsm-root ${join(stack.runtimeDir, 'nsm-root.pem')}`) +
+          (enclave.mode === 'nitro'
+            ? ''
+            : ` --insecure-trust-emulated-nsm-root ${join(stack.runtimeDir, 'nsm-root.pem')}`) +
           ` ${samplePath}`,
         `  or open ${gatewayUrl}/ in a browser on this machine`,
         'Public route:',
@@ -169,8 +221,20 @@ function reportSupervision(log: ReturnType<typeof jsonLineLog>, event: Supervisi
     return;
   }
   const { part, deathsInARow, restartInMs, crashLoop } = event;
-  const what = event.event === 'died' ? `the ${part} died (${event.code})` : `the ${part} could not be restarted (${event.error.message})`;
-  const fields = { part, deathsInARow, restartInMs, ...(event.event === 'died' ? { code: event.code } : { err: event.error }) };
-  if (crashLoop) log.error(fields, `${what}: it keeps dying (${deathsInARow} times in a row); retrying every ${Math.round(restartInMs / 1000)} s. Its own log lines above say why`);
+  const what =
+    event.event === 'died'
+      ? `the ${part} died (${event.code})`
+      : `the ${part} could not be restarted (${event.error.message})`;
+  const fields = {
+    part,
+    deathsInARow,
+    restartInMs,
+    ...(event.event === 'died' ? { code: event.code } : { err: event.error }),
+  };
+  if (crashLoop)
+    log.error(
+      fields,
+      `${what}: it keeps dying (${deathsInARow} times in a row); retrying every ${Math.round(restartInMs / 1000)} s. Its own log lines above say why`,
+    );
   else log.warn(fields, `${what}; restarting in ${restartInMs} ms`);
 }

@@ -47,7 +47,13 @@ export function childEnvironment(env: Env): Env {
 
 async function waitUntilReady(url: string, child: ChildProcess): Promise<void> {
   while (child.exitCode === null && child.signalCode === null) {
-    if (await fetch(url).then((response) => response.ok, () => false)) return;
+    if (
+      await fetch(url).then(
+        (response) => response.ok,
+        () => false,
+      )
+    )
+      return;
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   throw new Error(`${url} never answered: the process exited`);
@@ -60,8 +66,12 @@ async function waitUntilReady(url: string, child: ChildProcess): Promise<void> {
  * shared with this process.
  */
 function spawnMpg(args: string[], env: Env, cpus: string | undefined, output: Output | undefined): ChildProcess {
-  const [command, ...rest] = cpus === undefined ? [MPG_LAUNCHER, ...args] : ['taskset', '-c', cpus, MPG_LAUNCHER, ...args];
-  const child = spawn(command, rest, { env: { ...env, ...exitWithParentEnvironment }, stdio: ['pipe', 'pipe', output ? 'pipe' : 'inherit'] });
+  const [command, ...rest] =
+    cpus === undefined ? [MPG_LAUNCHER, ...args] : ['taskset', '-c', cpus, MPG_LAUNCHER, ...args];
+  const child = spawn(command, rest, {
+    env: { ...env, ...exitWithParentEnvironment },
+    stdio: ['pipe', 'pipe', output ? 'pipe' : 'inherit'],
+  });
   if (output) {
     child.stdout!.pipe(output.stdout, { end: false });
     child.stderr!.pipe(output.stderr, { end: false });
@@ -114,7 +124,19 @@ export interface PublicServerOptions {
 /** A public model server on 127.0.0.1; resolves once its /readyz answers 200. */
 export async function startPublicServer(options: PublicServerOptions): Promise<StackProcess> {
   const child = spawnMpg(
-    ['model-server', '--host', '127.0.0.1', '--port', String(options.port), '--threads', String(options.threads), '--max-queue', String(STACK_MAX_QUEUE_IMAGES), '--log-level', options.logLevel ?? DEFAULT_PART_LOG_LEVEL],
+    [
+      'model-server',
+      '--host',
+      '127.0.0.1',
+      '--port',
+      String(options.port),
+      '--threads',
+      String(options.threads),
+      '--max-queue',
+      String(STACK_MAX_QUEUE_IMAGES),
+      '--log-level',
+      options.logLevel ?? DEFAULT_PART_LOG_LEVEL,
+    ],
     options.env,
     options.cpus,
     options.output,
@@ -139,7 +161,13 @@ export interface EnclaveStartOptions {
 }
 
 /** The enclave behind the parent relay on `socketPath`; resolves once started (wait on `.ready`). */
-export function startEnclave(settings: EnclaveSettings, socketPath: string, env: Env, log: Log, options: EnclaveStartOptions = {}): Promise<StackEnclave> {
+export function startEnclave(
+  settings: EnclaveSettings,
+  socketPath: string,
+  env: Env,
+  log: Log,
+  options: EnclaveStartOptions = {},
+): Promise<StackEnclave> {
   if (settings.mode === 'nitro') return startNitroEnclave({ ...settings.nitro, socketPath, log });
   return startEmulatedEnclave({
     socketPath,
@@ -147,7 +175,14 @@ export function startEnclave(settings: EnclaveSettings, socketPath: string, env:
     // enclave writes its new root to the same file, which the gateway re-reads when it changes.
     nsmRootFile: join(dirname(socketPath), 'nsm-root.pem'),
     cpus: settings.cpus,
-    modelServerArgs: ['--threads', String(settings.threads), '--max-queue', String(STACK_MAX_QUEUE_IMAGES), '--log-level', options.logLevel ?? DEFAULT_PART_LOG_LEVEL],
+    modelServerArgs: [
+      '--threads',
+      String(settings.threads),
+      '--max-queue',
+      String(STACK_MAX_QUEUE_IMAGES),
+      '--log-level',
+      options.logLevel ?? DEFAULT_PART_LOG_LEVEL,
+    ],
     env,
     log,
     ...(options.output ? { output: options.output } : {}),
@@ -172,8 +207,18 @@ export interface GatewayOptions {
 export async function startGateway(options: GatewayOptions): Promise<StackProcess> {
   const child = spawnMpg(
     [
-      'gateway', '--host', options.host, '--port', String(options.port), '--public-upstream', options.publicUrl, '--secure-upstream', `unix:${options.secureSocket}`,
-      '--log-level', options.logLevel ?? DEFAULT_PART_LOG_LEVEL, ...options.attestationFlags,
+      'gateway',
+      '--host',
+      options.host,
+      '--port',
+      String(options.port),
+      '--public-upstream',
+      options.publicUrl,
+      '--secure-upstream',
+      `unix:${options.secureSocket}`,
+      '--log-level',
+      options.logLevel ?? DEFAULT_PART_LOG_LEVEL,
+      ...options.attestationFlags,
     ],
     options.env,
     options.cpus,
@@ -251,9 +296,12 @@ export async function launchStack(options: LaunchOptions): Promise<LaunchedStack
   const settings = options.enclave;
   if (settings.mode === 'nitro' && !settings.attestationPcrs) {
     await rm(runtimeDir, { recursive: true, force: true });
-    throw new EnclaveConfigurationError('--attestation-pcrs is required with the nitro enclave: the measurements "mpg enclave build" wrote, which the gateway attests it against');
+    throw new EnclaveConfigurationError(
+      '--attestation-pcrs is required with the nitro enclave: the measurements "mpg enclave build" wrote, which the gateway attests it against',
+    );
   }
-  const measurementsFile = settings.mode === 'nitro' ? settings.attestationPcrs! : join(runtimeDir, 'measurements.json');
+  const measurementsFile =
+    settings.mode === 'nitro' ? settings.attestationPcrs! : join(runtimeDir, 'measurements.json');
   const logLevel = options.logLevel ?? DEFAULT_PART_LOG_LEVEL;
   let publicServer: StackProcess | undefined;
   let publicStarting: Promise<StackProcess> | undefined;
@@ -267,7 +315,13 @@ export async function launchStack(options: LaunchOptions): Promise<LaunchedStack
       // No restart may begin once stopping has; one under way is waited for and stopped below.
       await supervisor?.stop();
       await gateway?.stop();
-      const publicStopped = (publicServer ? publicServer.stop() : publicStarting?.then((server) => server.stop(), () => {})) ?? Promise.resolve();
+      const publicStopped =
+        (publicServer
+          ? publicServer.stop()
+          : publicStarting?.then(
+              (server) => server.stop(),
+              () => {},
+            )) ?? Promise.resolve();
       await Promise.all([publicStopped, enclave?.stop()]);
       await rm(runtimeDir, { recursive: true, force: true });
     })());
@@ -283,12 +337,26 @@ export async function launchStack(options: LaunchOptions): Promise<LaunchedStack
       onSpawn: (pid) => options.onSpawn?.('public model server', pid),
     });
   const startSecure = async () => {
-    const started = await startEnclave(settings, secureSocket, options.env, log, { logLevel, output: options.output?.('enclave'), channelParent: runtimeDir });
+    const started = await startEnclave(settings, secureSocket, options.env, log, {
+      logLevel,
+      output: options.output?.('enclave'),
+      channelParent: runtimeDir,
+    });
     if (started.mode === 'emulated') options.onSpawn?.('enclave', started.pid);
     return started;
   };
   const startFront = (port: number, publicUrl: string, attestationFlags: readonly string[]) =>
-    startGateway({ host: options.host, port, publicUrl, secureSocket, attestationFlags, cpus: options.gatewayCpus, env: options.env, logLevel, output: options.output?.('gateway') });
+    startGateway({
+      host: options.host,
+      port,
+      publicUrl,
+      secureSocket,
+      attestationFlags,
+      cpus: options.gatewayCpus,
+      env: options.env,
+      logLevel,
+      output: options.output?.('gateway'),
+    });
 
   const onAbort = () => void stop();
   options.signal?.addEventListener('abort', onAbort, { once: true });
@@ -333,14 +401,20 @@ export async function launchStack(options: LaunchOptions): Promise<LaunchedStack
   const publicUrl = publicServer.url;
   const gatewayUrl = gateway.url;
   let reportExit: (exit: { part: StackPart; code: number | string | null }) => void = () => {};
-  const unexpectedExit = new Promise<{ part: StackPart; code: number | string | null }>((resolve) => (reportExit = resolve));
+  const unexpectedExit = new Promise<{ part: StackPart; code: number | string | null }>(
+    (resolve) => (reportExit = resolve),
+  );
 
   if (options.supervise) {
     // The same ports and the same attestation flags on every restart: the gateway keeps the public
     // server's URL and the enclave's socket, and re-reads the emulated root a new enclave writes.
     supervisor = superviseStack(
       {
-        'public model server': { current: publicServer, restart: () => startPublic(portOf(publicUrl)), replaced: (next) => (publicServer = next) },
+        'public model server': {
+          current: publicServer,
+          restart: () => startPublic(portOf(publicUrl)),
+          replaced: (next) => (publicServer = next),
+        },
         enclave: {
           current: enclave,
           // The supervisor has stopped the dead one first (its parent relay and channel with it):
@@ -358,7 +432,11 @@ export async function launchStack(options: LaunchOptions): Promise<LaunchedStack
           },
           replaced: (next) => (enclave = next),
         },
-        gateway: { current: gateway, restart: () => startFront(portOf(gatewayUrl), publicUrl, attestationFlags), replaced: (next) => (gateway = next) },
+        gateway: {
+          current: gateway,
+          restart: () => startFront(portOf(gatewayUrl), publicUrl, attestationFlags),
+          replaced: (next) => (gateway = next),
+        },
       },
       options.supervise,
     );

@@ -15,7 +15,14 @@ export type PartName = 'stack' | 'gateway' | 'public' | 'enclave';
 const PART_WIDTH = 7; // the longest part name: every "|" lines up
 
 /** pino's numeric levels. */
-const LEVEL_NAMES: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' };
+const LEVEL_NAMES: Record<number, string> = {
+  10: 'TRACE',
+  20: 'DEBUG',
+  30: 'INFO',
+  40: 'WARN',
+  50: 'ERROR',
+  60: 'FATAL',
+};
 /** Fields every line carries that say nothing about the event; the part's prefix replaces them. */
 const OMITTED_FIELDS = new Set(['level', 'time', 'msg', 'pid', 'hostname', 'v']);
 /** A single line must stay a line: a longer one (a huge field) is cut. */
@@ -43,7 +50,8 @@ export function renderPartLine(part: PartName, line: string, format: LogFormat):
   if (line.startsWith('{')) {
     try {
       const parsed: unknown = JSON.parse(line);
-      if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)) entry = parsed as Record<string, unknown>;
+      if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed))
+        entry = parsed as Record<string, unknown>;
     } catch {
       // not JSON after all: shown as it is
     }

@@ -32,11 +32,18 @@ export async function checkPortsFree(ports: readonly PlannedPort[]): Promise<voi
   for (const [index, planned] of fixed.entries()) {
     const clash = fixed.slice(0, index).find((other) => other.port === planned.port);
     if (clash) {
-      throw new PortBusyError(`${planned.owner} and ${clash.owner} are both set to port ${planned.port}: change ${flagName(planned.option)} (or ${envName(planned.option)})`);
+      throw new PortBusyError(
+        `${planned.owner} and ${clash.owner} are both set to port ${planned.port}: change ${flagName(planned.option)} (or ${envName(planned.option)})`,
+      );
     }
     const code = await tryListen(planned.host, planned.port);
     if (code === undefined) continue;
-    const why = code === 'EADDRINUSE' ? 'is already in use' : code === 'EACCES' ? 'needs privileges this user lacks' : `cannot be listened on (${code})`;
+    const why =
+      code === 'EADDRINUSE'
+        ? 'is already in use'
+        : code === 'EACCES'
+          ? 'needs privileges this user lacks'
+          : `cannot be listened on (${code})`;
     throw new PortBusyError(
       `${planned.owner}'s port ${planned.host}:${planned.port} ${why}: choose another with ${flagName(planned.option)} N or ${envName(planned.option)}=N (0 picks a free port), or stop what holds it`,
     );

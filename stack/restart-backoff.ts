@@ -45,7 +45,9 @@ export class RestartBackoff {
     this.#deathsInARow++;
     const crashLoop = this.#deathsInARow >= this.policy.crashLoopDeaths;
     const doubling = this.policy.initialDelayMs * 2 ** Math.min(this.#deathsInARow - 1, 30);
-    const delayMs = crashLoop ? Math.max(this.policy.crashLoopDelayMs, this.policy.maxDelayMs) : Math.min(doubling, this.policy.maxDelayMs);
+    const delayMs = crashLoop
+      ? Math.max(this.policy.crashLoopDelayMs, this.policy.maxDelayMs)
+      : Math.min(doubling, this.policy.maxDelayMs);
     return { deathsInARow: this.#deathsInARow, delayMs, crashLoop };
   }
 }

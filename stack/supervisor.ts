@@ -23,8 +23,22 @@ export interface SupervisedPart<P extends SupervisedProcess> {
 }
 
 export type SupervisionEvent =
-  | { event: 'died'; part: string; code: number | string; deathsInARow: number; restartInMs: number; crashLoop: boolean }
-  | { event: 'restart-failed'; part: string; error: Error; deathsInARow: number; restartInMs: number; crashLoop: boolean }
+  | {
+      event: 'died';
+      part: string;
+      code: number | string;
+      deathsInARow: number;
+      restartInMs: number;
+      crashLoop: boolean;
+    }
+  | {
+      event: 'restart-failed';
+      part: string;
+      error: Error;
+      deathsInARow: number;
+      restartInMs: number;
+      crashLoop: boolean;
+    }
   | { event: 'restarted'; part: string; pid: number | undefined; downForMs: number };
 
 export interface SupervisionOptions {
@@ -42,11 +56,16 @@ export interface StackSupervisor {
 
 type Running = SupervisedProcess & { readonly pid?: number };
 
-export function superviseStack<Parts extends Record<string, Running>>(parts: { [Name in keyof Parts]: SupervisedPart<Parts[Name]> }, options: SupervisionOptions): StackSupervisor {
+export function superviseStack<Parts extends Record<string, Running>>(
+  parts: { [Name in keyof Parts]: SupervisedPart<Parts[Name]> },
+  options: SupervisionOptions,
+): StackSupervisor {
   const now = options.now ?? (() => performance.now());
   const stopped = new AbortController();
   // One promise for "supervision ended", raced against every wait: no listener per wait piles up.
-  const ended = new Promise<undefined>((resolve) => stopped.signal.addEventListener('abort', () => resolve(undefined), { once: true }));
+  const ended = new Promise<undefined>((resolve) =>
+    stopped.signal.addEventListener('abort', () => resolve(undefined), { once: true }),
+  );
   const sleep = async (ms: number) => {
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([new Promise((resolve) => (timer = setTimeout(resolve, ms))), ended]);
@@ -63,7 +82,14 @@ export function superviseStack<Parts extends Record<string, Running>>(parts: { [
       // Whatever the dead process left (an enclave's process group, its parent relay) goes first.
       await part.current.stop();
       let decision = backoff.died(diedAt - upSince);
-      options.report({ event: 'died', part: name, code, deathsInARow: decision.deathsInARow, restartInMs: decision.delayMs, crashLoop: decision.crashLoop });
+      options.report({
+        event: 'died',
+        part: name,
+        code,
+        deathsInARow: decision.deathsInARow,
+        restartInMs: decision.delayMs,
+        crashLoop: decision.crashLoop,
+      });
       for (;;) {
         await sleep(decision.delayMs);
         if (stopped.signal.aborted) return;
@@ -81,7 +107,14 @@ export function superviseStack<Parts extends Record<string, Running>>(parts: { [
         } catch (error) {
           if (stopped.signal.aborted) return;
           decision = backoff.died(0);
-          options.report({ event: 'restart-failed', part: name, error: error as Error, deathsInARow: decision.deathsInARow, restartInMs: decision.delayMs, crashLoop: decision.crashLoop });
+          options.report({
+            event: 'restart-failed',
+            part: name,
+            error: error as Error,
+            deathsInARow: decision.deathsInARow,
+            restartInMs: decision.delayMs,
+            crashLoop: decision.crashLoop,
+          });
         }
       }
     }

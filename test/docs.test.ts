@@ -42,5 +42,8 @@ test('docs/configuration.md lists each command once and leaves out internal comm
   }
   assert.doesNotMatch(configuration, /stack-host/);
   // A default that depends on the machine is described, never this machine's figure.
-  assert.match(configuration, /\| `--threads N` \| `MPG_THREADS` \| threads \| {2}\| [^|\n]*the cores divided among the sessions \|/);
+  assert.match(
+    configuration,
+    /\| `--threads N` \| `MPG_THREADS` \| threads \| {2}\| [^|\n]*the cores divided among the sessions \|/,
+  );
 });

@@ -14,7 +14,8 @@ const NOT_CODE = new Set(['node_modules', 'dist', 'docs', 'deploy', 'docker', 'r
 function sourceFiles(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {
     const path = join(dir, name);
-    if (statSync(path).isDirectory()) return name.startsWith('.') || (dir === PACKAGE_ROOT && NOT_CODE.has(name)) ? [] : sourceFiles(path);
+    if (statSync(path).isDirectory())
+      return name.startsWith('.') || (dir === PACKAGE_ROOT && NOT_CODE.has(name)) ? [] : sourceFiles(path);
     return name.endsWith('.ts') && !name.endsWith('.d.ts') ? [path] : [];
   });
 }
@@ -35,7 +36,8 @@ function componentEdges(): Edge[] {
     for (const match of readFileSync(file, 'utf8').matchAll(SPECIFIER)) {
       const target = relative(PACKAGE_ROOT, normalize(join(dirname(file), match[1]!)));
       const to = target.split(sep)[0]!;
-      if (to !== from && !to.startsWith('..') && !to.endsWith('.json')) edges.push({ from, to, file: relative(PACKAGE_ROOT, file), target });
+      if (to !== from && !to.startsWith('..') && !to.endsWith('.json'))
+        edges.push({ from, to, file: relative(PACKAGE_ROOT, file), target });
     }
   }
   return edges;
@@ -76,9 +78,15 @@ const BROWSER_DOORS = new Set(['attestation/web.js']);
 
 test("a component imports another only through that one's index.ts (or its browser-safe door)", () => {
   const pastTheDoor = edges.filter(
-    (edge) => !EXEMPT_FROM_DOORS.has(edge.from) && !/^[^/\\]+[/\\]index\.js$/.test(edge.target) && !BROWSER_DOORS.has(edge.target.replaceAll('\\', '/')),
+    (edge) =>
+      !EXEMPT_FROM_DOORS.has(edge.from) &&
+      !/^[^/\\]+[/\\]index\.js$/.test(edge.target) &&
+      !BROWSER_DOORS.has(edge.target.replaceAll('\\', '/')),
   );
-  assert.deepEqual(pastTheDoor.map((edge) => `${edge.file} imports ${edge.target}`), []);
+  assert.deepEqual(
+    pastTheDoor.map((edge) => `${edge.file} imports ${edge.target}`),
+    [],
+  );
 });
 
 test('the graph is read: the known doors are there', () => {

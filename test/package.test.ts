@@ -9,8 +9,13 @@ import { test } from 'node:test';
 import semver from 'semver';
 import { PACKAGE_ROOT } from '../scripts/generate-docs.js';
 
-const manifest = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { engines: { node: string }; allowScripts?: Record<string, boolean> };
-const lockfile = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package-lock.json'), 'utf8')) as { packages: Record<string, { version?: string; engines?: { node?: string } | string[] }> };
+const manifest = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as {
+  engines: { node: string };
+  allowScripts?: Record<string, boolean>;
+};
+const lockfile = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package-lock.json'), 'utf8')) as {
+  packages: Record<string, { version?: string; engines?: { node?: string } | string[] }>;
+};
 
 test('npm reads the project configuration without a warning', () => {
   const result = spawnSync('npm', ['config', 'get', 'registry'], { cwd: PACKAGE_ROOT, encoding: 'utf8' });
@@ -22,7 +27,12 @@ test('every locked package runs on the oldest Node that engines promises', () =>
   const oldest = semver.minVersion(manifest.engines.node)!.version;
   const refusing = Object.entries(lockfile.packages)
     .filter(([path]) => path !== '')
-    .filter(([, entry]) => !Array.isArray(entry.engines) && entry.engines?.node !== undefined && !semver.satisfies(oldest, entry.engines.node))
+    .filter(
+      ([, entry]) =>
+        !Array.isArray(entry.engines) &&
+        entry.engines?.node !== undefined &&
+        !semver.satisfies(oldest, entry.engines.node),
+    )
     .map(([path, entry]) => `${path}@${entry.version}: node ${(entry.engines as { node: string }).node}`);
   assert.deepEqual(refusing, [], `engines says ${manifest.engines.node}`);
 });

@@ -9,19 +9,29 @@ import { predictOptions } from '../client/command.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
-const scripts = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
+const scripts = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> })
+  .scripts;
 
 test('the README is at most 200 lines and has the sections a newcomer needs', () => {
   assert.ok(readme.split('\n').length <= 200, `${readme.split('\n').length} lines`);
-  for (const heading of ['## The path of a request, and where trust ends', '## Threat model in brief', '## Quickstart', '## What privacy costs: headline figures', '## Documentation']) {
+  for (const heading of [
+    '## The path of a request, and where trust ends',
+    '## Threat model in brief',
+    '## Quickstart',
+    '## What privacy costs: headline figures',
+    '## Documentation',
+  ]) {
     assert.ok(readme.includes(`\n${heading}\n`), heading);
   }
 });
 
 test('every relative link and image in the README exists', () => {
-  const targets = [...readme.matchAll(/\]\(([^)#]+)(?:#[^)]*)?\)/g)].map((match) => match[1]!).filter((target) => !/^[a-z]+:/.test(target));
+  const targets = [...readme.matchAll(/\]\(([^)#]+)(?:#[^)]*)?\)/g)]
+    .map((match) => match[1]!)
+    .filter((target) => !/^[a-z]+:/.test(target));
   assert.ok(targets.length >= 10, `only ${targets.length} links`);
-  for (const target of targets) assert.ok(existsSync(join(ROOT, target)), `README links to ${target}, which does not exist`);
+  for (const target of targets)
+    assert.ok(existsSync(join(ROOT, target)), `README links to ${target}, which does not exist`);
 });
 
 test('every npm script and benchmark file the README names exists', () => {

@@ -15,8 +15,10 @@ function show(element, text, className) {
 }
 
 function secureContextProblem() {
-  if (!window.isSecureContext) return `This page is not a secure context (${location.origin}), so the browser withholds WebCrypto (crypto.subtle): nothing can be verified or encrypted here. Open it over HTTPS, or as http://localhost.`;
-  if (!globalThis.crypto?.subtle) return 'This browser has no WebCrypto (crypto.subtle): nothing can be verified or encrypted here.';
+  if (!window.isSecureContext)
+    return `This page is not a secure context (${location.origin}), so the browser withholds WebCrypto (crypto.subtle): nothing can be verified or encrypted here. Open it over HTTPS, or as http://localhost.`;
+  if (!globalThis.crypto?.subtle)
+    return 'This browser has no WebCrypto (crypto.subtle): nothing can be verified or encrypted here.';
   return undefined;
 }
 
@@ -28,7 +30,8 @@ async function loadSuggestions() {
     const config = await response.json();
     if (config.pcrs && !$('pcrs').value) {
       $('pcrs').value = JSON.stringify(config.pcrs, null, 2);
-      $('pcrs-note').textContent = 'Pre-filled with what this gateway pins. Pin values you obtained yourself: values served by the gateway prove nothing about it.';
+      $('pcrs-note').textContent =
+        'Pre-filled with what this gateway pins. Pin values you obtained yourself: values served by the gateway prove nothing about it.';
     }
     if (config.emulatedRootPem) $('emulated-root').value = config.emulatedRootPem;
   } catch {
@@ -47,7 +50,12 @@ function renderResult(response) {
   }
   const verified = response.verified;
   const entries = [
-    ['Root', verified.emulated ? 'EMULATED NSM root (INSECURE: proves nothing about the hardware)' : 'AWS Nitro Enclaves root G1'],
+    [
+      'Root',
+      verified.emulated
+        ? 'EMULATED NSM root (INSECURE: proves nothing about the hardware)'
+        : 'AWS Nitro Enclaves root G1',
+    ],
     ['Root SHA-256', verified.rootFingerprint],
     ['PCR0', verified.pcrs[0]],
     ['PCR1', verified.pcrs[1]],
@@ -78,7 +86,12 @@ function clientFor(pcrs, emulatedRoot) {
   // One client per pinning, so that its verified key is reused across images.
   const key = JSON.stringify([pcrs, emulatedRoot ?? null]);
   if (clientKey !== key) {
-    client = createSecureClient({ gatewayUrl: location.origin, pcrs, insecureTrustEmulatedNsmRoot: emulatedRoot, maxKeyAgeMs: MAX_KEY_AGE_MS });
+    client = createSecureClient({
+      gatewayUrl: location.origin,
+      pcrs,
+      insecureTrustEmulatedNsmRoot: emulatedRoot,
+      maxKeyAgeMs: MAX_KEY_AGE_MS,
+    });
     clientKey = key;
   }
   return client;
@@ -94,15 +107,26 @@ async function predict(event) {
   show(status, 'Verifying the enclave and encrypting…');
   try {
     const emulatedRoot = $('trust-emulated').checked ? $('emulated-root').value : undefined;
-    const response = await clientFor($('pcrs').value, emulatedRoot).predict(new Uint8Array(await file.arrayBuffer()), file.type || 'image/jpeg', { topk: TOPK });
+    const response = await clientFor($('pcrs').value, emulatedRoot).predict(
+      new Uint8Array(await file.arrayBuffer()),
+      file.type || 'image/jpeg',
+      { topk: TOPK },
+    );
     if (response.status !== 200) {
-      show(status, `The model server refused the image: ${response.status} ${response.json?.code ?? ''} ${response.json?.message ?? ''}`, 'refused');
+      show(
+        status,
+        `The model server refused the image: ${response.status} ${response.json?.code ?? ''} ${response.json?.message ?? ''}`,
+        'refused',
+      );
       return;
     }
     renderResult(response);
     show(status, `Verified and encrypted end to end: ${file.name} classified by the enclave.`, 'ok');
   } catch (error) {
-    const reason = error instanceof SecureClientError ? `${error.reason}${error.attestationReason ? ` (${error.attestationReason})` : ''}` : 'error';
+    const reason =
+      error instanceof SecureClientError
+        ? `${error.reason}${error.attestationReason ? ` (${error.attestationReason})` : ''}`
+        : 'error';
     show(status, `Refused: ${reason}\n${error.message}`, 'refused');
   } finally {
     $('send').disabled = false;

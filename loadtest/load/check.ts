@@ -18,10 +18,16 @@ export type Verdict = 'ok' | 'non2xx' | 'mismatch';
 /** How one answer is judged, from its status, body and headers. */
 export type AnswerCheck = (status: number, body: string, headers: Record<string, unknown>) => Verdict;
 
-const answeredOn = (headers: Record<string, unknown>) => Object.entries(headers).find(([name]) => name.toLowerCase() === 'x-privacy-route')?.[1];
+const answeredOn = (headers: Record<string, unknown>) =>
+  Object.entries(headers).find(([name]) => name.toLowerCase() === 'x-privacy-route')?.[1];
 
 /** Classifies one answer. `route`, when given, must match the gateway's x-privacy-route header. */
-export function checkAnswer(status: number, body: string, headers: Record<string, unknown>, route?: 'public' | 'secure'): Verdict {
+export function checkAnswer(
+  status: number,
+  body: string,
+  headers: Record<string, unknown>,
+  route?: 'public' | 'secure',
+): Verdict {
   if (status < 200 || status >= 300) return 'non2xx';
   if (status !== 200) return 'mismatch';
   if (route !== undefined && answeredOn(headers) !== route) return 'mismatch';
@@ -34,7 +40,10 @@ export function checkAnswer(status: number, body: string, headers: Record<string
 }
 
 /** The study's answer (checkAnswer), through the gateway on `route` when given. */
-export const studyAnswer = (route?: 'public' | 'secure'): AnswerCheck => (status, body, headers) => checkAnswer(status, body, headers, route);
+export const studyAnswer =
+  (route?: 'public' | 'secure'): AnswerCheck =>
+  (status, body, headers) =>
+    checkAnswer(status, body, headers, route);
 
 /** A 2xx answer whose body is exactly `expected` (`undefined`: any body), on `route` when given. */
 export function exactAnswer(expected: string | undefined, route?: 'public' | 'secure'): AnswerCheck {

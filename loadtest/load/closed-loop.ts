@@ -77,7 +77,10 @@ export async function closedLoop(target: HttpTarget, options: ClosedLoopOptions)
           },
         ],
       } as autocannon.Options,
-      (error: unknown, done) => (error ? reject(error instanceof Error ? error : new Error('autocannon failed', { cause: error })) : resolve(done)),
+      (error: unknown, done) =>
+        error
+          ? reject(error instanceof Error ? error : new Error('autocannon failed', { cause: error }))
+          : resolve(done),
     );
     instance.on('response', (_client, _statusCode, _bytes, responseTime) => {
       if (verdict === 'ok') {
@@ -105,7 +108,12 @@ export async function closedLoop(target: HttpTarget, options: ClosedLoopOptions)
 }
 
 /** One request before measuring: the target must answer it well, or the sweep would measure errors. */
-export function checkTarget(target: HttpTarget, body: string, timeoutSeconds: number, check: AnswerCheck = studyAnswer(target.route)): Promise<void> {
+export function checkTarget(
+  target: HttpTarget,
+  body: string,
+  timeoutSeconds: number,
+  check: AnswerCheck = studyAnswer(target.route),
+): Promise<void> {
   const url = new URL(target.url);
   return new Promise((resolve, reject) => {
     const outgoing = httpRequest(
@@ -124,11 +132,18 @@ export function checkTarget(target: HttpTarget, body: string, timeoutSeconds: nu
         response.on('end', () => {
           const verdict = check(response.statusCode ?? 0, text, response.headers);
           if (verdict === 'ok') resolve();
-          else reject(new Error(`${target.socketPath ? `unix:${target.socketPath} ` : ''}${target.url} answered ${response.statusCode} (${verdict}): ${text.slice(0, 200)}`));
+          else
+            reject(
+              new Error(
+                `${target.socketPath ? `unix:${target.socketPath} ` : ''}${target.url} answered ${response.statusCode} (${verdict}): ${text.slice(0, 200)}`,
+              ),
+            );
         });
       },
     );
-    outgoing.on('timeout', () => outgoing.destroy(new Error(`${target.url} did not answer within ${timeoutSeconds} s`)));
+    outgoing.on('timeout', () =>
+      outgoing.destroy(new Error(`${target.url} did not answer within ${timeoutSeconds} s`)),
+    );
     outgoing.on('error', reject);
     outgoing.end(body);
   });

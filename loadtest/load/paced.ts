@@ -110,7 +110,8 @@ export function paced(options: PacedOptions): Promise<PacedFigures> {
 
 export async function pacedStream<Name extends string>(options: PacedStreamOptions<Name>): Promise<PacedFigures<Name>> {
   const names = Object.keys(options.targets) as Name[];
-  if (options.onAnswer && names.some((name) => !options.targets[name].route)) throw new Error('onAnswer reports routes: every target must name its route');
+  if (options.onAnswer && names.some((name) => !options.targets[name].route))
+    throw new Error('onAnswer reports routes: every target must name its route');
   const first = options.targets[names[0]!];
   const origin = new URL(first.url).origin;
   const pool = new Pool(origin, {
@@ -123,8 +124,13 @@ export async function pacedStream<Name extends string>(options: PacedStreamOptio
   const empty = () => ({ sent: 0, ok: 0, non2xx: 0, mismatches: 0, errors: 0, timeouts: 0 });
   const latencies = Object.fromEntries(names.map((name) => [name, [] as number[]])) as Record<Name, number[]>;
   const counts = Object.fromEntries(names.map((name) => [name, empty()])) as Record<Name, ReturnType<typeof empty>>;
-  const checks = Object.fromEntries(names.map((name) => [name, options.targets[name].check ?? studyAnswer(options.targets[name].route)])) as Record<Name, AnswerCheck>;
-  const paths = Object.fromEntries(names.map((name) => [name, new URL(options.targets[name].url).pathname])) as Record<Name, string>;
+  const checks = Object.fromEntries(
+    names.map((name) => [name, options.targets[name].check ?? studyAnswer(options.targets[name].route)]),
+  ) as Record<Name, AnswerCheck>;
+  const paths = Object.fromEntries(names.map((name) => [name, new URL(options.targets[name].url).pathname])) as Record<
+    Name,
+    string
+  >;
   const warmup = Math.round(options.rate * (options.warmupSeconds ?? 0));
   const total = warmup + Math.max(1, Math.round(options.rate * options.seconds));
   const inFlight = new Set<Promise<void>>();
@@ -135,14 +141,26 @@ export async function pacedStream<Name extends string>(options: PacedStreamOptio
     const sentAt = timedFromSend ? performance.now() : scheduled;
     const request = (async () => {
       try {
-        const response = await pool.request({ path: paths[name], method: 'POST', headers: { 'content-type': 'application/json' }, body: options.body });
+        const response = await pool.request({
+          path: paths[name],
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: options.body,
+        });
         const text = await response.body.text();
         const elapsed = performance.now() - sentAt;
         if (!measured) return;
         const verdict = checks[name](response.statusCode, text, response.headers);
         if (options.onAnswer) {
           const code = verdict === 'ok' ? undefined : refusalCode(text);
-          options.onAnswer({ route: options.targets[name].route!, scheduledAt: scheduled, answeredAt: performance.now(), verdict, status: response.statusCode, ...(code ? { code } : {}) });
+          options.onAnswer({
+            route: options.targets[name].route!,
+            scheduledAt: scheduled,
+            answeredAt: performance.now(),
+            verdict,
+            status: response.statusCode,
+            ...(code ? { code } : {}),
+          });
         }
         if (verdict === 'ok') {
           counts[name].ok++;
@@ -154,7 +172,13 @@ export async function pacedStream<Name extends string>(options: PacedStreamOptio
         counts[name].errors++;
         const errorCode = (error as { code?: string }).code;
         if (/TIMEOUT/.test(errorCode ?? '')) counts[name].timeouts++;
-        options.onAnswer?.({ route: options.targets[name].route!, scheduledAt: scheduled, answeredAt: performance.now(), verdict: 'error', ...(errorCode ? { errorCode } : {}) });
+        options.onAnswer?.({
+          route: options.targets[name].route!,
+          scheduledAt: scheduled,
+          answeredAt: performance.now(),
+          verdict: 'error',
+          ...(errorCode ? { errorCode } : {}),
+        });
       }
     })();
     inFlight.add(request);
@@ -184,7 +208,9 @@ export async function pacedStream<Name extends string>(options: PacedStreamOptio
   }
   const sent = Math.max(0, index - warmup);
   // The stream's length: up to the last request sent, plus that request's own share of time.
-  const sendingSeconds = Number.isNaN(measuredFrom) ? 1 / options.rate : (lastSent - measuredFrom) / 1000 + 1 / options.rate;
+  const sendingSeconds = Number.isNaN(measuredFrom)
+    ? 1 / options.rate
+    : (lastSent - measuredFrom) / 1000 + 1 / options.rate;
   const drained = Promise.all([...inFlight]);
   if (options.signal?.aborted) {
     await Promise.race([drained, new Promise((resolve) => setTimeout(resolve, options.abortGraceMs ?? 2_000))]);
@@ -199,6 +225,8 @@ export async function pacedStream<Name extends string>(options: PacedStreamOptio
     sent,
     sentPerSecond: round(sent / sendingSeconds),
     maxSendLagMs: round(maxSendLagMs),
-    routes: Object.fromEntries(names.map((name) => [name, { ...counts[name], latencyMs: summariseLatencies(latencies[name]) }])) as Record<Name, RouteFigures>,
+    routes: Object.fromEntries(
+      names.map((name) => [name, { ...counts[name], latencyMs: summariseLatencies(latencies[name]) }]),
+    ) as Record<Name, RouteFigures>,
   };
 }

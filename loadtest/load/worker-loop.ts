@@ -27,13 +27,18 @@ export async function workerLoop(send: SendRequest, options: WorkerLoopOptions):
   const started = performance.now();
   const deadline = started + options.seconds * 1000;
   let sent = 0;
-  const more = () => !options.signal?.aborted && (options.requests !== undefined ? sent < options.requests : performance.now() < deadline);
+  const more = () =>
+    !options.signal?.aborted &&
+    (options.requests !== undefined ? sent < options.requests : performance.now() < deadline);
 
   const worker = async () => {
     while (more()) {
       sent++;
       const abort = new AbortController();
-      const timer = setTimeout(() => abort.abort(new TimedOut(`no answer within ${options.timeoutSeconds} s`)), options.timeoutSeconds * 1000);
+      const timer = setTimeout(
+        () => abort.abort(new TimedOut(`no answer within ${options.timeoutSeconds} s`)),
+        options.timeoutSeconds * 1000,
+      );
       const begun = performance.now();
       try {
         const verdict = await send(abort.signal);

@@ -11,7 +11,14 @@ import { barChart, formatNumber, lineChart } from './svg.js';
 const STUDY = SEED_STUDY;
 
 /** One colour per route in every chart; through the gateway is dashed. */
-export const COLOURS = { public: '#1f77b4', secure: '#d62728', tcp: '#7f7f7f', other: '#9467bd', publicB: '#9ecae1', secureB: '#fc9272' };
+export const COLOURS = {
+  public: '#1f77b4',
+  secure: '#d62728',
+  tcp: '#7f7f7f',
+  other: '#9467bd',
+  publicB: '#9ecae1',
+  secureB: '#fc9272',
+};
 
 export interface Table {
   caption?: string;
@@ -29,10 +36,13 @@ export interface Section {
 
 const TARGETS: LatencyTarget[] = ['public direct', 'secure direct', 'public gateway', 'secure gateway'];
 const dash = '–';
-const fixed = (value: number | null | undefined, digits = 1) => (value === null || value === undefined ? dash : value.toFixed(digits));
-const ratio = (a: number | null | undefined, b: number | null | undefined, digits = 2) => (a == null || b == null || b === 0 ? dash : `${(a / b).toFixed(digits)}x`);
+const fixed = (value: number | null | undefined, digits = 1) =>
+  value === null || value === undefined ? dash : value.toFixed(digits);
+const ratio = (a: number | null | undefined, b: number | null | undefined, digits = 2) =>
+  a == null || b == null || b === 0 ? dash : `${(a / b).toFixed(digits)}x`;
 const percent = (value: number | null | undefined) => (value == null ? dash : `${(value * 100).toFixed(1)}%`);
-const bytes = (value: number) => (value >= 1024 * 1024 ? `${value / (1024 * 1024)} MiB` : value >= 1024 ? `${value / 1024} KiB` : `${value} B`);
+const bytes = (value: number) =>
+  value >= 1024 * 1024 ? `${value / (1024 * 1024)} MiB` : value >= 1024 ? `${value / 1024} KiB` : `${value} B`;
 
 function targetSeries(target: LatencyTarget, suffix = '', lighter = false): Series {
   const [route, via] = target.split(' ') as ['public' | 'secure', 'direct' | 'gateway'];
@@ -53,7 +63,7 @@ function overview(result: LoadtestResult, other?: LoadtestResult): Section {
   ];
   if (config.enclave === 'emulated') {
     paragraphs.push(
-      '**Caveat.** The enclave here is an emulation: the same model server in its own network namespace behind the same relays, with a Unix socket standing in for vsock. It has no memory encryption and no Nitro hypervisor, and this machine is small and shared: these figures say what the design costs, not what a Nitro Enclave on EC2 costs. The study\'s figures are shown beside ours for orientation only.',
+      "**Caveat.** The enclave here is an emulation: the same model server in its own network namespace behind the same relays, with a Unix socket standing in for vsock. It has no memory encryption and no Nitro hypervisor, and this machine is small and shared: these figures say what the design costs, not what a Nitro Enclave on EC2 costs. The study's figures are shown beside ours for orientation only.",
     );
   }
   if (!result.complete) {
@@ -64,7 +74,10 @@ function overview(result: LoadtestResult, other?: LoadtestResult): Section {
     );
   }
   for (const note of result.notes) paragraphs.push(`Note: ${note}.`);
-  if (other) paragraphs.push(`Compared with B: ${runLine(other)} (\`mpg loadtest ${other.command.join(' ')}\`). Ratios are this run (A) over B.`);
+  if (other)
+    paragraphs.push(
+      `Compared with B: ${runLine(other)} (\`mpg loadtest ${other.command.join(' ')}\`). Ratios are this run (A) over B.`,
+    );
   return { id: 'overview', title: 'The run', paragraphs, tables: [], charts: [] };
 }
 
@@ -79,7 +92,15 @@ function startupSection(result: LoadtestResult, other?: LoadtestResult): Section
   if (!startup) return undefined;
   const otherParts = other?.scenarios.startup?.parts;
   const table: Table = {
-    headers: ['part', 'trials', 'min s', 'median s', 'max s', 'the study s', ...(otherParts ? ['B median s', 'A / B'] : [])],
+    headers: [
+      'part',
+      'trials',
+      'min s',
+      'median s',
+      'max s',
+      'the study s',
+      ...(otherParts ? ['B median s', 'A / B'] : []),
+    ],
     rows: startup.parts.map((part) => {
       const mine = otherParts?.find((candidate) => candidate.part === part.part);
       return [
@@ -93,21 +114,36 @@ function startupSection(result: LoadtestResult, other?: LoadtestResult): Section
       ];
     }),
   };
-  const series: Series[] = [{ name: 'this run: median (min-max)', colour: COLOURS.secure }, ...(otherParts ? [{ name: 'B: median', colour: COLOURS.secureB }] : []), { name: 'the study', colour: '#555', hatched: true }];
+  const series: Series[] = [
+    { name: 'this run: median (min-max)', colour: COLOURS.secure },
+    ...(otherParts ? [{ name: 'B: median', colour: COLOURS.secureB }] : []),
+    { name: 'the study', colour: '#555', hatched: true },
+  ];
   const chart = barChart({
     title: 'Cold start to ready',
     yLabel: 'seconds',
     series,
     groups: startup.parts.map((part) => ({
       label: part.part,
-      values: [part.medianSeconds, ...(otherParts ? [otherParts.find((candidate) => candidate.part === part.part)?.medianSeconds ?? null] : []), STUDY.startupSeconds[part.part]],
-      ranges: [part.minSeconds !== null && part.maxSeconds !== null ? [part.minSeconds, part.maxSeconds] : null, ...(otherParts ? [null] : []), null],
+      values: [
+        part.medianSeconds,
+        ...(otherParts ? [otherParts.find((candidate) => candidate.part === part.part)?.medianSeconds ?? null] : []),
+        STUDY.startupSeconds[part.part],
+      ],
+      ranges: [
+        part.minSeconds !== null && part.maxSeconds !== null ? [part.minSeconds, part.maxSeconds] : null,
+        ...(otherParts ? [null] : []),
+        null,
+      ],
     })),
   });
   return {
     id: 'startup',
     title: 'Start-up',
-    paragraphs: [...failed(startup), 'From spawning the part to its `/readyz` answering 200 (for the enclave: through the parent relay), then stopped; trials alternate between the two parts.'],
+    paragraphs: [
+      ...failed(startup),
+      'From spawning the part to its `/readyz` answering 200 (for the enclave: through the parent relay), then stopped; trials alternate between the two parts.',
+    ],
     tables: [table],
     charts: [chart],
   };
@@ -116,20 +152,51 @@ function startupSection(result: LoadtestResult, other?: LoadtestResult): Section
 function channelSection(result: LoadtestResult): Section | undefined {
   const channel = result.scenarios.channel;
   if (!channel) return undefined;
-  const find = (transport: 'tcp' | 'channel', size: number, streams: number) => channel.throughput.find((step) => step.transport === transport && step.messageBytes === size && step.streams === streams);
+  const find = (transport: 'tcp' | 'channel', size: number, streams: number) =>
+    channel.throughput.find(
+      (step) => step.transport === transport && step.messageBytes === size && step.streams === streams,
+    );
   const table: Table = {
-    headers: ['message size', 'streams', 'TCP Gbit/s', 'channel Gbit/s', 'channel / TCP', 'generator cores (TCP / channel)'],
+    headers: [
+      'message size',
+      'streams',
+      'TCP Gbit/s',
+      'channel Gbit/s',
+      'channel / TCP',
+      'generator cores (TCP / channel)',
+    ],
     rows: channel.ratios.map((entry) => {
       const tcp = find('tcp', entry.messageBytes, entry.streams);
       const through = find('channel', entry.messageBytes, entry.streams);
-      return [bytes(entry.messageBytes), String(entry.streams), fixed(tcp?.gbitPerSecond, 2), fixed(through?.gbitPerSecond, 2), percent(entry.channelOverTcp), `${fixed(tcp?.cpu['load generator'], 2)} / ${fixed(through?.cpu['load generator'], 2)}`];
+      return [
+        bytes(entry.messageBytes),
+        String(entry.streams),
+        fixed(tcp?.gbitPerSecond, 2),
+        fixed(through?.gbitPerSecond, 2),
+        percent(entry.channelOverTcp),
+        `${fixed(tcp?.cpu['load generator'], 2)} / ${fixed(through?.cpu['load generator'], 2)}`,
+      ];
     }),
   };
-  table.rows.push(['the study (vsock vs TCP)', dash, `${formatNumber(STUDY.vsockGbitPerSecond / STUDY.vsockOverTcp)} (implied)`, formatNumber(STUDY.vsockGbitPerSecond), percent(STUDY.vsockOverTcp), dash]);
+  table.rows.push([
+    'the study (vsock vs TCP)',
+    dash,
+    `${formatNumber(STUDY.vsockGbitPerSecond / STUDY.vsockOverTcp)} (implied)`,
+    formatNumber(STUDY.vsockGbitPerSecond),
+    percent(STUDY.vsockOverTcp),
+    dash,
+  ]);
   const roundTrips: Table = {
     caption: `Round trips of ${channel.roundTrip[0]?.messageBytes ?? '?'}-byte messages, one at a time`,
     headers: ['transport', 'round trips', 'p50 µs', 'p99 µs', 'mean µs', 'max µs'],
-    rows: channel.roundTrip.map((entry) => [entry.transport, String(entry.count), fixed(entry.latencyUs.p50), fixed(entry.latencyUs.p99), fixed(entry.latencyUs.mean), fixed(entry.latencyUs.max)]),
+    rows: channel.roundTrip.map((entry) => [
+      entry.transport,
+      String(entry.count),
+      fixed(entry.latencyUs.p50),
+      fixed(entry.latencyUs.p99),
+      fixed(entry.latencyUs.mean),
+      fixed(entry.latencyUs.max),
+    ]),
   };
   const groups = channel.ratios.map((entry) => ({ label: `${bytes(entry.messageBytes)} x${entry.streams}`, entry }));
   const throughputChart = barChart({
@@ -139,7 +206,13 @@ function channelSection(result: LoadtestResult): Section | undefined {
       { name: 'TCP loopback', colour: COLOURS.tcp },
       { name: channel.channel === 'unix relay chain' ? 'channel (relay chain)' : 'channel', colour: COLOURS.secure },
     ],
-    groups: groups.map(({ label, entry }) => ({ label, values: [find('tcp', entry.messageBytes, entry.streams)?.gbitPerSecond ?? null, find('channel', entry.messageBytes, entry.streams)?.gbitPerSecond ?? null] })),
+    groups: groups.map(({ label, entry }) => ({
+      label,
+      values: [
+        find('tcp', entry.messageBytes, entry.streams)?.gbitPerSecond ?? null,
+        find('channel', entry.messageBytes, entry.streams)?.gbitPerSecond ?? null,
+      ],
+    })),
   });
   const ratioChart = barChart({
     title: 'Channel throughput as a share of TCP',
@@ -148,7 +221,10 @@ function channelSection(result: LoadtestResult): Section | undefined {
       { name: 'this run', colour: COLOURS.secure },
       { name: 'the study (vsock)', colour: '#555', hatched: true },
     ],
-    groups: [...groups.map(({ label, entry }) => ({ label, values: [Math.round(entry.channelOverTcp * 1000) / 10, null] })), { label: 'study', values: [null, STUDY.vsockOverTcp * 100] }],
+    groups: [
+      ...groups.map(({ label, entry }) => ({ label, values: [Math.round(entry.channelOverTcp * 1000) / 10, null] })),
+      { label: 'study', values: [null, STUDY.vsockOverTcp * 100] },
+    ],
   });
   return {
     id: 'channel',
@@ -175,7 +251,21 @@ function latencySection(result: LoadtestResult, other?: LoadtestResult): Section
   const steps = latency.steps;
   const anyCensored = steps.some(censored);
   const table: Table = {
-    headers: ['target', 'concurrent', 'req/s', 'min ms', 'mean ms', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'errors', 'timeouts', 'non-2xx', 'mismatches'],
+    headers: [
+      'target',
+      'concurrent',
+      'req/s',
+      'min ms',
+      'mean ms',
+      'p50 ms',
+      'p90 ms',
+      'p99 ms',
+      'max ms',
+      'errors',
+      'timeouts',
+      'non-2xx',
+      'mismatches',
+    ],
     rows: TARGETS.flatMap((target) =>
       steps
         .filter((step) => step.target === target)
@@ -196,42 +286,112 @@ function latencySection(result: LoadtestResult, other?: LoadtestResult): Section
         ]),
     ),
   };
-  const at = (list: LatencyStep[], target: LatencyTarget, concurrency: number) => list.find((step) => step.target === target && step.concurrency === concurrency);
+  const at = (list: LatencyStep[], target: LatencyTarget, concurrency: number) =>
+    list.find((step) => step.target === target && step.concurrency === concurrency);
   const concurrencies = [...new Set(steps.map((step) => step.concurrency))].sort((a, b) => a - b);
   const ratios: Table = {
     caption: `Secure over public at each concurrency (the study: the enclave's max latency ${STUDY.maxLatencyRatioAt100}x the standard server's at 100 concurrent)`,
-    headers: ['concurrent', 'direct: req/s', 'direct: p99', 'direct: max', 'gateway: req/s', 'gateway: p99', 'gateway: max'],
+    headers: [
+      'concurrent',
+      'direct: req/s',
+      'direct: p99',
+      'direct: max',
+      'gateway: req/s',
+      'gateway: p99',
+      'gateway: max',
+    ],
     rows: concurrencies.map((concurrency) => {
       const cell = (via: 'direct' | 'gateway') => {
         const secure = at(steps, `secure ${via}`, concurrency);
         const open = at(steps, `public ${via}`, concurrency);
-        return [ratio(secure?.requestsPerSecond, open?.requestsPerSecond), ratio(secure?.latencyMs.p99, open?.latencyMs.p99), ratio(secure?.latencyMs.max, open?.latencyMs.max)];
+        return [
+          ratio(secure?.requestsPerSecond, open?.requestsPerSecond),
+          ratio(secure?.latencyMs.p99, open?.latencyMs.p99),
+          ratio(secure?.latencyMs.max, open?.latencyMs.max),
+        ];
       };
       return [String(concurrency), ...cell('direct'), ...cell('gateway')];
     }),
   };
   const cpu: Table = {
     caption: 'CPU per step, in cores (the load generator shares the machine with the servers)',
-    headers: ['target', 'concurrent', 'load generator', 'public model server', 'enclave', 'gateway', 'parent relay', 'others'],
-    rows: steps.map((step) => [step.target, String(step.concurrency), ...['load generator', 'public model server', 'enclave', 'gateway', 'parent relay', 'others'].map((name) => fixed(step.cpu[name], 2))]),
+    headers: [
+      'target',
+      'concurrent',
+      'load generator',
+      'public model server',
+      'enclave',
+      'gateway',
+      'parent relay',
+      'others',
+    ],
+    rows: steps.map((step) => [
+      step.target,
+      String(step.concurrency),
+      ...['load generator', 'public model server', 'enclave', 'gateway', 'parent relay', 'others'].map((name) =>
+        fixed(step.cpu[name], 2),
+      ),
+    ]),
   };
   const otherSteps = other?.scenarios.latency?.steps;
   const lines = (pick: (step: LatencyStep) => number | null): LineSeries[] => [
-    ...TARGETS.map((target) => ({ ...targetSeries(target), points: concurrencies.map((x) => ({ x, y: at(steps, target, x) ? pick(at(steps, target, x)!) : null })) })),
-    ...(otherSteps ? TARGETS.map((target) => ({ ...targetSeries(target, ' (B)', true), points: concurrencies.map((x) => ({ x, y: at(otherSteps, target, x) ? pick(at(otherSteps, target, x)!) : null })) })) : []),
+    ...TARGETS.map((target) => ({
+      ...targetSeries(target),
+      points: concurrencies.map((x) => ({ x, y: at(steps, target, x) ? pick(at(steps, target, x)!) : null })),
+    })),
+    ...(otherSteps
+      ? TARGETS.map((target) => ({
+          ...targetSeries(target, ' (B)', true),
+          points: concurrencies.map((x) => ({
+            x,
+            y: at(otherSteps, target, x) ? pick(at(otherSteps, target, x)!) : null,
+          })),
+        }))
+      : []),
   ];
   const chart = (title: string, yLabel: string, pick: (step: LatencyStep) => number | null) =>
-    lineChart({ title, xLabel: 'concurrent requests', yLabel, xs: concurrencies, xScale: 'category', series: lines(pick) });
+    lineChart({
+      title,
+      xLabel: 'concurrent requests',
+      yLabel,
+      xs: concurrencies,
+      xScale: 'category',
+      series: lines(pick),
+    });
   const tables = [table, ratios, cpu];
   if (otherSteps) {
     tables.push({
       caption: 'A against B',
-      headers: ['target', 'concurrent', 'req/s A', 'req/s B', 'A / B', 'p50 A', 'p50 B', 'A / B', 'p99 A', 'p99 B', 'A / B'],
+      headers: [
+        'target',
+        'concurrent',
+        'req/s A',
+        'req/s B',
+        'A / B',
+        'p50 A',
+        'p50 B',
+        'A / B',
+        'p99 A',
+        'p99 B',
+        'A / B',
+      ],
       rows: TARGETS.flatMap((target) =>
         concurrencies.map((concurrency) => {
           const a = at(steps, target, concurrency);
           const b = at(otherSteps, target, concurrency);
-          return [target, String(concurrency), fixed(a?.requestsPerSecond, 2), fixed(b?.requestsPerSecond, 2), ratio(a?.requestsPerSecond, b?.requestsPerSecond), fixed(a?.latencyMs.p50), fixed(b?.latencyMs.p50), ratio(a?.latencyMs.p50, b?.latencyMs.p50), fixed(a?.latencyMs.p99), fixed(b?.latencyMs.p99), ratio(a?.latencyMs.p99, b?.latencyMs.p99)];
+          return [
+            target,
+            String(concurrency),
+            fixed(a?.requestsPerSecond, 2),
+            fixed(b?.requestsPerSecond, 2),
+            ratio(a?.requestsPerSecond, b?.requestsPerSecond),
+            fixed(a?.latencyMs.p50),
+            fixed(b?.latencyMs.p50),
+            ratio(a?.latencyMs.p50, b?.latencyMs.p50),
+            fixed(a?.latencyMs.p99),
+            fixed(b?.latencyMs.p99),
+            ratio(a?.latencyMs.p99, b?.latencyMs.p99),
+          ];
         }),
       ),
     });
@@ -249,7 +409,11 @@ function latencySection(result: LoadtestResult, other?: LoadtestResult): Section
         : []),
     ],
     tables,
-    charts: [chart('p50 latency', 'ms', (step) => step.latencyMs.p50), chart('p99 latency', 'ms', (step) => step.latencyMs.p99), chart('Throughput (good answers)', 'requests/s', (step) => step.requestsPerSecond)],
+    charts: [
+      chart('p50 latency', 'ms', (step) => step.latencyMs.p50),
+      chart('p99 latency', 'ms', (step) => step.latencyMs.p99),
+      chart('Throughput (good answers)', 'requests/s', (step) => step.requestsPerSecond),
+    ],
   };
 }
 
@@ -261,7 +425,18 @@ function mixedSection(result: LoadtestResult, other?: LoadtestResult): Section |
     return figures.errors + figures.non2xx + figures.mismatches;
   };
   const table: Table = {
-    headers: ['secure fraction', 'sent/s', 'public: answers', 'public p50 ms', 'public p99 ms', 'secure: answers', 'secure p50 ms', 'secure p99 ms', 'failures', 'generator cores'],
+    headers: [
+      'secure fraction',
+      'sent/s',
+      'public: answers',
+      'public p50 ms',
+      'public p99 ms',
+      'secure: answers',
+      'secure p50 ms',
+      'secure p99 ms',
+      'failures',
+      'generator cores',
+    ],
     rows: mixed.steps.map((step) => [
       step.secureFraction.toFixed(2),
       fixed(step.sentPerSecond, 2),
@@ -278,13 +453,29 @@ function mixedSection(result: LoadtestResult, other?: LoadtestResult): Section |
   const fractions = mixed.steps.map((step) => step.secureFraction);
   const otherSteps = other?.scenarios.mixed?.steps;
   const series = (key: 'p50' | 'p99'): LineSeries[] => [
-    ...(['public', 'secure'] as const).map((route) => ({ name: `${route} route`, colour: COLOURS[route], points: mixed.steps.map((step) => ({ x: step.secureFraction, y: step.routes[route].latencyMs[key] })) })),
+    ...(['public', 'secure'] as const).map((route) => ({
+      name: `${route} route`,
+      colour: COLOURS[route],
+      points: mixed.steps.map((step) => ({ x: step.secureFraction, y: step.routes[route].latencyMs[key] })),
+    })),
     ...(otherSteps
-      ? (['public', 'secure'] as const).map((route) => ({ name: `${route} route (B)`, colour: route === 'public' ? COLOURS.publicB : COLOURS.secureB, points: otherSteps.map((step) => ({ x: step.secureFraction, y: step.routes[route].latencyMs[key] })) }))
+      ? (['public', 'secure'] as const).map((route) => ({
+          name: `${route} route (B)`,
+          colour: route === 'public' ? COLOURS.publicB : COLOURS.secureB,
+          points: otherSteps.map((step) => ({ x: step.secureFraction, y: step.routes[route].latencyMs[key] })),
+        }))
       : []),
   ];
   const chart = (key: 'p50' | 'p99') =>
-    lineChart({ title: `${key} latency through the gateway against the secure fraction`, xLabel: 'secure fraction of the stream', yLabel: 'ms', xs: fractions, xScale: 'linear', series: series(key), xFormat: (x) => x.toFixed(2) });
+    lineChart({
+      title: `${key} latency through the gateway against the secure fraction`,
+      xLabel: 'secure fraction of the stream',
+      yLabel: 'ms',
+      xs: fractions,
+      xScale: 'linear',
+      series: series(key),
+      xFormat: (x) => x.toFixed(2),
+    });
   return {
     id: 'mixed',
     title: 'Mixed traffic: latency against the secure fraction',
@@ -302,7 +493,15 @@ function memorySection(result: LoadtestResult, other?: LoadtestResult): Section 
   if (!memory) return undefined;
   const otherParts = other?.scenarios.memory?.parts;
   const table: Table = {
-    headers: ['part', 'measured as', 'start-up peak MiB', 'runtime mean MiB', 'runtime max MiB', 'the study: start-up / runtime MiB', ...(otherParts ? ['B: peak / mean MiB'] : [])],
+    headers: [
+      'part',
+      'measured as',
+      'start-up peak MiB',
+      'runtime mean MiB',
+      'runtime max MiB',
+      'the study: start-up / runtime MiB',
+      ...(otherParts ? ['B: peak / mean MiB'] : []),
+    ],
     rows: memory.parts.map((part) => {
       const study = STUDY.memoryMiB[part.part];
       const mine = otherParts?.find((candidate) => candidate.part === part.part);
@@ -327,7 +526,15 @@ function memorySection(result: LoadtestResult, other?: LoadtestResult): Section 
       { name: 'the study: start-up', colour: '#555', hatched: true },
       { name: 'the study: runtime', colour: '#999', hatched: true },
     ],
-    groups: servers.map((part) => ({ label: part.part, values: [part.startupPeakMiB, part.runtimeMeanMiB, STUDY.memoryMiB[part.part]!.startup, STUDY.memoryMiB[part.part]!.runtime] })),
+    groups: servers.map((part) => ({
+      label: part.part,
+      values: [
+        part.startupPeakMiB,
+        part.runtimeMeanMiB,
+        STUDY.memoryMiB[part.part]!.startup,
+        STUDY.memoryMiB[part.part]!.runtime,
+      ],
+    })),
   });
   return {
     id: 'memory',
@@ -342,7 +549,12 @@ function memorySection(result: LoadtestResult, other?: LoadtestResult): Section 
 }
 
 export function buildSections(result: LoadtestResult, other?: LoadtestResult): Section[] {
-  return [overview(result, other), startupSection(result, other), channelSection(result), latencySection(result, other), mixedSection(result, other), memorySection(result, other)].filter(
-    (section): section is Section => section !== undefined,
-  );
+  return [
+    overview(result, other),
+    startupSection(result, other),
+    channelSection(result),
+    latencySection(result, other),
+    mixedSection(result, other),
+    memorySection(result, other),
+  ].filter((section): section is Section => section !== undefined);
 }

@@ -12,7 +12,12 @@ function inline(text: string): string {
 
 function htmlTable(table: Table): string {
   const head = `<tr>${table.headers.map((header) => `<th>${inline(header)}</th>`).join('')}</tr>`;
-  const body = table.rows.map((row) => `<tr>${row.map((value, index) => `<td${index > 0 && /^[\d.,–x%\s/()-]+$/.test(value) ? ' class="number"' : ''}>${inline(value)}</td>`).join('')}</tr>`).join('\n');
+  const body = table.rows
+    .map(
+      (row) =>
+        `<tr>${row.map((value, index) => `<td${index > 0 && /^[\d.,–x%\s/()-]+$/.test(value) ? ' class="number"' : ''}>${inline(value)}</td>`).join('')}</tr>`,
+    )
+    .join('\n');
   return `<table>${table.caption ? `<caption>${inline(table.caption)}</caption>` : ''}<thead>${head}</thead><tbody>\n${body}\n</tbody></table>`;
 }
 

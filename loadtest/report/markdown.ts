@@ -4,7 +4,11 @@ import type { Section, Table } from './content.js';
 const cell = (text: string) => text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 
 export function markdownTable(table: Table): string {
-  const lines = [`| ${table.headers.map(cell).join(' | ')} |`, `|${table.headers.map(() => '---').join('|')}|`, ...table.rows.map((row) => `| ${row.map(cell).join(' | ')} |`)];
+  const lines = [
+    `| ${table.headers.map(cell).join(' | ')} |`,
+    `|${table.headers.map(() => '---').join('|')}|`,
+    ...table.rows.map((row) => `| ${row.map(cell).join(' | ')} |`),
+  ];
   return (table.caption ? `${table.caption}:\n\n` : '') + lines.join('\n');
 }
 

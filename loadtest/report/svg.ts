@@ -77,7 +77,13 @@ function frame(title: string, height: number, body: string, description: string)
 /** Axis labels: as short as the value allows (5, 2.5, 1000). */
 const tickLabel = (value: number) => String(Number(value.toPrecision(6)));
 
-function yAxis(ticks: number[], scale: (value: number) => number, plotWidth: number, label: string, plotHeight: number): string {
+function yAxis(
+  ticks: number[],
+  scale: (value: number) => number,
+  plotWidth: number,
+  label: string,
+  plotHeight: number,
+): string {
   const lines = ticks
     .map((tick) => {
       const y = scale(tick);
@@ -96,11 +102,19 @@ export interface BarGroup {
   ranges?: ([number, number] | null)[];
 }
 
-export function barChart(options: { title: string; yLabel: string; series: Series[]; groups: BarGroup[]; height?: number }): string {
+export function barChart(options: {
+  title: string;
+  yLabel: string;
+  series: Series[];
+  groups: BarGroup[];
+  height?: number;
+}): string {
   const height = options.height ?? 360;
   const plotHeight = height - MARGIN.top - MARGIN.bottom;
   const plotWidth = WIDTH - MARGIN.left - MARGIN.right;
-  const all = options.groups.flatMap((group) => [...group.values, ...(group.ranges ?? []).map((range) => range?.[1] ?? null)]).filter((value): value is number => value !== null);
+  const all = options.groups
+    .flatMap((group) => [...group.values, ...(group.ranges ?? []).map((range) => range?.[1] ?? null)])
+    .filter((value): value is number => value !== null);
   const ticks = niceTicks(Math.max(...all, 0) * 1.1);
   const top = ticks.at(-1)!;
   const scale = (value: number) => MARGIN.top + plotHeight - (value / top) * plotHeight;
@@ -131,9 +145,19 @@ export function barChart(options: { title: string; yLabel: string; series: Serie
     })
     .join('\n');
   const axis = `<line x1="${MARGIN.left}" y1="${scale(0)}" x2="${MARGIN.left + plotWidth}" y2="${scale(0)}" stroke="#333"/>`;
-  const description = options.groups.map((group) => `${group.label}: ${options.series.map((series, index) => `${series.name} ${group.values[index] ?? 'n/a'}`).join(', ')}`).join('; ');
+  const description = options.groups
+    .map(
+      (group) =>
+        `${group.label}: ${options.series.map((series, index) => `${series.name} ${group.values[index] ?? 'n/a'}`).join(', ')}`,
+    )
+    .join('; ');
   const key = legend(options.series, height - 18);
-  return frame(options.title, height + (key.rows - 1) * LEGEND_ROW, `${yAxis(ticks, scale, plotWidth, options.yLabel, plotHeight)}${axis}\n${bars}\n${key.svg}`, description);
+  return frame(
+    options.title,
+    height + (key.rows - 1) * LEGEND_ROW,
+    `${yAxis(ticks, scale, plotWidth, options.yLabel, plotHeight)}${axis}\n${bars}\n${key.svg}`,
+    description,
+  );
 }
 
 export interface LineSeries extends Series {
@@ -144,11 +168,22 @@ export interface LineSeries extends Series {
  * Lines over x values: 'category' spaces the given x values evenly (concurrency 1..300 reads
  * better so), 'linear' places them by value (a fraction from 0 to 1).
  */
-export function lineChart(options: { title: string; xLabel: string; yLabel: string; xs: number[]; xScale: 'category' | 'linear'; series: LineSeries[]; height?: number; xFormat?: (x: number) => string }): string {
+export function lineChart(options: {
+  title: string;
+  xLabel: string;
+  yLabel: string;
+  xs: number[];
+  xScale: 'category' | 'linear';
+  series: LineSeries[];
+  height?: number;
+  xFormat?: (x: number) => string;
+}): string {
   const height = options.height ?? 380;
   const plotHeight = height - MARGIN.top - MARGIN.bottom;
   const plotWidth = WIDTH - MARGIN.left - MARGIN.right;
-  const values = options.series.flatMap((series) => series.points.map((point) => point.y)).filter((value): value is number => value !== null);
+  const values = options.series
+    .flatMap((series) => series.points.map((point) => point.y))
+    .filter((value): value is number => value !== null);
   const ticks = niceTicks(Math.max(...values, 0) * 1.05);
   const top = ticks.at(-1)!;
   const yScale = (value: number) => MARGIN.top + plotHeight - (value / top) * plotHeight;
@@ -158,24 +193,50 @@ export function lineChart(options: { title: string; xLabel: string; yLabel: stri
   const maxX = Math.max(...xs);
   const xScale = (x: number) =>
     options.xScale === 'category'
-      ? MARGIN.left + inset + (xs.length === 1 ? (plotWidth - 2 * inset) / 2 : (xs.indexOf(x) / (xs.length - 1)) * (plotWidth - 2 * inset))
-      : MARGIN.left + inset + (maxX === minX ? (plotWidth - 2 * inset) / 2 : ((x - minX) / (maxX - minX)) * (plotWidth - 2 * inset));
+      ? MARGIN.left +
+        inset +
+        (xs.length === 1 ? (plotWidth - 2 * inset) / 2 : (xs.indexOf(x) / (xs.length - 1)) * (plotWidth - 2 * inset))
+      : MARGIN.left +
+        inset +
+        (maxX === minX ? (plotWidth - 2 * inset) / 2 : ((x - minX) / (maxX - minX)) * (plotWidth - 2 * inset));
   const xFormat = options.xFormat ?? tickLabel;
   const xAxis =
     `<line x1="${MARGIN.left}" y1="${yScale(0)}" x2="${MARGIN.left + plotWidth}" y2="${yScale(0)}" stroke="#333"/>` +
-    xs.map((x) => `<line x1="${xScale(x)}" y1="${yScale(0)}" x2="${xScale(x)}" y2="${yScale(0) + 4}" stroke="#333"/><text x="${xScale(x)}" y="${yScale(0) + 17}" text-anchor="middle" font-size="11" ${FONT}>${escapeXml(xFormat(x))}</text>`).join('') +
+    xs
+      .map(
+        (x) =>
+          `<line x1="${xScale(x)}" y1="${yScale(0)}" x2="${xScale(x)}" y2="${yScale(0) + 4}" stroke="#333"/><text x="${xScale(x)}" y="${yScale(0) + 17}" text-anchor="middle" font-size="11" ${FONT}>${escapeXml(xFormat(x))}</text>`,
+      )
+      .join('') +
     `<text x="${MARGIN.left + plotWidth / 2}" y="${yScale(0) + 36}" text-anchor="middle" font-size="12" ${FONT}>${escapeXml(options.xLabel)}</text>`;
   const lines = options.series
     .map((series) => {
-      const drawn = series.points.filter((point): point is { x: number; y: number } => point.y !== null && xs.includes(point.x));
-      const path = drawn.map((point, index) => `${index === 0 ? 'M' : 'L'}${xScale(point.x).toFixed(1)},${yScale(point.y).toFixed(1)}`).join(' ');
+      const drawn = series.points.filter(
+        (point): point is { x: number; y: number } => point.y !== null && xs.includes(point.x),
+      );
+      const path = drawn
+        .map((point, index) => `${index === 0 ? 'M' : 'L'}${xScale(point.x).toFixed(1)},${yScale(point.y).toFixed(1)}`)
+        .join(' ');
       const markers = drawn
-        .map((point) => `<circle class="point" cx="${xScale(point.x).toFixed(1)}" cy="${yScale(point.y).toFixed(1)}" r="3.5" fill="${series.colour}" data-x="${point.x}" data-y="${point.y}"><title>${escapeXml(`${series.name}: ${xFormat(point.x)} -> ${formatNumber(point.y)}`)}</title></circle>`)
+        .map(
+          (point) =>
+            `<circle class="point" cx="${xScale(point.x).toFixed(1)}" cy="${yScale(point.y).toFixed(1)}" r="3.5" fill="${series.colour}" data-x="${point.x}" data-y="${point.y}"><title>${escapeXml(`${series.name}: ${xFormat(point.x)} -> ${formatNumber(point.y)}`)}</title></circle>`,
+        )
         .join('');
       return `<g class="series" data-series="${escapeXml(series.name)}"><path d="${path}" fill="none" stroke="${series.colour}" stroke-width="2"${series.dashed ? ' stroke-dasharray="6 4"' : ''}/>${markers}</g>`;
     })
     .join('\n');
-  const description = options.series.map((series) => `${series.name}: ${series.points.map((point) => `${xFormat(point.x)} -> ${point.y ?? 'n/a'}`).join(', ')}`).join('; ');
+  const description = options.series
+    .map(
+      (series) =>
+        `${series.name}: ${series.points.map((point) => `${xFormat(point.x)} -> ${point.y ?? 'n/a'}`).join(', ')}`,
+    )
+    .join('; ');
   const key = legend(options.series, height - 12);
-  return frame(options.title, height + (key.rows - 1) * LEGEND_ROW, `${yAxis(ticks, yScale, plotWidth, options.yLabel, plotHeight)}${xAxis}\n${lines}\n${key.svg}`, description);
+  return frame(
+    options.title,
+    height + (key.rows - 1) * LEGEND_ROW,
+    `${yAxis(ticks, yScale, plotWidth, options.yLabel, plotHeight)}${xAxis}\n${lines}\n${key.svg}`,
+    description,
+  );
 }

@@ -26,7 +26,12 @@ import { round3 } from './context.js';
 type Connect = () => Socket;
 const STOP_GRACE_MS = 5_000;
 
-function spawnPinned(args: string[], cpus: string | null, env: ScenarioContext['env'], stderr: NodeJS.WritableStream): ChildProcess {
+function spawnPinned(
+  args: string[],
+  cpus: string | null,
+  env: ScenarioContext['env'],
+  stderr: NodeJS.WritableStream,
+): ChildProcess {
   const [command, ...rest] = cpus === null ? [MPG_LAUNCHER, ...args] : ['taskset', '-c', cpus, MPG_LAUNCHER, ...args];
   const child = spawn(command, rest, { env: { ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   forwardWarnings(child.stderr, stderr);
@@ -65,7 +70,8 @@ async function bulkStream(connect: Connect, message: Buffer, deadline: number, s
   socket.end();
   const count = await reply;
   socket.destroy();
-  if (count.length !== 8) throw new Error(`the channel sink answered ${count.length} bytes instead of its 8-byte count`);
+  if (count.length !== 8)
+    throw new Error(`the channel sink answered ${count.length} bytes instead of its 8-byte count`);
   return Number(count.readBigUInt64BE());
 }
 
@@ -73,14 +79,21 @@ async function bulk(connect: Connect, messageBytes: number, streams: number, sec
   const message = Buffer.alloc(messageBytes, 0x5a);
   const started = performance.now();
   const deadline = started + seconds * 1000;
-  const counts = await Promise.all(Array.from({ length: streams }, () => bulkStream(connect, message, deadline, signal)));
+  const counts = await Promise.all(
+    Array.from({ length: streams }, () => bulkStream(connect, message, deadline, signal)),
+  );
   const elapsed = (performance.now() - started) / 1000;
   const bytes = counts.reduce((total, count) => total + count, 0);
   return { seconds: round3(elapsed), bytes, gbitPerSecond: round3((bytes * 8) / elapsed / 1e9) };
 }
 
 /** Small messages, one at a time: each sent when the previous one has come back whole. */
-async function roundTrips(connect: Connect, messageBytes: number, count: number, signal: AbortSignal): Promise<number[]> {
+async function roundTrips(
+  connect: Connect,
+  messageBytes: number,
+  count: number,
+  signal: AbortSignal,
+): Promise<number[]> {
   const socket = await connected(connect);
   socket.setNoDelay(true);
   socket.write(Buffer.of(ECHO));
@@ -91,7 +104,9 @@ async function roundTrips(connect: Connect, messageBytes: number, count: number,
     waiting -= chunk.length;
     if (waiting <= 0) arrived();
   });
-  const closed = new Promise<never>((_resolve, reject) => socket.once('close', () => reject(new Error('the echo connection closed'))));
+  const closed = new Promise<never>((_resolve, reject) =>
+    socket.once('close', () => reject(new Error('the echo connection closed'))),
+  );
   closed.catch(() => {});
   const times: number[] = [];
   for (let index = 0; index < count && !signal.aborted; index++) {
@@ -109,7 +124,8 @@ async function roundTrips(connect: Connect, messageBytes: number, count: number,
 export const channelScenario: Scenario<ChannelResult> = {
   name: 'channel',
   steps: (config) => config.channel.messageSizes.length * config.channel.streams.length * 2 + 2,
-  estimateSeconds: (config) => config.channel.messageSizes.length * config.channel.streams.length * 2 * (config.channel.seconds + 0.2) + 3,
+  estimateSeconds: (config) =>
+    config.channel.messageSizes.length * config.channel.streams.length * 2 * (config.channel.seconds + 0.2) + 3,
   empty: (config) => ({
     complete: false,
     error: null,
@@ -129,16 +145,30 @@ export const channelScenario: Scenario<ChannelResult> = {
     try {
       const sink = spawnPinned(['loadtest', 'channel-sink', '--port', '0'], config.cpus.enclave, env, context.stderr);
       started.push(sink);
-      const [, port = ''] = await waitForLine(sink, /channel sink listening on tcp:127\.0\.0\.1:(\d+)/, 'the channel sink');
+      const [, port = ''] = await waitForLine(
+        sink,
+        /channel sink listening on tcp:127\.0\.0\.1:(\d+)/,
+        'the channel sink',
+      );
       const parts: Record<string, ProcessTreeRoot> = { 'channel sink': { pid: sink.pid!, by: 'process' } };
       let channelSocket = config.channel.externalSocket;
       if (channelSocket === null) {
         const standin = join(directory, 'vsock.sock');
         channelSocket = join(directory, 'enclave.sock');
-        const enclaveRelay = spawnPinned(['enclave', 'relay', '--listen-socket', standin, '--target-host', '127.0.0.1', '--target-port', port], config.cpus.enclave, env, context.stderr);
+        const enclaveRelay = spawnPinned(
+          ['enclave', 'relay', '--listen-socket', standin, '--target-host', '127.0.0.1', '--target-port', port],
+          config.cpus.enclave,
+          env,
+          context.stderr,
+        );
         started.push(enclaveRelay);
         await waitForLine(enclaveRelay, /relay listening/, 'the enclave relay');
-        const parentRelay = spawnPinned(['enclave', 'relay', '--listen-socket', channelSocket, '--target-socket', standin], config.cpus.gateway, env, context.stderr);
+        const parentRelay = spawnPinned(
+          ['enclave', 'relay', '--listen-socket', channelSocket, '--target-socket', standin],
+          config.cpus.gateway,
+          env,
+          context.stderr,
+        );
         started.push(parentRelay);
         await waitForLine(parentRelay, /relay listening/, 'the parent relay');
         parts['enclave relay'] = { pid: enclaveRelay.pid!, by: 'process' };
@@ -175,7 +205,12 @@ export const channelScenario: Scenario<ChannelResult> = {
         context.progress.step(label);
         const times = await roundTrips(connects[transport], config.channel.rttBytes, config.channel.rttCount, signal);
         if (signal.aborted) return;
-        section.roundTrip.push({ transport, messageBytes: config.channel.rttBytes, count: times.length, latencyUs: summariseLatencies(times) });
+        section.roundTrip.push({
+          transport,
+          messageBytes: config.channel.rttBytes,
+          count: times.length,
+          latencyUs: summariseLatencies(times),
+        });
       }
       section.complete = true;
     } finally {

@@ -24,7 +24,11 @@ export const latencyScenario: Scenario<LatencyResult> = {
   name: 'latency',
   steps: (config) => config.latency.concurrency.length * TARGETS.length,
   // Each step, then the servers draining what the closed loop left queued (about c / 12 s here).
-  estimateSeconds: (config) => config.latency.concurrency.reduce((total, c) => total + TARGETS.length * (config.latency.seconds + 1 + Math.min(20, c / 25)), 0),
+  estimateSeconds: (config) =>
+    config.latency.concurrency.reduce(
+      (total, c) => total + TARGETS.length * (config.latency.seconds + 1 + Math.min(20, c / 25)),
+      0,
+    ),
   empty: () => ({ complete: false, error: null, steps: [] }),
   async run(context, section) {
     const { config, signal } = context;
@@ -40,13 +44,20 @@ export const latencyScenario: Scenario<LatencyResult> = {
         context.progress.step(label, config.latency.seconds);
         const meter = partsCpuMeter(stack.parts);
         const figures = await Promise.race([
-          closedLoop(targets[target], { body: context.body, connections: concurrency, seconds: config.latency.seconds, timeoutSeconds: config.timeoutSeconds, signal }),
+          closedLoop(targets[target], {
+            body: context.body,
+            connections: concurrency,
+            seconds: config.latency.seconds,
+            timeoutSeconds: config.timeoutSeconds,
+            signal,
+          }),
           stack.failed,
         ]);
         const cpu = meter();
         if (signal.aborted) return;
         const [route, via] = target.split(' ') as ['public' | 'secure', 'direct' | 'gateway'];
-        const queueSeconds = figures.requestsPerSecond > 0 ? Math.round((concurrency / figures.requestsPerSecond) * 1000) / 1000 : null;
+        const queueSeconds =
+          figures.requestsPerSecond > 0 ? Math.round((concurrency / figures.requestsPerSecond) * 1000) / 1000 : null;
         section.steps.push({ target, route, via, concurrency, queueSeconds, ...figures, cpu });
         await settle(modelServers(stack.parts), signal);
       }

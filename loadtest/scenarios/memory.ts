@@ -49,9 +49,14 @@ export const memoryScenario: Scenario<MemoryResult> = {
     context.progress.step('start-up peak: a fresh stack', config.memory.startupSeconds);
     let stack: StackUnderTest | undefined;
     try {
-      stack = await context.freshStack((part, root) => watches.set(part, watchStartup(root, config.memory.startupSeconds)));
+      stack = await context.freshStack((part, root) =>
+        watches.set(part, watchStartup(root, config.memory.startupSeconds)),
+      );
       // Every part's window must have run out before the load starts.
-      await Promise.race([Promise.all([...watches.values()].map((watch) => watch.done)), pause(config.memory.startupSeconds * 1000 + 1000, signal)]);
+      await Promise.race([
+        Promise.all([...watches.values()].map((watch) => watch.done)),
+        pause(config.memory.startupSeconds * 1000 + 1000, signal),
+      ]);
       if (signal.aborted) return;
       const nitroMiB = stack.enclave.mode === 'nitro' ? stack.enclave.memoryMiB : undefined;
 
@@ -91,7 +96,14 @@ export const memoryScenario: Scenario<MemoryResult> = {
         const values = samples.get(part)!;
         const watch = watches.get(part);
         if (part === 'enclave' && nitroMiB !== undefined) {
-          section.parts.push({ part, source: 'nitro-allotted', startupPeakMiB: nitroMiB, runtimeMeanMiB: nitroMiB, runtimeMaxMiB: nitroMiB, runtimeSamples: values.length });
+          section.parts.push({
+            part,
+            source: 'nitro-allotted',
+            startupPeakMiB: nitroMiB,
+            runtimeMeanMiB: nitroMiB,
+            runtimeMaxMiB: nitroMiB,
+            runtimeSamples: values.length,
+          });
           continue;
         }
         if (!watch && values.length === 0) continue;

@@ -38,7 +38,9 @@ export const mixedScenario: Scenario<MixedResult> = {
       if (signal.aborted) return;
       section.steps.push({ secureFraction, offeredRate: config.mixed.rate, ...figures, cpu });
       if (figures.sentPerSecond < 0.95 * config.mixed.rate) {
-        context.note(`mixed, ${label}: the generator sent only ${figures.sentPerSecond} req/s of the ${config.mixed.rate} offered (most late ${figures.maxSendLagMs} ms)`);
+        context.note(
+          `mixed, ${label}: the generator sent only ${figures.sentPerSecond} req/s of the ${config.mixed.rate} offered (most late ${figures.maxSendLagMs} ms)`,
+        );
       }
       await settle(modelServers(stack.parts), signal);
     }

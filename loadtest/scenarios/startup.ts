@@ -15,7 +15,12 @@ type Part = StartupResult['parts'][number];
 
 async function timePublicServer(context: ScenarioContext): Promise<number> {
   const started = performance.now();
-  const server = await startPublicServer({ port: 0, threads: context.config.threads, cpus: context.config.cpus.server ?? undefined, env: childEnvironment(context.env) });
+  const server = await startPublicServer({
+    port: 0,
+    threads: context.config.threads,
+    cpus: context.config.cpus.server ?? undefined,
+    env: childEnvironment(context.env),
+  });
   const seconds = (performance.now() - started) / 1000;
   await server.stop();
   return seconds;
@@ -29,7 +34,12 @@ async function timeEnclave(context: ScenarioContext): Promise<number> {
   const directory = await mkdtemp(join(tmpdir(), 'mpg-loadtest-startup-'));
   try {
     const started = performance.now();
-    const enclave = await startEnclave(settings, join(directory, 'enclave.sock'), childEnvironment(context.env), context.log);
+    const enclave = await startEnclave(
+      settings,
+      join(directory, 'enclave.sock'),
+      childEnvironment(context.env),
+      context.log,
+    );
     try {
       await enclave.ready;
       return (performance.now() - started) / 1000;
@@ -56,8 +66,22 @@ export const startupScenario: Scenario<StartupResult> = {
     complete: false,
     error: null,
     parts: [
-      { part: 'public model server', how: 'process', trialsSeconds: [], minSeconds: null, medianSeconds: null, maxSeconds: null },
-      { part: 'enclave', how: config.enclave === 'nitro' ? 'nitro enclave' : 'emulated enclave', trialsSeconds: [], minSeconds: null, medianSeconds: null, maxSeconds: null },
+      {
+        part: 'public model server',
+        how: 'process',
+        trialsSeconds: [],
+        minSeconds: null,
+        medianSeconds: null,
+        maxSeconds: null,
+      },
+      {
+        part: 'enclave',
+        how: config.enclave === 'nitro' ? 'nitro enclave' : 'emulated enclave',
+        trialsSeconds: [],
+        minSeconds: null,
+        medianSeconds: null,
+        maxSeconds: null,
+      },
     ],
   }),
   async run(context, section) {

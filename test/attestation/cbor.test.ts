@@ -4,7 +4,11 @@ import { test } from 'node:test';
 import { CborError, CborTag, decodeCbor, encodeCbor } from '../../attestation/index.js';
 
 const bytes = (hex: string) => Buffer.from(hex.replace(/\s+/g, ''), 'hex');
-const rejects = (hex: string, pattern: RegExp, limits = {}) => assert.throws(() => decodeCbor(bytes(hex), limits), (error: unknown) => error instanceof CborError && pattern.test(error.message));
+const rejects = (hex: string, pattern: RegExp, limits = {}) =>
+  assert.throws(
+    () => decodeCbor(bytes(hex), limits),
+    (error: unknown) => error instanceof CborError && pattern.test(error.message),
+  );
 
 test('integers: small, 1/2/4/8-byte heads (non-shortest too), negatives, bigint beyond 2^53', () => {
   assert.equal(decodeCbor(bytes('17')), 23);
@@ -31,7 +35,13 @@ test('byte and text strings, definite and indefinite (chunked)', () => {
 test('arrays and maps, definite and indefinite; text and integer keys; null and booleans; tags', () => {
   assert.deepEqual(decodeCbor(bytes('83 01 f6 f5')), [1, null, true]);
   assert.deepEqual(decodeCbor(bytes('9f 01 f4 ff')), [1, false]);
-  assert.deepEqual(decodeCbor(bytes('a2 01 3822 6161 f6')), new Map<string | number, unknown>([[1, -35], ['a', null]]));
+  assert.deepEqual(
+    decodeCbor(bytes('a2 01 3822 6161 f6')),
+    new Map<string | number, unknown>([
+      [1, -35],
+      ['a', null],
+    ]),
+  );
   assert.deepEqual(decodeCbor(bytes('bf 6161 01 ff')), new Map([['a', 1]]));
   const tagged = decodeCbor(bytes('d2 80'));
   assert.ok(tagged instanceof CborTag);
@@ -79,12 +89,18 @@ test('enforces the size and depth limits', () => {
 });
 
 test('the encoder writes shortest heads, definite lengths, keys in the order given, and round-trips', () => {
-  assert.equal(Buffer.from(encodeCbor(new Map<string | number, never>([[1, -35 as never]]))).toString('hex'), 'a1013822');
+  assert.equal(
+    Buffer.from(encodeCbor(new Map<string | number, never>([[1, -35 as never]]))).toString('hex'),
+    'a1013822',
+  );
   assert.equal(Buffer.from(encodeCbor(24)).toString('hex'), '1818');
   assert.equal(Buffer.from(encodeCbor(0x19c320d4d14)).toString('hex'), '1b0000019c320d4d14');
   assert.equal(Buffer.from(encodeCbor(new Uint8Array())).toString('hex'), '40');
   assert.equal(Buffer.from(encodeCbor(new CborTag(18, [null, true, 'a']))).toString('hex'), 'd283f6f56161');
-  const value = new Map<string | number, never>([['z', 1 as never], ['a', [Uint8Array.from(bytes('00ff')), -1, 2n ** 64n - 1n] as never]]);
+  const value = new Map<string | number, never>([
+    ['z', 1 as never],
+    ['a', [Uint8Array.from(bytes('00ff')), -1, 2n ** 64n - 1n] as never],
+  ]);
   assert.deepEqual(decodeCbor(encodeCbor(value)), value);
   assert.throws(() => encodeCbor(1.5), /safe integers/);
 });

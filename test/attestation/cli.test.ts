@@ -26,7 +26,14 @@ async function files(t: TestContext) {
   t.after(() => rm(dir, { recursive: true, force: true }));
   const nsm = testNsm();
   const document = nsm.attest({ nonce: NONCE });
-  const paths = { raw: join(dir, 'doc.cbor'), base64: join(dir, 'doc.b64'), root: join(dir, 'root.pem'), pcrs: join(dir, 'measurements.json'), badPcrs: join(dir, 'bad.json'), empty: join(dir, 'empty') };
+  const paths = {
+    raw: join(dir, 'doc.cbor'),
+    base64: join(dir, 'doc.b64'),
+    root: join(dir, 'root.pem'),
+    pcrs: join(dir, 'measurements.json'),
+    badPcrs: join(dir, 'bad.json'),
+    empty: join(dir, 'empty'),
+  };
   await writeFile(paths.raw, document);
   await writeFile(paths.base64, Buffer.from(document).toString('base64') + '\n');
   await writeFile(paths.root, nsm.rootCertificatePem);
@@ -40,7 +47,20 @@ const at = ['--at', NOW.toISOString()];
 
 test('a raw CBOR file with every policy given: exit 0, the decoded document and every check passed', async (t) => {
   const f = await files(t);
-  const { code, stdout } = await mpg(['attestation', 'verify', f.raw, '--root', f.root, '--pcrs', f.pcrs, '--nonce', NONCE.toString('hex'), '--max-age-ms', '60000', ...at]);
+  const { code, stdout } = await mpg([
+    'attestation',
+    'verify',
+    f.raw,
+    '--root',
+    f.root,
+    '--pcrs',
+    f.pcrs,
+    '--nonce',
+    NONCE.toString('hex'),
+    '--max-age-ms',
+    '60000',
+    ...at,
+  ]);
   assert.equal(code, 0, stdout);
   assert.match(stdout, /raw CBOR/);
   assert.match(stdout, new RegExp(`module_id +${f.nsm.moduleId}`));
@@ -75,11 +95,19 @@ test('a failed check: exit 1 with the reason; --json says the same', async (t) =
   assert.match(wrongNonce.stdout, /Result: NOT VERIFIED \(nonce\)/);
   const defaultRoot = await mpg(['attestation', 'verify', f.raw, '--json', ...at]);
   assert.equal(defaultRoot.code, 1);
-  const json = JSON.parse(defaultRoot.stdout) as { ok: boolean; reason: string; checks: { name: string }[]; document: { moduleId: string } };
+  const json = JSON.parse(defaultRoot.stdout) as {
+    ok: boolean;
+    reason: string;
+    checks: { name: string }[];
+    document: { moduleId: string };
+  };
   assert.equal(json.ok, false);
   assert.equal(json.reason, 'root');
   assert.equal(json.document.moduleId, f.nsm.moduleId);
-  assert.deepEqual(json.checks.map((check) => check.name), ['size', 'cose', 'algorithm', 'payload', 'root']);
+  assert.deepEqual(
+    json.checks.map((check) => check.name),
+    ['size', 'cose', 'algorithm', 'payload', 'root'],
+  );
 });
 
 test('bad options or unreadable files: exit 2', async (t) => {

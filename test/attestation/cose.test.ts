@@ -1,7 +1,15 @@
 // COSE_Sign1 structure and the exact Sig_structure bytes.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { AttestationFailure, CborTag, checkEs384, decodeCbor, encodeCbor, parseCoseSign1, sigStructure } from '../../attestation/index.js';
+import {
+  AttestationFailure,
+  CborTag,
+  checkEs384,
+  decodeCbor,
+  encodeCbor,
+  parseCoseSign1,
+  sigStructure,
+} from '../../attestation/index.js';
 
 const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString('hex');
 
@@ -33,13 +41,28 @@ test('a COSE_Sign1 parses tagged or untagged; anything else is cose_structure', 
     ['signature 64 bytes', [...array.slice(0, 3), Buffer.alloc(64)]],
   ];
   for (const [name, value] of bad) {
-    assert.throws(() => parseCoseSign1(value as never), (error: unknown) => error instanceof AttestationFailure && error.reason === 'cose_structure', name);
+    assert.throws(
+      () => parseCoseSign1(value as never),
+      (error: unknown) => error instanceof AttestationFailure && error.reason === 'cose_structure',
+      name,
+    );
   }
 });
 
 test('the protected header must be exactly {1: -35}', () => {
   checkEs384(Buffer.from('a1013822', 'hex'));
-  for (const header of ['a10126' /* ES256 */, 'a1013823' /* ES512 */, 'a0', 'a2013822026161' /* extra entry */, '', '80']) {
-    assert.throws(() => checkEs384(Buffer.from(header, 'hex')), (error: unknown) => error instanceof AttestationFailure && error.reason === 'algorithm', header);
+  for (const header of [
+    'a10126' /* ES256 */,
+    'a1013823' /* ES512 */,
+    'a0',
+    'a2013822026161' /* extra entry */,
+    '',
+    '80',
+  ]) {
+    assert.throws(
+      () => checkEs384(Buffer.from(header, 'hex')),
+      (error: unknown) => error instanceof AttestationFailure && error.reason === 'algorithm',
+      header,
+    );
   }
 });

@@ -4,7 +4,10 @@ import type { EmulatedNsm, EmulatedNsmOptions, VerificationResult, VerifyOptions
 import { createEmulatedNsm, emulatedMeasurements, verifyAttestation } from '../../attestation/index.js';
 
 export const NOW = new Date('2026-03-01T12:00:00.000Z');
-export const MEASUREMENTS = emulatedMeasurements({ kernel: [Buffer.from('kernel')], application: [Buffer.from('model-server')] });
+export const MEASUREMENTS = emulatedMeasurements({
+  kernel: [Buffer.from('kernel')],
+  application: [Buffer.from('model-server')],
+});
 export const NONCE = Buffer.from('6e6f6e63652d666f722d74657374732d30313233343536373839616263646566', 'hex');
 
 export function testNsm(options: EmulatedNsmOptions = {}): EmulatedNsm {
@@ -13,7 +16,14 @@ export function testNsm(options: EmulatedNsmOptions = {}): EmulatedNsm {
 
 /** Verifies with every policy check enabled unless an option says otherwise. */
 export function verifyWith(nsm: EmulatedNsm, document: Uint8Array, options: VerifyOptions = {}): VerificationResult {
-  return verifyAttestation(document, { trustedRoots: [nsm.rootCertificate], at: NOW, expectedPcrs: MEASUREMENTS, nonce: NONCE, maxAgeMs: 60_000, ...options });
+  return verifyAttestation(document, {
+    trustedRoots: [nsm.rootCertificate],
+    at: NOW,
+    expectedPcrs: MEASUREMENTS,
+    nonce: NONCE,
+    maxAgeMs: 60_000,
+    ...options,
+  });
 }
 
 /** A copy with the byte at `index` changed. */

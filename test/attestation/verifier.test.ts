@@ -4,7 +4,14 @@ import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { test } from 'node:test';
 import type { CborValue, VerificationResult } from '../../attestation/index.js';
-import { CborTag, FAILURE_REASONS, decodeCbor, emulatedMeasurements, encodeCbor, parseAttestationPayload } from '../../attestation/index.js';
+import {
+  CborTag,
+  FAILURE_REASONS,
+  decodeCbor,
+  emulatedMeasurements,
+  encodeCbor,
+  parseAttestationPayload,
+} from '../../attestation/index.js';
 import { NONCE, NOW, flipByte, offsetOf, testNsm, verifyWith } from './fixtures.js';
 
 const nsm = testNsm();
@@ -25,7 +32,21 @@ test('a good document passes every check, in order', () => {
   assert.equal(result.ok, true, JSON.stringify(result.checks.at(-1)));
   assert.deepEqual(
     result.checks.map((check) => `${check.name}:${check.status}`),
-    ['size', 'cose', 'algorithm', 'payload', 'root', 'chain', 'validity', 'signature', 'debug_mode', 'pcrs', 'nonce', 'freshness', 'public_key:skipped'].map((name) => (name.includes(':') ? name : `${name}:passed`)),
+    [
+      'size',
+      'cose',
+      'algorithm',
+      'payload',
+      'root',
+      'chain',
+      'validity',
+      'signature',
+      'debug_mode',
+      'pcrs',
+      'nonce',
+      'freshness',
+      'public_key:skipped',
+    ].map((name) => (name.includes(':') ? name : `${name}:passed`)),
   );
   assert.match(result.document!.moduleId, /^emulated-nsm-[0-9a-f]{16}$/);
   assert.equal(result.document!.timestamp, NOW.getTime());
@@ -77,25 +98,54 @@ test('refused: malformed CBOR (cbor): truncated, trailing bytes, garbage, malfor
   assertRefused(verifyWith(nsm, good.subarray(0, good.length - 1)), 'cbor', /truncated/);
   assertRefused(verifyWith(nsm, Buffer.concat([good, Uint8Array.of(0)])), 'cbor', /trailing/);
   assertRefused(verifyWith(nsm, Buffer.from('ff00', 'hex')), 'cbor', /unexpected break/);
-  assertRefused(verifyWith(nsm, nsm.attest({ nonce: NONCE }, { rawPayload: Uint8Array.of(0xa1, 0x61) })), 'cbor', /payload/);
+  assertRefused(
+    verifyWith(nsm, nsm.attest({ nonce: NONCE }, { rawPayload: Uint8Array.of(0xa1, 0x61) })),
+    'cbor',
+    /payload/,
+  );
 });
 
 test('refused: not a COSE_Sign1 (cose_structure)', () => {
-  const [protectedHeader, unprotected, payload, signature] = (decodeCbor(good) as CborTag).value as [CborValue, CborValue, CborValue, Uint8Array];
-  assertRefused(verifyWith(nsm, encodeCbor(new CborTag(98, [protectedHeader, unprotected, payload, signature]))), 'cose_structure', /tag 98/);
+  const [protectedHeader, unprotected, payload, signature] = (decodeCbor(good) as CborTag).value as [
+    CborValue,
+    CborValue,
+    CborValue,
+    Uint8Array,
+  ];
+  assertRefused(
+    verifyWith(nsm, encodeCbor(new CborTag(98, [protectedHeader, unprotected, payload, signature]))),
+    'cose_structure',
+    /tag 98/,
+  );
   assertRefused(verifyWith(nsm, encodeCbor([protectedHeader, unprotected, payload])), 'cose_structure');
-  assertRefused(verifyWith(nsm, encodeCbor(new CborTag(18, [protectedHeader, unprotected, payload, signature.subarray(0, 64)]))), 'cose_structure', /64 bytes/);
+  assertRefused(
+    verifyWith(nsm, encodeCbor(new CborTag(18, [protectedHeader, unprotected, payload, signature.subarray(0, 64)]))),
+    'cose_structure',
+    /64 bytes/,
+  );
 });
 
 test('refused: wrong algorithm (algorithm)', () => {
-  assertRefused(verifyWith(nsm, nsm.attest({ nonce: NONCE }, { protectedHeader: encodeCbor(new Map([[1, -7]])) })), 'algorithm', /-7/);
-  assertRefused(verifyWith(nsm, nsm.attest({ nonce: NONCE }, { protectedHeader: encodeCbor(new Map()) })), 'algorithm', /missing/);
+  assertRefused(
+    verifyWith(nsm, nsm.attest({ nonce: NONCE }, { protectedHeader: encodeCbor(new Map([[1, -7]])) })),
+    'algorithm',
+    /-7/,
+  );
+  assertRefused(
+    verifyWith(nsm, nsm.attest({ nonce: NONCE }, { protectedHeader: encodeCbor(new Map()) })),
+    'algorithm',
+    /missing/,
+  );
 });
 
 const REQUIRED = ['module_id', 'digest', 'timestamp', 'pcrs', 'certificate', 'cabundle'];
 for (const field of REQUIRED) {
   test(`refused: payload without ${field} (payload_field)`, () => {
-    assertRefused(verifyWith(nsm, nsm.attest({ nonce: NONCE }, { payload: { [field]: undefined } })), 'payload_field', new RegExp(`${field} is missing`));
+    assertRefused(
+      verifyWith(nsm, nsm.attest({ nonce: NONCE }, { payload: { [field]: undefined } })),
+      'payload_field',
+      new RegExp(`${field} is missing`),
+    );
   });
 }
 
@@ -130,7 +180,11 @@ const WRONG_TYPES: [string, unknown, RegExp][] = [
 ];
 for (const [field, value, detail] of WRONG_TYPES) {
   test(`refused: ${field} = ${Buffer.isBuffer(value) ? `${value.length} bytes` : JSON.stringify(value, (_key, item: unknown) => (item instanceof Map ? `Map(${item.size})` : item))} (payload_field)`, () => {
-    assertRefused(verifyWith(nsm, nsm.attest({ nonce: NONCE }, { payload: { [field]: value as never } })), 'payload_field', detail);
+    assertRefused(
+      verifyWith(nsm, nsm.attest({ nonce: NONCE }, { payload: { [field]: value as never } })),
+      'payload_field',
+      detail,
+    );
   });
 }
 
@@ -153,7 +207,7 @@ test('refused: a flipped byte in the intermediate certificate (chain)', () => {
   assertRefused(verifyWith(nsm, flipByte(good, intermediate + nsm.intermediateCertificate.length - 2)), 'chain');
 });
 
-test('refused: signed by a key other than the leaf certificate\'s (signature)', () => {
+test("refused: signed by a key other than the leaf certificate's (signature)", () => {
   const stranger = generateKeyPairSync('ec', { namedCurve: 'secp384r1' }).privateKey;
   assertRefused(verifyWith(nsm, nsm.attest({ nonce: NONCE }, { signingKey: stranger })), 'signature');
 });
@@ -165,10 +219,27 @@ test('refused: a root that is not trusted (root), including the AWS root by defa
 });
 
 test('refused: broken chain order (root, chain)', () => {
-  assertRefused(verifyWith(nsm, nsm.attest({ nonce: NONCE }, { payload: { cabundle: [nsm.intermediateCertificate, nsm.rootCertificate] } })), 'root');
-  assertRefused(verifyWith(nsm, nsm.attest({ nonce: NONCE }, { payload: { cabundle: [nsm.rootCertificate] } })), 'chain', /certificate is not issued by cabundle\[0\]/);
+  assertRefused(
+    verifyWith(
+      nsm,
+      nsm.attest({ nonce: NONCE }, { payload: { cabundle: [nsm.intermediateCertificate, nsm.rootCertificate] } }),
+    ),
+    'root',
+  );
+  assertRefused(
+    verifyWith(nsm, nsm.attest({ nonce: NONCE }, { payload: { cabundle: [nsm.rootCertificate] } })),
+    'chain',
+    /certificate is not issued by cabundle\[0\]/,
+  );
   const other = testNsm();
-  assertRefused(verifyWith(nsm, nsm.attest({ nonce: NONCE }, { payload: { cabundle: [nsm.rootCertificate, other.intermediateCertificate] } })), 'chain', /cabundle\[1\]/);
+  assertRefused(
+    verifyWith(
+      nsm,
+      nsm.attest({ nonce: NONCE }, { payload: { cabundle: [nsm.rootCertificate, other.intermediateCertificate] } }),
+    ),
+    'chain',
+    /cabundle\[1\]/,
+  );
 });
 
 test('refused: more CA certificates than a pathLenConstraint allows (chain)', () => {
@@ -177,22 +248,41 @@ test('refused: more CA certificates than a pathLenConstraint allows (chain)', ()
 });
 
 test('refused: a leaf certificate that is a CA, or a CA used as the leaf (chain)', () => {
-  assertRefused(verifyWith(nsm, nsm.attest({ nonce: NONCE }, { payload: { certificate: nsm.intermediateCertificate, cabundle: [nsm.rootCertificate] } })), 'chain', /leaf certificate is a CA/);
+  assertRefused(
+    verifyWith(
+      nsm,
+      nsm.attest(
+        { nonce: NONCE },
+        { payload: { certificate: nsm.intermediateCertificate, cabundle: [nsm.rootCertificate] } },
+      ),
+    ),
+    'chain',
+    /leaf certificate is a CA/,
+  );
 });
 
 test('refused: an expired leaf (validity)', () => {
-  const expired = testNsm({ leafNotBefore: new Date(NOW.getTime() - 7200_000), leafNotAfter: new Date(NOW.getTime() - 1000) });
+  const expired = testNsm({
+    leafNotBefore: new Date(NOW.getTime() - 7200_000),
+    leafNotAfter: new Date(NOW.getTime() - 1000),
+  });
   assertRefused(verifyWith(expired, expired.attest({ nonce: NONCE })), 'validity', /certificate expired at/);
 });
 
 test('refused: a leaf not yet valid (validity)', () => {
-  const early = testNsm({ leafNotBefore: new Date(NOW.getTime() + 60_000), leafNotAfter: new Date(NOW.getTime() + 7200_000) });
+  const early = testNsm({
+    leafNotBefore: new Date(NOW.getTime() + 60_000),
+    leafNotAfter: new Date(NOW.getTime() + 7200_000),
+  });
   assertRefused(verifyWith(early, early.attest({ nonce: NONCE })), 'validity', /not valid before/);
 });
 
 test('re-verifying a recorded document at its own time passes; much later it is refused (validity)', () => {
   assert.equal(verifyWith(nsm, good, { at: NOW, maxAgeMs: undefined }).ok, true);
-  assertRefused(verifyWith(nsm, good, { at: new Date(NOW.getTime() + 400 * 86_400_000), maxAgeMs: undefined }), 'validity');
+  assertRefused(
+    verifyWith(nsm, good, { at: new Date(NOW.getTime() + 400 * 86_400_000), maxAgeMs: undefined }),
+    'validity',
+  );
 });
 
 test('refused: PCR mismatch (pcr_mismatch)', () => {
@@ -223,7 +313,25 @@ test('refused: public_key required but absent (public_key_missing)', () => {
 });
 
 test('every reason is produced by some check and the set is what the README documents', () => {
-  assert.deepEqual([...FAILURE_REASONS], ['too_large', 'cbor', 'cose_structure', 'algorithm', 'payload_field', 'root', 'chain', 'validity', 'signature', 'pcr_mismatch', 'debug_mode', 'nonce', 'stale', 'public_key_missing']);
+  assert.deepEqual(
+    [...FAILURE_REASONS],
+    [
+      'too_large',
+      'cbor',
+      'cose_structure',
+      'algorithm',
+      'payload_field',
+      'root',
+      'chain',
+      'validity',
+      'signature',
+      'pcr_mismatch',
+      'debug_mode',
+      'nonce',
+      'stale',
+      'public_key_missing',
+    ],
+  );
 });
 
 test('debug mode allowed with pinned measurements: accepted, and the pins are reported as not checked, since zeros measure nothing', () => {

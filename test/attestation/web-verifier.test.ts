@@ -6,10 +6,18 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { AWS_NITRO_ROOT_G1_PEM, AWS_NITRO_ROOT_G1_SHA256, TrustedRootError, loadWebTrustedRoots, verifyAttestation, verifyAttestationWeb } from '../../attestation/index.js';
+import {
+  AWS_NITRO_ROOT_G1_PEM,
+  AWS_NITRO_ROOT_G1_SHA256,
+  TrustedRootError,
+  loadWebTrustedRoots,
+  verifyAttestation,
+  verifyAttestationWeb,
+} from '../../attestation/index.js';
 import { GENUINE, GENUINE_AT, documentCases, nodeOptions, webOptions } from './bad-documents.js';
 
-const summary = (checks: readonly { name: string; status: string; reason?: string }[]) => checks.map((check) => `${check.name}:${check.status}${check.reason ? `:${check.reason}` : ''}`);
+const summary = (checks: readonly { name: string; status: string; reason?: string }[]) =>
+  checks.map((check) => `${check.name}:${check.status}${check.reason ? `:${check.reason}` : ''}`);
 
 for (const documentCase of documentCases()) {
   test(`WebCrypto and node:crypto agree: ${documentCase.name} (${documentCase.reason ?? 'accepted'})`, async () => {
@@ -30,7 +38,7 @@ test('the genuine AWS document: every check passes under the pinned AWS root, wh
   assert.equal(web.document?.cabundle.length, 4);
 });
 
-test('trusted roots that are not certificates are the caller\'s error, not a refusal', async () => {
+test("trusted roots that are not certificates are the caller's error, not a refusal", async () => {
   await assert.rejects(loadWebTrustedRoots(['not a certificate']), TrustedRootError);
   await assert.rejects(loadWebTrustedRoots([AWS_NITRO_ROOT_G1_PEM.replace('MIIC', 'MIIX')]), TrustedRootError);
   await assert.rejects(verifyAttestationWeb(GENUINE, { maxAgeMs: -1 }), RangeError);
@@ -45,7 +53,8 @@ test('the browser-safe door reaches no node: module and no Buffer', () => {
     // Comments may say "no Buffer"; code may not use it.
     const source = readFileSync(file, 'utf8').replace(/\/\*[\s\S]*?\*\/|^\s*\/\/.*$/gm, '');
     assert.doesNotMatch(source, /from ['"]node:|import\(['"]node:|\bBuffer\b/, `${file} is not browser-safe`);
-    for (const match of source.matchAll(/(?:from|import)\s*\(?\s*['"](\.[^'"]+)['"]/g)) visit(join(dirname(file), match[1]!));
+    for (const match of source.matchAll(/(?:from|import)\s*\(?\s*['"](\.[^'"]+)['"]/g))
+      visit(join(dirname(file), match[1]!));
   };
   visit(join(root, 'web.js'));
   assert.ok(seen.size >= 10, `only ${seen.size} files reached`);

@@ -5,8 +5,20 @@ import { test } from 'node:test';
 import { analyseFault, countOutcomes } from '../../bench/fault-timeline.js';
 import type { PacedAnswer } from '../../loadtest/index.js';
 
-const ok = (route: 'public' | 'secure', scheduledAt: number, answeredAt = scheduledAt + 50): PacedAnswer => ({ route, scheduledAt, answeredAt, verdict: 'ok', status: 200 });
-const refused = (route: 'public' | 'secure', scheduledAt: number, status: number, code?: string, answeredAt = scheduledAt + 5): PacedAnswer => ({
+const ok = (route: 'public' | 'secure', scheduledAt: number, answeredAt = scheduledAt + 50): PacedAnswer => ({
+  route,
+  scheduledAt,
+  answeredAt,
+  verdict: 'ok',
+  status: 200,
+});
+const refused = (
+  route: 'public' | 'secure',
+  scheduledAt: number,
+  status: number,
+  code?: string,
+  answeredAt = scheduledAt + 5,
+): PacedAnswer => ({
   route,
   scheduledAt,
   answeredAt,
@@ -14,7 +26,12 @@ const refused = (route: 'public' | 'secure', scheduledAt: number, status: number
   status,
   ...(code ? { code } : {}),
 });
-const broken = (route: 'public' | 'secure', scheduledAt: number, errorCode: string, answeredAt = scheduledAt + 5): PacedAnswer => ({ route, scheduledAt, answeredAt, verdict: 'error', errorCode });
+const broken = (
+  route: 'public' | 'secure',
+  scheduledAt: number,
+  errorCode: string,
+  answeredAt = scheduledAt + 5,
+): PacedAnswer => ({ route, scheduledAt, answeredAt, verdict: 'error', errorCode });
 
 test('an enclave death: in-flight requests lost, then coded 503s, then recovery; the public route counted apart', () => {
   const killedAt = 10_000;
@@ -48,7 +65,17 @@ test('an enclave death: in-flight requests lost, then coded 503s, then recovery;
     lost: 5,
     lostUncoded: 2,
   });
-  assert.deepEqual(figures.routes.public, { answered: 2, ok: 1, coded503: 0, coded503ByCode: {}, otherCoded: {}, uncoded: 1, transport: {}, lost: 1, lostUncoded: 1 });
+  assert.deepEqual(figures.routes.public, {
+    answered: 2,
+    ok: 1,
+    coded503: 0,
+    coded503ByCode: {},
+    otherCoded: {},
+    uncoded: 1,
+    transport: {},
+    lost: 1,
+    lostUncoded: 1,
+  });
 });
 
 test('no failure seen: recovery 0 and no first failure; never recovered: null', () => {

@@ -26,58 +26,108 @@ async function run(t: TestContext, args: string[]) {
   return { code, stdout: child.stdout(), stderr: child.stderr() };
 }
 
-test('mpg client predict against the emulated enclave: the plaintext predictions, what was verified, and the refusals', { timeout: 240_000 }, async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'mpg-client-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
-  const socket = join(dir, 'enclave.sock');
-  const rootFile = join(dir, 'nsm-root.pem');
-  const pins = join(dir, 'pcrs.json');
-  await writeMeasurementsFile(pins, emulatedImageMeasurements({ modelPath: await testModelPath() }));
-  const enclave = await startEmulatedEnclave({ socketPath: socket, nsmRootFile: rootFile, modelServerArgs: [...ENCLAVE_ARGS, '--ohttp-key-id', '42'] });
-  t.after(() => enclave.stop());
-  await enclave.ready;
-  const gateway = await startTestSecureGateway(t, { socketPath: socket });
-  const images = [join(dir, 'one.jpg'), join(dir, 'two.png')];
-  await writeFile(images[0]!, await sampleImage());
-  await writeFile(images[1]!, await sampleImage({ seed: 2, format: 'png' }));
+test(
+  'mpg client predict against the emulated enclave: the plaintext predictions, what was verified, and the refusals',
+  { timeout: 240_000 },
+  async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'mpg-client-'));
+    t.after(() => rm(dir, { recursive: true, force: true }));
+    const socket = join(dir, 'enclave.sock');
+    const rootFile = join(dir, 'nsm-root.pem');
+    const pins = join(dir, 'pcrs.json');
+    await writeMeasurementsFile(pins, emulatedImageMeasurements({ modelPath: await testModelPath() }));
+    const enclave = await startEmulatedEnclave({
+      socketPath: socket,
+      nsmRootFile: rootFile,
+      modelServerArgs: [...ENCLAVE_ARGS, '--ohttp-key-id', '42'],
+    });
+    t.after(() => enclave.stop());
+    await enclave.ready;
+    const gateway = await startTestSecureGateway(t, { socketPath: socket });
+    const images = [join(dir, 'one.jpg'), join(dir, 'two.png')];
+    await writeFile(images[0]!, await sampleImage());
+    await writeFile(images[1]!, await sampleImage({ seed: 2, format: 'png' }));
 
-  // The enclave's own answer in plaintext, straight through its socket (what the public route would give).
-  const agent = new Agent({ connect: { socketPath: socket } });
-  t.after(() => agent.close());
-  const plain = await request('http://enclave/predict?topk=3', { method: 'POST', headers: { 'content-type': 'image/png' }, body: await readFile(images[1]!), dispatcher: agent });
-  const expected = ((await plain.body.json()) as { predictions: { topk: { label: string; score: number }[] }[] }).predictions[0]!.topk;
+    // The enclave's own answer in plaintext, straight through its socket (what the public route would give).
+    const agent = new Agent({ connect: { socketPath: socket } });
+    t.after(() => agent.close());
+    const plain = await request('http://enclave/predict?topk=3', {
+      method: 'POST',
+      headers: { 'content-type': 'image/png' },
+      body: await readFile(images[1]!),
+      dispatcher: agent,
+    });
+    const expected = ((await plain.body.json()) as { predictions: { topk: { label: string; score: number }[] }[] })
+      .predictions[0]!.topk;
 
-  const ok = await run(t, ['--gateway', gateway.url, '--pcrs', pins, '--insecure-trust-emulated-nsm-root', rootFile, '--topk', '3', ...images]);
-  assert.equal(ok.code, 0, ok.stderr);
-  assert.match(ok.stderr, /INSECURE: trusting the emulated NSM root/);
-  assert.match(ok.stdout, /Verified enclave \(EMULATED root: INSECURE/);
-  assert.match(ok.stdout, /key id\s+42/);
-  const pinned = JSON.parse(await readFile(pins, 'utf8')) as { Measurements: Record<string, string> };
-  assert.ok(ok.stdout.includes(`PCR0         ${pinned.Measurements.PCR0}`));
-  const second = ok.stdout.slice(ok.stdout.indexOf(images[1]!));
-  for (const { label, score } of expected) assert.ok(second.includes(`${score.toFixed(4)}  ${label}`), `${label} in\n${second}`);
+    const ok = await run(t, [
+      '--gateway',
+      gateway.url,
+      '--pcrs',
+      pins,
+      '--insecure-trust-emulated-nsm-root',
+      rootFile,
+      '--topk',
+      '3',
+      ...images,
+    ]);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match(ok.stderr, /INSECURE: trusting the emulated NSM root/);
+    assert.match(ok.stdout, /Verified enclave \(EMULATED root: INSECURE/);
+    assert.match(ok.stdout, /key id\s+42/);
+    const pinned = JSON.parse(await readFile(pins, 'utf8')) as { Measurements: Record<string, string> };
+    assert.ok(ok.stdout.includes(`PCR0         ${pinned.Measurements.PCR0}`));
+    const second = ok.stdout.slice(ok.stdout.indexOf(images[1]!));
+    for (const { label, score } of expected)
+      assert.ok(second.includes(`${score.toFixed(4)}  ${label}`), `${label} in\n${second}`);
 
-  const json = await run(t, ['--gateway', gateway.url, '--pcrs', pins, '--insecure-trust-emulated-nsm-root', rootFile, '--json', images[0]!]);
-  assert.equal(json.code, 0);
-  const printed = JSON.parse(json.stdout) as { status: number; verified: { keyId: number; emulated: boolean } };
-  assert.deepEqual([printed.status, printed.verified.keyId, printed.verified.emulated], [200, 42, true]);
+    const json = await run(t, [
+      '--gateway',
+      gateway.url,
+      '--pcrs',
+      pins,
+      '--insecure-trust-emulated-nsm-root',
+      rootFile,
+      '--json',
+      images[0]!,
+    ]);
+    assert.equal(json.code, 0);
+    const printed = JSON.parse(json.stdout) as { status: number; verified: { keyId: number; emulated: boolean } };
+    assert.deepEqual([printed.status, printed.verified.keyId, printed.verified.emulated], [200, 42, true]);
 
-  // The SDK in this process, through the real relay: the same answer.
-  const client = createSecureClient({ gatewayUrl: gateway.url, pcrs: await readFile(pins, 'utf8'), insecureTrustEmulatedNsmRoot: await readFile(rootFile, 'utf8'), maxKeyAgeMs: 60_000 });
-  const answer = await client.predict(await readFile(images[1]!), 'image/png', { topk: 3 });
-  assert.deepEqual((answer.json as { predictions: { topk: unknown }[] }).predictions[0]!.topk, expected);
+    // The SDK in this process, through the real relay: the same answer.
+    const client = createSecureClient({
+      gatewayUrl: gateway.url,
+      pcrs: await readFile(pins, 'utf8'),
+      insecureTrustEmulatedNsmRoot: await readFile(rootFile, 'utf8'),
+      maxKeyAgeMs: 60_000,
+    });
+    const answer = await client.predict(await readFile(images[1]!), 'image/png', { topk: 3 });
+    assert.deepEqual((answer.json as { predictions: { topk: unknown }[] }).predictions[0]!.topk, expected);
 
-  const before = gateway.counts.predict;
-  const otherPins = join(dir, 'other.json');
-  await writeMeasurementsFile(otherPins, emulatedMeasurements({ application: [Buffer.from('another model server')] }));
-  const wrong = await run(t, ['--gateway', gateway.url, '--pcrs', otherPins, '--insecure-trust-emulated-nsm-root', rootFile, images[0]!]);
-  assert.equal(wrong.code, 1);
-  assert.match(wrong.stderr, /REFUSED \(attestation-failed: pcr_mismatch\)/);
-  const untrusted = await run(t, ['--gateway', gateway.url, '--pcrs', pins, images[0]!]);
-  assert.equal(untrusted.code, 1);
-  assert.match(untrusted.stderr, /REFUSED \(attestation-failed: root\)/);
-  assert.equal(gateway.counts.predict, before);
-});
+    const before = gateway.counts.predict;
+    const otherPins = join(dir, 'other.json');
+    await writeMeasurementsFile(
+      otherPins,
+      emulatedMeasurements({ application: [Buffer.from('another model server')] }),
+    );
+    const wrong = await run(t, [
+      '--gateway',
+      gateway.url,
+      '--pcrs',
+      otherPins,
+      '--insecure-trust-emulated-nsm-root',
+      rootFile,
+      images[0]!,
+    ]);
+    assert.equal(wrong.code, 1);
+    assert.match(wrong.stderr, /REFUSED \(attestation-failed: pcr_mismatch\)/);
+    const untrusted = await run(t, ['--gateway', gateway.url, '--pcrs', pins, images[0]!]);
+    assert.equal(untrusted.code, 1);
+    assert.match(untrusted.stderr, /REFUSED \(attestation-failed: root\)/);
+    assert.equal(gateway.counts.predict, before);
+  },
+);
 
 test('mpg client predict checks its options before fetching anything', async (t) => {
   const missingPins = await run(t, ['--gateway', 'http://127.0.0.1:1', 'image.jpg']);

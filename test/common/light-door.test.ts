@@ -18,7 +18,8 @@ function staticallyLoaded(file: string, seen = new Set<string>()): Set<string> {
   seen.add(file);
   for (const match of readFileSync(file, 'utf8').matchAll(STATIC_IMPORT)) {
     const specifier = match[1] ?? match[2]!;
-    if (specifier.startsWith('.')) for (const name of staticallyLoaded(join(dirname(file), specifier), seen)) packages.add(name);
+    if (specifier.startsWith('.'))
+      for (const name of staticallyLoaded(join(dirname(file), specifier), seen)) packages.add(name);
     else packages.add(specifier);
   }
   return packages;
@@ -27,5 +28,8 @@ function staticallyLoaded(file: string, seen = new Set<string>()): Set<string> {
 test('importing common/ loads node: modules only, no npm package', () => {
   const loaded = [...staticallyLoaded(COMMON_DOOR)];
   assert.ok(loaded.includes('node:fs'), 'the walk follows the re-exports');
-  assert.deepEqual(loaded.filter((name) => !name.startsWith('node:')), []);
+  assert.deepEqual(
+    loaded.filter((name) => !name.startsWith('node:')),
+    [],
+  );
 });

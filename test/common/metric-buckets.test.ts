@@ -14,5 +14,14 @@ test('duration buckets end at the longest request, with coarse steps past the fi
 });
 
 test('status class: 2xx, 4xx, 5xx', () => {
-  assert.deepEqual([200, 204, 400, 431, 499, 500, 503, 504].map(statusClass), ['2xx', '2xx', '4xx', '4xx', '4xx', '5xx', '5xx', '5xx']);
+  assert.deepEqual([200, 204, 400, 431, 499, 500, 503, 504].map(statusClass), [
+    '2xx',
+    '2xx',
+    '4xx',
+    '4xx',
+    '4xx',
+    '5xx',
+    '5xx',
+    '5xx',
+  ]);
 });

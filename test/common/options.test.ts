@@ -56,8 +56,14 @@ test('repeatable options collect every occurrence; their env twin is comma-separ
 });
 
 test('errors name the option, the range and the unit', () => {
-  assert.throws(() => parseCommandLine(specs, ['--bogus'], {}), (error: unknown) => error instanceof OptionError && /unknown option --bogus/.test(error.message));
-  assert.throws(() => parseCommandLine(specs, ['--max-batch', '65'], {}), /--max-batch must be an integer from 1 to 64 \(images\), got "65"/);
+  assert.throws(
+    () => parseCommandLine(specs, ['--bogus'], {}),
+    (error: unknown) => error instanceof OptionError && /unknown option --bogus/.test(error.message),
+  );
+  assert.throws(
+    () => parseCommandLine(specs, ['--max-batch', '65'], {}),
+    /--max-batch must be an integer from 1 to 64 \(images\), got "65"/,
+  );
   assert.throws(() => parseCommandLine(specs, ['--max-batch', '1.5'], {}), /got "1.5"/);
   assert.throws(() => parseCommandLine(specs, ['--max-batch'], {}), /--max-batch needs a value/);
   assert.throws(() => parseCommandLine(specs, ['--mode', 'c'], {}), /--mode must be one of a, b, got "c"/);
@@ -141,7 +147,9 @@ test('file: a list option takes an array; a flag or the environment replaces it,
   assert.deepEqual(parseWithFile(['--config', path]).upstream, ['http://a:1', 'unix:/run/x.sock']);
   assert.deepEqual(parseWithFile(['--config', path], { MPG_UPSTREAM: 'http://e:1' }).upstream, ['http://e:1']);
   assert.deepEqual(
-    parseWithFile(['--config', path, '--upstream', 'http://f:1', '--upstream', 'http://g:1'], { MPG_UPSTREAM: 'http://e:1' }).upstream,
+    parseWithFile(['--config', path, '--upstream', 'http://f:1', '--upstream', 'http://g:1'], {
+      MPG_UPSTREAM: 'http://e:1',
+    }).upstream,
     ['http://f:1', 'http://g:1'],
   );
   assert.deepEqual(parseWithFile(['--config', configFile(t, { upstream: [] })]).upstream, []);
@@ -157,19 +165,34 @@ test('file: a key for an option without an environment twin still works', (t) =>
 
 test('file: an invalid value names the file and the key, the range and the unit', (t) => {
   const path = configFile(t, { maxBatch: 0 });
-  throwsOption(() => parseWithFile(['--config', path]), `${path}: "maxBatch" must be an integer from 1 to 64 (images), got "0"`);
+  throwsOption(
+    () => parseWithFile(['--config', path]),
+    `${path}: "maxBatch" must be an integer from 1 to 64 (images), got "0"`,
+  );
   // Every key is checked, even one a flag overrides.
-  throwsOption(() => parseWithFile(['--config', path, '--max-batch', '4']), `${path}: "maxBatch" must be an integer from 1 to 64 (images), got "0"`);
+  throwsOption(
+    () => parseWithFile(['--config', path, '--max-batch', '4']),
+    `${path}: "maxBatch" must be an integer from 1 to 64 (images), got "0"`,
+  );
   const badMode = configFile(t, { mode: 'c' });
   throwsOption(() => parseWithFile(['--config', badMode]), `${badMode}: "mode" must be one of a, b, got "c"`);
   const fraction = configFile(t, { maxBatch: 1.5 });
-  throwsOption(() => parseWithFile(['--config', fraction]), `${fraction}: "maxBatch" must be an integer from 1 to 64 (images), got "1.5"`);
+  throwsOption(
+    () => parseWithFile(['--config', fraction]),
+    `${fraction}: "maxBatch" must be an integer from 1 to 64 (images), got "1.5"`,
+  );
   const emptyItem = configFile(t, { upstream: ['ok'], host: '' });
   throwsOption(() => parseWithFile(['--config', emptyItem]), `${emptyItem}: "host" must not be empty`);
   const nested = configFile(t, { upstream: ['ok', { url: 'x' }] });
-  throwsOption(() => parseWithFile(['--config', nested]), `${nested}: "upstream"[1] must be a string, number or boolean, got an object`);
+  throwsOption(
+    () => parseWithFile(['--config', nested]),
+    `${nested}: "upstream"[1] must be a string, number or boolean, got an object`,
+  );
   const nullValue = configFile(t, { host: null });
-  throwsOption(() => parseWithFile(['--config', nullValue]), `${nullValue}: "host" must be a string, number or boolean, got null`);
+  throwsOption(
+    () => parseWithFile(['--config', nullValue]),
+    `${nullValue}: "host" must be a string, number or boolean, got null`,
+  );
 });
 
 test('file: an array for an option that is not repeatable is an error', (t) => {
@@ -187,18 +210,30 @@ test('file: unknown keys are errors listing the known keys', (t) => {
 
 test('file: the file option inside the file is an error', (t) => {
   const path = configFile(t, { config: 'other.json' });
-  throwsOption(() => parseWithFile(['--config', path]), `${path}: "config" cannot be set inside the configuration file; use --config or MPG_CONFIG`);
+  throwsOption(
+    () => parseWithFile(['--config', path]),
+    `${path}: "config" cannot be set inside the configuration file; use --config or MPG_CONFIG`,
+  );
 });
 
 test('file: a missing or unreadable file names the path and where it came from', (t) => {
   const directory = mkdtempSync(join(tmpdir(), 'mpg-options-'));
   t.after(() => rmSync(directory, { recursive: true, force: true }));
   const missing = join(directory, 'missing.json');
-  throwsOption(() => parseWithFile(['--config', missing]), `cannot read configuration file ${missing} (from --config): no such file`);
-  throwsOption(() => parseWithFile([], { MPG_CONFIG: missing }), `cannot read configuration file ${missing} (from MPG_CONFIG): no such file`);
+  throwsOption(
+    () => parseWithFile(['--config', missing]),
+    `cannot read configuration file ${missing} (from --config): no such file`,
+  );
+  throwsOption(
+    () => parseWithFile([], { MPG_CONFIG: missing }),
+    `cannot read configuration file ${missing} (from MPG_CONFIG): no such file`,
+  );
   const folder = join(directory, 'folder.json');
   mkdirSync(folder);
-  throwsOption(() => parseWithFile(['--config', folder]), `cannot read configuration file ${folder} (from --config): it is a directory`);
+  throwsOption(
+    () => parseWithFile(['--config', folder]),
+    `cannot read configuration file ${folder} (from --config): it is a directory`,
+  );
   throwsOption(() => parseWithFile(['--config', '']), '--config must not be empty');
 });
 
@@ -206,10 +241,16 @@ test('file: invalid JSON or a document that is not an object names the path', (t
   const broken = configFile(t, '{"host": ');
   assert.throws(
     () => parseWithFile(['--config', broken]),
-    (error: unknown) => error instanceof OptionError && error.message.startsWith(`${broken}: not valid JSON: `) && error.cause instanceof SyntaxError,
+    (error: unknown) =>
+      error instanceof OptionError &&
+      error.message.startsWith(`${broken}: not valid JSON: `) &&
+      error.cause instanceof SyntaxError,
   );
   const array = configFile(t, '[1, 2]');
-  throwsOption(() => parseWithFile(['--config', array]), `${array}: must be a JSON object keyed by option name, got an array`);
+  throwsOption(
+    () => parseWithFile(['--config', array]),
+    `${array}: must be a JSON object keyed by option name, got an array`,
+  );
   // A byte-order mark, as some editors write, is not an error.
   assert.equal(parseWithFile(['--config', configFile(t, '\uFEFF{"host": "bom"}')]).host, 'bom');
 });
@@ -220,5 +261,8 @@ test('file: without fileOption nothing is read and parseConfiguration parses lik
   assert.equal(options.host, '127.0.0.1');
   assert.equal(options.config, path);
   assert.deepEqual(positionals, ['one']);
-  assert.throws(() => parseConfiguration(fileSpecs, ['one', 'two'], {}, { fileOption: 'config', maxPositionals: 1 }), /unexpected argument "two"/);
+  assert.throws(
+    () => parseConfiguration(fileSpecs, ['one', 'two'], {}, { fileOption: 'config', maxPositionals: 1 }),
+    /unexpected argument "two"/,
+  );
 });

@@ -27,13 +27,29 @@ test('docker/Dockerfile: Node 24 LTS by default, and nothing the classic builder
   assert.doesNotMatch(dockerfile, /^# ?syntax=/m, 'a syntax line pulls an image');
   assert.doesNotMatch(dockerfile, /COPY --link|<</, 'COPY --link and heredocs need BuildKit');
   assert.doesNotMatch(dockerfile, /RUN --mount/, 'RUN --mount needs BuildKit');
-  assert.deepEqual([...stages(dockerfile).keys()], ['build', 'gateway-modules', 'runtime', 'gateway', 'model', 'model-server-modules', 'model-server', 'nsm-helper', 'enclave']);
+  assert.deepEqual(
+    [...stages(dockerfile).keys()],
+    [
+      'build',
+      'gateway-modules',
+      'runtime',
+      'gateway',
+      'model',
+      'model-server-modules',
+      'model-server',
+      'nsm-helper',
+      'enclave',
+    ],
+  );
 });
 
 test('docker/Dockerfile: the model-server and gateway stages run as a non-root user under tini, with a HEALTHCHECK on /readyz without curl', () => {
   const byName = stages(dockerfile);
   assert.match(byName.get('runtime')!, /apt-get install -y --no-install-recommends tini/);
-  for (const [name, command] of [['model-server', 'model-server'], ['gateway', 'gateway']] as const) {
+  for (const [name, command] of [
+    ['model-server', 'model-server'],
+    ['gateway', 'gateway'],
+  ] as const) {
     const stage = byName.get(name)!;
     assert.match(stage, /^FROM runtime AS /m, name);
     assert.match(stage, /^USER 1000:1000$/m, name);
@@ -52,7 +68,11 @@ test('docker/Dockerfile: the model-server and gateway stages run as a non-root u
 });
 
 test('docker/compose.yaml: both services from docker/Dockerfile, the secure route on the relay socket bind-mounted from MPG_ENCLAVE_SOCKET_DIR', () => {
-  assert.doesNotMatch(compose, /^version:/m, 'the Compose specification needs no version; v1 1.27+ and v2 both read it');
+  assert.doesNotMatch(
+    compose,
+    /^version:/m,
+    'the Compose specification needs no version; v1 1.27+ and v2 both read it',
+  );
   for (const target of ['model-server', 'gateway']) {
     assert.match(compose, new RegExp(`dockerfile: docker/Dockerfile\\n\\s+target: ${target}\\n`), target);
   }

@@ -19,7 +19,11 @@ const dashboard = JSON.parse(readFileSync(`${DEPLOY}grafana/dashboards/mpg-gatew
 
 // prom-client's default Node.js metrics are gauges whose names end in _total; they are its names,
 // not ours, and every prom-client user exports them so.
-const PROM_CLIENT_GAUGES_NAMED_TOTAL = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
+const PROM_CLIENT_GAUGES_NAMED_TOTAL = [
+  'nodejs_active_handles_total',
+  'nodejs_active_requests_total',
+  'nodejs_active_resources_total',
+];
 // Labels Prometheus adds at scrape time (scrape.yml), and the histogram bucket bound.
 const TARGET_LABELS = ['job', 'instance', 'component', 'privacy_route', 'le'];
 
@@ -57,15 +61,21 @@ interface Dashboard {
 /** Each metric the code can export, with its label names (histograms under all three series). */
 async function exportedSeries(): Promise<Map<string, Set<string>>> {
   const series = new Map<string, Set<string>>();
-  for (const registry of [createGatewayMetrics(new Registry()).registry, createModelServerMetrics(new Registry()).registry]) {
+  for (const registry of [
+    createGatewayMetrics(new Registry()).registry,
+    createModelServerMetrics(new Registry()).registry,
+  ]) {
     const text = await registry.metrics();
     for (const metric of registry.getMetricsAsArray()) {
       const declared = 'labelNames' in metric && Array.isArray(metric.labelNames) ? metric.labelNames.map(String) : [];
       // Default metrics declare none; their labels are in the samples they collect.
       const type = new RegExp(`^# TYPE ${metric.name} (\\w+)$`, 'm').exec(text)?.[1];
-      const names = type === 'histogram' ? ['_bucket', '_sum', '_count'].map((suffix) => metric.name + suffix) : [metric.name];
+      const names =
+        type === 'histogram' ? ['_bucket', '_sum', '_count'].map((suffix) => metric.name + suffix) : [metric.name];
       for (const name of names) {
-        const sampled = [...text.matchAll(new RegExp(`^${name}\\{([^}]*)\\}`, 'gm'))].flatMap((sample) => [...sample[1]!.matchAll(/(\w+)="/g)].map((label) => label[1]!));
+        const sampled = [...text.matchAll(new RegExp(`^${name}\\{([^}]*)\\}`, 'gm'))].flatMap((sample) =>
+          [...sample[1]!.matchAll(/(\w+)="/g)].map((label) => label[1]!),
+        );
         series.set(name, new Set([...declared, ...sampled]));
       }
     }
@@ -105,7 +115,12 @@ function selectors(expr: string): { name: string; labels: string[] }[] {
 
 /** Labels named in `by (...)`/`on (...)` clauses. */
 function groupingLabels(expr: string): string[] {
-  return [...expr.matchAll(/\b(?:by|on|without|ignoring)\s*\(([^)]*)\)/g)].flatMap((match) => match[1]!.split(',').map((label) => label.trim()).filter(Boolean));
+  return [...expr.matchAll(/\b(?:by|on|without|ignoring)\s*\(([^)]*)\)/g)].flatMap((match) =>
+    match[1]!
+      .split(',')
+      .map((label) => label.trim())
+      .filter(Boolean),
+  );
 }
 
 /**
@@ -122,10 +137,13 @@ function problemsOf(expr: string, exported: Map<string, Set<string>>, recorded: 
       problems.push(`${name} is not exported by the code${name.includes(':') ? ' nor recorded by rules.yml' : ''}`);
       continue;
     }
-    for (const label of labels) if (!carried.has(label) && !TARGET_LABELS.includes(label)) problems.push(`${name} has no label ${label}`);
+    for (const label of labels)
+      if (!carried.has(label) && !TARGET_LABELS.includes(label)) problems.push(`${name} has no label ${label}`);
   }
   const union = new Set(found.flatMap(({ name }) => [...(known(name) ?? [])]));
-  for (const label of groupingLabels(expr)) if (!union.has(label) && !TARGET_LABELS.includes(label)) problems.push(`no series of "${expr}" has the label ${label}`);
+  for (const label of groupingLabels(expr))
+    if (!union.has(label) && !TARGET_LABELS.includes(label))
+      problems.push(`no series of "${expr}" has the label ${label}`);
   return problems;
 }
 
@@ -175,13 +193,26 @@ test('promtool check metrics passes on the real /metrics of a gateway and a mode
     assert.equal((await postBytes(`${url}/predict-${route}`, image, 'image/jpeg')).status, 200);
     assert.equal((await postJson(`${url}/predict-${route}`, { images: [] })).status, 400);
   }
-  for (const [who, metricsUrl] of [['gateway', `${url}/metrics`], ['model server', `${publicServer.url}/metrics`]] as const) {
+  for (const [who, metricsUrl] of [
+    ['gateway', `${url}/metrics`],
+    ['model server', `${publicServer.url}/metrics`],
+  ] as const) {
     const text = await (await fetch(metricsUrl)).text();
-    assert.match(text, /_request_duration_seconds_bucket\{[^}]*status_class="2xx"/, `${who} exports the histograms it is checked on`);
+    assert.match(
+      text,
+      /_request_duration_seconds_bucket\{[^}]*status_class="2xx"/,
+      `${who} exports the histograms it is checked on`,
+    );
     const lint = await promtool(['check', 'metrics'], text);
     const problems = lint.output
       .split('\n')
-      .filter((line) => line.trim() && !PROM_CLIENT_GAUGES_NAMED_TOTAL.some((name) => line.includes(`_${name} non-counter metrics should not have "_total" suffix`)));
+      .filter(
+        (line) =>
+          line.trim() &&
+          !PROM_CLIENT_GAUGES_NAMED_TOTAL.some((name) =>
+            line.includes(`_${name} non-counter metrics should not have "_total" suffix`),
+          ),
+      );
     assert.deepEqual(problems, [], `promtool check metrics on the ${who}'s /metrics`);
     // promtool exits 3 for lint findings and 1 for text it cannot parse; only the known findings are left.
     assert.ok(lint.code === 0 || lint.code === 3, lint.output);
@@ -195,33 +226,54 @@ test('the rules and the dashboard name only series the code exports, with labels
 
   // The check itself catches a misspelt series, a recorded one that is not recorded, and a label
   // the series does not carry.
-  assert.deepEqual(problemsOf('rate(mpg_gateway_request_total[5m])', exported, recorded), ['mpg_gateway_request_total is not exported by the code']);
-  assert.deepEqual(problemsOf('route:mpg_gateway_errors:rate1m', exported, recorded), ['route:mpg_gateway_errors:rate1m is not exported by the code nor recorded by rules.yml']);
-  assert.deepEqual(problemsOf('mpg_gateway_request_duration_seconds_bucket{status="200"}', exported, recorded), ['mpg_gateway_request_duration_seconds_bucket has no label status']);
-  assert.deepEqual(problemsOf('sum by (status) (mpg_gateway_upstream_up)', exported, recorded), ['no series of "sum by (status) (mpg_gateway_upstream_up)" has the label status']);
+  assert.deepEqual(problemsOf('rate(mpg_gateway_request_total[5m])', exported, recorded), [
+    'mpg_gateway_request_total is not exported by the code',
+  ]);
+  assert.deepEqual(problemsOf('route:mpg_gateway_errors:rate1m', exported, recorded), [
+    'route:mpg_gateway_errors:rate1m is not exported by the code nor recorded by rules.yml',
+  ]);
+  assert.deepEqual(problemsOf('mpg_gateway_request_duration_seconds_bucket{status="200"}', exported, recorded), [
+    'mpg_gateway_request_duration_seconds_bucket has no label status',
+  ]);
+  assert.deepEqual(problemsOf('sum by (status) (mpg_gateway_upstream_up)', exported, recorded), [
+    'no series of "sum by (status) (mpg_gateway_upstream_up)" has the label status',
+  ]);
 
   for (const rule of rules) assert.deepEqual(problemsOf(rule.expr, exported, recorded), [], `rules.yml ${rule.name}`);
 
   const panels = dashboard.panels.filter((panel) => panel.type !== 'row');
-  const expressions = panels.flatMap((panel) => (panel.targets ?? []).map((target) => ({ panel: panel.title, expr: target.expr })));
+  const expressions = panels.flatMap((panel) =>
+    (panel.targets ?? []).map((target) => ({ panel: panel.title, expr: target.expr })),
+  );
   assert.ok(expressions.length >= 20);
-  for (const { panel, expr } of expressions) assert.deepEqual(problemsOf(expr, exported, recorded), [], `dashboard panel "${panel}": ${expr}`);
+  for (const { panel, expr } of expressions)
+    assert.deepEqual(problemsOf(expr, exported, recorded), [], `dashboard panel "${panel}": ${expr}`);
 
   // What the alerts watch is on the dashboard too.
   const shown = new Set(expressions.flatMap(({ expr }) => selectors(expr).map(({ name }) => name)));
-  for (const watched of ['instance:mpg_gateway_secure_members_attested:sum', 'mpg_gateway_attestation_failures_total', 'mpg_gateway_upstream_ejections_total', 'route:mpg_gateway_error_ratio:rate5m', 'route:mpg_gateway_request_duration_seconds:p99_5m', 'mpg_gateway_attestation_trust']) {
+  for (const watched of [
+    'instance:mpg_gateway_secure_members_attested:sum',
+    'mpg_gateway_attestation_failures_total',
+    'mpg_gateway_upstream_ejections_total',
+    'route:mpg_gateway_error_ratio:rate5m',
+    'route:mpg_gateway_request_duration_seconds:p99_5m',
+    'mpg_gateway_attestation_trust',
+  ]) {
     assert.ok(shown.has(watched), `the dashboard shows ${watched}`);
   }
 });
 
 test('the dashboard is provisionable: a fixed uid, unique panel ids, every panel on the datasource variable, no two panels overlapping', () => {
   assert.equal(dashboard.uid, 'mpg-gateway');
-  assert.ok(dashboard.templating.list.some((variable) => variable.name === 'datasource' && variable.query === 'prometheus'));
+  assert.ok(
+    dashboard.templating.list.some((variable) => variable.name === 'datasource' && variable.query === 'prometheus'),
+  );
   const ids = dashboard.panels.map((panel) => panel.id);
   assert.equal(new Set(ids).size, ids.length);
   const cells = new Set<string>();
   for (const panel of dashboard.panels) {
-    if (panel.type !== 'row') assert.deepEqual(panel.datasource, { type: 'prometheus', uid: '${datasource}' }, panel.title);
+    if (panel.type !== 'row')
+      assert.deepEqual(panel.datasource, { type: 'prometheus', uid: '${datasource}' }, panel.title);
     const { x, y, w, h } = panel.gridPos;
     assert.ok(x >= 0 && w > 0 && x + w <= 24, `${panel.title} fits the 24-column grid`);
     for (let row = y; row < y + h; row++) {
@@ -236,12 +288,13 @@ test('the dashboard is provisionable: a fixed uid, unique panel ids, every panel
   assert.match(provider, /path: \/var\/lib\/grafana\/dashboards\/mpg$/m);
 });
 
-test('docs/operations.md lists every metric the code exports (but prom-client\'s own), every alert and every recorded series', () => {
+test("docs/operations.md lists every metric the code exports (but prom-client's own), every alert and every recorded series", () => {
   const docs = readFileSync(new URL('../../../docs/operations.md', import.meta.url), 'utf8');
   const ours = [createGatewayMetrics(new Registry()).registry, createModelServerMetrics(new Registry()).registry]
     .flatMap((registry) => registry.getMetricsAsArray().map((metric) => metric.name))
     .filter((name) => !/^mpg_(gateway|model_server)_(process_|nodejs_)/.test(name));
   assert.ok(ours.length >= 25);
   for (const name of ours) assert.ok(docs.includes(`\`${name}\``), `docs/operations.md lists ${name}`);
-  for (const rule of parseRules(rulesText)) assert.ok(docs.includes(rule.name), `docs/operations.md names ${rule.kind} ${rule.name}`);
+  for (const rule of parseRules(rulesText))
+    assert.ok(docs.includes(rule.name), `docs/operations.md names ${rule.kind} ${rule.name}`);
 });

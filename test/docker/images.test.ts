@@ -22,7 +22,19 @@ async function imageConfig(tag: string): Promise<ImageConfig> {
 
 /** Runs `script` with sh in a throwaway container of `tag`, as root so every path is readable. */
 async function shellIn(tag: string, script: string): Promise<string> {
-  const { stdout } = await docker(['run', '--rm', '--network', 'none', '--user', '0', '--entrypoint', 'sh', tag, '-c', script]);
+  const { stdout } = await docker([
+    'run',
+    '--rm',
+    '--network',
+    'none',
+    '--user',
+    '0',
+    '--entrypoint',
+    'sh',
+    tag,
+    '-c',
+    script,
+  ]);
   return stdout;
 }
 
@@ -55,38 +67,55 @@ async function assertNothingToBuildWith(tag: string): Promise<void> {
   assert.equal(found, '', `found in ${tag}: ${found}`);
 }
 
-test('the model-server image: non-root, tini, HEALTHCHECK on /readyz, the model baked in, nothing to build with', { timeout: 900_000 }, async (t) => {
-  const tag = PROJECT_IMAGES['model-server'];
-  const bytes = await buildProjectImage('model-server');
-  t.diagnostic(`${tag}: ${mebibytes(bytes)}`);
+test(
+  'the model-server image: non-root, tini, HEALTHCHECK on /readyz, the model baked in, nothing to build with',
+  { timeout: 900_000 },
+  async (t) => {
+    const tag = PROJECT_IMAGES['model-server'];
+    const bytes = await buildProjectImage('model-server');
+    t.diagnostic(`${tag}: ${mebibytes(bytes)}`);
 
-  assertRuntimeConfig(await imageConfig(tag), 'model-server', 8081);
-  await assertNothingToBuildWith(tag);
+    assertRuntimeConfig(await imageConfig(tag), 'model-server', 8081);
+    await assertNothingToBuildWith(tag);
 
-  // The generated ResNet18 is in the image, and the models directory is the runtime user's, so
-  // the onnxruntime-optimised copy can be kept beside it.
-  const listing = await shellIn(tag, 'stat -c "%u:%g %n" /app/models /app/models/resnet18.onnx; stat -c "%s" /app/models/resnet18.onnx');
-  assert.match(listing, /^1000:1000 \/app\/models\n1000:1000 \/app\/models\/resnet18\.onnx\n\d+\n$/);
-  // Only this platform's onnxruntime binaries (docker/prune-native.sh), and no load generator.
-  const modules = await shellIn(tag, 'cd /app/node_modules && ls onnxruntime-node/bin/napi-v*/; [ -e autocannon ] && echo autocannon; true');
-  assert.deepEqual(modules.trim().split('\n'), ['linux']);
-});
+    // The generated ResNet18 is in the image, and the models directory is the runtime user's, so
+    // the onnxruntime-optimised copy can be kept beside it.
+    const listing = await shellIn(
+      tag,
+      'stat -c "%u:%g %n" /app/models /app/models/resnet18.onnx; stat -c "%s" /app/models/resnet18.onnx',
+    );
+    assert.match(listing, /^1000:1000 \/app\/models\n1000:1000 \/app\/models\/resnet18\.onnx\n\d+\n$/);
+    // Only this platform's onnxruntime binaries (docker/prune-native.sh), and no load generator.
+    const modules = await shellIn(
+      tag,
+      'cd /app/node_modules && ls onnxruntime-node/bin/napi-v*/; [ -e autocannon ] && echo autocannon; true',
+    );
+    assert.deepEqual(modules.trim().split('\n'), ['linux']);
+  },
+);
 
-test('the gateway image: non-root, tini, HEALTHCHECK on /readyz, and neither onnxruntime nor sharp', { timeout: 900_000 }, async (t) => {
-  const tag = PROJECT_IMAGES.gateway;
-  const bytes = await buildProjectImage('gateway');
-  t.diagnostic(`${tag}: ${mebibytes(bytes)}`);
+test(
+  'the gateway image: non-root, tini, HEALTHCHECK on /readyz, and neither onnxruntime nor sharp',
+  { timeout: 900_000 },
+  async (t) => {
+    const tag = PROJECT_IMAGES.gateway;
+    const bytes = await buildProjectImage('gateway');
+    t.diagnostic(`${tag}: ${mebibytes(bytes)}`);
 
-  assertRuntimeConfig(await imageConfig(tag), 'gateway', 8080);
-  await assertNothingToBuildWith(tag);
+    assertRuntimeConfig(await imageConfig(tag), 'gateway', 8080);
+    await assertNothingToBuildWith(tag);
 
-  const modules = await shellIn(tag, 'cd /app/node_modules && for dep in onnxruntime-node onnxruntime-common sharp @img autocannon fastify @fastify/http-proxy undici prom-client; do [ -e "$dep" ] && echo "$dep"; done; [ -e /app/models ] && echo models; true');
-  assert.deepEqual(modules.trim().split('\n'), ['fastify', '@fastify/http-proxy', 'undici', 'prom-client']);
+    const modules = await shellIn(
+      tag,
+      'cd /app/node_modules && for dep in onnxruntime-node onnxruntime-common sharp @img autocannon fastify @fastify/http-proxy undici prom-client; do [ -e "$dep" ] && echo "$dep"; done; [ -e /app/models ] && echo models; true',
+    );
+    assert.deepEqual(modules.trim().split('\n'), ['fastify', '@fastify/http-proxy', 'undici', 'prom-client']);
 
-  // With no upstream it refuses to start and says why (exit 2); the compose test runs it for real.
-  const { code, stderr } = await docker(['run', '--rm', '--network', 'none', tag], { allowFailure: true });
-  assert.equal(code, 2, stderr);
-  assert.match(stderr, /give at least one --public-upstream or --secure-upstream/);
-  const help = await docker(['run', '--rm', '--network', 'none', tag, '--help']);
-  assert.match(help.stdout, /--secure-upstream/);
-});
+    // With no upstream it refuses to start and says why (exit 2); the compose test runs it for real.
+    const { code, stderr } = await docker(['run', '--rm', '--network', 'none', tag], { allowFailure: true });
+    assert.equal(code, 2, stderr);
+    assert.match(stderr, /give at least one --public-upstream or --secure-upstream/);
+    const help = await docker(['run', '--rm', '--network', 'none', tag, '--help']);
+    assert.match(help.stdout, /--secure-upstream/);
+  },
+);

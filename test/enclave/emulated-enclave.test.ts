@@ -18,7 +18,8 @@ import { sampleImage } from '../../common/index.js';
 import { postBytes, startModelServer, testModelPath } from '../helpers/model-server.js';
 import { runMpg, startMpg } from '../helpers/process.js';
 
-const namespacePermitted = process.getuid?.() === 0 && findOnPath('unshare') !== undefined && findOnPath('ip') !== undefined;
+const namespacePermitted =
+  process.getuid?.() === 0 && findOnPath('unshare') !== undefined && findOnPath('ip') !== undefined;
 
 async function tempDir(t: TestContext): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'mpg-enclave-test-'));
@@ -26,14 +27,25 @@ async function tempDir(t: TestContext): Promise<string> {
   return dir;
 }
 
-function overSocket(socketPath: string, method: string, path: string, body?: Buffer, contentType?: string): Promise<{ status: number; body: Record<string, unknown> }> {
+function overSocket(
+  socketPath: string,
+  method: string,
+  path: string,
+  body?: Buffer,
+  contentType?: string,
+): Promise<{ status: number; body: Record<string, unknown> }> {
   return new Promise((resolve, reject) => {
-    const req = request({ socketPath, method, path, headers: contentType ? { 'content-type': contentType } : {} }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (text += chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as Record<string, unknown> }));
-    });
+    const req = request(
+      { socketPath, method, path, headers: contentType ? { 'content-type': contentType } : {} },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (text += chunk));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as Record<string, unknown> }),
+        );
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });
@@ -55,7 +67,9 @@ function childrenOf(pid: number): number[] {
 
 /** Runs `node -e script` inside the network namespace of `pid`; resolves with its stdout. */
 async function inNetworkNamespaceOf(pid: number, script: string): Promise<string> {
-  const child = spawn('nsenter', [`--net=/proc/${pid}/ns/net`, '--', process.execPath, '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn('nsenter', [`--net=/proc/${pid}/ns/net`, '--', process.execPath, '-e', script], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   let out = '';
   child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
   await once(child, 'exit');
@@ -66,7 +80,10 @@ test('the emulated enclave serves the same predictions as a directly started mod
   await testModelPath();
   const dir = await tempDir(t);
   const socketPath = join(dir, 'enclave.sock');
-  const enclave = await startEmulatedEnclave({ socketPath, modelServerArgs: ['--threads', '1', '--log-level', 'warn'] });
+  const enclave = await startEmulatedEnclave({
+    socketPath,
+    modelServerArgs: ['--threads', '1', '--log-level', 'warn'],
+  });
   t.after(() => enclave.stop());
   await enclave.ready;
 
@@ -101,7 +118,10 @@ test('the emulated enclave serves the same predictions as a directly started mod
 
 test('inside the namespace the enclave has only loopback: it cannot reach a listener on the host', async (t) => {
   const dir = await tempDir(t);
-  const enclave = await startEmulatedEnclave({ socketPath: join(dir, 'enclave.sock'), modelServerArgs: ['--threads', '1', '--log-level', 'warn'] });
+  const enclave = await startEmulatedEnclave({
+    socketPath: join(dir, 'enclave.sock'),
+    modelServerArgs: ['--threads', '1', '--log-level', 'warn'],
+  });
   t.after(() => enclave.stop());
   await enclave.ready;
   if (enclave.isolation.network === 'none') {
@@ -118,9 +138,16 @@ test('inside the namespace the enclave has only loopback: it cannot reach a list
 
   const modelServerPid = childrenOf(enclave.pid)[0]!;
   for (const pid of [enclave.pid, modelServerPid]) {
-    assert.notEqual(readlinkSync(`/proc/${pid}/ns/net`), readlinkSync('/proc/self/ns/net'), `process ${pid} has a network namespace of its own`);
+    assert.notEqual(
+      readlinkSync(`/proc/${pid}/ns/net`),
+      readlinkSync('/proc/self/ns/net'),
+      `process ${pid} has a network namespace of its own`,
+    );
   }
-  const interfaces = await inNetworkNamespaceOf(modelServerPid, "console.log(Object.keys(require('os').networkInterfaces()).join(','))");
+  const interfaces = await inNetworkNamespaceOf(
+    modelServerPid,
+    "console.log(Object.keys(require('os').networkInterfaces()).join(','))",
+  );
   assert.equal(interfaces, 'lo');
   const attempt = await inNetworkNamespaceOf(
     modelServerPid,
@@ -133,13 +160,26 @@ test('mpg enclave run: prints the socket and the isolation, serves, and on SIGTE
   await testModelPath();
   const dir = await tempDir(t);
   const socketPath = join(dir, 'enclave.sock');
-  const run = startMpg(t, ['enclave', 'run', '--enclave-socket', socketPath, '--', '--threads', '1', '--log-level', 'warn']);
+  const run = startMpg(t, [
+    'enclave',
+    'run',
+    '--enclave-socket',
+    socketPath,
+    '--',
+    '--threads',
+    '1',
+    '--log-level',
+    'warn',
+  ]);
   await run.waitForOutput(/enclave \(mode: emulated\) listening on unix:/);
   const [, network = ''] = await run.waitForOutput(/isolation: network (\S+)/);
   assert.equal(network, namespacePermitted ? 'namespace' : 'none');
   await run.waitForOutput(/warning: emulated enclave: no memory encryption and no hardware root of trust/);
   for (;;) {
-    const ready = await overSocket(socketPath, 'GET', '/readyz').then((answer) => answer.status, () => 0);
+    const ready = await overSocket(socketPath, 'GET', '/readyz').then(
+      (answer) => answer.status,
+      () => 0,
+    );
     if (ready === 200) break;
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
@@ -157,7 +197,18 @@ test('mpg enclave: option mistakes exit 2 and name the option', async () => {
   const noTarget = await runMpg(['enclave', 'relay', '--listen-socket', '/tmp/x.sock']);
   assert.equal(noTarget.code, 2);
   assert.match(noTarget.stderr, /give a target: --target-socket PATH, or --target-host HOST with --target-port N/);
-  const both = await runMpg(['enclave', 'relay', '--listen-socket', '/tmp/x.sock', '--target-socket', '/tmp/y.sock', '--target-host', 'h', '--target-port', '1']);
+  const both = await runMpg([
+    'enclave',
+    'relay',
+    '--listen-socket',
+    '/tmp/x.sock',
+    '--target-socket',
+    '/tmp/y.sock',
+    '--target-host',
+    'h',
+    '--target-port',
+    '1',
+  ]);
   assert.equal(both.code, 2);
   assert.match(both.stderr, /exclusive/);
   const noSocket = await runMpg(['enclave', 'run']);

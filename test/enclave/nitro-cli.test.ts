@@ -42,7 +42,10 @@ async function sandbox(t: TestContext, extra: Record<string, string> = {}): Prom
   };
 }
 
-async function mpgEnclave(argv: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
+async function mpgEnclave(
+  argv: string[],
+  env: Record<string, string>,
+): Promise<{ code: number; stdout: string; stderr: string }> {
   const stdout = new PassThrough();
   const stderr = new PassThrough();
   let out = '';
@@ -67,7 +70,10 @@ test('build runs build-enclave with the image and output file and writes the mea
   const box = await sandbox(t);
   const eif = join(box.dir, 'enclave.eif');
   const measurements = join(box.dir, 'measurements.json');
-  const result = await mpgEnclave(['build', '--docker-uri', 'mpg-enclave:latest', '--eif', eif, '--measurements', measurements], box.env);
+  const result = await mpgEnclave(
+    ['build', '--docker-uri', 'mpg-enclave:latest', '--eif', eif, '--measurements', measurements],
+    box.env,
+  );
   assert.equal(result.code, 0, result.stderr);
   assert.deepEqual(await box.calls(), [['build-enclave', '--docker-uri', 'mpg-enclave:latest', '--output-file', eif]]);
 
@@ -75,12 +81,27 @@ test('build runs build-enclave with the image and output file and writes the mea
   assert.deepEqual(Object.keys(written.Measurements).sort(), ['HashAlgorithm', 'PCR0', 'PCR1', 'PCR2']);
   for (const pcr of ['PCR0', 'PCR1', 'PCR2']) assert.match(written.Measurements[pcr]!, PCR);
   assert.deepEqual(JSON.parse(result.stdout), written, 'stdout carries the same measurements');
-  assert.deepEqual((await readdir(box.dir)).sort(), ['enclave.eif', 'measurements.json', 'nitro-cli.log'], 'no temporary file is left');
+  assert.deepEqual(
+    (await readdir(box.dir)).sort(),
+    ['enclave.eif', 'measurements.json', 'nitro-cli.log'],
+    'no temporary file is left',
+  );
 });
 
 test('build refuses a measurements path whose directory does not exist, before calling nitro-cli', async (t) => {
   const box = await sandbox(t);
-  const result = await mpgEnclave(['build', '--docker-uri', 'img', '--eif', join(box.dir, 'e.eif'), '--measurements', join(box.dir, 'missing', 'm.json')], box.env);
+  const result = await mpgEnclave(
+    [
+      'build',
+      '--docker-uri',
+      'img',
+      '--eif',
+      join(box.dir, 'e.eif'),
+      '--measurements',
+      join(box.dir, 'missing', 'm.json'),
+    ],
+    box.env,
+  );
   assert.equal(result.code, 2);
   assert.match(result.stderr, /--measurements .*missing.*does not exist/);
   assert.deepEqual(await box.calls(), []);
@@ -89,7 +110,10 @@ test('build refuses a measurements path whose directory does not exist, before c
 test('a failed build (E50) says what nitro-cli said, its exit code and what to check, and writes no measurements', async (t) => {
   const box = await sandbox(t, { FAKE_NITRO_FAIL: 'E50' });
   const measurements = join(box.dir, 'measurements.json');
-  const result = await mpgEnclave(['build', '--docker-uri', 'img', '--eif', join(box.dir, 'e.eif'), '--measurements', measurements], box.env);
+  const result = await mpgEnclave(
+    ['build', '--docker-uri', 'img', '--eif', join(box.dir, 'e.eif'), '--measurements', measurements],
+    box.env,
+  );
   assert.equal(result.code, 1);
   assert.match(result.stderr, /build-enclave failed \(exit code 50, E50\): Docker image pull error/);
   assert.match(result.stderr, /Check: the Docker image could not be found or pulled/);
@@ -99,10 +123,13 @@ test('a failed build (E50) says what nitro-cli said, its exit code and what to c
 
 /** `mpg enclave run --mode nitro` with the socket in the sandbox, a short wait for /readyz, and `extra` flags. */
 function runNitro(box: Sandbox, extra: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return mpgEnclave(['run', '--mode', 'nitro', '--enclave-socket', join(box.dir, 'enclave.sock'), '--ready-timeout-s', '1', ...extra], box.env);
+  return mpgEnclave(
+    ['run', '--mode', 'nitro', '--enclave-socket', join(box.dir, 'enclave.sock'), '--ready-timeout-s', '1', ...extra],
+    box.env,
+  );
 }
 
-test('run --mode nitro builds run-enclave\'s arguments, waits for /readyz through the parent relay, and terminates an enclave that never gets ready', async (t) => {
+test("run --mode nitro builds run-enclave's arguments, waits for /readyz through the parent relay, and terminates an enclave that never gets ready", async (t) => {
   const box = await sandbox(t, { FAKE_NITRO_STATE: '' });
   box.env.FAKE_NITRO_STATE = join(box.dir, 'state.json');
   const eif = await fakeEif(box.dir, 20 * MIB);
@@ -114,8 +141,16 @@ test('run --mode nitro builds run-enclave\'s arguments, waits for /readyz throug
     ['run-enclave', '--eif-path', eif, '--cpu-count', '4', '--memory', '2048', '--enclave-cid', '16'],
     ['terminate-enclave', '--enclave-id', enclaveId],
   ]);
-  assert.match(result.stderr, new RegExp(`enclave ${enclaveId} \\(mode: nitro\\) started, CID 16; parent relay \\(socat\\) on unix:\\S+enclave\\.sock -> vsock:16:5005`));
-  assert.match(result.stderr, /the enclave did not get ready: GET \/readyz through unix:\S+ did not answer 200 within 1 s.*Terminating it/);
+  assert.match(
+    result.stderr,
+    new RegExp(
+      `enclave ${enclaveId} \\(mode: nitro\\) started, CID 16; parent relay \\(socat\\) on unix:\\S+enclave\\.sock -> vsock:16:5005`,
+    ),
+  );
+  assert.match(
+    result.stderr,
+    /the enclave did not get ready: GET \/readyz through unix:\S+ did not answer 200 within 1 s.*Terminating it/,
+  );
   assert.match(result.stderr, /"msg":"nitro enclave terminated"/);
   assert.equal(result.stdout, '', 'the ready JSON is printed only once the enclave is ready');
   assert.equal(existsSync(join(box.dir, 'enclave.sock')), false, 'the parent relay took its socket with it');
@@ -127,12 +162,35 @@ test('run --mode nitro --debug-mode is refused for secure traffic without --allo
   const eif = await fakeEif(box.dir, MIB);
   const refused = await runNitro(box, ['--eif', eif, '--memory-mib', '512', '--enclave-cid', '20', '--debug-mode']);
   assert.equal(refused.code, 2);
-  assert.match(refused.stderr, /a debug-mode enclave must not serve secure traffic: its console is readable from the parent and its attestation carries all-zero PCRs; pass --allow-debug-mode/);
+  assert.match(
+    refused.stderr,
+    /a debug-mode enclave must not serve secure traffic: its console is readable from the parent and its attestation carries all-zero PCRs; pass --allow-debug-mode/,
+  );
   assert.deepEqual(await box.calls(), [], 'nitro-cli is never called');
 
-  const allowed = await runNitro(box, ['--eif', eif, '--memory-mib', '512', '--enclave-cid', '20', '--debug-mode', '--allow-debug-mode']);
+  const allowed = await runNitro(box, [
+    '--eif',
+    eif,
+    '--memory-mib',
+    '512',
+    '--enclave-cid',
+    '20',
+    '--debug-mode',
+    '--allow-debug-mode',
+  ]);
   assert.equal(allowed.code, 1, 'started, then never ready here');
-  assert.deepEqual((await box.calls())[0], ['run-enclave', '--eif-path', eif, '--cpu-count', '2', '--memory', '512', '--enclave-cid', '20', '--debug-mode']);
+  assert.deepEqual((await box.calls())[0], [
+    'run-enclave',
+    '--eif-path',
+    eif,
+    '--cpu-count',
+    '2',
+    '--memory',
+    '512',
+    '--enclave-cid',
+    '20',
+    '--debug-mode',
+  ]);
   assert.match(allowed.stderr, /debug mode allowed: a debug-mode enclave must not serve secure traffic/);
   assert.match(allowed.stderr, /Its console: nitro-cli console --enclave-id i-/);
 });
@@ -171,7 +229,10 @@ test('run --mode nitro requires --eif and --memory-mib, a CID the parent can rea
   assert.match(low.stderr, /--enclave-cid must be an integer from 4 to/);
   const passthrough = await runNitro(box, ['--eif', eif, '--memory-mib', '512', '--', '--threads', '2']);
   assert.equal(passthrough.code, 2);
-  assert.match(passthrough.stderr, /model server options cannot be passed to a Nitro enclave: they are part of its image/);
+  assert.match(
+    passthrough.stderr,
+    /model server options cannot be passed to a Nitro enclave: they are part of its image/,
+  );
   assert.deepEqual(await box.calls(), []);
 });
 
@@ -180,29 +241,40 @@ test('run --mode nitro: a socat that cannot start terminates the enclave it just
   const eif = await fakeEif(box.dir, MIB);
   const result = await runNitro(box, ['--eif', eif, '--memory-mib', '512', '--socat', join(box.dir, 'no-socat')]);
   assert.equal(result.code, 1);
-  assert.match(result.stderr, /the parent relay \(.*no-socat -d UNIX-LISTEN:\S+,fork,mode=600,unlink-early VSOCK-CONNECT:16:5005\) did not start: .*ENOENT.*install socat/);
-  assert.deepEqual((await box.calls()).map((argv) => argv[0]), ['run-enclave', 'terminate-enclave']);
+  assert.match(
+    result.stderr,
+    /the parent relay \(.*no-socat -d UNIX-LISTEN:\S+,fork,mode=600,unlink-early VSOCK-CONNECT:16:5005\) did not start: .*ENOENT.*install socat/,
+  );
+  assert.deepEqual(
+    (await box.calls()).map((argv) => argv[0]),
+    ['run-enclave', 'terminate-enclave'],
+  );
 });
 
-test('E26 from run-enclave: the command exits 1 with nitro-cli\'s message, exit code and what to check', async (t) => {
+test("E26 from run-enclave: the command exits 1 with nitro-cli's message, exit code and what to check", async (t) => {
   const box = await sandbox(t, { FAKE_NITRO_FAIL: 'E26' });
   const eif = await fakeEif(box.dir, MIB);
   const result = await runNitro(box, ['--eif', eif, '--memory-mib', '512']);
   assert.equal(result.code, 1);
-  assert.match(result.stderr, /^mpg enclave run: .*run-enclave failed \(exit code 26, E26\): Insufficient memory requested\. User provided `memory` is 512 MB/);
+  assert.match(
+    result.stderr,
+    /^mpg enclave run: .*run-enclave failed \(exit code 26, E26\): Insufficient memory requested\. User provided `memory` is 512 MB/,
+  );
   assert.match(result.stderr, /Check: the enclave memory requested is too small for this EIF: raise --memory-mib/);
   assert.match(result.stderr, /"mpg enclave status --mode nitro" shows whether anything is left/);
   assert.doesNotMatch(result.stderr, /support ticket|For more details/, 'the help link and log path are dropped');
 });
 
-test('the wrapper keeps nitro-cli\'s code, exit code and stderr on the error (E27 names allocator.yaml)', async (t) => {
+test("the wrapper keeps nitro-cli's code, exit code and stderr on the error (E27 names allocator.yaml)", async (t) => {
   const box = await sandbox(t, { FAKE_NITRO_FAIL: 'E27' });
   const eif = await fakeEif(box.dir, MIB);
   const nitro = createNitroCli({ binary: FAKE_NITRO_CLI, env: box.env });
-  const error = await nitro.runEnclave({ eifPath: eif, cpuCount: 2, memoryMiB: 512, enclaveCid: 16, debugMode: false }).then(
-    () => assert.fail('run-enclave should fail'),
-    (caught: unknown) => caught,
-  );
+  const error = await nitro
+    .runEnclave({ eifPath: eif, cpuCount: 2, memoryMiB: 512, enclaveCid: 16, debugMode: false })
+    .then(
+      () => assert.fail('run-enclave should fail'),
+      (caught: unknown) => caught,
+    );
   assert.ok(error instanceof NitroCliError);
   assert.equal(error.code, 'ENC_NITRO_CLI_FAILED');
   assert.equal(error.exitCode, 27);
@@ -217,11 +289,17 @@ test('output that is not JSON is an error saying an enclave may be running', asy
   const eif = await fakeEif(box.dir, MIB);
   const result = await runNitro(box, ['--eif', eif, '--memory-mib', '512']);
   assert.equal(result.code, 1);
-  assert.match(result.stderr, /run-enclave exited 0 but printed no JSON \(got: "Segmentation fault\? no: this is not JSON"\)/);
+  assert.match(
+    result.stderr,
+    /run-enclave exited 0 but printed no JSON \(got: "Segmentation fault\? no: this is not JSON"\)/,
+  );
   assert.match(result.stderr, /An enclave may be running: check "mpg enclave status --mode nitro"/);
 
   const nitro = createNitroCli({ binary: FAKE_NITRO_CLI, env: box.env });
-  await assert.rejects(nitro.describeEnclaves(), (error: unknown) => error instanceof NitroCliError && error.code === 'ENC_NITRO_CLI_OUTPUT' && error.exitCode === 0);
+  await assert.rejects(
+    nitro.describeEnclaves(),
+    (error: unknown) => error instanceof NitroCliError && error.code === 'ENC_NITRO_CLI_OUTPUT' && error.exitCode === 0,
+  );
 });
 
 test('status --mode nitro prints no enclaves when none runs', async (t) => {
@@ -258,7 +336,9 @@ test('stop terminates one enclave by ID or all of them, and needs exactly one of
   const box = await sandbox(t, { FAKE_NITRO_ENCLAVES: '2' });
   const one = await mpgEnclave(['stop', '--enclave-id', 'i-0123456789abcdef0-enc1'], box.env);
   assert.equal(one.code, 0, one.stderr);
-  assert.deepEqual(JSON.parse(one.stdout), [{ EnclaveName: 'enclave-0', EnclaveID: 'i-0123456789abcdef0-enc1', Terminated: true }]);
+  assert.deepEqual(JSON.parse(one.stdout), [
+    { EnclaveName: 'enclave-0', EnclaveID: 'i-0123456789abcdef0-enc1', Terminated: true },
+  ]);
   const all = await mpgEnclave(['stop', '--all'], box.env);
   assert.equal(all.code, 0, all.stderr);
   assert.equal((JSON.parse(all.stdout) as unknown[]).length, 2);
@@ -289,12 +369,22 @@ test('nitro-cli is found on PATH when MPG_NITRO_CLI is not set', async (t) => {
 
 test('a missing nitro-cli says to install it or name it with --nitro-cli / MPG_NITRO_CLI', async (t) => {
   const box = await sandbox(t);
-  const result = await mpgEnclave(['status', '--mode', 'nitro'], { ...box.env, MPG_NITRO_CLI: join(box.dir, 'no-such-nitro-cli') });
+  const result = await mpgEnclave(['status', '--mode', 'nitro'], {
+    ...box.env,
+    MPG_NITRO_CLI: join(box.dir, 'no-such-nitro-cli'),
+  });
   assert.equal(result.code, 1);
-  assert.match(result.stderr, /no-such-nitro-cli was not found: install the AWS Nitro Enclaves CLI .* --nitro-cli PATH or MPG_NITRO_CLI/);
+  assert.match(
+    result.stderr,
+    /no-such-nitro-cli was not found: install the AWS Nitro Enclaves CLI .* --nitro-cli PATH or MPG_NITRO_CLI/,
+  );
 
   const onPath = createNitroCli({ binary: 'nitro-cli-that-does-not-exist', env: { PATH: box.dir } });
-  await assert.rejects(onPath.describeEnclaves(), (error: unknown) => error instanceof NitroCliError && error.code === 'ENC_NITRO_CLI_MISSING' && /on PATH/.test(error.message));
+  await assert.rejects(
+    onPath.describeEnclaves(),
+    (error: unknown) =>
+      error instanceof NitroCliError && error.code === 'ENC_NITRO_CLI_MISSING' && /on PATH/.test(error.message),
+  );
 });
 
 test('parseNitroError reads the code and the paragraph after it, and falls back to the last lines', () => {
@@ -313,7 +403,7 @@ test('parseNitroError reads the code and the paragraph after it, and falls back 
   assert.deepEqual(parseNitroError('something\nwent wrong\n'), { message: 'something / went wrong' });
 });
 
-test('build --mode emulated writes the emulated enclave\'s measurements of this project\'s code and the model, without nitro-cli', async (t) => {
+test("build --mode emulated writes the emulated enclave's measurements of this project's code and the model, without nitro-cli", async (t) => {
   const box = await sandbox(t);
   const file = join(box.dir, 'measurements.json');
   const result = await mpgEnclave(['build', '--mode', 'emulated', '--measurements', file], box.env);
@@ -323,7 +413,10 @@ test('build --mode emulated writes the emulated enclave\'s measurements of this 
   assert.deepEqual(JSON.parse(result.stdout), JSON.parse(await readFile(file, 'utf8')));
   assert.match(result.stderr, /EMULATED measurements/);
   assert.deepEqual(await box.calls(), []);
-  const refused = await mpgEnclave(['build', '--mode', 'emulated', '--measurements', file, '--eif', join(box.dir, 'x.eif')], box.env);
+  const refused = await mpgEnclave(
+    ['build', '--mode', 'emulated', '--measurements', file, '--eif', join(box.dir, 'x.eif')],
+    box.env,
+  );
   assert.equal(refused.code, 2);
   assert.match(refused.stderr, /--docker-uri and --eif are for --mode nitro/);
 });

@@ -20,7 +20,11 @@ async function tempDir(t: TestContext): Promise<string> {
   return dir;
 }
 
-async function listening<S extends Server>(t: TestContext, server: S, where: { path: string } | { host: string; port: number }): Promise<S> {
+async function listening<S extends Server>(
+  t: TestContext,
+  server: S,
+  where: { path: string } | { host: string; port: number },
+): Promise<S> {
   server.listen(where);
   await once(server, 'listening');
   t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
@@ -41,7 +45,10 @@ async function countingEchoTarget(t: TestContext): Promise<{ target: RelayTarget
     socket.on('end', () => socket.end(`\nreceived ${received}`));
   });
   await listening(t, server, { host: '127.0.0.1', port: 0 });
-  return { target: { host: '127.0.0.1', port: (server.address() as AddressInfo).port }, connections: () => connections };
+  return {
+    target: { host: '127.0.0.1', port: (server.address() as AddressInfo).port },
+    connections: () => connections,
+  };
 }
 
 async function startRelay(t: TestContext, target: RelayTarget, path?: string): Promise<Relay> {
@@ -146,7 +153,10 @@ test('a stale socket file is replaced; a live socket or an ordinary file is refu
 
   // A process that binds the socket and is killed leaves the file behind, as a crashed relay does.
   const stalePath = join(dir, 'stale.sock');
-  spawnSync(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(stalePath)}, () => process.kill(process.pid, 'SIGKILL'))`]);
+  spawnSync(process.execPath, [
+    '-e',
+    `require('net').createServer().listen(${JSON.stringify(stalePath)}, () => process.kill(process.pid, 'SIGKILL'))`,
+  ]);
   assert.ok((await stat(stalePath)).isSocket(), 'the crashed process left its socket file');
   const relay = await startRelay(t, target, stalePath);
   assert.equal((await exchange(relay.address, Buffer.from('x'))).toString(), 'x\nreceived 1');

@@ -59,12 +59,30 @@ function steadyLoad(gatewayUrl: string, image: Buffer): SteadyLoad {
       const query = route === 'public' ? PUBLIC_QUERY : SECURE_QUERY;
       const sentAt = performance.now();
       try {
-        const response = await fetch(`${gatewayUrl}/predict-${route}?${query}`, { method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: image });
+        const response = await fetch(`${gatewayUrl}/predict-${route}?${query}`, {
+          method: 'POST',
+          headers: { 'content-type': 'image/jpeg' },
+          body: image,
+        });
         const body = (await response.json()) as { code?: string };
-        answers.push({ route, sentAt, answeredAt: performance.now(), status: response.status, code: body.code, privacyRoute: response.headers.get('x-privacy-route') });
+        answers.push({
+          route,
+          sentAt,
+          answeredAt: performance.now(),
+          status: response.status,
+          code: body.code,
+          privacyRoute: response.headers.get('x-privacy-route'),
+        });
       } catch (error) {
         // Status 0: the gateway itself failed, which every assertion below counts as a failure.
-        answers.push({ route, sentAt, answeredAt: performance.now(), status: 0, code: (error as Error).message, privacyRoute: null });
+        answers.push({
+          route,
+          sentAt,
+          answeredAt: performance.now(),
+          status: 0,
+          code: (error as Error).message,
+          privacyRoute: null,
+        });
       }
     }
   };
@@ -88,9 +106,13 @@ async function startPublicSide(t: TestContext): Promise<PublicSide> {
   const running = await startModelServer(t, ['--threads', '1']);
   const received: PublicSide['received'] = [];
   // An extra listener only watches and leaves the request to Fastify.
-  running.server.app.server.on('request', (request: { url?: string; headers: Record<string, string | string[] | undefined> }) => {
-    if (request.url?.startsWith('/predict')) received.push({ url: request.url, privacyRoute: request.headers['x-privacy-route'] as string | undefined });
-  });
+  running.server.app.server.on(
+    'request',
+    (request: { url?: string; headers: Record<string, string | string[] | undefined> }) => {
+      if (request.url?.startsWith('/predict'))
+        received.push({ url: request.url, privacyRoute: request.headers['x-privacy-route'] as string | undefined });
+    },
+  );
   return { url: running.url, received };
 }
 
@@ -171,9 +193,15 @@ function checkAnswers(
   const duringOutage = secureAnswers.filter((answer) => answer.sentAt >= failedAt && answer.sentAt < restartedAt);
   assert.ok(duringOutage.length >= 10, `enough secure requests during the outage (${duringOutage.length})`);
   const unexpected = duringOutage.filter(
-    (answer) => !(answer.status === 502 && answer.code === 'GW_UPSTREAM_CONNECTION_FAILED') && !(answer.status === 503 && answer.code === 'GW_NO_SECURE_UPSTREAM'),
+    (answer) =>
+      !(answer.status === 502 && answer.code === 'GW_UPSTREAM_CONNECTION_FAILED') &&
+      !(answer.status === 503 && answer.code === 'GW_NO_SECURE_UPSTREAM'),
   );
-  assert.deepEqual(unexpected, [], 'while the enclave is down a secure request gets 502 connection failed or 503 no secure upstream, nothing else');
+  assert.deepEqual(
+    unexpected,
+    [],
+    'while the enclave is down a secure request gets 502 connection failed or 503 no secure upstream, nothing else',
+  );
 
   // Sent once the member was ejected, so they were refused before being sent anywhere. No timeout
   // was waited on: a timeout would have answered 504.
@@ -188,20 +216,36 @@ function checkAnswers(
   assert.ok(secureOk(load, restartedAt), 'the secure route answers 200 again after the restart');
 
   // The public server saw exactly the public requests: none of the secure ones, not even during the outage.
-  assert.equal(publicSide.received.length, publicAnswers.length, 'the public server received one request per public request sent');
+  assert.equal(
+    publicSide.received.length,
+    publicAnswers.length,
+    'the public server received one request per public request sent',
+  );
   assert.deepEqual(
-    publicSide.received.filter((request) => request.privacyRoute !== 'public' || !request.url.includes(PUBLIC_QUERY) || request.url.includes(SECURE_QUERY)),
+    publicSide.received.filter(
+      (request) =>
+        request.privacyRoute !== 'public' || !request.url.includes(PUBLIC_QUERY) || request.url.includes(SECURE_QUERY),
+    ),
     [],
     'no secure request reached the public server',
   );
 }
 
-test('the enclave\'s model server is killed under load: secure 502 then 503 at once, public untouched, recovers when a new enclave starts', async (t) => {
+test("the enclave's model server is killed under load: secure 502 then 503 at once, public untouched, recovers when a new enclave starts", async (t) => {
   await testModelPath();
   const dir = await tempDir(t);
   const socketPath = join(dir, 'enclave.sock');
-  const [publicSide, firstEnclave, image] = await Promise.all([startPublicSide(t), startEnclave(t, socketPath), sampleImage({ width: 64, height: 64 })]);
-  const { gateway, url } = await startGateway(t, ['--secure-upstream', `unix:${socketPath}`, '--public-upstream', publicSide.url]);
+  const [publicSide, firstEnclave, image] = await Promise.all([
+    startPublicSide(t),
+    startEnclave(t, socketPath),
+    sampleImage({ width: 64, height: 64 }),
+  ]);
+  const { gateway, url } = await startGateway(t, [
+    '--secure-upstream',
+    `unix:${socketPath}`,
+    '--public-upstream',
+    publicSide.url,
+  ]);
 
   const load = steadyLoad(url, image);
   t.after(() => load.stop());
@@ -212,8 +256,12 @@ test('the enclave\'s model server is killed under load: secure 502 then 503 at o
   // connections and finds nothing behind them.
   const victim = modelServerPid(firstEnclave);
   process.kill(victim, 'SIGKILL');
-  assert.equal(await firstEnclave.exited, 128 + 9, 'the entrypoint exits with the killed model server\'s status');
-  await waitFor(() => groupMembers(firstEnclave.pid).length === 0, 'the enclave\'s process group to be gone', PHASE_TIMEOUT_MS);
+  assert.equal(await firstEnclave.exited, 128 + 9, "the entrypoint exits with the killed model server's status");
+  await waitFor(
+    () => groupMembers(firstEnclave.pid).length === 0,
+    "the enclave's process group to be gone",
+    PHASE_TIMEOUT_MS,
+  );
   const failedAt = performance.now();
   const ejectedAt = await waitForEjection(gateway, load);
 
@@ -235,7 +283,11 @@ test('the parent relay dies under load: secure 502 then 503 at once, public unto
   await testModelPath();
   const dir = await tempDir(t);
   const socketPath = join(dir, 'secure.sock');
-  const [publicSide, enclave, image] = await Promise.all([startPublicSide(t), startEnclave(t, join(dir, 'unused-enclave.sock')), sampleImage({ width: 64, height: 64 })]);
+  const [publicSide, enclave, image] = await Promise.all([
+    startPublicSide(t),
+    startEnclave(t, join(dir, 'unused-enclave.sock')),
+    sampleImage({ width: 64, height: 64 }),
+  ]);
   // The parent relay the gateway reaches. On Nitro it would be a process of its own (socat, or
   // `mpg enclave relay`) in front of the vsock port, here in front of its stand-in.
   const startParentRelay = async (): Promise<Relay> => {
@@ -244,7 +296,12 @@ test('the parent relay dies under load: secure 502 then 503 at once, public unto
     return relay;
   };
   const firstRelay = await startParentRelay();
-  const { gateway, url } = await startGateway(t, ['--secure-upstream', `unix:${socketPath}`, '--public-upstream', publicSide.url]);
+  const { gateway, url } = await startGateway(t, [
+    '--secure-upstream',
+    `unix:${socketPath}`,
+    '--public-upstream',
+    publicSide.url,
+  ]);
 
   const load = steadyLoad(url, image);
   t.after(() => load.stop());

@@ -29,35 +29,52 @@ interface Answer {
 }
 
 async function secureAttested(url: string): Promise<{ attested: boolean; problem?: string }> {
-  const body = (await (await fetch(`${url}/readyz`)).json()) as { attestation?: { members: { attested: boolean; problem?: string }[] } };
+  const body = (await (await fetch(`${url}/readyz`)).json()) as {
+    attestation?: { members: { attested: boolean; problem?: string }[] };
+  };
   return body.attestation!.members[0]!;
 }
 
-test('a process that takes over the enclave\'s socket receives only possession challenges, and the secure route fails closed with a coded 503', async (t) => {
+test("a process that takes over the enclave's socket receives only possession challenges, and the secure route fails closed with a coded 503", async (t) => {
   const modelPath = await testModelPath();
   const dir = await mkdtemp(join(tmpdir(), 'mpg-takeover-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
   const socketPath = join(dir, 'secure.sock');
   const pins = join(dir, 'pcrs.json');
   await writeMeasurementsFile(pins, emulatedImageMeasurements({ modelPath }));
-  const [publicServer, image] = await Promise.all([startModelServer(t, ['--threads', '1']), sampleImage({ width: 64, height: 64 })]);
-  const enclave = await startEmulatedEnclave({ socketPath, modelServerArgs: ['--threads', '1', '--log-level', 'warn'] });
+  const [publicServer, image] = await Promise.all([
+    startModelServer(t, ['--threads', '1']),
+    sampleImage({ width: 64, height: 64 }),
+  ]);
+  const enclave = await startEmulatedEnclave({
+    socketPath,
+    modelServerArgs: ['--threads', '1', '--log-level', 'warn'],
+  });
   t.after(() => enclave.stop());
   await enclave.ready;
   const { url } = await startGateway(t, [
-    '--secure-upstream', `unix:${socketPath}`,
-    '--public-upstream', publicServer.url,
-    '--attestation-pcrs', pins,
-    '--insecure-trust-emulated-nsm-root', enclave.nsmRootFile,
+    '--secure-upstream',
+    `unix:${socketPath}`,
+    '--public-upstream',
+    publicServer.url,
+    '--attestation-pcrs',
+    pins,
+    '--insecure-trust-emulated-nsm-root',
+    enclave.nsmRootFile,
   ]);
   await waitFor(async () => (await secureAttested(url)).attested, 'the enclave to be attested', PHASE_TIMEOUT_MS);
 
   const send = async (route: 'public' | 'secure'): Promise<Answer> => {
-    const response = await fetch(`${url}/predict-${route}`, { method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: image });
+    const response = await fetch(`${url}/predict-${route}`, {
+      method: 'POST',
+      headers: { 'content-type': 'image/jpeg' },
+      body: image,
+    });
     const body = (await response.json()) as { code?: string };
     return { status: response.status, ...(body.code ? { code: body.code } : {}) };
   };
-  for (let round = 0; round < 3; round++) assert.equal((await send('secure')).status, 200, 'the attested enclave serves the secure route');
+  for (let round = 0; round < 3; round++)
+    assert.equal((await send('secure')).status, 200, 'the attested enclave serves the secure route');
 
   // The takeover. The enclave's parent relay keeps listening on the moved file, so connections
   // made before it still reach the enclave; new ones reach the impostor.
@@ -68,7 +85,11 @@ test('a process that takes over the enclave\'s socket receives only possession c
   let connectionCount = 0;
   impostor.server.app.server.on('request', (request: { method?: string; url?: string; socket: Socket }) => {
     if (!connections.has(request.socket)) connections.set(request.socket, ++connectionCount);
-    received.push({ method: request.method ?? '', url: request.url ?? '', connection: connections.get(request.socket)! });
+    received.push({
+      method: request.method ?? '',
+      url: request.url ?? '',
+      connection: connections.get(request.socket)!,
+    });
   });
 
   // Bursts wider than the open connections, until the gateway has noticed; then one more.
@@ -78,7 +99,11 @@ test('a process that takes over the enclave\'s socket receives only possession c
   let noticed = false;
   let after: Answer[] = [];
   while (Date.now() < deadline) {
-    const burst = await Promise.all([...Array.from({ length: BURST }, () => send('secure')), send('public'), send('public')]);
+    const burst = await Promise.all([
+      ...Array.from({ length: BURST }, () => send('secure')),
+      send('public'),
+      send('public'),
+    ]);
     secureAnswers.push(...burst.slice(0, BURST));
     publicAnswers.push(...burst.slice(BURST));
     if (noticed) {
@@ -88,11 +113,22 @@ test('a process that takes over the enclave\'s socket receives only possession c
     noticed = !(await secureAttested(url)).attested;
   }
   assert.ok(received.length > 0, 'the gateway did try the new listener (the takeover took effect)');
-  const notChallenges = received.filter((request) => request.method !== 'GET' || !/^\/readyz\?proof=[0-9a-f]{96}$/.test(request.url));
-  assert.deepEqual(notChallenges, [], 'no secure request, no health check and no attestation reached the impostor: only possession challenges');
+  const notChallenges = received.filter(
+    (request) => request.method !== 'GET' || !/^\/readyz\?proof=[0-9a-f]{96}$/.test(request.url),
+  );
+  assert.deepEqual(
+    notChallenges,
+    [],
+    'no secure request, no health check and no attestation reached the impostor: only possession challenges',
+  );
   const perConnection = new Map<number, number>();
-  for (const request of received) perConnection.set(request.connection, (perConnection.get(request.connection) ?? 0) + 1);
-  assert.deepEqual([...perConnection.values()].filter((count) => count > 1), [], 'each connection to it was closed after its one failed challenge');
+  for (const request of received)
+    perConnection.set(request.connection, (perConnection.get(request.connection) ?? 0) + 1);
+  assert.deepEqual(
+    [...perConnection.values()].filter((count) => count > 1),
+    [],
+    'each connection to it was closed after its one failed challenge',
+  );
 
   assert.ok(noticed, 'the gateway noticed the takeover');
 
@@ -101,8 +137,18 @@ test('a process that takes over the enclave\'s socket receives only possession c
   assert.match(state.problem ?? '', /^unproven: /);
 
   // Secure requests were served by the enclave (on connections proven before) or refused, coded.
-  const unexpected = secureAnswers.filter((answer) => answer.status !== 200 && !(answer.status === 503 && answer.code === 'GW_SECURE_NOT_ATTESTED'));
+  const unexpected = secureAnswers.filter(
+    (answer) => answer.status !== 200 && !(answer.status === 503 && answer.code === 'GW_SECURE_NOT_ATTESTED'),
+  );
   assert.deepEqual(unexpected, [], 'every secure answer is 200 from the enclave or 503 GW_SECURE_NOT_ATTESTED');
-  assert.deepEqual(after.filter((answer) => answer.status !== 503), [], 'once noticed, every secure request is refused with the coded 503');
-  assert.deepEqual(publicAnswers.filter((answer) => answer.status !== 200), [], 'the public route kept serving');
+  assert.deepEqual(
+    after.filter((answer) => answer.status !== 503),
+    [],
+    'once noticed, every secure request is refused with the coded 503',
+  );
+  assert.deepEqual(
+    publicAnswers.filter((answer) => answer.status !== 200),
+    [],
+    'the public route kept serving',
+  );
 });

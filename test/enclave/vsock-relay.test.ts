@@ -52,7 +52,10 @@ test('socat arguments: a 0600 forking Unix listener to VSOCK-CONNECT, and paths 
     'UNIX-LISTEN:/run/mpg/enclave.sock,fork,mode=600,unlink-early',
     'VSOCK-CONNECT:16:5005',
   ]);
-  assert.throws(() => socatArguments('/tmp/a,b.sock', { vsock: { cid: 16, port: 5005 } }), /may only hold letters, digits/);
+  assert.throws(
+    () => socatArguments('/tmp/a,b.sock', { vsock: { cid: 16, port: 5005 } }),
+    /may only hold letters, digits/,
+  );
   assert.throws(() => socatArguments('/tmp/a:b.sock', { vsock: { cid: 16, port: 5005 } }), /socat reads ':' and ','/);
   assert.throws(() => socatArguments('/tmp/a.sock', { vsock: { cid: 16, port: 0 } }), /bad vsock address/);
 });
@@ -80,33 +83,42 @@ test('the socat relay keeps one upstream connection per client connection, and i
 });
 
 // The timeout only guards against a hang; nothing here measures time.
-test('a socat that dies is restarted, and the relay serves again; close leaves no socket and no process', { timeout: 60_000 }, async (t) => {
-  const dir = await sandbox(t);
-  const target = await upstream(t, dir);
-  const socketPath = join(dir, 'enclave.sock');
-  const relay = await startVsockRelay({ socketPath, target: { unix: target.path } });
-  t.after(() => relay.close());
-  const first = relay.pid();
-  assert.ok(first !== undefined);
+test(
+  'a socat that dies is restarted, and the relay serves again; close leaves no socket and no process',
+  { timeout: 60_000 },
+  async (t) => {
+    const dir = await sandbox(t);
+    const target = await upstream(t, dir);
+    const socketPath = join(dir, 'enclave.sock');
+    const relay = await startVsockRelay({ socketPath, target: { unix: target.path } });
+    t.after(() => relay.close());
+    const first = relay.pid();
+    assert.ok(first !== undefined);
 
-  process.kill(first, 'SIGKILL');
-  while (relay.restarts() === 0 || relay.pid() === undefined || !existsSync(socketPath)) await new Promise((resolve) => setTimeout(resolve, 50));
-  assert.notEqual(relay.pid(), first);
-  // The new socat may still be binding: retry until it answers.
-  let answer: { status: number } | undefined;
-  while (!answer) answer = await get(socketPath, new Agent()).catch(() => undefined);
-  assert.equal(answer.status, 200);
+    process.kill(first, 'SIGKILL');
+    while (relay.restarts() === 0 || relay.pid() === undefined || !existsSync(socketPath))
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.notEqual(relay.pid(), first);
+    // The new socat may still be binding: retry until it answers.
+    let answer: { status: number } | undefined;
+    while (!answer) answer = await get(socketPath, new Agent()).catch(() => undefined);
+    assert.equal(answer.status, 200);
 
-  const last = relay.pid()!;
-  await relay.close();
-  assert.equal(existsSync(socketPath), false);
-  assert.throws(() => process.kill(last, 0), /ESRCH/, 'socat is gone');
-});
+    const last = relay.pid()!;
+    await relay.close();
+    assert.equal(existsSync(socketPath), false);
+    assert.throws(() => process.kill(last, 0), /ESRCH/, 'socat is gone');
+  },
+);
 
 test('a missing socat is a clear error', async (t) => {
   const dir = await sandbox(t);
   await assert.rejects(
-    startVsockRelay({ socketPath: join(dir, 'enclave.sock'), target: { vsock: { cid: 16, port: 5005 } }, socat: join(dir, 'no-socat') }),
+    startVsockRelay({
+      socketPath: join(dir, 'enclave.sock'),
+      target: { vsock: { cid: 16, port: 5005 } },
+      socat: join(dir, 'no-socat'),
+    }),
     /did not start: .*ENOENT.*install socat/,
   );
 });

@@ -11,7 +11,11 @@ test('each address gets its burst, then one request per 1/rate seconds, independ
   assert.deepEqual(limiter.take('10.0.0.2', 0), { allowed: true }, 'another address has its own bucket');
   assert.deepEqual(limiter.take('10.0.0.1', 499), { allowed: false, retryAfterSeconds: 1 });
   assert.deepEqual(limiter.take('10.0.0.1', 500), { allowed: true }, 'half a second refills one token at 2/s');
-  assert.deepEqual(limiter.take('10.0.0.1', 100), { allowed: false, retryAfterSeconds: 1 }, 'a clock stepping back refills nothing');
+  assert.deepEqual(
+    limiter.take('10.0.0.1', 100),
+    { allowed: false, retryAfterSeconds: 1 },
+    'a clock stepping back refills nothing',
+  );
 });
 
 test('a slow rate says how long to wait', () => {
@@ -29,7 +33,11 @@ test('memory is bounded: past the cap, refilled buckets go first, then the oldes
   // Everything else has refilled by now and is dropped by the sweep.
   limiter.take('late', 5_000);
   assert.ok(limiter.size <= 3, `kept ${limiter.size} buckets after the sweep`);
-  assert.deepEqual(limiter.take('busy', 5_000), { allowed: false, retryAfterSeconds: 1 }, 'a busy bucket survived the sweep');
+  assert.deepEqual(
+    limiter.take('busy', 5_000),
+    { allowed: false, retryAfterSeconds: 1 },
+    'a busy bucket survived the sweep',
+  );
 });
 
 test('nonsensical limits are refused', () => {

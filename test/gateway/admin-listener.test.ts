@@ -14,7 +14,11 @@ test('with --admin-port, /metrics and /readyz are served on the admin listener o
   await expectCodedError(await fetch(`${url}/metrics`), 404, 'GW_NOT_FOUND');
   await expectCodedError(await fetch(`${url}/readyz`), 404, 'GW_NOT_FOUND');
   assert.equal((await fetch(`${url}/healthz`)).status, 200);
-  assert.equal((await fetch(`${url}/predict-public`, { method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: 'x' })).status, 200);
+  assert.equal(
+    (await fetch(`${url}/predict-public`, { method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: 'x' }))
+      .status,
+    200,
+  );
 
   const metrics = await fetch(`${adminUrl}/metrics`);
   assert.equal(metrics.status, 200);
@@ -35,13 +39,27 @@ test('without --admin-port, /metrics and /readyz stay on the traffic port', asyn
   assert.equal((await fetch(`${url}/readyz`)).status, 200);
 });
 
-test('mpg gateway --admin-port prints both listeners and serves each its own routes', { timeout: 60_000 }, async (t) => {
-  const upstream = await startRecordingUpstream(t, 'public');
-  const gateway = startMpg(t, ['gateway', '--port', '0', '--admin-port', '0', '--public-upstream', upstream.url, '--log-level', 'warn']);
-  const [, adminUrl] = await gateway.waitForOutput(/admin listening on (http:\/\/127\.0\.0\.1:\d+)/);
-  const [, url] = await gateway.waitForOutput(/gateway listening on (http:\/\/\S+)/);
-  assert.equal((await fetch(`${adminUrl}/metrics`)).status, 200);
-  assert.equal((await fetch(`${url}/metrics`)).status, 404);
-  gateway.child.kill('SIGTERM');
-  assert.equal(await gateway.exited, 0);
-});
+test(
+  'mpg gateway --admin-port prints both listeners and serves each its own routes',
+  { timeout: 60_000 },
+  async (t) => {
+    const upstream = await startRecordingUpstream(t, 'public');
+    const gateway = startMpg(t, [
+      'gateway',
+      '--port',
+      '0',
+      '--admin-port',
+      '0',
+      '--public-upstream',
+      upstream.url,
+      '--log-level',
+      'warn',
+    ]);
+    const [, adminUrl] = await gateway.waitForOutput(/admin listening on (http:\/\/127\.0\.0\.1:\d+)/);
+    const [, url] = await gateway.waitForOutput(/gateway listening on (http:\/\/\S+)/);
+    assert.equal((await fetch(`${adminUrl}/metrics`)).status, 200);
+    assert.equal((await fetch(`${url}/metrics`)).status, 404);
+    gateway.child.kill('SIGTERM');
+    assert.equal(await gateway.exited, 0);
+  },
+);

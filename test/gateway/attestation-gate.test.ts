@@ -18,7 +18,12 @@ import type { TestContext } from 'node:test';
 import { test } from 'node:test';
 import type { FastifyBaseLogger } from 'fastify';
 import type { EmulatedNsm } from '../../attestation/index.js';
-import { answerChallenge, createEmulatedNsm, emulatedMeasurements, rawX25519PublicKey } from '../../attestation/index.js';
+import {
+  answerChallenge,
+  createEmulatedNsm,
+  emulatedMeasurements,
+  rawX25519PublicKey,
+} from '../../attestation/index.js';
 import { AttestationGate } from '../../gateway/attestation-gate.js';
 import type { AttestationTrust } from '../../gateway/attestation-trust.js';
 import { createGatewayMetrics } from '../../gateway/metrics.js';
@@ -26,7 +31,15 @@ import { UpstreamGroup } from '../../gateway/upstream-group.js';
 
 const PINNED = emulatedMeasurements({ application: [Buffer.from('the pinned image')] });
 const OTHER = emulatedMeasurements({ application: [Buffer.from('other code')] });
-const silent = { info() {}, warn() {}, error() {}, debug() {}, child() { return silent; } } as unknown as FastifyBaseLogger;
+const silent = {
+  info() {},
+  warn() {},
+  error() {},
+  debug() {},
+  child() {
+    return silent;
+  },
+} as unknown as FastifyBaseLogger;
 const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -59,24 +72,60 @@ async function setup(t: TestContext, intervalMs: number) {
     const url = new URL(req.url ?? '/', 'http://enclave');
     if (url.pathname === '/readyz') {
       const challenge = url.searchParams.get('proof');
-      const proof = challenge ? { proof: answerChallenge(enclave.keys.privateKey, Buffer.from(challenge, 'hex')).toString('hex') } : {};
-      return void res.end(JSON.stringify({ status: 'ready', publicKeySha256: sha256(enclave.reportedKey ?? enclave.keys.publicKey), ...proof }));
+      const proof = challenge
+        ? { proof: answerChallenge(enclave.keys.privateKey, Buffer.from(challenge, 'hex')).toString('hex') }
+        : {};
+      return void res.end(
+        JSON.stringify({
+          status: 'ready',
+          publicKeySha256: sha256(enclave.reportedKey ?? enclave.keys.publicKey),
+          ...proof,
+        }),
+      );
     }
     enclave.attestations += 1;
     const served = { ...enclave };
     void sleep(served.attestDelayMs).then(() => {
       res.setHeader('content-type', 'application/cbor');
-      res.end(Buffer.from(served.nsm.attest({ nonce: Buffer.from(url.searchParams.get('nonce') ?? '', 'hex'), publicKey: served.keys.publicKey })));
+      res.end(
+        Buffer.from(
+          served.nsm.attest({
+            nonce: Buffer.from(url.searchParams.get('nonce') ?? '', 'hex'),
+            publicKey: served.keys.publicKey,
+          }),
+        ),
+      );
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
-  const trust: AttestationTrust = { mode: 'insecure-emulated-nsm-root', expectedPcrs: PINNED, emulatedRootFile: rootFile, allowDebugMode: false, intervalMs, retryMs: 5_000, maxAgeMs: 60_000 };
+  const trust: AttestationTrust = {
+    mode: 'insecure-emulated-nsm-root',
+    expectedPcrs: PINNED,
+    emulatedRootFile: rootFile,
+    allowDebugMode: false,
+    intervalMs,
+    retryMs: 5_000,
+    maxAgeMs: 60_000,
+  };
   // The gate's clock is the test's: the attestation interval passes when the test says so.
   const clock = { now: 0 };
   const gate = new AttestationGate(trust, createGatewayMetrics(), silent, undefined, () => clock.now);
-  const timeouts = { connections: 2, connectTimeoutMs: 1_000, headersTimeoutMs: 5_000, bodyTimeoutMs: 5_000, healthIntervalMs: 10_000, healthTimeoutMs: 2_000 };
-  const group = new UpstreamGroup('secure', [`http://127.0.0.1:${(server.address() as AddressInfo).port}`], timeouts, {}, gate);
+  const timeouts = {
+    connections: 2,
+    connectTimeoutMs: 1_000,
+    headersTimeoutMs: 5_000,
+    bodyTimeoutMs: 5_000,
+    healthIntervalMs: 10_000,
+    healthTimeoutMs: 2_000,
+  };
+  const group = new UpstreamGroup(
+    'secure',
+    [`http://127.0.0.1:${(server.address() as AddressInfo).port}`],
+    timeouts,
+    {},
+    gate,
+  );
   t.after(() => group.stop());
   return { group, gate, member: group.members[0]!, enclave, otherNsm, clock };
 }
@@ -105,7 +154,11 @@ test('a member whose process changed is out of rotation from the first health ch
     problems.add(member.lastProblem);
   }
   assert.ok(picks.length > 0);
-  assert.deepEqual(picks.filter((pick) => pick !== undefined), [], 'no request may be routed while the new process is being attested');
+  assert.deepEqual(
+    picks.filter((pick) => pick !== undefined),
+    [],
+    'no request may be routed while the new process is being attested',
+  );
   assert.deepEqual([...problems], ['attestation: being attested']);
   await check;
   assert.equal(group.pick(), undefined);
@@ -129,7 +182,7 @@ test('a member ejected while it is being re-attested stays out when the attestat
   assert.match(gate.status(member).problem ?? '', /^superseded: /);
 });
 
-test('a process repeating the attested boot key\'s hash without holding its private half is out at the next health check', async (t) => {
+test("a process repeating the attested boot key's hash without holding its private half is out at the next health check", async (t) => {
   const { group, member, enclave } = await setup(t, 60_000);
   await group.checkAll();
   assert.equal(group.pick(), member);
@@ -141,5 +194,5 @@ test('a process repeating the attested boot key\'s hash without holding its priv
   Object.assign(enclave, { keys: bootKey(), reportedKey: attested });
   await group.checkAll();
   assert.equal(group.pick(), undefined, 'its health check could not prove possession of the attested key');
-  assert.match(member.lastProblem ?? "", /^attestation: unproven: /);
+  assert.match(member.lastProblem ?? '', /^attestation: unproven: /);
 });

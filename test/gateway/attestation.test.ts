@@ -41,15 +41,27 @@ async function setup(t: TestContext): Promise<Setup> {
   return { dir, socket: join(dir, 'enclave.sock'), rootFile: join(dir, 'nsm-root.pem'), pinned };
 }
 
-async function enclave(t: TestContext, { socket, rootFile }: Setup, modelArgs: string[] = []): Promise<EmulatedEnclave> {
-  const started = await startEmulatedEnclave({ socketPath: socket, nsmRootFile: rootFile, modelServerArgs: [...ENCLAVE_ARGS, ...modelArgs] });
+async function enclave(
+  t: TestContext,
+  { socket, rootFile }: Setup,
+  modelArgs: string[] = [],
+): Promise<EmulatedEnclave> {
+  const started = await startEmulatedEnclave({
+    socketPath: socket,
+    nsmRootFile: rootFile,
+    modelServerArgs: [...ENCLAVE_ARGS, ...modelArgs],
+  });
   t.after(() => started.stop());
   await started.ready;
   return started;
 }
 
 async function secure(url: string): Promise<{ status: number; code?: string; message?: string }> {
-  const response = await fetch(`${url}/predict-secure?topk=1`, { method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: await sampleImage() });
+  const response = await fetch(`${url}/predict-secure?topk=1`, {
+    method: 'POST',
+    headers: { 'content-type': 'image/jpeg' },
+    body: await sampleImage(),
+  });
   const body = (await response.json()) as { code?: string; message?: string };
   return { status: response.status, ...(body.code ? { code: body.code, message: body.message } : {}) };
 }
@@ -60,76 +72,146 @@ async function metric(url: string, line: RegExp): Promise<number | undefined> {
   return match === undefined ? undefined : Number(match.split(' ').at(-1));
 }
 
-test('a secure member is refused before it is attested, served once attested, and refused again when replaced by an enclave with other measurements', { timeout: 180_000 }, async (t) => {
-  const paths = await setup(t);
-  const first = await enclave(t, paths);
+test(
+  'a secure member is refused before it is attested, served once attested, and refused again when replaced by an enclave with other measurements',
+  { timeout: 180_000 },
+  async (t) => {
+    const paths = await setup(t);
+    const first = await enclave(t, paths);
 
-  // Before any attestation: the gateway has not checked the member yet.
-  const { config } = parseGatewayConfig(
-    ['--port', '0', '--log-level', 'silent', '--health-interval-ms', '100', '--attestation-retry-ms', '200', '--secure-upstream', `unix:${paths.socket}`, '--attestation-pcrs', paths.pinned, '--insecure-trust-emulated-nsm-root', paths.rootFile],
-    {},
-  );
-  const gateway = await loadGateway(config, OPEN_POLICY);
-  t.after(() => gateway.close());
-  const url = await gateway.app.listen({ host: '127.0.0.1', port: 0 });
-  const before = await secure(url);
-  assert.equal(before.status, 503);
-  assert.equal(before.code, 'GW_SECURE_NOT_ATTESTED');
-  assert.match(before.message!, /\(not attested yet\)/);
+    // Before any attestation: the gateway has not checked the member yet.
+    const { config } = parseGatewayConfig(
+      [
+        '--port',
+        '0',
+        '--log-level',
+        'silent',
+        '--health-interval-ms',
+        '100',
+        '--attestation-retry-ms',
+        '200',
+        '--secure-upstream',
+        `unix:${paths.socket}`,
+        '--attestation-pcrs',
+        paths.pinned,
+        '--insecure-trust-emulated-nsm-root',
+        paths.rootFile,
+      ],
+      {},
+    );
+    const gateway = await loadGateway(config, OPEN_POLICY);
+    t.after(() => gateway.close());
+    const url = await gateway.app.listen({ host: '127.0.0.1', port: 0 });
+    const before = await secure(url);
+    assert.equal(before.status, 503);
+    assert.equal(before.code, 'GW_SECURE_NOT_ATTESTED');
+    assert.match(before.message!, /\(not attested yet\)/);
 
-  // Attested: served.
-  await gateway.start();
-  await waitFor(async () => (await secure(url)).status === 200, 'the attested enclave to serve', WAIT_MS);
-  const ready = (await (await fetch(`${url}/readyz`)).json()) as { attestation: { trust: string; warning: string; members: { attested: boolean; moduleId: string }[] } };
-  assert.equal(ready.attestation.trust, 'insecure-emulated-nsm-root');
-  assert.match(ready.attestation.warning, /INSECURE: the emulated NSM's throwaway root is trusted/);
-  assert.equal(ready.attestation.members[0]!.attested, true);
-  assert.equal(await metric(url, /^mpg_gateway_attestation_verified\{member="unix:/), 1);
-  assert.equal(await metric(url, /^mpg_gateway_attestation_trust\{mode="insecure_emulated_nsm_root"\}/), 1);
-  assert.ok((await metric(url, /^mpg_gateway_attestation_verifications_total\{result="ok"\}/))! >= 1);
-  const age = (await metric(url, /^mpg_gateway_attestation_age_seconds\{member="unix:/))!;
-  assert.ok(age >= 0, `the attestation's age is reported: ${age}`);
+    // Attested: served.
+    await gateway.start();
+    await waitFor(async () => (await secure(url)).status === 200, 'the attested enclave to serve', WAIT_MS);
+    const ready = (await (await fetch(`${url}/readyz`)).json()) as {
+      attestation: { trust: string; warning: string; members: { attested: boolean; moduleId: string }[] };
+    };
+    assert.equal(ready.attestation.trust, 'insecure-emulated-nsm-root');
+    assert.match(ready.attestation.warning, /INSECURE: the emulated NSM's throwaway root is trusted/);
+    assert.equal(ready.attestation.members[0]!.attested, true);
+    assert.equal(await metric(url, /^mpg_gateway_attestation_verified\{member="unix:/), 1);
+    assert.equal(await metric(url, /^mpg_gateway_attestation_trust\{mode="insecure_emulated_nsm_root"\}/), 1);
+    assert.ok((await metric(url, /^mpg_gateway_attestation_verifications_total\{result="ok"\}/))! >= 1);
+    const age = (await metric(url, /^mpg_gateway_attestation_age_seconds\{member="unix:/))!;
+    assert.ok(age >= 0, `the attestation's age is reported: ${age}`);
 
-  // Replaced: the same socket, a new throwaway root at the same path, but another model.
-  await first.stop();
-  const otherModel = join(paths.dir, 'other.onnx');
-  await writeResNet18(otherModel, { seed: 7 });
-  await enclave(t, paths, ['--model', otherModel]);
-  await waitFor(async () => (await secure(url)).code === 'GW_SECURE_NOT_ATTESTED', 'the replaced enclave to be refused', WAIT_MS);
-  const refused = await secure(url);
-  assert.equal(refused.status, 503);
-  assert.match(refused.message!, /No secure upstream holds a verified attestation \(pcr_mismatch: PCR0 is [0-9a-f]{96}; expected [0-9a-f]{96}\); the request was not sent anywhere else/);
-  assert.ok((await metric(url, /^mpg_gateway_attestation_failures_total\{reason="pcr_mismatch"\}/))! >= 1);
-  assert.equal(await metric(url, /^mpg_gateway_attestation_verified\{member="unix:/), 0);
-  const after = (await (await fetch(`${url}/readyz`)).json()) as { code: string; attestation: { members: { attested: boolean; problem: string }[] } };
-  assert.equal(after.code, 'GW_NOT_READY');
-  assert.match(after.attestation.members[0]!.problem, /^pcr_mismatch: /);
-});
+    // Replaced: the same socket, a new throwaway root at the same path, but another model.
+    await first.stop();
+    const otherModel = join(paths.dir, 'other.onnx');
+    await writeResNet18(otherModel, { seed: 7 });
+    await enclave(t, paths, ['--model', otherModel]);
+    await waitFor(
+      async () => (await secure(url)).code === 'GW_SECURE_NOT_ATTESTED',
+      'the replaced enclave to be refused',
+      WAIT_MS,
+    );
+    const refused = await secure(url);
+    assert.equal(refused.status, 503);
+    assert.match(
+      refused.message!,
+      /No secure upstream holds a verified attestation \(pcr_mismatch: PCR0 is [0-9a-f]{96}; expected [0-9a-f]{96}\); the request was not sent anywhere else/,
+    );
+    assert.ok((await metric(url, /^mpg_gateway_attestation_failures_total\{reason="pcr_mismatch"\}/))! >= 1);
+    assert.equal(await metric(url, /^mpg_gateway_attestation_verified\{member="unix:/), 0);
+    const after = (await (await fetch(`${url}/readyz`)).json()) as {
+      code: string;
+      attestation: { members: { attested: boolean; problem: string }[] };
+    };
+    assert.equal(after.code, 'GW_NOT_READY');
+    assert.match(after.attestation.members[0]!.problem, /^pcr_mismatch: /);
+  },
+);
 
-test('without the emulated root the enclave is refused for its root; with other pins, for its PCRs', { timeout: 120_000 }, async (t) => {
-  const paths = await setup(t);
-  await enclave(t, paths);
+test(
+  'without the emulated root the enclave is refused for its root; with other pins, for its PCRs',
+  { timeout: 120_000 },
+  async (t) => {
+    const paths = await setup(t);
+    await enclave(t, paths);
 
-  const untrusted = await startGateway(t, ['--secure-upstream', `unix:${paths.socket}`, '--attestation-pcrs', paths.pinned]);
-  await waitFor(async () => (await secure(untrusted.url)).code === 'GW_SECURE_NOT_ATTESTED', 'the untrusted root to be refused', WAIT_MS);
-  assert.match((await secure(untrusted.url)).message!, /\(root: /);
-  const readyz = (await (await fetch(`${untrusted.url}/readyz`)).json()) as { attestation: { trust: string; warning?: string } };
-  assert.equal(readyz.attestation.trust, 'aws-root');
-  assert.equal(readyz.attestation.warning, undefined);
+    const untrusted = await startGateway(t, [
+      '--secure-upstream',
+      `unix:${paths.socket}`,
+      '--attestation-pcrs',
+      paths.pinned,
+    ]);
+    await waitFor(
+      async () => (await secure(untrusted.url)).code === 'GW_SECURE_NOT_ATTESTED',
+      'the untrusted root to be refused',
+      WAIT_MS,
+    );
+    assert.match((await secure(untrusted.url)).message!, /\(root: /);
+    const readyz = (await (await fetch(`${untrusted.url}/readyz`)).json()) as {
+      attestation: { trust: string; warning?: string };
+    };
+    assert.equal(readyz.attestation.trust, 'aws-root');
+    assert.equal(readyz.attestation.warning, undefined);
 
-  const otherPins = join(paths.dir, 'other-measurements.json');
-  await writeMeasurementsFile(otherPins, emulatedImageMeasurements({ modelPath: paths.pinned }));
-  const mismatched = await startGateway(t, ['--secure-upstream', `unix:${paths.socket}`, '--attestation-pcrs', otherPins, '--insecure-trust-emulated-nsm-root', paths.rootFile]);
-  await waitFor(async () => (await secure(mismatched.url)).code === 'GW_SECURE_NOT_ATTESTED', 'other pins to be refused', WAIT_MS);
-  assert.match((await secure(mismatched.url)).message!, /\(pcr_mismatch: /);
-});
+    const otherPins = join(paths.dir, 'other-measurements.json');
+    await writeMeasurementsFile(otherPins, emulatedImageMeasurements({ modelPath: paths.pinned }));
+    const mismatched = await startGateway(t, [
+      '--secure-upstream',
+      `unix:${paths.socket}`,
+      '--attestation-pcrs',
+      otherPins,
+      '--insecure-trust-emulated-nsm-root',
+      paths.rootFile,
+    ]);
+    await waitFor(
+      async () => (await secure(mismatched.url)).code === 'GW_SECURE_NOT_ATTESTED',
+      'other pins to be refused',
+      WAIT_MS,
+    );
+    assert.match((await secure(mismatched.url)).message!, /\(pcr_mismatch: /);
+  },
+);
 
 test('the gateway refuses to start with secure upstreams and no pins, and with an unreadable measurements file', async () => {
-  assert.throws(() => parseGatewayConfig(['--secure-upstream', 'unix:/tmp/x.sock'], {}), /secure upstreams are trusted only once attested: give --attestation-pcrs FILE/);
   assert.throws(
-    () => parseGatewayConfig(['--secure-upstream', 'unix:/tmp/x.sock', '--insecure-skip-attestation', '--attestation-pcrs', '/tmp/m.json'], {}),
+    () => parseGatewayConfig(['--secure-upstream', 'unix:/tmp/x.sock'], {}),
+    /secure upstreams are trusted only once attested: give --attestation-pcrs FILE/,
+  );
+  assert.throws(
+    () =>
+      parseGatewayConfig(
+        ['--secure-upstream', 'unix:/tmp/x.sock', '--insecure-skip-attestation', '--attestation-pcrs', '/tmp/m.json'],
+        {},
+      ),
     /--insecure-skip-attestation cannot be combined with --attestation-pcrs/,
   );
-  const { config } = parseGatewayConfig(['--secure-upstream', 'unix:/tmp/x.sock', '--attestation-pcrs', '/nonexistent/measurements.json'], {});
-  await assert.rejects(loadGateway(config, OPEN_POLICY), /--attestation-pcrs: cannot read measurements file \/nonexistent\/measurements\.json: no such file/);
+  const { config } = parseGatewayConfig(
+    ['--secure-upstream', 'unix:/tmp/x.sock', '--attestation-pcrs', '/nonexistent/measurements.json'],
+    {},
+  );
+  await assert.rejects(
+    loadGateway(config, OPEN_POLICY),
+    /--attestation-pcrs: cannot read measurements file \/nonexistent\/measurements\.json: no such file/,
+  );
 });

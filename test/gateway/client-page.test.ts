@@ -30,7 +30,8 @@ test('GET / serves the page and the bundled SDK with a strict content security p
   assert.doesNotMatch(code, /from\s*["'](node:|https?:)/);
   assert.doesNotMatch(code, /require\(["']node:/);
 
-  for (const path of ['/client/page.js', '/client/page.css']) assert.equal((await fetch(`${url}${path}`)).status, 200, path);
+  for (const path of ['/client/page.js', '/client/page.css'])
+    assert.equal((await fetch(`${url}${path}`)).status, 200, path);
   for (const path of ['/client/../package.json', '/client/secure-client.js', '/client/', '/index.html']) {
     const response = await fetch(`${url}${path}`);
     assert.equal(response.status, 404, path);
@@ -41,7 +42,7 @@ test('GET / serves the page and the bundled SDK with a strict content security p
   assert.deepEqual(config, { trust: 'none', pcrs: null, emulatedRootPem: null });
 });
 
-test('/client/config.json offers the gateway\'s pins, and the emulated root only when it is trusted insecurely', async (t) => {
+test("/client/config.json offers the gateway's pins, and the emulated root only when it is trusted insecurely", async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'mpg-page-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
   const measurements = emulatedMeasurements({ application: [Buffer.from('page test')] });
@@ -51,14 +52,33 @@ test('/client/config.json offers the gateway\'s pins, and the emulated root only
   const nsm = createEmulatedNsm();
   await writeFile(rootFile, nsm.rootCertificatePem);
 
-  const insecure = await startGateway(t, ['--secure-upstream', `unix:${join(dir, 'none.sock')}`, '--attestation-pcrs', pins, '--insecure-trust-emulated-nsm-root', rootFile]);
-  const offered = (await (await fetch(`${insecure.url}/client/config.json`)).json()) as { trust: string; pcrs: { Measurements: Record<string, string> }; emulatedRootPem: string };
+  const insecure = await startGateway(t, [
+    '--secure-upstream',
+    `unix:${join(dir, 'none.sock')}`,
+    '--attestation-pcrs',
+    pins,
+    '--insecure-trust-emulated-nsm-root',
+    rootFile,
+  ]);
+  const offered = (await (await fetch(`${insecure.url}/client/config.json`)).json()) as {
+    trust: string;
+    pcrs: { Measurements: Record<string, string> };
+    emulatedRootPem: string;
+  };
   assert.equal(offered.trust, 'insecure-emulated-nsm-root');
   assert.equal(offered.pcrs.Measurements.PCR2, measurements.pcrs[2]);
   assert.equal(offered.emulatedRootPem, nsm.rootCertificatePem);
 
-  const pinned = await startGateway(t, ['--secure-upstream', `unix:${join(dir, 'none2.sock')}`, '--attestation-pcrs', pins]);
-  const aws = (await (await fetch(`${pinned.url}/client/config.json`)).json()) as { trust: string; emulatedRootPem: unknown };
+  const pinned = await startGateway(t, [
+    '--secure-upstream',
+    `unix:${join(dir, 'none2.sock')}`,
+    '--attestation-pcrs',
+    pins,
+  ]);
+  const aws = (await (await fetch(`${pinned.url}/client/config.json`)).json()) as {
+    trust: string;
+    emulatedRootPem: unknown;
+  };
   assert.equal(aws.trust, 'aws-root');
   assert.equal(aws.emulatedRootPem, null);
 });

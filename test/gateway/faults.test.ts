@@ -9,12 +9,23 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { RecordingUpstream } from '../helpers/gateway.js';
-import { expectCodedError, metricValue, readMetrics, startGateway, startRecordingUpstream, waitFor } from '../helpers/gateway.js';
+import {
+  expectCodedError,
+  metricValue,
+  readMetrics,
+  startGateway,
+  startRecordingUpstream,
+  waitFor,
+} from '../helpers/gateway.js';
 
 type Route = 'public' | 'secure';
 
 const predict = (gatewayUrl: string, route: Route, marker: string) =>
-  fetch(`${gatewayUrl}/predict-${route}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ marker }) });
+  fetch(`${gatewayUrl}/predict-${route}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ marker }),
+  });
 
 const markersReceivedBy = (upstream: RecordingUpstream): string[] =>
   upstream.received.map((request) => (JSON.parse(request.body.toString()) as { marker: string }).marker);
@@ -28,9 +39,14 @@ function countPredictRequests(upstream: RecordingUpstream): { count: number } {
   return seen;
 }
 
-async function readyz(gatewayUrl: string): Promise<{ status: number; body: { code?: string; routes: Record<Route, { members: number; healthy: number }> } }> {
+async function readyz(
+  gatewayUrl: string,
+): Promise<{ status: number; body: { code?: string; routes: Record<Route, { members: number; healthy: number }> } }> {
   const response = await fetch(`${gatewayUrl}/readyz`);
-  return { status: response.status, body: (await response.json()) as { code?: string; routes: Record<Route, { members: number; healthy: number }> } };
+  return {
+    status: response.status,
+    body: (await response.json()) as { code?: string; routes: Record<Route, { members: number; healthy: number }> },
+  };
 }
 
 /** A TCP port nothing listens on: bound once, then released. */
@@ -66,7 +82,11 @@ test('no secure member configured: secure requests get 503 GW_NO_SECURE_UPSTREAM
     assert.match(body.message, /none is configured/);
   }
   // The header and the public path asking for secure are refused the same way.
-  const upgraded = await fetch(`${url}/predict-public`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-privacy': 'secure' }, body: '{"marker":"upgraded"}' });
+  const upgraded = await fetch(`${url}/predict-public`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-privacy': 'secure' },
+    body: '{"marker":"upgraded"}',
+  });
   await expectCodedError(upgraded, 503, 'GW_NO_SECURE_UPSTREAM');
   assert.equal(publicUpstream.received.length, 0);
   // The public route still works.
@@ -80,7 +100,16 @@ test('a member that accepts and never answers: 504 GW_UPSTREAM_TIMEOUT, ejected,
   const healthy = await startRecordingUpstream(t, 'healthy');
   hung.behaviour = { kind: 'hang' };
   // Health checks every second: the ejected member sits out several seconds, long past this test's requests.
-  const { url } = await startGateway(t, ['--public-upstream', hung.url, '--public-upstream', healthy.url, '--headers-timeout-ms', '300', '--health-interval-ms', '1000']);
+  const { url } = await startGateway(t, [
+    '--public-upstream',
+    hung.url,
+    '--public-upstream',
+    healthy.url,
+    '--headers-timeout-ms',
+    '300',
+    '--health-interval-ms',
+    '1000',
+  ]);
   assert.deepEqual((await readyz(url)).body.routes.public, { members: 2, healthy: 2 });
 
   let timedOut: Response | undefined;
@@ -115,7 +144,16 @@ test('the only secure member hangs: 504, then 503 GW_NO_SECURE_UPSTREAM at once,
   const publicUpstream = await startRecordingUpstream(t, 'public');
   const hung = await startRecordingUpstream(t, 'secure', { unix: true });
   hung.behaviour = { kind: 'hang' };
-  const { url } = await startGateway(t, ['--public-upstream', publicUpstream.url, '--secure-upstream', hung.url, '--headers-timeout-ms', '300', '--health-interval-ms', '1000']);
+  const { url } = await startGateway(t, [
+    '--public-upstream',
+    publicUpstream.url,
+    '--secure-upstream',
+    hung.url,
+    '--headers-timeout-ms',
+    '300',
+    '--health-interval-ms',
+    '1000',
+  ]);
   await expectCodedError(await predict(url, 'secure', 'secure-0'), 504, 'GW_UPSTREAM_TIMEOUT');
   const ready = await readyz(url);
   assert.equal(ready.status, 503);
@@ -126,12 +164,21 @@ test('the only secure member hangs: 504, then 503 GW_NO_SECURE_UPSTREAM at once,
   assert.equal(publicUpstream.received.length, 0);
 });
 
-test('members whose address refuses connections never become healthy: 503 with each route\'s code', async (t) => {
+test("members whose address refuses connections never become healthy: 503 with each route's code", async (t) => {
   const directory = await mkdtemp(join(tmpdir(), 'mpg-missing-'));
   t.after(() => rm(directory, { recursive: true, force: true }));
   const publicUrl = `http://127.0.0.1:${await closedPort()}`;
   const secureUrl = `unix:${join(directory, 'nobody.sock')}`;
-  const { url } = await startGateway(t, ['--public-upstream', publicUrl, '--secure-upstream', secureUrl, '--connect-timeout-ms', '5000', '--headers-timeout-ms', '5000']);
+  const { url } = await startGateway(t, [
+    '--public-upstream',
+    publicUrl,
+    '--secure-upstream',
+    secureUrl,
+    '--connect-timeout-ms',
+    '5000',
+    '--headers-timeout-ms',
+    '5000',
+  ]);
   const publicAnswer = await predict(url, 'public', 'public-0');
   assert.equal(publicAnswer.headers.get('x-privacy-route'), 'public');
   assert.match((await expectCodedError(publicAnswer, 503, 'GW_NO_HEALTHY_UPSTREAM')).message, /none of 1 is healthy/);
@@ -147,7 +194,10 @@ test('members whose address refuses connections never become healthy: 503 with e
   assert.equal(metricValue(metrics, 'mpg_gateway_upstream_up', { route: 'public', member: publicUrl }), 0);
   assert.equal(metricValue(metrics, 'mpg_gateway_upstream_up', { route: 'secure', member: secureUrl }), 0);
   // Refused before dispatch: no member was tried, so none was ejected.
-  assert.equal(metricValue(metrics, 'mpg_gateway_upstream_ejections_total', { route: 'public', member: publicUrl }), undefined);
+  assert.equal(
+    metricValue(metrics, 'mpg_gateway_upstream_ejections_total', { route: 'public', member: publicUrl }),
+    undefined,
+  );
 });
 
 test('a member whose /readyz answers 503 is not used until it is ready', async (t) => {
@@ -157,8 +207,18 @@ test('a member whose /readyz answers 503 is not used until it is ready', async (
   notReady.ready = false;
   secureNotReady.ready = false;
   const seenByNotReady = countPredictRequests(notReady);
-  const { url } = await startGateway(t, ['--public-upstream', notReady.url, '--public-upstream', ready.url, '--secure-upstream', secureNotReady.url]);
-  assert.deepEqual((await readyz(url)).body.routes, { public: { members: 2, healthy: 1 }, secure: { members: 1, healthy: 0 } });
+  const { url } = await startGateway(t, [
+    '--public-upstream',
+    notReady.url,
+    '--public-upstream',
+    ready.url,
+    '--secure-upstream',
+    secureNotReady.url,
+  ]);
+  assert.deepEqual((await readyz(url)).body.routes, {
+    public: { members: 2, healthy: 1 },
+    secure: { members: 1, healthy: 0 },
+  });
 
   for (let index = 0; index < 10; index++) {
     const response = await predict(url, 'public', `public-${index}`);
@@ -172,7 +232,10 @@ test('a member whose /readyz answers 503 is not used until it is ready', async (
   // Ready again: both come into rotation without a restart.
   notReady.ready = true;
   secureNotReady.ready = true;
-  await waitFor(async () => (await predict(url, 'secure', 'secure-1')).status === 200, 'the secure member to become ready');
+  await waitFor(
+    async () => (await predict(url, 'secure', 'secure-1')).status === 200,
+    'the secure member to become ready',
+  );
   await waitFor(async () => {
     await predict(url, 'public', 'public-rotation');
     return notReady.received.length > 0;
@@ -182,7 +245,14 @@ test('a member whose /readyz answers 503 is not used until it is ready', async (
 test('kill the secure upstream mid-run under mixed load: public unaffected, secure fails closed, then recovers by itself', async (t) => {
   const publicUpstream = await startRecordingUpstream(t, 'public');
   const secureUpstream = await startRecordingUpstream(t, 'secure', { unix: true });
-  const { url } = await startGateway(t, ['--public-upstream', publicUpstream.url, '--secure-upstream', secureUpstream.url, '--headers-timeout-ms', '5000']);
+  const { url } = await startGateway(t, [
+    '--public-upstream',
+    publicUpstream.url,
+    '--secure-upstream',
+    secureUpstream.url,
+    '--headers-timeout-ms',
+    '5000',
+  ]);
   const secureMember = { route: 'secure', member: secureUpstream.url };
   assert.equal(metricValue(await readMetrics(url), 'mpg_gateway_upstream_up', secureMember), 1);
 
@@ -213,7 +283,16 @@ test('kill the secure upstream mid-run under mixed load: public unaffected, secu
       const startedIn = phase;
       const response = await predict(url, route, marker);
       const body = (await response.json()) as { upstream?: string; code?: string };
-      outcomes.push({ route, marker, status: response.status, code: body.code, answeredBy: body.upstream, xUpstream: response.headers.get('x-upstream'), startedIn, finishedIn: phase });
+      outcomes.push({
+        route,
+        marker,
+        status: response.status,
+        code: body.code,
+        answeredBy: body.upstream,
+        xUpstream: response.headers.get('x-upstream'),
+        startedIn,
+        finishedIn: phase,
+      });
     }
   };
   await Promise.all(Array.from({ length: CONCURRENCY }, worker));
@@ -232,27 +311,46 @@ test('kill the secure upstream mid-run under mixed load: public unaffected, secu
 
   const secureReceived = new Set(markersReceivedBy(secureUpstream));
   for (const outcome of secureOutcomes) {
-    assert.notEqual(outcome.answeredBy, 'public', `secure request ${outcome.marker} was answered by the public upstream`);
-    assert.notEqual(outcome.xUpstream, 'public', `secure request ${outcome.marker} was answered by the public upstream`);
+    assert.notEqual(
+      outcome.answeredBy,
+      'public',
+      `secure request ${outcome.marker} was answered by the public upstream`,
+    );
+    assert.notEqual(
+      outcome.xUpstream,
+      'public',
+      `secure request ${outcome.marker} was answered by the public upstream`,
+    );
     if (outcome.status === 200) {
       assert.notEqual(outcome.startedIn, 'down', `secure request ${outcome.marker} succeeded with its upstream down`);
       assert.equal(outcome.answeredBy, 'secure');
       assert.equal(outcome.xUpstream, 'secure');
       assert.ok(secureReceived.has(outcome.marker));
     } else {
-      assert.notEqual(outcome.finishedIn, 'up', `secure request ${outcome.marker} failed (${outcome.status} ${outcome.code}) before the kill`);
+      assert.notEqual(
+        outcome.finishedIn,
+        'up',
+        `secure request ${outcome.marker} failed (${outcome.status} ${outcome.code}) before the kill`,
+      );
       assert.ok(
-        (outcome.status === 502 && outcome.code === 'GW_UPSTREAM_CONNECTION_FAILED') || (outcome.status === 503 && outcome.code === 'GW_NO_SECURE_UPSTREAM'),
+        (outcome.status === 502 && outcome.code === 'GW_UPSTREAM_CONNECTION_FAILED') ||
+          (outcome.status === 503 && outcome.code === 'GW_NO_SECURE_UPSTREAM'),
         `secure request ${outcome.marker} answered ${outcome.status} ${outcome.code}`,
       );
     }
   }
   const connectionFailures = secureOutcomes.filter((outcome) => outcome.status === 502).length;
   const refusedAtOnce = secureOutcomes.filter((outcome) => outcome.status === 503).length;
-  assert.ok(secureOutcomes.filter((outcome) => outcome.status === 200).length >= KILL_AT - CONCURRENCY, 'secure requests succeeded before the kill');
+  assert.ok(
+    secureOutcomes.filter((outcome) => outcome.status === 200).length >= KILL_AT - CONCURRENCY,
+    'secure requests succeeded before the kill',
+  );
   assert.ok(connectionFailures >= 1, 'the request in flight at the kill failed with 502');
   assert.ok(refusedAtOnce >= 1, 'after the ejection secure requests were refused with 503 at once');
-  assert.ok(secureOutcomes.some((outcome) => outcome.startedIn === 'down'), 'secure requests were sent with the upstream down');
+  assert.ok(
+    secureOutcomes.some((outcome) => outcome.startedIn === 'down'),
+    'secure requests were sent with the upstream down',
+  );
 
   const down = await readMetrics(url);
   assert.equal(metricValue(down, 'mpg_gateway_upstream_up', secureMember), 0);
@@ -294,7 +392,12 @@ test('an upstream that resets the connection: 502 GW_UPSTREAM_CONNECTION_FAILED 
   const secureUpstream = await startRecordingUpstream(t, 'secure', { unix: true });
   publicUpstream.behaviour = { kind: 'reset' };
   secureUpstream.behaviour = { kind: 'reset' };
-  const { url } = await startGateway(t, ['--public-upstream', publicUpstream.url, '--secure-upstream', secureUpstream.url]);
+  const { url } = await startGateway(t, [
+    '--public-upstream',
+    publicUpstream.url,
+    '--secure-upstream',
+    secureUpstream.url,
+  ]);
   for (const route of ['public', 'secure'] as const) {
     const response = await predict(url, route, `${route}-reset`);
     assert.equal(response.headers.get('x-privacy-route'), route);
@@ -303,13 +406,25 @@ test('an upstream that resets the connection: 502 GW_UPSTREAM_CONNECTION_FAILED 
   assert.deepEqual(markersReceivedBy(publicUpstream), ['public-reset']);
   assert.deepEqual(markersReceivedBy(secureUpstream), ['secure-reset']);
   const metrics = await readMetrics(url);
-  assert.equal(metricValue(metrics, 'mpg_gateway_upstream_ejections_total', { route: 'public', member: publicUpstream.url }), 1);
-  assert.equal(metricValue(metrics, 'mpg_gateway_upstream_ejections_total', { route: 'secure', member: secureUpstream.url }), 1);
-  assert.equal(metricValue(metrics, 'mpg_gateway_errors_total', { route: 'secure', code: 'GW_UPSTREAM_CONNECTION_FAILED' }), 1);
+  assert.equal(
+    metricValue(metrics, 'mpg_gateway_upstream_ejections_total', { route: 'public', member: publicUpstream.url }),
+    1,
+  );
+  assert.equal(
+    metricValue(metrics, 'mpg_gateway_upstream_ejections_total', { route: 'secure', member: secureUpstream.url }),
+    1,
+  );
+  assert.equal(
+    metricValue(metrics, 'mpg_gateway_errors_total', { route: 'secure', code: 'GW_UPSTREAM_CONNECTION_FAILED' }),
+    1,
+  );
 
   // Once it answers again, the health checks bring it back.
   publicUpstream.behaviour = { kind: 'answer' };
-  await waitFor(async () => (await predict(url, 'public', 'public-again')).status === 200, 'the public member to return');
+  await waitFor(
+    async () => (await predict(url, 'public', 'public-again')).status === 200,
+    'the public member to return',
+  );
 });
 
 test('a member stays usable after the upstream closes its idle keep-alive connections', async (t) => {
@@ -322,8 +437,14 @@ test('a member stays usable after the upstream closes its idle keep-alive connec
   const { url } = await startGateway(t, ['--public-upstream', publicUpstream.url]);
   // A burst opens several connections to the member...
   const burst = await Promise.all(Array.from({ length: 4 }, (_, index) => predict(url, 'public', `burst-${index}`)));
-  assert.deepEqual(burst.map((response) => response.status), [200, 200, 200, 200]);
-  const connections = () => new Promise<number>((resolve, reject) => publicUpstream.server.getConnections((error, count) => (error ? reject(error) : resolve(count))));
+  assert.deepEqual(
+    burst.map((response) => response.status),
+    [200, 200, 200, 200],
+  );
+  const connections = () =>
+    new Promise<number>((resolve, reject) =>
+      publicUpstream.server.getConnections((error, count) => (error ? reject(error) : resolve(count))),
+    );
   const opened = await connections();
   assert.ok(opened >= 2, `the burst opened connections beside the health checks' one: ${opened}`);
   // ...which the upstream closes once idle; only the health checks' connection stays busy.
@@ -359,18 +480,27 @@ test('a body that stalls past --body-timeout-ms: the response is cut off, and th
   assert.equal(next.status, 200);
   assert.equal(((await next.json()) as { upstream: string }).upstream, 'public');
   const metrics = await readMetrics(url);
-  assert.equal(metricValue(metrics, 'mpg_gateway_upstream_ejections_total', { route: 'public', member: publicUpstream.url }), undefined);
+  assert.equal(
+    metricValue(metrics, 'mpg_gateway_upstream_ejections_total', { route: 'public', member: publicUpstream.url }),
+    undefined,
+  );
 });
 
 test('a member whose every connection is busy with slow requests stays in rotation: health checks have their own connection', async (t) => {
   const upstream = await startRecordingUpstream(t, 'busy');
   const { url, gateway } = await startGateway(t, [
-    '--public-upstream', upstream.url,
-    '--connections', '1',
-    '--health-timeout-ms', '200',
+    '--public-upstream',
+    upstream.url,
+    '--connections',
+    '1',
+    '--health-timeout-ms',
+    '200',
   ]);
   upstream.behaviour = { kind: 'delay', delayMs: 1_500 };
-  const slow = [fetch(`${url}/predict-public`, { method: 'POST', body: '{}' }), fetch(`${url}/predict-public`, { method: 'POST', body: '{}' })];
+  const slow = [
+    fetch(`${url}/predict-public`, { method: 'POST', body: '{}' }),
+    fetch(`${url}/predict-public`, { method: 'POST', body: '{}' }),
+  ];
   // While both requests hold (or queue for) the member's only connection, several health checks run.
   await waitFor(() => upstream.received.length >= 1, 'the first slow request to reach the upstream');
   const member = gateway.groups.public.members[0]!;

@@ -14,11 +14,22 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import type { TestContext } from 'node:test';
 import type { RecordingUpstream } from '../helpers/gateway.js';
-import { expectCodedError, metricValue, readMetrics, sendRaw, startGateway, startRecordingUpstream, waitFor } from '../helpers/gateway.js';
+import {
+  expectCodedError,
+  metricValue,
+  readMetrics,
+  sendRaw,
+  startGateway,
+  startRecordingUpstream,
+  waitFor,
+} from '../helpers/gateway.js';
 import { startMpg, waitUntilOk } from '../helpers/process.js';
 
 /** A raw connection to the gateway; `text()` resolves with all it answered once it closes. */
-function openRaw(t: TestContext, gatewayUrl: string): { socket: Socket; text: () => Promise<string>; closed: () => boolean } {
+function openRaw(
+  t: TestContext,
+  gatewayUrl: string,
+): { socket: Socket; text: () => Promise<string>; closed: () => boolean } {
   const { port } = new URL(gatewayUrl);
   const socket = connect(Number(port), '127.0.0.1');
   let received = '';
@@ -51,7 +62,8 @@ function metricSum(text: string, name: string, labels: Record<string, string> = 
   let sum = 0;
   for (const line of text.split('\n')) {
     if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
-    if (Object.entries(labels).every(([key, value]) => line.includes(`${key}="${value}"`))) sum += Number(line.split(' ').at(-1));
+    if (Object.entries(labels).every(([key, value]) => line.includes(`${key}="${value}"`)))
+      sum += Number(line.split(' ').at(-1));
   }
   return sum;
 }
@@ -59,17 +71,23 @@ function metricSum(text: string, name: string, labels: Record<string, string> = 
 /** Waits until the gateway has answered (to nobody, perhaps) `count` failed requests on `route`. */
 async function untilErrorsCounted(gatewayUrl: string, route: string, count = 1): Promise<string> {
   let text = '';
-  await waitFor(async () => {
-    text = await readMetrics(gatewayUrl);
-    return metricSum(text, 'mpg_gateway_errors_total', { route }) >= count;
-  }, `${count} error answers on the ${route} route`, 20_000);
+  await waitFor(
+    async () => {
+      text = await readMetrics(gatewayUrl);
+      return metricSum(text, 'mpg_gateway_errors_total', { route }) >= count;
+    },
+    `${count} error answers on the ${route} route`,
+    20_000,
+  );
   return text;
 }
 
 /** The code of a raw answer's coded JSON body. */
-const codeOf = (answer: string): string => (JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)) as { code: string }).code;
+const codeOf = (answer: string): string =>
+  (JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)) as { code: string }).code;
 
-const predictHead = (path: string, headers: string[]) => [`POST ${path} HTTP/1.1`, 'host: gateway', ...headers, '', ''].join('\r\n');
+const predictHead = (path: string, headers: string[]) =>
+  [`POST ${path} HTTP/1.1`, 'host: gateway', ...headers, '', ''].join('\r\n');
 
 // --- failure 1: the client's failures are the client's ---
 
@@ -82,10 +100,17 @@ for (const streamed of [false, true]) {
     const arrivals = watchArrivals(upstream);
     const { url } = await startGateway(t, ['--public-upstream', upstream.url, ...flags]);
     const raw = openRaw(t, url);
-    raw.socket.write(predictHead('/predict-public', ['content-type: application/octet-stream', 'content-length: 100000']) + 'x'.repeat(1000));
+    raw.socket.write(
+      predictHead('/predict-public', ['content-type: application/octet-stream', 'content-length: 100000']) +
+        'x'.repeat(1000),
+    );
     // Streamed, the body has reached the member when the client goes; read whole, it never does.
     if (streamed) await waitFor(() => arrivals.count === 1, 'the streamed request to reach the member');
-    else await waitFor(async () => metricValue(await readMetrics(url), 'mpg_gateway_requests_in_flight', { route: 'public' }) === 1, 'the request to be in flight');
+    else
+      await waitFor(
+        async () => metricValue(await readMetrics(url), 'mpg_gateway_requests_in_flight', { route: 'public' }) === 1,
+        'the request to be in flight',
+      );
     raw.socket.destroy();
     const metrics = await untilErrorsCounted(url, 'public');
     assert.equal(metricSum(metrics, 'mpg_gateway_upstream_ejections_total'), 0, 'no member was ejected');
@@ -99,9 +124,16 @@ for (const streamed of [false, true]) {
     const arrivals = watchArrivals(upstream);
     const { url } = await startGateway(t, ['--public-upstream', upstream.url, ...flags]);
     const raw = openRaw(t, url);
-    raw.socket.write(predictHead('/predict-public', ['content-type: application/octet-stream', 'transfer-encoding: chunked']) + `400\r\n${'x'.repeat(0x400)}\r\n`);
+    raw.socket.write(
+      predictHead('/predict-public', ['content-type: application/octet-stream', 'transfer-encoding: chunked']) +
+        `400\r\n${'x'.repeat(0x400)}\r\n`,
+    );
     if (streamed) await waitFor(() => arrivals.count === 1, 'the streamed request to reach the member');
-    else await waitFor(async () => metricValue(await readMetrics(url), 'mpg_gateway_requests_in_flight', { route: 'public' }) === 1, 'the request to be in flight');
+    else
+      await waitFor(
+        async () => metricValue(await readMetrics(url), 'mpg_gateway_requests_in_flight', { route: 'public' }) === 1,
+        'the request to be in flight',
+      );
     raw.socket.write('zz-not-a-chunk-size\r\n\r\n');
     const answer = await raw.text();
     assert.match(answer, /^HTTP\/1\.1 400 /);
@@ -116,9 +148,23 @@ for (const streamed of [false, true]) {
     const upstream = await startRecordingUpstream(t, 'public');
     const arrivals = watchArrivals(upstream);
     // The idle-body timeout is longer, so the whole-request timeout is the one that fires.
-    const { url } = await startGateway(t, ['--public-upstream', upstream.url, '--request-timeout-ms', '300', '--body-idle-timeout-ms', '60000', ...flags]);
+    const { url } = await startGateway(t, [
+      '--public-upstream',
+      upstream.url,
+      '--request-timeout-ms',
+      '300',
+      '--body-idle-timeout-ms',
+      '60000',
+      ...flags,
+    ]);
     const raw = openRaw(t, url);
-    raw.socket.write(predictHead('/predict-public', ['content-type: application/octet-stream', 'content-length: 100000', 'x-request-id: stalled-1']) + 'x'.repeat(10));
+    raw.socket.write(
+      predictHead('/predict-public', [
+        'content-type: application/octet-stream',
+        'content-length: 100000',
+        'x-request-id: stalled-1',
+      ]) + 'x'.repeat(10),
+    );
     if (streamed) await waitFor(() => arrivals.count === 1, 'the streamed request to reach the member');
     const answer = await raw.text();
     assert.match(answer, /^HTTP\/1\.1 408 /);
@@ -136,9 +182,18 @@ for (const streamed of [false, true]) {
   test(`a body that goes silent, ${how}: 408 GW_BODY_TIMEOUT after --body-idle-timeout-ms, and the member is not ejected`, async (t) => {
     const upstream = await startRecordingUpstream(t, 'secure', { unix: true });
     const arrivals = watchArrivals(upstream);
-    const { url } = await startGateway(t, ['--secure-upstream', upstream.url, '--body-idle-timeout-ms', '300', ...flags]);
+    const { url } = await startGateway(t, [
+      '--secure-upstream',
+      upstream.url,
+      '--body-idle-timeout-ms',
+      '300',
+      ...flags,
+    ]);
     const raw = openRaw(t, url);
-    raw.socket.write(predictHead('/predict-secure', ['content-type: application/octet-stream', 'content-length: 100000']) + 'x'.repeat(1024));
+    raw.socket.write(
+      predictHead('/predict-secure', ['content-type: application/octet-stream', 'content-length: 100000']) +
+        'x'.repeat(1024),
+    );
     if (streamed) await waitFor(() => arrivals.count === 1, 'the streamed request to reach the member');
     const answer = await raw.text();
     assert.match(answer, /^HTTP\/1\.1 408 /);
@@ -158,10 +213,20 @@ test('40 stalled secure uploads hold no upstream connection: a normal secure req
   const { url } = await startGateway(t, ['--secure-upstream', upstream.url]);
   const stalled = Array.from({ length: 40 }, () => openRaw(t, url));
   for (const raw of stalled) {
-    raw.socket.write(predictHead('/predict-secure', ['content-type: application/octet-stream', 'content-length: 4096']) + 'x'.repeat(16));
+    raw.socket.write(
+      predictHead('/predict-secure', ['content-type: application/octet-stream', 'content-length: 4096']) +
+        'x'.repeat(16),
+    );
   }
-  await waitFor(async () => metricValue(await readMetrics(url), 'mpg_gateway_requests_in_flight', { route: 'secure' }) === 40, 'the 40 stalled uploads to be in flight');
-  const normal = await fetch(`${url}/predict-secure`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"images":[]}' });
+  await waitFor(
+    async () => metricValue(await readMetrics(url), 'mpg_gateway_requests_in_flight', { route: 'secure' }) === 40,
+    'the 40 stalled uploads to be in flight',
+  );
+  const normal = await fetch(`${url}/predict-secure`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: '{"images":[]}',
+  });
   assert.equal(normal.status, 200);
   assert.equal(((await normal.json()) as { upstream: string }).upstream, 'secure');
   assert.deepEqual(
@@ -175,16 +240,31 @@ test('40 stalled secure uploads hold no upstream connection: a normal secure req
 test('a member whose connections and queue are full: the next request gets 503 GW_UPSTREAM_BUSY at once, and the member stays in rotation', async (t) => {
   const upstream = await startRecordingUpstream(t, 'secure', { unix: true });
   const arrivals = watchArrivals(upstream);
-  const { url } = await startGateway(t, ['--secure-upstream', upstream.url, '--connections', '1', '--upstream-queue', '0', '--body-buffer-bytes', '0']);
+  const { url } = await startGateway(t, [
+    '--secure-upstream',
+    upstream.url,
+    '--connections',
+    '1',
+    '--upstream-queue',
+    '0',
+    '--body-buffer-bytes',
+    '0',
+  ]);
   // A large body is streamed: it holds the member's only connection while it trickles.
   const raw = openRaw(t, url);
-  raw.socket.write(predictHead('/predict-secure', ['content-type: application/octet-stream', 'content-length: 100000']) + 'x'.repeat(16));
+  raw.socket.write(
+    predictHead('/predict-secure', ['content-type: application/octet-stream', 'content-length: 100000']) +
+      'x'.repeat(16),
+  );
   await waitFor(() => arrivals.count === 1, 'the streamed upload to hold the connection');
   const busy = await fetch(`${url}/predict-secure`, { method: 'POST', body: 'next' });
   assert.equal(busy.headers.get('retry-after'), '1');
   await expectCodedError(busy, 503, 'GW_UPSTREAM_BUSY');
   raw.socket.destroy();
-  await waitFor(async () => (await fetch(`${url}/predict-secure`, { method: 'POST', body: 'again' })).status === 200, 'the member to take requests again');
+  await waitFor(
+    async () => (await fetch(`${url}/predict-secure`, { method: 'POST', body: 'again' })).status === 200,
+    'the member to take requests again',
+  );
   assert.equal(metricSum(await readMetrics(url), 'mpg_gateway_upstream_ejections_total'), 0, 'no member was ejected');
 });
 
@@ -194,7 +274,14 @@ for (const fillers of [999, 1000, 1999]) {
   test(`x-privacy: secure after ${fillers} other header lines (node:http keeps 1000; host, connection and content-length follow it) goes to the secure upstream`, async (t) => {
     const publicUpstream = await startRecordingUpstream(t, 'public');
     const secureUpstream = await startRecordingUpstream(t, 'secure', { unix: true });
-    const { url } = await startGateway(t, ['--public-upstream', publicUpstream.url, '--secure-upstream', secureUpstream.url, '--max-header-size', '32768']);
+    const { url } = await startGateway(t, [
+      '--public-upstream',
+      publicUpstream.url,
+      '--secure-upstream',
+      secureUpstream.url,
+      '--max-header-size',
+      '32768',
+    ]);
     const headers: Record<string, string> = {};
     for (let index = 0; index < fillers; index++) headers[`f${index}`] = '1';
     headers['x-privacy'] = 'secure';
@@ -214,10 +301,14 @@ test('Expect: 100-continue: the gateway answers 100, the body goes through, and 
   const body = Buffer.alloc(64 * 1024, 7);
   const outcome = await new Promise<{ status: number; continued: boolean }>((resolve, reject) => {
     let continued = false;
-    const outgoing = httpRequest(new URL('/predict-public', url), { method: 'POST', headers: { expect: '100-continue', 'content-length': body.length }, agent: false }, (response) => {
-      response.resume();
-      response.on('end', () => resolve({ status: response.statusCode ?? 0, continued }));
-    });
+    const outgoing = httpRequest(
+      new URL('/predict-public', url),
+      { method: 'POST', headers: { expect: '100-continue', 'content-length': body.length }, agent: false },
+      (response) => {
+        response.resume();
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, continued }));
+      },
+    );
     outgoing.on('continue', () => {
       continued = true;
       outgoing.end(body);
@@ -236,14 +327,27 @@ test("curl's upload of a 2 MiB photo (it sends Expect: 100-continue over 1 MiB) 
   t.after(() => rm(directory, { recursive: true, force: true }));
   const photo = join(directory, 'photo.jpg');
   await writeFile(photo, Buffer.alloc(2 * 1024 * 1024, 3));
-  const output = await curl(['-sS', '-o', '/dev/null', '-w', '%{http_code}', '-H', 'content-type: image/jpeg', '--data-binary', `@${photo}`, `${url}/predict-public`]);
+  const output = await curl([
+    '-sS',
+    '-o',
+    '/dev/null',
+    '-w',
+    '%{http_code}',
+    '-H',
+    'content-type: image/jpeg',
+    '--data-binary',
+    `@${photo}`,
+    `${url}/predict-public`,
+  ]);
   assert.equal(output, '200');
   assert.equal(upstream.received[0]?.body.length, 2 * 1024 * 1024);
 });
 
 function curl(args: string[]): Promise<string> {
   return new Promise((resolve, reject) =>
-    execFile('curl', args, { maxBuffer: 1024 * 1024 }, (error, stdout, stderr) => (error ? reject(new Error(`curl failed: ${stderr || error.message}`)) : resolve(stdout))),
+    execFile('curl', args, { maxBuffer: 1024 * 1024 }, (error, stdout, stderr) =>
+      error ? reject(new Error(`curl failed: ${stderr || error.message}`)) : resolve(stdout),
+    ),
   );
 }
 
@@ -252,7 +356,12 @@ function curl(args: string[]): Promise<string> {
 test('/predict-secure/ and /predict-public/ (with a trailing slash) are the same routes', async (t) => {
   const publicUpstream = await startRecordingUpstream(t, 'public');
   const secureUpstream = await startRecordingUpstream(t, 'secure', { unix: true });
-  const { url } = await startGateway(t, ['--public-upstream', publicUpstream.url, '--secure-upstream', secureUpstream.url]);
+  const { url } = await startGateway(t, [
+    '--public-upstream',
+    publicUpstream.url,
+    '--secure-upstream',
+    secureUpstream.url,
+  ]);
   for (const route of ['public', 'secure'] as const) {
     const response = await fetch(`${url}/predict-${route}/?topk=1`, { method: 'POST', body: route });
     assert.equal(response.status, 200);
@@ -272,13 +381,20 @@ test('an absolute-form request target (POST http://host/predict-secure) is the s
   const answer = await raw.text();
   assert.match(answer, /^HTTP\/1\.1 200 /);
   assert.match(answer, /\r\nx-privacy-route: secure\r\n/i);
-  assert.deepEqual(secureUpstream.received.map((request) => [request.path, request.body.toString()]), [['/predict?topk=2', 'secret']]);
+  assert.deepEqual(
+    secureUpstream.received.map((request) => [request.path, request.body.toString()]),
+    [['/predict?topk=2', 'secret']],
+  );
 });
 
 test('a header block over --max-header-size: 431 GW_HEADERS_TOO_LARGE as coded JSON with x-request-id', async (t) => {
   const upstream = await startRecordingUpstream(t, 'public');
   const { url } = await startGateway(t, ['--public-upstream', upstream.url, '--max-header-size', '1024']);
-  const response = await sendRaw(url, { path: '/predict-public', headers: { 'x-filler': 'a'.repeat(2048) }, body: 'x' });
+  const response = await sendRaw(url, {
+    path: '/predict-public',
+    headers: { 'x-filler': 'a'.repeat(2048) },
+    body: 'x',
+  });
   assert.equal(response.statusCode, 431);
   assert.match(String(response.headers['x-request-id']), /^[A-Za-z0-9._:-]+$/);
   assert.equal((JSON.parse(response.body) as { code: string }).code, 'GW_HEADERS_TOO_LARGE');
@@ -289,11 +405,21 @@ for (const streamed of [false, true]) {
   test(`x-privacy sent only as a trailer is refused with 400 GW_PRIVACY_TRAILER${streamed ? ', the body streamed' : ''}; no upstream gets a whole request`, async (t) => {
     const publicUpstream = await startRecordingUpstream(t, 'public');
     const secureUpstream = await startRecordingUpstream(t, 'secure', { unix: true });
-    const { url } = await startGateway(t, ['--public-upstream', publicUpstream.url, '--secure-upstream', secureUpstream.url, ...(streamed ? ['--body-buffer-bytes', '0'] : [])]);
+    const { url } = await startGateway(t, [
+      '--public-upstream',
+      publicUpstream.url,
+      '--secure-upstream',
+      secureUpstream.url,
+      ...(streamed ? ['--body-buffer-bytes', '0'] : []),
+    ]);
     const raw = openRaw(t, url);
     raw.socket.write(
-      predictHead('/predict-public', ['content-type: application/octet-stream', 'transfer-encoding: chunked', 'trailer: x-privacy', 'connection: close']) +
-        '6\r\nsecret\r\n0\r\nx-privacy: secure\r\n\r\n',
+      predictHead('/predict-public', [
+        'content-type: application/octet-stream',
+        'transfer-encoding: chunked',
+        'trailer: x-privacy',
+        'connection: close',
+      ]) + '6\r\nsecret\r\n0\r\nx-privacy: secure\r\n\r\n',
     );
     const answer = await raw.text();
     assert.match(answer, /^HTTP\/1\.1 400 /);
@@ -318,32 +444,68 @@ test('a request pipelined behind a refused one is sent upstream only if its own 
     assert.match(answers[0] ?? '', / 4\d\d $/, 'the refused request is answered 4xx');
     // A request sent now arrives after anything the gateway would have forwarded before it.
     assert.equal((await fetch(`${url}/predict-public`, { method: 'POST', body: 'third' })).status, 200);
-    assert.equal(arrivals.count - before - 1, answers.length - 1, `answers ${answers.join(', ')}: the pipelined request reached the member only if it was answered`);
+    assert.equal(
+      arrivals.count - before - 1,
+      answers.length - 1,
+      `answers ${answers.join(', ')}: the pipelined request reached the member only if it was answered`,
+    );
   }
 });
 
-test('a body far over --body-limit: curl and Node fetch read the 413 from `mpg gateway`, not a broken pipe', { timeout: 120_000 }, async (t) => {
-  const upstream = await startRecordingUpstream(t, 'public');
-  // Its own process, as users run it: the client's writes race the gateway's close for real. (The
-  // upstream shares this process, which is busy sending: health checks may wait.)
-  const mpg = startMpg(t, ['gateway', '--port', '0', '--log-level', 'warn', '--public-upstream', upstream.url, '--body-limit', '1048576', '--health-timeout-ms', '30000']);
-  const [, url] = await mpg.waitForOutput(/gateway listening on (http:\/\/\S+)/);
-  assert.ok(url);
-  await waitUntilOk(`${url}/readyz`);
-  const directory = await mkdtemp(join(tmpdir(), 'mpg-large-'));
-  t.after(() => rm(directory, { recursive: true, force: true }));
-  const file = join(directory, 'large.bin');
-  const body = Buffer.alloc(50 * 1024 * 1024, 1);
-  await writeFile(file, body);
-  // Without Expect (curl would otherwise wait to be told to send): the body is already on its way.
-  for (let attempt = 0; attempt < 3; attempt++) {
-    const output = await curl(['-sS', '-H', 'Expect:', '-H', 'content-type: application/octet-stream', '--data-binary', `@${file}`, `${url}/predict-public`]);
-    assert.equal((JSON.parse(output) as { code: string }).code, 'GW_BODY_TOO_LARGE');
-  }
-  const response = await fetch(`${url}/predict-public`, { method: 'POST', body });
-  await expectCodedError(response, 413, 'GW_BODY_TOO_LARGE');
-  // With Expect: 100-continue the answer comes before the body is sent at all.
-  const expecting = await curl(['-sS', '-H', 'content-type: application/octet-stream', '--data-binary', `@${file}`, `${url}/predict-public`]);
-  assert.equal((JSON.parse(expecting) as { code: string }).code, 'GW_BODY_TOO_LARGE');
-  assert.equal(upstream.received.length, 0);
-});
+test(
+  'a body far over --body-limit: curl and Node fetch read the 413 from `mpg gateway`, not a broken pipe',
+  { timeout: 120_000 },
+  async (t) => {
+    const upstream = await startRecordingUpstream(t, 'public');
+    // Its own process, as users run it: the client's writes race the gateway's close for real. (The
+    // upstream shares this process, which is busy sending: health checks may wait.)
+    const mpg = startMpg(t, [
+      'gateway',
+      '--port',
+      '0',
+      '--log-level',
+      'warn',
+      '--public-upstream',
+      upstream.url,
+      '--body-limit',
+      '1048576',
+      '--health-timeout-ms',
+      '30000',
+    ]);
+    const [, url] = await mpg.waitForOutput(/gateway listening on (http:\/\/\S+)/);
+    assert.ok(url);
+    await waitUntilOk(`${url}/readyz`);
+    const directory = await mkdtemp(join(tmpdir(), 'mpg-large-'));
+    t.after(() => rm(directory, { recursive: true, force: true }));
+    const file = join(directory, 'large.bin');
+    const body = Buffer.alloc(50 * 1024 * 1024, 1);
+    await writeFile(file, body);
+    // Without Expect (curl would otherwise wait to be told to send): the body is already on its way.
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const output = await curl([
+        '-sS',
+        '-H',
+        'Expect:',
+        '-H',
+        'content-type: application/octet-stream',
+        '--data-binary',
+        `@${file}`,
+        `${url}/predict-public`,
+      ]);
+      assert.equal((JSON.parse(output) as { code: string }).code, 'GW_BODY_TOO_LARGE');
+    }
+    const response = await fetch(`${url}/predict-public`, { method: 'POST', body });
+    await expectCodedError(response, 413, 'GW_BODY_TOO_LARGE');
+    // With Expect: 100-continue the answer comes before the body is sent at all.
+    const expecting = await curl([
+      '-sS',
+      '-H',
+      'content-type: application/octet-stream',
+      '--data-binary',
+      `@${file}`,
+      `${url}/predict-public`,
+    ]);
+    assert.equal((JSON.parse(expecting) as { code: string }).code, 'GW_BODY_TOO_LARGE');
+    assert.equal(upstream.received.length, 0);
+  },
+);

@@ -8,7 +8,15 @@ import { Readable } from 'node:stream';
 import { test } from 'node:test';
 import type { TestContext } from 'node:test';
 import type { RecordingUpstream } from '../helpers/gateway.js';
-import { expectCodedError, metricValue, readMetrics, sendRaw, startGateway, startRecordingUpstream, waitFor } from '../helpers/gateway.js';
+import {
+  expectCodedError,
+  metricValue,
+  readMetrics,
+  sendRaw,
+  startGateway,
+  startRecordingUpstream,
+  waitFor,
+} from '../helpers/gateway.js';
 import type { RunningProcess } from '../helpers/process.js';
 import { startMpg, waitUntilOk } from '../helpers/process.js';
 
@@ -121,7 +129,8 @@ async function startHoldingUpstream(t: TestContext): Promise<{ url: string; held
     url: `http://127.0.0.1:${(server.address() as { port: number }).port}`,
     held: () => held.length,
     release: () => {
-      for (const response of held.splice(0)) response.writeHead(200, { 'content-type': 'application/json' }).end('{"held":true}');
+      for (const response of held.splice(0))
+        response.writeHead(200, { 'content-type': 'application/json' }).end('{"held":true}');
     },
   };
 }
@@ -134,7 +143,9 @@ const tryConnect = (port: number) =>
       socket.destroy();
       resolve('accepted');
     });
-    socket.once('error', (error: NodeJS.ErrnoException) => (error.code === 'ECONNREFUSED' ? resolve('refused') : reject(error)));
+    socket.once('error', (error: NodeJS.ErrnoException) =>
+      error.code === 'ECONNREFUSED' ? resolve('refused') : reject(error),
+    );
   });
 
 test('graceful shutdown of `mpg gateway`: SIGTERM with 3 requests in flight, all finish with 200, new connections refused, exit 0', async (t) => {
@@ -159,7 +170,10 @@ test('graceful shutdown of `mpg gateway`: SIGTERM with 3 requests in flight, all
 
   upstream.release();
   const answers = await Promise.all(inFlight);
-  assert.deepEqual(answers, Array.from({ length: 3 }, () => ({ status: 200, body: '{"held":true}' })));
+  assert.deepEqual(
+    answers,
+    Array.from({ length: 3 }, () => ({ status: 200, body: '{"held":true}' })),
+  );
   assert.equal(await mpg.exited, 0, `stderr: ${mpg.stderr()}`);
   assert.equal(await tryConnect(port), 'refused');
 });
@@ -167,7 +181,12 @@ test('graceful shutdown of `mpg gateway`: SIGTERM with 3 requests in flight, all
 test('metrics after mixed traffic: requests by route and status, both histograms per route and status class up to the longest request, in flight back to 0, bytes per route', async (t) => {
   const publicUpstream = await startRecordingUpstream(t, 'public');
   const secureUpstream = await startRecordingUpstream(t, 'secure', { unix: true });
-  const { url } = await startGateway(t, ['--public-upstream', publicUpstream.url, '--secure-upstream', secureUpstream.url]);
+  const { url } = await startGateway(t, [
+    '--public-upstream',
+    publicUpstream.url,
+    '--secure-upstream',
+    secureUpstream.url,
+  ]);
   let publicBytesIn = 0;
   let publicBytesOut = 0;
   let secureBytesIn = 0;
@@ -194,7 +213,10 @@ test('metrics after mixed traffic: requests by route and status, both histograms
   // The gauge drops when each response's socket side closes, just after the client has it.
   await waitFor(async () => {
     const text = await readMetrics(url);
-    return metricValue(text, 'mpg_gateway_requests_in_flight', { route: 'public' }) === 0 && metricValue(text, 'mpg_gateway_requests_in_flight', { route: 'secure' }) === 0;
+    return (
+      metricValue(text, 'mpg_gateway_requests_in_flight', { route: 'public' }) === 0 &&
+      metricValue(text, 'mpg_gateway_requests_in_flight', { route: 'secure' }) === 0
+    );
   }, 'no request in flight');
   const metrics = await readMetrics(url);
   const value = (name: string, labels: Record<string, string>) => metricValue(metrics, name, labels);
@@ -205,17 +227,27 @@ test('metrics after mixed traffic: requests by route and status, both histograms
   assert.equal(value('mpg_gateway_requests_total', { route: 'secure', status: '500' }), 1);
   // Both histograms are split by status class, so the upstream's fast failures stay out of a
   // route's 2xx latency; their buckets reach the longest request (30 s receiving + 30 s upstream).
-  for (const [route, counts] of [['public', { '2xx': 3, '5xx': 1 }], ['secure', { '2xx': 2, '5xx': 1 }]] as const) {
+  for (const [route, counts] of [
+    ['public', { '2xx': 3, '5xx': 1 }],
+    ['secure', { '2xx': 2, '5xx': 1 }],
+  ] as const) {
     for (const [status_class, count] of Object.entries(counts)) {
       for (const histogram of ['mpg_gateway_request_duration_seconds', 'mpg_gateway_upstream_duration_seconds']) {
         const labels = { route, status_class };
         assert.equal(value(`${histogram}_count`, labels), count, `${histogram} count on ${route} ${status_class}`);
         assert.equal(value(`${histogram}_bucket`, { ...labels, le: '+Inf' }), count);
-        assert.equal(value(`${histogram}_bucket`, { ...labels, le: '60' }), count, `${histogram} has a bucket at the longest request`);
+        assert.equal(
+          value(`${histogram}_bucket`, { ...labels, le: '60' }),
+          count,
+          `${histogram} has a bucket at the longest request`,
+        );
         assert.ok((value(`${histogram}_sum`, labels) ?? 0) > 0, `${histogram} sum on ${route} ${status_class}`);
       }
       // The upstream leg is part of the whole request.
-      assert.ok((value('mpg_gateway_upstream_duration_seconds_sum', { route, status_class }) ?? 0) <= (value('mpg_gateway_request_duration_seconds_sum', { route, status_class }) ?? 0));
+      assert.ok(
+        (value('mpg_gateway_upstream_duration_seconds_sum', { route, status_class }) ?? 0) <=
+          (value('mpg_gateway_request_duration_seconds_sum', { route, status_class }) ?? 0),
+      );
     }
     assert.equal(value('mpg_gateway_request_duration_seconds_count', { route, status_class: '4xx' }), undefined);
   }
@@ -238,16 +270,29 @@ const chunkedBody = () =>
   );
 
 const postChunked = (url: string) =>
-  fetch(url, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: chunkedBody(), duplex: 'half' } as unknown as RequestInit);
+  fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/octet-stream' },
+    body: chunkedBody(),
+    duplex: 'half',
+  } as unknown as RequestInit);
 
 test('a body over --body-limit that declares its length: 413 GW_BODY_TOO_LARGE, nothing sent upstream', async (t) => {
   const upstream = await startRecordingUpstream(t, 'public');
   const seen = watchPredictRequests(upstream);
   const { url } = await startGateway(t, ['--public-upstream', upstream.url, '--body-limit', String(BODY_LIMIT)]);
   // A fresh connection, closed after the answer: the body the gateway refused to read goes with it.
-  const response = await sendRaw(url, { path: '/predict-public', headers: { 'content-type': 'application/octet-stream' }, body: Buffer.alloc(BODY_LIMIT * 4, 1) });
+  const response = await sendRaw(url, {
+    path: '/predict-public',
+    headers: { 'content-type': 'application/octet-stream' },
+    body: Buffer.alloc(BODY_LIMIT * 4, 1),
+  });
   assert.equal(response.statusCode, 413);
-  assert.deepEqual(JSON.parse(response.body), { statusCode: 413, code: 'GW_BODY_TOO_LARGE', message: 'The body declares 4096 bytes; the limit is 1024 bytes' });
+  assert.deepEqual(JSON.parse(response.body), {
+    statusCode: 413,
+    code: 'GW_BODY_TOO_LARGE',
+    message: 'The body declares 4096 bytes; the limit is 1024 bytes',
+  });
   assert.deepEqual(seen, { requests: 0, bytes: 0, complete: 0 });
   // At the limit exactly, the body goes through untouched.
   const atLimit = await post(`${url}/predict-public`, Buffer.alloc(BODY_LIMIT, 2));
@@ -256,14 +301,25 @@ test('a body over --body-limit that declares its length: 413 GW_BODY_TOO_LARGE, 
 });
 
 /** POSTs over one keep-alive connection (a single-socket agent), bounded by `timeoutMs`. */
-function postOnSharedConnection(agent: Agent, url: string, body: Buffer, timeoutMs = 5_000): Promise<{ statusCode: number; body: string }> {
+function postOnSharedConnection(
+  agent: Agent,
+  url: string,
+  body: Buffer,
+  timeoutMs = 5_000,
+): Promise<{ statusCode: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const outgoing = httpRequest(new URL('/predict-public', url), { method: 'POST', agent, timeout: timeoutMs, headers: { 'content-type': 'application/octet-stream' } }, (response) => {
-      const chunks: Buffer[] = [];
-      response.on('data', (chunk: Buffer) => chunks.push(chunk));
-      response.on('end', () => resolve({ statusCode: response.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
-      response.on('error', reject);
-    });
+    const outgoing = httpRequest(
+      new URL('/predict-public', url),
+      { method: 'POST', agent, timeout: timeoutMs, headers: { 'content-type': 'application/octet-stream' } },
+      (response) => {
+        const chunks: Buffer[] = [];
+        response.on('data', (chunk: Buffer) => chunks.push(chunk));
+        response.on('end', () =>
+          resolve({ statusCode: response.statusCode ?? 0, body: Buffer.concat(chunks).toString() }),
+        );
+        response.on('error', reject);
+      },
+    );
     outgoing.on('timeout', () => outgoing.destroy(new Error(`no answer within ${timeoutMs} ms`)));
     outgoing.on('error', reject);
     outgoing.end(body);
@@ -272,7 +328,12 @@ function postOnSharedConnection(agent: Agent, url: string, body: Buffer, timeout
 
 test('`mpg gateway` survives a body over --body-limit, and serves the next request on the same keep-alive connection', async (t) => {
   const upstream = await startRecordingUpstream(t, 'public');
-  const { mpg, url } = await startCliGateway(t, ['--public-upstream', upstream.url, '--body-limit', String(BODY_LIMIT)]);
+  const { mpg, url } = await startCliGateway(t, [
+    '--public-upstream',
+    upstream.url,
+    '--body-limit',
+    String(BODY_LIMIT),
+  ]);
   const agent = new Agent({ keepAlive: true, maxSockets: 1 });
   t.after(() => agent.destroy());
   const refused = await postOnSharedConnection(agent, url, Buffer.alloc(BODY_LIMIT * 4, 1));
@@ -293,7 +354,12 @@ test('`mpg gateway` survives a chunked body over --body-limit that it refuses be
   // is closed with the body unread. Whether this client reads the 503 before its own writes fail
   // depends on timing (the answer's code is asserted in-process elsewhere); what this test asserts
   // is that the gateway process survives and keeps serving.
-  const { mpg, url } = await startCliGateway(t, ['--public-upstream', upstream.url, '--body-limit', String(BODY_LIMIT)]);
+  const { mpg, url } = await startCliGateway(t, [
+    '--public-upstream',
+    upstream.url,
+    '--body-limit',
+    String(BODY_LIMIT),
+  ]);
   const refused = await postChunked(`${url}/predict-secure`).then(
     async (response) => ({ status: response.status, code: ((await response.json()) as { code?: string }).code }),
     () => undefined,

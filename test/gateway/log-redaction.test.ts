@@ -31,7 +31,10 @@ class LogCapture extends Writable {
   }
 
   lines(): LogLine[] {
-    return this.text.split('\n').filter((line) => line !== '').map((line) => JSON.parse(line) as LogLine);
+    return this.text
+      .split('\n')
+      .filter((line) => line !== '')
+      .map((line) => JSON.parse(line) as LogLine);
   }
 
   /** Resolves once the gateway has written the request's 'request done' line. */
@@ -65,10 +68,23 @@ function markers(label: string) {
 type Markers = ReturnType<typeof markers>;
 
 function secretsOf(sent: Markers): string[] {
-  return [sent.body, sent.query, sent.apiKey, sent.authorization, sent.cookie, sent.forwardedForAddress, sent.forwardedFor];
+  return [
+    sent.body,
+    sent.query,
+    sent.apiKey,
+    sent.authorization,
+    sent.cookie,
+    sent.forwardedForAddress,
+    sent.forwardedFor,
+  ];
 }
 
-async function send(url: string, path: string, sent: Markers, headers: Record<string, string> = {}): Promise<{ requestId: string; status: number }> {
+async function send(
+  url: string,
+  path: string,
+  sent: Markers,
+  headers: Record<string, string> = {},
+): Promise<{ requestId: string; status: number }> {
   const requestId = `redaction-${sent.label}-${randomUUID()}`;
   const response = await fetch(`${url}${path}?topk=5&patient=${sent.query}`, {
     method: 'POST',
@@ -111,14 +127,25 @@ async function startLoggedGateway(
   const publicUpstream = await startRecordingUpstream(t, 'public');
   const secureUpstream = await startRecordingUpstream(t, 'secure', { unix: true });
   const policy = parsePolicy(
-    JSON.stringify({ secureOnlyOnPublicRoute, tenants: tenants.map(({ sent, name, privacy }) => ({ name, privacy, apiKeySha256: [sha256(sent.apiKey)] })) }),
+    JSON.stringify({
+      secureOnlyOnPublicRoute,
+      tenants: tenants.map(({ sent, name, privacy }) => ({ name, privacy, apiKeySha256: [sha256(sent.apiKey)] })),
+    }),
     'policy.json',
   );
   const { url } = await startGateway(
     t,
     // Trusting X-Forwarded-For makes the gateway read it as the client's address: a log line that
     // named the client would now carry a marker.
-    ['--public-upstream', publicUpstream.url, '--secure-upstream', secureUpstream.url, '--trust-proxy', '--headers-timeout-ms', '300'],
+    [
+      '--public-upstream',
+      publicUpstream.url,
+      '--secure-upstream',
+      secureUpstream.url,
+      '--trust-proxy',
+      '--headers-timeout-ms',
+      '300',
+    ],
     { policy, dependencies: { logger: { level: 'trace', stream: capture } } },
   );
   return { url, capture, publicUpstream, secureUpstream };
@@ -154,7 +181,10 @@ test('secure requests, by path, upgraded by header and upgraded by tenant, log n
     assertRequestDoneIsSecure(done, 200);
     assert.equal(done.member, secureUpstream.url);
   }
-  assertNotLogged(capture, served.flatMap(({ sent }) => secretsOf(sent)));
+  assertNotLogged(
+    capture,
+    served.flatMap(({ sent }) => secretsOf(sent)),
+  );
 });
 
 for (const [failure, behaviour, status] of [
@@ -177,7 +207,9 @@ for (const [failure, behaviour, status] of [
     assertRequestDoneIsSecure(await capture.requestDone(onPath.requestId), status);
     assertRequestDoneIsSecure(await capture.requestDone(afterward.requestId), afterward.status);
     // The error path wrote warnings of its own, so it was exercised, not skipped.
-    const warnings = capture.lines().filter((line) => line.reqId === onPath.requestId && line.level >= 40 && line.msg !== 'request done');
+    const warnings = capture
+      .lines()
+      .filter((line) => line.reqId === onPath.requestId && line.level >= 40 && line.msg !== 'request done');
     assert.ok(warnings.length > 0, 'no warning was logged for the failed upstream');
     assertNotLogged(capture, [...secretsOf(failing), ...secretsOf(upgraded)]);
   });
@@ -195,9 +227,13 @@ test('a secure request refused for an unknown API key logs none of its body, que
 
 test('a secure-only tenant rejected on /predict-public logs none of its body, query, API key, authorization, cookie or forwarded-for', async (t) => {
   const refused = markers('refused');
-  const { url, capture, publicUpstream, secureUpstream } = await startLoggedGateway(t, [{ sent: refused, name: 'refused', privacy: 'secure-only' }], {
-    secureOnlyOnPublicRoute: 'reject',
-  });
+  const { url, capture, publicUpstream, secureUpstream } = await startLoggedGateway(
+    t,
+    [{ sent: refused, name: 'refused', privacy: 'secure-only' }],
+    {
+      secureOnlyOnPublicRoute: 'reject',
+    },
+  );
   const { requestId, status } = await send(url, '/predict-public', refused);
   assert.equal(status, 403);
   assert.equal(publicUpstream.received.length + secureUpstream.received.length, 0);
@@ -209,7 +245,9 @@ test('a secure-only tenant rejected on /predict-public logs none of its body, qu
 
 test('a public request logs its route, status and tenant, never its body or API key', async (t) => {
   const shop = markers('shop');
-  const { url, capture, publicUpstream } = await startLoggedGateway(t, [{ sent: shop, name: 'shop', privacy: 'public-allowed' }]);
+  const { url, capture, publicUpstream } = await startLoggedGateway(t, [
+    { sent: shop, name: 'shop', privacy: 'public-allowed' },
+  ]);
   const { requestId, status } = await send(url, '/predict-public', shop);
   assert.equal(status, 200);
   assert.equal(publicUpstream.received.length, 1);

@@ -16,9 +16,20 @@ import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { test } from 'node:test';
 import type { FastifyBaseLogger } from 'fastify';
-import { answerChallenge, createEmulatedNsm, emulatedMeasurements, rawX25519PublicKey } from '../../attestation/index.js';
+import {
+  answerChallenge,
+  createEmulatedNsm,
+  emulatedMeasurements,
+  rawX25519PublicKey,
+} from '../../attestation/index.js';
 import type { KeyConfig } from '../../ohttp/index.js';
-import { AEAD_AES_128_GCM, KDF_HKDF_SHA256, KEM_X25519_HKDF_SHA256, encodeKeyConfig, encodeKeyConfigList } from '../../ohttp/index.js';
+import {
+  AEAD_AES_128_GCM,
+  KDF_HKDF_SHA256,
+  KEM_X25519_HKDF_SHA256,
+  encodeKeyConfig,
+  encodeKeyConfigList,
+} from '../../ohttp/index.js';
 import { AttestationGate } from '../../gateway/attestation-gate.js';
 import type { AttestationTrust } from '../../gateway/attestation-trust.js';
 import { createGatewayMetrics } from '../../gateway/metrics.js';
@@ -26,7 +37,15 @@ import { ohttpKeyBinding } from '../../gateway/ohttp-key-binding.js';
 import { UpstreamGroup } from '../../gateway/upstream-group.js';
 
 const PINNED = emulatedMeasurements({ application: [Buffer.from('the pinned image')] });
-const silent = { info() {}, warn() {}, error() {}, debug() {}, child() { return silent; } } as unknown as FastifyBaseLogger;
+const silent = {
+  info() {},
+  warn() {},
+  error() {},
+  debug() {},
+  child() {
+    return silent;
+  },
+} as unknown as FastifyBaseLogger;
 const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest();
 
 interface StandIn {
@@ -41,7 +60,12 @@ interface StandIn {
 }
 
 function keyConfig(keyId: number, publicKey: Uint8Array): KeyConfig {
-  return { keyId, kemId: KEM_X25519_HKDF_SHA256, publicKey, suites: [{ kdfId: KDF_HKDF_SHA256, aeadId: AEAD_AES_128_GCM }] };
+  return {
+    keyId,
+    kemId: KEM_X25519_HKDF_SHA256,
+    publicKey,
+    suites: [{ kdfId: KDF_HKDF_SHA256, aeadId: AEAD_AES_128_GCM }],
+  };
 }
 
 async function setup(t: TestContext, keyIds: number[]) {
@@ -55,32 +79,79 @@ async function setup(t: TestContext, keyIds: number[]) {
     const { publicKey: publicKeyObject, privateKey } = generateKeyPairSync('x25519');
     const publicKey = rawX25519PublicKey(publicKeyObject);
     const config = keyConfig(keyId, publicKey);
-    const enclave: StandIn = { url: '', publicKey, privateKey, config, userData: sha256(encodeKeyConfig(config)), keyList: encodeKeyConfigList([config]) };
+    const enclave: StandIn = {
+      url: '',
+      publicKey,
+      privateKey,
+      config,
+      userData: sha256(encodeKeyConfig(config)),
+      keyList: encodeKeyConfigList([config]),
+    };
     const server = createServer((req, res) => {
       const url = new URL(req.url ?? '/', 'http://enclave');
       if (url.pathname === '/readyz') {
         const challenge = url.searchParams.get('proof');
-        const proof = challenge ? { proof: answerChallenge(enclave.privateKey, Buffer.from(challenge, 'hex')).toString('hex') } : {};
-        return void res.end(JSON.stringify({ status: 'ready', publicKeySha256: sha256(enclave.publicKey).toString('hex'), ...proof }));
+        const proof = challenge
+          ? { proof: answerChallenge(enclave.privateKey, Buffer.from(challenge, 'hex')).toString('hex') }
+          : {};
+        return void res.end(
+          JSON.stringify({ status: 'ready', publicKeySha256: sha256(enclave.publicKey).toString('hex'), ...proof }),
+        );
       }
       if (url.pathname === '/ohttp-keys') {
         // With a Content-Length, as the model server (Fastify) sends it: the gateway's connection reads no other framing.
         if (!enclave.keyList) return void res.writeHead(404, { 'content-length': 2 }).end('{}');
-        return void res.writeHead(200, { 'content-type': 'application/ohttp-keys', 'content-length': enclave.keyList.length }).end(Buffer.from(enclave.keyList));
+        return void res
+          .writeHead(200, { 'content-type': 'application/ohttp-keys', 'content-length': enclave.keyList.length })
+          .end(Buffer.from(enclave.keyList));
       }
       res.setHeader('content-type', 'application/cbor');
-      res.end(Buffer.from(nsm.attest({ nonce: Buffer.from(url.searchParams.get('nonce') ?? '', 'hex'), publicKey: enclave.publicKey, userData: enclave.userData })));
+      res.end(
+        Buffer.from(
+          nsm.attest({
+            nonce: Buffer.from(url.searchParams.get('nonce') ?? '', 'hex'),
+            publicKey: enclave.publicKey,
+            userData: enclave.userData,
+          }),
+        ),
+      );
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
     enclave.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     enclaves.push(enclave);
   }
-  const trust: AttestationTrust = { mode: 'insecure-emulated-nsm-root', expectedPcrs: PINNED, emulatedRootFile: rootFile, allowDebugMode: false, intervalMs: 60_000, retryMs: 5_000, maxAgeMs: 60_000 };
-  const options = { connections: 2, connectTimeoutMs: 1_000, headersTimeoutMs: 5_000, bodyTimeoutMs: 5_000, healthIntervalMs: 10_000, healthTimeoutMs: 2_000 };
+  const trust: AttestationTrust = {
+    mode: 'insecure-emulated-nsm-root',
+    expectedPcrs: PINNED,
+    emulatedRootFile: rootFile,
+    allowDebugMode: false,
+    intervalMs: 60_000,
+    retryMs: 5_000,
+    maxAgeMs: 60_000,
+  };
+  const options = {
+    connections: 2,
+    connectTimeoutMs: 1_000,
+    headersTimeoutMs: 5_000,
+    bodyTimeoutMs: 5_000,
+    healthIntervalMs: 10_000,
+    healthTimeoutMs: 2_000,
+  };
   const members: { group?: UpstreamGroup } = {};
-  const gate = new AttestationGate(trust, createGatewayMetrics(), silent, ohttpKeyBinding(() => members.group!.members));
-  const group = (members.group = new UpstreamGroup('secure', enclaves.map((enclave) => enclave.url), options, {}, gate));
+  const gate = new AttestationGate(
+    trust,
+    createGatewayMetrics(),
+    silent,
+    ohttpKeyBinding(() => members.group!.members),
+  );
+  const group = (members.group = new UpstreamGroup(
+    'secure',
+    enclaves.map((enclave) => enclave.url),
+    options,
+    {},
+    gate,
+  ));
   t.after(() => group.stop());
   return { group, gate, enclaves };
 }
@@ -115,7 +186,10 @@ test('a served config whose key is not the attested public_key refuses the membe
   Object.assign(enclaves[0]!, { keyList: encodeKeyConfigList([config]), userData: sha256(encodeKeyConfig(config)) });
   await group.checkAll();
   assert.equal(group.members[0]!.healthy, false);
-  assert.match(group.members[0]!.lastProblem ?? '', /^attestation: ohttp_key_mismatch: the OHTTP key config's public key is not the attested public_key/);
+  assert.match(
+    group.members[0]!.lastProblem ?? '',
+    /^attestation: ohttp_key_mismatch: the OHTTP key config's public key is not the attested public_key/,
+  );
 });
 
 test('a malformed or longer key list refuses the member', async (t) => {
@@ -123,7 +197,10 @@ test('a malformed or longer key list refuses the member', async (t) => {
   enclaves[0]!.keyList = Uint8Array.from([0, 45, 7]);
   enclaves[1]!.keyList = encodeKeyConfigList([enclaves[1]!.config, keyConfig(10, enclaves[1]!.publicKey)]);
   await group.checkAll();
-  assert.match(group.members[0]!.lastProblem ?? '', /^attestation: ohttp_keys: GET \/ohttp-keys sent no valid key config list/);
+  assert.match(
+    group.members[0]!.lastProblem ?? '',
+    /^attestation: ohttp_keys: GET \/ohttp-keys sent no valid key config list/,
+  );
   assert.match(group.members[1]!.lastProblem ?? '', /^attestation: ohttp_keys: GET \/ohttp-keys listed 2 key configs/);
   assert.equal(group.healthyCount, 0);
 });
@@ -138,7 +215,12 @@ test('two attested members with the same key id: the second is refused, naming t
   assert.equal(holder.ohttpKeyConfig?.keyId, 7);
   assert.equal(refused.healthy, false);
   assert.equal(refused.ohttpKeyConfig, undefined);
-  assert.match(refused.lastProblem ?? '', new RegExp(`^attestation: ohttp_key_id_taken: key id 7 is already held by the attested member ${holder.url.replaceAll('.', '\\.')}`));
+  assert.match(
+    refused.lastProblem ?? '',
+    new RegExp(
+      `^attestation: ohttp_key_id_taken: key id 7 is already held by the attested member ${holder.url.replaceAll('.', '\\.')}`,
+    ),
+  );
 });
 
 test('a member without /ohttp-keys is attested for plaintext only: no key config', async (t) => {

@@ -8,7 +8,14 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import type { TestContext } from 'node:test';
 import { parsePolicy } from '../../gateway/index.js';
-import { expectCodedError, metricValue, readMetrics, startGateway, startRecordingUpstream, waitFor } from '../helpers/gateway.js';
+import {
+  expectCodedError,
+  metricValue,
+  readMetrics,
+  startGateway,
+  startRecordingUpstream,
+  waitFor,
+} from '../helpers/gateway.js';
 import type { RecordingUpstream } from '../helpers/gateway.js';
 import { startMpg } from '../helpers/process.js';
 
@@ -26,7 +33,12 @@ function policyText({ requireApiKey = false, secureOnlyOnPublicRoute = 'upgrade'
       { name: 'clinic', privacy: 'secure-only', apiKeySha256: [sha256(CLINIC_KEY)] },
       { name: 'shop', privacy: 'public-allowed', apiKeySha256: [sha256(SHOP_KEY)] },
       // Two requests at once, then one every 1000 s: the third is refused.
-      { name: 'metered', privacy: 'public-allowed', apiKeySha256: [sha256(METERED_KEY)], rateLimit: { requestsPerSecond: 0.001, burst: 2 } },
+      {
+        name: 'metered',
+        privacy: 'public-allowed',
+        apiKeySha256: [sha256(METERED_KEY)],
+        rateLimit: { requestsPerSecond: 0.001, burst: 2 },
+      },
     ],
   });
 }
@@ -37,23 +49,39 @@ interface PolicyGateway {
   secureUpstream: RecordingUpstream;
 }
 
-async function startPolicyGateway(t: TestContext, options: { requireApiKey?: boolean; secureOnlyOnPublicRoute?: string } = {}, flags: string[] = []): Promise<PolicyGateway> {
+async function startPolicyGateway(
+  t: TestContext,
+  options: { requireApiKey?: boolean; secureOnlyOnPublicRoute?: string } = {},
+  flags: string[] = [],
+): Promise<PolicyGateway> {
   const publicUpstream = await startRecordingUpstream(t, 'public');
   const secureUpstream = await startRecordingUpstream(t, 'secure', { unix: true });
   const policy = parsePolicy(policyText(options), 'policy.json');
-  const { url } = await startGateway(t, ['--public-upstream', publicUpstream.url, '--secure-upstream', secureUpstream.url, ...flags], { policy });
+  const { url } = await startGateway(
+    t,
+    ['--public-upstream', publicUpstream.url, '--secure-upstream', secureUpstream.url, ...flags],
+    { policy },
+  );
   return { url, publicUpstream, secureUpstream };
 }
 
 function predict(url: string, path: string, headers: Record<string, string> = {}): Promise<Response> {
-  return fetch(`${url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: '{"images":[],"topk":1}' });
+  return fetch(`${url}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: '{"images":[],"topk":1}',
+  });
 }
 
 async function policyDecisions(url: string, decision: string): Promise<number> {
   return metricValue(await readMetrics(url), 'mpg_gateway_policy_decisions_total', { decision }) ?? 0;
 }
 
-async function expectServedBy(response: Response, upstream: RecordingUpstream, route: 'public' | 'secure'): Promise<void> {
+async function expectServedBy(
+  response: Response,
+  upstream: RecordingUpstream,
+  route: 'public' | 'secure',
+): Promise<void> {
   assert.equal(response.status, 200);
   assert.equal(response.headers.get('x-privacy-route'), route);
   assert.deepEqual(await response.json(), { upstream: upstream.name, path: '/predict' });
@@ -65,7 +93,11 @@ test('x-privacy: secure on /predict-public goes to the secure upstream, counted 
   const { url, publicUpstream, secureUpstream } = await startPolicyGateway(t);
   await expectServedBy(await predict(url, '/predict-public', { 'x-privacy': 'secure' }), secureUpstream, 'secure');
   // Case and surrounding spaces do not matter, and a known public-allowed tenant can ask too.
-  await expectServedBy(await predict(url, '/predict-public', { 'x-privacy': ' SECURE ', 'x-api-key': SHOP_KEY }), secureUpstream, 'secure');
+  await expectServedBy(
+    await predict(url, '/predict-public', { 'x-privacy': ' SECURE ', 'x-api-key': SHOP_KEY }),
+    secureUpstream,
+    'secure',
+  );
   assert.equal(publicUpstream.received.length, 0);
   assert.equal(secureUpstream.received.length, 2);
   assert.equal(secureUpstream.received[0]!.headers['x-privacy-route'], 'secure');
@@ -75,7 +107,11 @@ test('x-privacy: secure on /predict-public goes to the secure upstream, counted 
 test('x-privacy: public on /predict-secure still goes secure, and is no upgrade', async (t) => {
   const { url, publicUpstream, secureUpstream } = await startPolicyGateway(t);
   await expectServedBy(await predict(url, '/predict-secure', { 'x-privacy': 'public' }), secureUpstream, 'secure');
-  await expectServedBy(await predict(url, '/predict-secure', { 'x-privacy': 'public', 'x-api-key': SHOP_KEY }), secureUpstream, 'secure');
+  await expectServedBy(
+    await predict(url, '/predict-secure', { 'x-privacy': 'public', 'x-api-key': SHOP_KEY }),
+    secureUpstream,
+    'secure',
+  );
   assert.equal(publicUpstream.received.length, 0);
   assert.equal(await policyDecisions(url, 'upgraded'), 0);
 });
@@ -110,7 +146,11 @@ test('a secure-only tenant on /predict-public is upgraded to secure when the pol
   const { url, publicUpstream, secureUpstream } = await startPolicyGateway(t, { secureOnlyOnPublicRoute: 'upgrade' });
   await expectServedBy(await predict(url, '/predict-public', { 'x-api-key': CLINIC_KEY }), secureUpstream, 'secure');
   // Asking for public changes nothing: the tenant's requirement wins.
-  await expectServedBy(await predict(url, '/predict-public', { 'x-api-key': CLINIC_KEY, 'x-privacy': 'public' }), secureUpstream, 'secure');
+  await expectServedBy(
+    await predict(url, '/predict-public', { 'x-api-key': CLINIC_KEY, 'x-privacy': 'public' }),
+    secureUpstream,
+    'secure',
+  );
   assert.equal(publicUpstream.received.length, 0);
   assert.equal(await policyDecisions(url, 'upgraded'), 2);
 });
@@ -130,7 +170,11 @@ test('an upgraded request with no healthy secure member is 503 GW_NO_SECURE_UPST
 
 test('a secure-only tenant on /predict-public gets 403 GW_SECURE_ONLY_TENANT when the policy says "reject"; neither upstream receives anything', async (t) => {
   const { url, publicUpstream, secureUpstream } = await startPolicyGateway(t, { secureOnlyOnPublicRoute: 'reject' });
-  for (const headers of [{ 'x-api-key': CLINIC_KEY }, { 'x-api-key': CLINIC_KEY, 'x-privacy': 'secure' }, { 'x-api-key': CLINIC_KEY, 'x-privacy': 'public' }] as Record<string, string>[]) {
+  for (const headers of [
+    { 'x-api-key': CLINIC_KEY },
+    { 'x-api-key': CLINIC_KEY, 'x-privacy': 'secure' },
+    { 'x-api-key': CLINIC_KEY, 'x-privacy': 'public' },
+  ] as Record<string, string>[]) {
     const response = await predict(url, '/predict-public', headers);
     assert.equal(response.headers.get('x-privacy-route'), 'secure');
     const body = await expectCodedError(response, 403, 'GW_SECURE_ONLY_TENANT');
@@ -221,10 +265,40 @@ const UPSTREAM_FLAGS = ['--public-upstream', 'http://127.0.0.1:9'];
 const CLI_TIMEOUT = { timeout: 20_000 };
 
 for (const [what, document, jsonPath] of [
-  ['a misspelt privacy value', { tenants: [{ name: 'clinic', privacy: 'secure-onyl', apiKeySha256: [sha256(CLINIC_KEY)] }] }, 'tenants[0].privacy'],
-  ['an unknown key', { tenants: [{ name: 'shop', privacy: 'public-allowed', apiKeySha256: [sha256(SHOP_KEY)] }, { name: 'clinic', 'privacy ': 'secure-only', apiKeySha256: [sha256(CLINIC_KEY)] }] }, 'tenants[1].privacy '],
-  ['a key hash that is not hex', { tenants: [{ name: 'clinic', privacy: 'secure-only', apiKeySha256: [CLINIC_KEY] }] }, 'tenants[0].apiKeySha256[0]'],
-  ['a burst below 1', { tenants: [{ name: 'shop', privacy: 'public-allowed', apiKeySha256: [sha256(SHOP_KEY)], rateLimit: { requestsPerSecond: 1, burst: 0 } }] }, 'tenants[0].rateLimit.burst'],
+  [
+    'a misspelt privacy value',
+    { tenants: [{ name: 'clinic', privacy: 'secure-onyl', apiKeySha256: [sha256(CLINIC_KEY)] }] },
+    'tenants[0].privacy',
+  ],
+  [
+    'an unknown key',
+    {
+      tenants: [
+        { name: 'shop', privacy: 'public-allowed', apiKeySha256: [sha256(SHOP_KEY)] },
+        { name: 'clinic', 'privacy ': 'secure-only', apiKeySha256: [sha256(CLINIC_KEY)] },
+      ],
+    },
+    'tenants[1].privacy ',
+  ],
+  [
+    'a key hash that is not hex',
+    { tenants: [{ name: 'clinic', privacy: 'secure-only', apiKeySha256: [CLINIC_KEY] }] },
+    'tenants[0].apiKeySha256[0]',
+  ],
+  [
+    'a burst below 1',
+    {
+      tenants: [
+        {
+          name: 'shop',
+          privacy: 'public-allowed',
+          apiKeySha256: [sha256(SHOP_KEY)],
+          rateLimit: { requestsPerSecond: 1, burst: 0 },
+        },
+      ],
+    },
+    'tenants[0].rateLimit.burst',
+  ],
   ['a bad secureOnlyOnPublicRoute', { secureOnlyOnPublicRoute: 'downgrade', tenants: [] }, 'secureOnlyOnPublicRoute'],
 ] as const) {
   test(`mpg gateway with a policy file holding ${what} exits 2 naming ${jsonPath}`, CLI_TIMEOUT, async (t) => {
@@ -246,18 +320,30 @@ test('mpg gateway with a policy file that does not exist exits 2', CLI_TIMEOUT, 
 
 test('mpg gateway reads the policy from MPG_POLICY too, and refuses a broken one', CLI_TIMEOUT, async (t) => {
   const path = await policyFile(t, JSON.stringify({ requireApiKey: 'yes', tenants: [] }));
-  assertRefusedToStart(await runGateway(t, UPSTREAM_FLAGS, { MPG_POLICY: path }), /requireApiKey must be true or false/);
+  assertRefusedToStart(
+    await runGateway(t, UPSTREAM_FLAGS, { MPG_POLICY: path }),
+    /requireApiKey must be true or false/,
+  );
 });
 
 test('mpg gateway with an unknown flag exits 2 naming it', CLI_TIMEOUT, async (t) => {
-  assertRefusedToStart(await runGateway(t, ['--publc-upstream', 'http://127.0.0.1:9']), /unknown option --publc-upstream/);
+  assertRefusedToStart(
+    await runGateway(t, ['--publc-upstream', 'http://127.0.0.1:9']),
+    /unknown option --publc-upstream/,
+  );
 });
 
 test('mpg gateway with the same URL as a public and a secure upstream exits 2', CLI_TIMEOUT, async (t) => {
   const url = 'http://127.0.0.1:9';
-  assertRefusedToStart(await runGateway(t, ['--public-upstream', url, '--secure-upstream', url]), /both a --public-upstream and a --secure-upstream/);
+  assertRefusedToStart(
+    await runGateway(t, ['--public-upstream', url, '--secure-upstream', url]),
+    /both a --public-upstream and a --secure-upstream/,
+  );
   // The same through the MPG_ twin of one of them.
-  assertRefusedToStart(await runGateway(t, ['--public-upstream', url], { MPG_SECURE_UPSTREAM: url }), /both a --public-upstream and a --secure-upstream/);
+  assertRefusedToStart(
+    await runGateway(t, ['--public-upstream', url], { MPG_SECURE_UPSTREAM: url }),
+    /both a --public-upstream and a --secure-upstream/,
+  );
 });
 
 test('mpg gateway with no upstream at all exits 2', CLI_TIMEOUT, async (t) => {
@@ -268,23 +354,27 @@ test('mpg gateway with an upstream URL that has a path exits 2', CLI_TIMEOUT, as
   assertRefusedToStart(await runGateway(t, ['--secure-upstream', 'http://127.0.0.1:9/predict']), /--secure-upstream/);
 });
 
-test('mpg gateway --help lists --host, --port, --public-upstream, --secure-upstream and --policy with their MPG_ twins', CLI_TIMEOUT, async (t) => {
-  const result = await runGateway(t, ['--help']);
-  assert.equal(result.code, 0, result.stderr);
-  for (const [flag, env] of [
-    ['--host', 'MPG_HOST'],
-    ['--port', 'MPG_PORT'],
-    ['--public-upstream', 'MPG_PUBLIC_UPSTREAM'],
-    ['--secure-upstream', 'MPG_SECURE_UPSTREAM'],
-    ['--policy', 'MPG_POLICY'],
-  ]) {
-    // Each option is a flag line followed by its description, which names the twin.
-    const entry = new RegExp(`^  ${flag} \\S+\\n.*\\benv: ${env}\\b`, 'm');
-    assert.match(result.stdout, entry, `${flag} with ${env}`);
-  }
-  assert.match(result.stdout, /--public-upstream URL\n.*repeatable/);
-  assert.match(result.stdout, /--secure-upstream URL\n.*repeatable/);
-});
+test(
+  'mpg gateway --help lists --host, --port, --public-upstream, --secure-upstream and --policy with their MPG_ twins',
+  CLI_TIMEOUT,
+  async (t) => {
+    const result = await runGateway(t, ['--help']);
+    assert.equal(result.code, 0, result.stderr);
+    for (const [flag, env] of [
+      ['--host', 'MPG_HOST'],
+      ['--port', 'MPG_PORT'],
+      ['--public-upstream', 'MPG_PUBLIC_UPSTREAM'],
+      ['--secure-upstream', 'MPG_SECURE_UPSTREAM'],
+      ['--policy', 'MPG_POLICY'],
+    ]) {
+      // Each option is a flag line followed by its description, which names the twin.
+      const entry = new RegExp(`^  ${flag} \\S+\\n.*\\benv: ${env}\\b`, 'm');
+      assert.match(result.stdout, entry, `${flag} with ${env}`);
+    }
+    assert.match(result.stdout, /--public-upstream URL\n.*repeatable/);
+    assert.match(result.stdout, /--secure-upstream URL\n.*repeatable/);
+  },
+);
 
 // HTTP header names are case-insensitive (RFC 9110 section 5.1) and operators write them either way.
 test('--privacy-header given in mixed case still routes a request that asks for secure to the secure upstream', async (t) => {

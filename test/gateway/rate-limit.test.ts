@@ -47,10 +47,12 @@ test('a clock that steps back refills nothing', () => {
 });
 
 test('each tenant has its own bucket', () => {
-  const limiter = new TenantRateLimiter(new Map([
-    ['a', { requestsPerSecond: 1, burst: 2 }],
-    ['b', { requestsPerSecond: 1, burst: 3 }],
-  ]));
+  const limiter = new TenantRateLimiter(
+    new Map([
+      ['a', { requestsPerSecond: 1, burst: 2 }],
+      ['b', { requestsPerSecond: 1, burst: 3 }],
+    ]),
+  );
   assert.equal(takeMany(limiter, 'a', 5, T0), 2);
   assert.equal(takeMany(limiter, 'b', 5, T0), 3);
   assert.equal(limiter.take('a', T0).allowed, false);
@@ -63,19 +65,34 @@ test('tenants without a limit are always allowed', () => {
 
 test('limits can come straight from a policy', () => {
   const hash = (key: string) => createHash('sha256').update(key).digest('hex');
-  const policy = parsePolicy(JSON.stringify({
-    tenants: [
-      { name: 'limited', privacy: 'public-allowed', apiKeySha256: [hash('a')], rateLimit: { requestsPerSecond: 1, burst: 2 } },
-      { name: 'free', privacy: 'secure-only', apiKeySha256: [hash('b')] },
-    ],
-  }), 'policy.json');
+  const policy = parsePolicy(
+    JSON.stringify({
+      tenants: [
+        {
+          name: 'limited',
+          privacy: 'public-allowed',
+          apiKeySha256: [hash('a')],
+          rateLimit: { requestsPerSecond: 1, burst: 2 },
+        },
+        { name: 'free', privacy: 'secure-only', apiKeySha256: [hash('b')] },
+      ],
+    }),
+    'policy.json',
+  );
   const limiter = new TenantRateLimiter(policy);
   assert.equal(takeMany(limiter, 'limited', 5, T0), 2);
   assert.equal(takeMany(limiter, 'free', 100, T0), 100);
 });
 
 test('limits that could never admit a request are refused', () => {
-  for (const limit of [{ requestsPerSecond: 0, burst: 1 }, { requestsPerSecond: 1, burst: 0.5 }, { requestsPerSecond: Infinity, burst: 1 }]) {
-    assert.throws(() => new TenantRateLimiter(new Map([['x', limit]])), /rate limit of tenant "x" needs requestsPerSecond > 0 and burst >= 1/);
+  for (const limit of [
+    { requestsPerSecond: 0, burst: 1 },
+    { requestsPerSecond: 1, burst: 0.5 },
+    { requestsPerSecond: Infinity, burst: 1 },
+  ]) {
+    assert.throws(
+      () => new TenantRateLimiter(new Map([['x', limit]])),
+      /rate limit of tenant "x" needs requestsPerSecond > 0 and burst >= 1/,
+    );
   }
 });

@@ -11,10 +11,22 @@ import { expectCodedError, sendRaw, startGateway, startRecordingUpstream, waitFo
 test('each path goes to its route, body and content type untouched, with x-privacy-route and x-request-id', async (t) => {
   const publicUpstream = await startRecordingUpstream(t, 'public');
   const secureUpstream = await startRecordingUpstream(t, 'secure', { unix: true });
-  const { url } = await startGateway(t, ['--public-upstream', publicUpstream.url, '--secure-upstream', secureUpstream.url]);
+  const { url } = await startGateway(t, [
+    '--public-upstream',
+    publicUpstream.url,
+    '--secure-upstream',
+    secureUpstream.url,
+  ]);
   const body = Buffer.from([0xff, 0xd8, 0xff, 0x00, 0x01, 0x02]);
-  for (const [path, upstream, route] of [['/predict-public', publicUpstream, 'public'], ['/predict-secure', secureUpstream, 'secure']] as const) {
-    const response = await fetch(`${url}${path}?topk=3`, { method: 'POST', headers: { 'content-type': 'image/jpeg', 'x-request-id': `test-${route}` }, body });
+  for (const [path, upstream, route] of [
+    ['/predict-public', publicUpstream, 'public'],
+    ['/predict-secure', secureUpstream, 'secure'],
+  ] as const) {
+    const response = await fetch(`${url}${path}?topk=3`, {
+      method: 'POST',
+      headers: { 'content-type': 'image/jpeg', 'x-request-id': `test-${route}` },
+      body,
+    });
     assert.equal(response.status, 200);
     assert.equal(response.headers.get('x-privacy-route'), route);
     assert.equal(response.headers.get('x-request-id'), `test-${route}`);
@@ -35,12 +47,23 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{1
 async function startPair(t: TestContext, extraFlags: string[] = []) {
   const publicUpstream = await startRecordingUpstream(t, 'public');
   const secureUpstream = await startRecordingUpstream(t, 'secure', { unix: true });
-  const running = await startGateway(t, ['--public-upstream', publicUpstream.url, '--secure-upstream', secureUpstream.url, ...extraFlags]);
+  const running = await startGateway(t, [
+    '--public-upstream',
+    publicUpstream.url,
+    '--secure-upstream',
+    secureUpstream.url,
+    ...extraFlags,
+  ]);
   return { publicUpstream, secureUpstream, ...running };
 }
 
 async function postPublic(url: string, init: RequestInit = {}): Promise<Response> {
-  return fetch(`${url}/predict-public`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"images":[]}', ...init });
+  return fetch(`${url}/predict-public`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: '{"images":[]}',
+    ...init,
+  });
 }
 
 // --- headers ---
@@ -57,8 +80,15 @@ test('hop-by-hop request headers, and any header named in Connection, are not fo
     'x-hop-secret': 'only-for-the-next-hop',
     'x-end-to-end': 'kept',
   };
-  for (const [path, upstream] of [['/predict-public', publicUpstream], ['/predict-secure', secureUpstream]] as const) {
-    const response = await sendRaw(url, { path, headers: { 'content-type': 'application/json', ...hopByHop }, body: '{"images":[]}' });
+  for (const [path, upstream] of [
+    ['/predict-public', publicUpstream],
+    ['/predict-secure', secureUpstream],
+  ] as const) {
+    const response = await sendRaw(url, {
+      path,
+      headers: { 'content-type': 'application/json', ...hopByHop },
+      body: '{"images":[]}',
+    });
     assert.equal(response.statusCode, 200, response.body);
     const received = upstream.received.at(-1)!.headers;
     for (const name of ['keep-alive', 'te', 'trailer', 'upgrade', 'proxy-authorization', 'x-hop-secret']) {
@@ -73,7 +103,10 @@ test('hop-by-hop request headers, and any header named in Connection, are not fo
 test('the API key header never reaches an upstream, on either route', async (t) => {
   const { url, publicUpstream, secureUpstream } = await startPair(t);
   const key = 'sk-never-forwarded-1234';
-  for (const [path, upstream] of [['/predict-public', publicUpstream], ['/predict-secure', secureUpstream]] as const) {
+  for (const [path, upstream] of [
+    ['/predict-public', publicUpstream],
+    ['/predict-secure', secureUpstream],
+  ] as const) {
     // No policy: the key matches no tenant and is refused, so nothing is forwarded at all...
     const refused = await fetch(`${url}${path}`, { method: 'POST', headers: { 'x-api-key': key }, body: '{}' });
     assert.equal(refused.status, 401);
@@ -82,14 +115,35 @@ test('the API key header never reaches an upstream, on either route', async (t) 
   // ...and with a tenant the key is accepted and still stripped.
   const tenantUpstream = await startRecordingUpstream(t, 'tenant-public');
   const tenantSecure = await startRecordingUpstream(t, 'tenant-secure');
-  const policy = parsePolicy(JSON.stringify({ tenants: [{ name: 'shop', privacy: 'public-allowed', apiKeySha256: [createHash('sha256').update(key).digest('hex')] }] }), 'test');
-  const gateway = await startGateway(t, ['--public-upstream', tenantUpstream.url, '--secure-upstream', tenantSecure.url], { policy });
-  for (const [path, upstream] of [['/predict-public', tenantUpstream], ['/predict-secure', tenantSecure]] as const) {
-    const response = await fetch(`${gateway.url}${path}`, { method: 'POST', headers: { 'x-api-key': key, 'content-type': 'application/json' }, body: '{}' });
+  const policy = parsePolicy(
+    JSON.stringify({
+      tenants: [
+        { name: 'shop', privacy: 'public-allowed', apiKeySha256: [createHash('sha256').update(key).digest('hex')] },
+      ],
+    }),
+    'test',
+  );
+  const gateway = await startGateway(
+    t,
+    ['--public-upstream', tenantUpstream.url, '--secure-upstream', tenantSecure.url],
+    { policy },
+  );
+  for (const [path, upstream] of [
+    ['/predict-public', tenantUpstream],
+    ['/predict-secure', tenantSecure],
+  ] as const) {
+    const response = await fetch(`${gateway.url}${path}`, {
+      method: 'POST',
+      headers: { 'x-api-key': key, 'content-type': 'application/json' },
+      body: '{}',
+    });
     assert.equal(response.status, 200);
     const received = upstream.received.at(-1)!;
     assert.equal(received.headers['x-api-key'], undefined);
-    assert.ok(!JSON.stringify(received.headers).includes(key), `the key reached the ${upstream.name} upstream under another name`);
+    assert.ok(
+      !JSON.stringify(received.headers).includes(key),
+      `the key reached the ${upstream.name} upstream under another name`,
+    );
   }
 });
 
@@ -109,8 +163,15 @@ for (const [what, malformed] of [
 ] as const) {
   test(`a malformed client x-request-id (${what}) is replaced by a generated one, the same at the upstream`, async (t) => {
     const { url, publicUpstream, secureUpstream } = await startPair(t);
-    for (const [path, upstream] of [['/predict-public', publicUpstream], ['/predict-secure', secureUpstream]] as const) {
-      const response = await fetch(`${url}${path}`, { method: 'POST', headers: { 'x-request-id': malformed }, body: '{}' });
+    for (const [path, upstream] of [
+      ['/predict-public', publicUpstream],
+      ['/predict-secure', secureUpstream],
+    ] as const) {
+      const response = await fetch(`${url}${path}`, {
+        method: 'POST',
+        headers: { 'x-request-id': malformed },
+        body: '{}',
+      });
       assert.equal(response.status, 200);
       const generated = response.headers.get('x-request-id');
       assert.match(generated ?? '', UUID);
@@ -132,7 +193,10 @@ test('without a client x-request-id each request gets a distinct generated one',
 for (const statusCode of [400, 404, 422, 500, 503]) {
   test(`an upstream ${statusCode} answer is passed through unchanged, with x-privacy-route`, async (t) => {
     const { url, publicUpstream, secureUpstream } = await startPair(t);
-    for (const [path, upstream, route] of [['/predict-public', publicUpstream, 'public'], ['/predict-secure', secureUpstream, 'secure']] as const) {
+    for (const [path, upstream, route] of [
+      ['/predict-public', publicUpstream, 'public'],
+      ['/predict-secure', secureUpstream, 'secure'],
+    ] as const) {
       upstream.behaviour = { kind: 'status', statusCode };
       const response = await fetch(`${url}${path}`, { method: 'POST', body: '{}' });
       assert.equal(response.status, statusCode);
@@ -148,7 +212,10 @@ for (const statusCode of [400, 404, 422, 500, 503]) {
 test('the query string is forwarded verbatim on both routes', async (t) => {
   const { url, publicUpstream, secureUpstream } = await startPair(t);
   const query = '?topk=3&label=a%20b&repeat=1&repeat=2&empty=';
-  for (const [path, upstream] of [['/predict-public', publicUpstream], ['/predict-secure', secureUpstream]] as const) {
+  for (const [path, upstream] of [
+    ['/predict-public', publicUpstream],
+    ['/predict-secure', secureUpstream],
+  ] as const) {
     const response = await fetch(`${url}${path}${query}`, { method: 'POST', body: '{}' });
     assert.equal(response.status, 200);
     assert.equal(upstream.received.at(-1)!.path, `/predict${query}`);
@@ -169,7 +236,13 @@ test('GET /predict-public and GET /predict-secure are 404 GW_NOT_FOUND: only POS
 // (`/predict-public/`, with a trailing slash, is the route itself: hostile-clients.test.ts.)
 test('a path below a predict route (/predict-public/extra) is 404 GW_NOT_FOUND and forwards nothing', async (t) => {
   const { url, publicUpstream, secureUpstream } = await startPair(t);
-  for (const path of ['/predict-public/extra', '/predict-secure/extra', '/predict-secure//', '/predict', '/predict-publicx']) {
+  for (const path of [
+    '/predict-public/extra',
+    '/predict-secure/extra',
+    '/predict-secure//',
+    '/predict',
+    '/predict-publicx',
+  ]) {
     await expectCodedError(await fetch(`${url}${path}`, { method: 'POST', body: '{}' }), 404, 'GW_NOT_FOUND');
   }
   assert.equal(publicUpstream.received.length + secureUpstream.received.length, 0);
@@ -196,7 +269,9 @@ test('/readyz answers 200 listing each route with its members and healthy count'
     attestation: {
       trust: 'insecure-skipped',
       warning: 'INSECURE: attestation is skipped: secure requests go to members that were never attested',
-      members: [{ member: body.attestation.members[0]!.member, attested: false, problem: 'attestation skipped (insecure)' }],
+      members: [
+        { member: body.attestation.members[0]!.member, attested: false, problem: 'attestation skipped (insecure)' },
+      ],
     },
   });
 });
@@ -230,7 +305,10 @@ test('sequential requests are spread over several public members: each gets some
   const { url } = await startGateway(t, ['--public-upstream', first.url, '--public-upstream', second.url]);
   for (let i = 0; i < 10; i++) assert.equal((await postPublic(url)).status, 200);
   assert.equal(first.received.length + second.received.length, 10);
-  assert.ok(first.received.length > 0 && second.received.length > 0, `spread ${first.received.length}/${second.received.length}`);
+  assert.ok(
+    first.received.length > 0 && second.received.length > 0,
+    `spread ${first.received.length}/${second.received.length}`,
+  );
 });
 
 test('the member with fewest requests in flight is chosen: while one member holds a request, the others take the rest', async (t) => {
@@ -250,7 +328,11 @@ test('the member with fewest requests in flight is chosen: while one member hold
   }
   const before = idle.received.length;
   for (let i = 0; i < 6; i++) assert.equal((await postPublic(url)).status, 200);
-  assert.equal(busy.received.length, 1, 'a member with a request in flight was given another while an idle one had none');
+  assert.equal(
+    busy.received.length,
+    1,
+    'a member with a request in flight was given another while an idle one had none',
+  );
   assert.equal(idle.received.length, before + 6);
 });
 
@@ -271,7 +353,11 @@ test('a member reporting not ready gets no requests; the others take them all', 
 // --- ejection and return ---
 
 for (const route of ['public', 'secure'] as const) {
-  for (const [fault, expectedStatus] of [['reset', 502], ['hang', 504], ['restart', 503]] as const) {
+  for (const [fault, expectedStatus] of [
+    ['reset', 502],
+    ['hang', 504],
+    ['restart', 503],
+  ] as const) {
     test(`a ${route} member taken out of rotation by ${fault === 'hang' ? 'a timeout' : fault === 'reset' ? 'a connection reset' : 'a restart'} is brought back by its health checks and serves again`, async (t) => {
       const { url, publicUpstream, secureUpstream } = await startPair(t, ['--headers-timeout-ms', '300']);
       const upstream = route === 'public' ? publicUpstream : secureUpstream;
@@ -290,7 +376,10 @@ for (const route of ['public', 'secure'] as const) {
         assert.equal(failed.status, expectedStatus);
         upstream.behaviour = { kind: 'answer' };
       }
-      await waitFor(async () => (await fetch(`${url}/readyz`)).status === 200, `the ${route} member to be back in rotation`);
+      await waitFor(
+        async () => (await fetch(`${url}/readyz`)).status === 200,
+        `the ${route} member to be back in rotation`,
+      );
       const served = await fetch(`${url}${path}`, { method: 'POST', body: '{}' });
       assert.equal(served.status, 200);
       assert.deepEqual(await served.json(), { upstream: upstream.name, path: '/predict' });
@@ -308,7 +397,9 @@ async function startHeaderUpstream(t: TestContext, headers: OutgoingHttpHeaders)
       return;
     }
     request.resume();
-    request.on('end', () => response.writeHead(200, { 'content-type': 'application/json', ...headers }).end('{"ok":true}'));
+    request.on('end', () =>
+      response.writeHead(200, { 'content-type': 'application/json', ...headers }).end('{"ok":true}'),
+    );
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   t.after(
@@ -342,5 +433,9 @@ test('hop-by-hop response headers from the upstream, and any it names in Connect
   }
   // Connection and Keep-Alive describe the gateway's connection to the client, not the upstream's.
   assert.equal(response.headers.connection, own.headers.connection, "the upstream's Connection reached the client");
-  assert.equal(response.headers['keep-alive'], own.headers['keep-alive'], "the upstream's Keep-Alive reached the client");
+  assert.equal(
+    response.headers['keep-alive'],
+    own.headers['keep-alive'],
+    "the upstream's Keep-Alive reached the client",
+  );
 });

@@ -19,10 +19,24 @@ test('bad nonces and key ids get 400 with their own codes', async (t) => {
   const secureUpstream = await startRecordingUpstream(t, 'secure', { unix: true });
   const { url } = await startGateway(t, ['--secure-upstream', secureUpstream.url]);
   const ask = (query: string) => fetch(`${url}/attestation${query}`);
-  for (const query of ['?key-id=1', '?nonce=&key-id=1', '?nonce=abc&key-id=1', '?nonce=zz&key-id=1', `?nonce=${'00'.repeat(513)}&key-id=1`, `?nonce=${NONCE}&nonce=${NONCE}&key-id=1`]) {
+  for (const query of [
+    '?key-id=1',
+    '?nonce=&key-id=1',
+    '?nonce=abc&key-id=1',
+    '?nonce=zz&key-id=1',
+    `?nonce=${'00'.repeat(513)}&key-id=1`,
+    `?nonce=${NONCE}&nonce=${NONCE}&key-id=1`,
+  ]) {
     await expectCodedError(await ask(query), 400, 'GW_INVALID_NONCE');
   }
-  for (const query of [`?nonce=${NONCE}`, `?nonce=${NONCE}&key-id=256`, `?nonce=${NONCE}&key-id=-1`, `?nonce=${NONCE}&key-id=1.0`, `?nonce=${NONCE}&key-id=0x1`, `?nonce=${NONCE}&key-id=`]) {
+  for (const query of [
+    `?nonce=${NONCE}`,
+    `?nonce=${NONCE}&key-id=256`,
+    `?nonce=${NONCE}&key-id=-1`,
+    `?nonce=${NONCE}&key-id=1.0`,
+    `?nonce=${NONCE}&key-id=0x1`,
+    `?nonce=${NONCE}&key-id=`,
+  ]) {
     await expectCodedError(await ask(query), 400, 'GW_INVALID_KEY_ID');
   }
   // The longest nonce the NSM signs is accepted as input (and then the key id is unknown here).
@@ -32,7 +46,14 @@ test('bad nonces and key ids get 400 with their own codes', async (t) => {
 
 test('GET /attestation is rate-limited per client address with 429 and Retry-After', async (t) => {
   const secureUpstream = await startRecordingUpstream(t, 'secure', { unix: true });
-  const { url } = await startGateway(t, ['--secure-upstream', secureUpstream.url, '--attestation-burst', '2', '--attestation-requests-per-second', '0.01']);
+  const { url } = await startGateway(t, [
+    '--secure-upstream',
+    secureUpstream.url,
+    '--attestation-burst',
+    '2',
+    '--attestation-requests-per-second',
+    '0.01',
+  ]);
   const ask = () => fetch(`${url}/attestation?nonce=${NONCE}&key-id=1`);
   await expectCodedError(await ask(), 422, 'GW_OHTTP_UNKNOWN_KEY');
   await expectCodedError(await ask(), 422, 'GW_OHTTP_UNKNOWN_KEY');

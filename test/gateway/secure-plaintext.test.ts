@@ -16,8 +16,13 @@ const IMAGE = { 'content-type': 'image/jpeg' };
 async function setup(t: TestContext, flags: string[], policy: PrivacyPolicy = OPEN_POLICY) {
   const publicUpstream = await startRecordingUpstream(t, 'public');
   const secureUpstream = await startRecordingUpstream(t, 'secure', { unix: true });
-  const { url } = await startGateway(t, ['--public-upstream', publicUpstream.url, '--secure-upstream', secureUpstream.url, ...flags], { policy });
-  const post = (path: string, headers: Record<string, string>) => fetch(`${url}${path}`, { method: 'POST', headers, body: Buffer.from('not really an image') });
+  const { url } = await startGateway(
+    t,
+    ['--public-upstream', publicUpstream.url, '--secure-upstream', secureUpstream.url, ...flags],
+    { policy },
+  );
+  const post = (path: string, headers: Record<string, string>) =>
+    fetch(`${url}${path}`, { method: 'POST', headers, body: Buffer.from('not really an image') });
   return { publicUpstream, secureUpstream, post };
 }
 
@@ -28,8 +33,16 @@ test('--secure-plaintext refuse: plaintext on the secure route is refused with 4
   assert.match(refused.message, /mpg client predict/);
   assert.match(refused.message, /message\/ohttp-req/);
   // Upgraded to secure by the header: the same refusal.
-  await expectCodedError(await post('/predict-public', { ...IMAGE, 'x-privacy': 'secure' }), 415, 'GW_SECURE_PLAINTEXT_REFUSED');
-  await expectCodedError(await post('/predict-secure', { 'content-type': 'application/json' }), 415, 'GW_SECURE_PLAINTEXT_REFUSED');
+  await expectCodedError(
+    await post('/predict-public', { ...IMAGE, 'x-privacy': 'secure' }),
+    415,
+    'GW_SECURE_PLAINTEXT_REFUSED',
+  );
+  await expectCodedError(
+    await post('/predict-secure', { 'content-type': 'application/json' }),
+    415,
+    'GW_SECURE_PLAINTEXT_REFUSED',
+  );
   await expectCodedError(await post('/predict-secure', {}), 415, 'GW_SECURE_PLAINTEXT_REFUSED');
   assert.deepEqual(secureUpstream.received, [], 'no plaintext reached the secure upstream');
   assert.deepEqual(publicUpstream.received, [], 'nor the public one');
@@ -39,10 +52,14 @@ test('--secure-plaintext refuse: plaintext on the secure route is refused with 4
   assert.equal(publicUpstream.received.length, 1);
   // An OHTTP request goes on to key-id routing, which knows no key here (the stand-in is not
   // attested): its own answer, not the plaintext refusal.
-  await expectCodedError(await post('/predict-secure', { 'content-type': 'Message/OHTTP-req; x=1' }), 422, 'GW_OHTTP_UNKNOWN_KEY');
+  await expectCodedError(
+    await post('/predict-secure', { 'content-type': 'Message/OHTTP-req; x=1' }),
+    422,
+    'GW_OHTTP_UNKNOWN_KEY',
+  );
 });
 
-test('by default plaintext on the secure route is allowed (the seed study\'s clients)', async (t) => {
+test("by default plaintext on the secure route is allowed (the seed study's clients)", async (t) => {
   const { secureUpstream, post } = await setup(t, []);
   assert.equal((await post('/predict-secure', IMAGE)).status, 200);
   assert.equal(secureUpstream.received.length, 1);
@@ -60,16 +77,30 @@ test('a tenant whose policy refuses plaintext is refused even when the gateway a
   );
   assert.equal(policy.tenants[0]!.securePlaintext, 'refuse');
   const { secureUpstream, post } = await setup(t, [], policy);
-  await expectCodedError(await post('/predict-secure', { ...IMAGE, 'x-api-key': 'clinic-key' }), 415, 'GW_SECURE_PLAINTEXT_REFUSED');
+  await expectCodedError(
+    await post('/predict-secure', { ...IMAGE, 'x-api-key': 'clinic-key' }),
+    415,
+    'GW_SECURE_PLAINTEXT_REFUSED',
+  );
   // Secure-only, sent to the public path: upgraded to secure, so refused as well.
-  await expectCodedError(await post('/predict-public', { ...IMAGE, 'x-api-key': 'clinic-key' }), 415, 'GW_SECURE_PLAINTEXT_REFUSED');
+  await expectCodedError(
+    await post('/predict-public', { ...IMAGE, 'x-api-key': 'clinic-key' }),
+    415,
+    'GW_SECURE_PLAINTEXT_REFUSED',
+  );
   assert.deepEqual(secureUpstream.received, []);
   assert.equal((await post('/predict-secure', { ...IMAGE, 'x-api-key': 'lab-key' })).status, 200);
   assert.equal(secureUpstream.received.length, 1);
 });
 
 test('the policy file\'s securePlaintext takes "allow" or "refuse" only, and the option only allow|refuse', () => {
-  const text = (value: unknown) => JSON.stringify({ tenants: [{ name: 'clinic', privacy: 'secure-only', apiKeySha256: [sha256('k')], securePlaintext: value }] });
-  assert.throws(() => parsePolicy(text('deny'), 'policy.json'), /tenants\[0\]\.securePlaintext must be "allow" or "refuse", got "deny"/);
+  const text = (value: unknown) =>
+    JSON.stringify({
+      tenants: [{ name: 'clinic', privacy: 'secure-only', apiKeySha256: [sha256('k')], securePlaintext: value }],
+    });
+  assert.throws(
+    () => parsePolicy(text('deny'), 'policy.json'),
+    /tenants\[0\]\.securePlaintext must be "allow" or "refuse", got "deny"/,
+  );
   assert.equal(parsePolicy(text('allow'), 'policy.json').tenants[0]!.securePlaintext, 'allow');
 });

@@ -40,8 +40,23 @@ async function selfSigned(dir: string, name: string): Promise<Certificate> {
   const certFile = join(dir, `${name}.crt`);
   const keyFile = join(dir, `${name}.key`);
   await run('openssl', [
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
-    '-subj', `/CN=localhost/O=${name}`, '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1', '-keyout', keyFile, '-out', certFile,
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-days',
+    '1',
+    '-subj',
+    `/CN=localhost/O=${name}`,
+    '-addext',
+    'subjectAltName=DNS:localhost,IP:127.0.0.1',
+    '-keyout',
+    keyFile,
+    '-out',
+    certFile,
   ]);
   const cert = await readFile(certFile);
   return { certFile, keyFile, cert, fingerprint: new X509Certificate(cert).fingerprint256 };
@@ -51,10 +66,13 @@ async function selfSigned(dir: string, name: string): Promise<Certificate> {
 function servedFingerprint(url: string, ca: Buffer[]): Promise<string> {
   const { hostname, port } = new URL(url);
   return new Promise((resolve, reject) => {
-    const socket = tlsConnect({ host: hostname, port: Number(port), ca, servername: 'localhost', ALPNProtocols: ['http/1.1'] }, () => {
-      resolve(socket.getPeerX509Certificate()!.fingerprint256);
-      socket.destroy();
-    });
+    const socket = tlsConnect(
+      { host: hostname, port: Number(port), ca, servername: 'localhost', ALPNProtocols: ['http/1.1'] },
+      () => {
+        resolve(socket.getPeerX509Certificate()!.fingerprint256);
+        socket.destroy();
+      },
+    );
     socket.once('error', reject);
   });
 }
@@ -68,12 +86,24 @@ test('the traffic listener speaks TLS with the given certificate, over HTTP/1.1 
   const dir = await tempDir(t);
   const certificate = await selfSigned(dir, 'first');
   const upstream = await startRecordingUpstream(t, 'public');
-  const { url } = await startGateway(t, ['--public-upstream', upstream.url, '--tls-cert', certificate.certFile, '--tls-key', certificate.keyFile]);
+  const { url } = await startGateway(t, [
+    '--public-upstream',
+    upstream.url,
+    '--tls-cert',
+    certificate.certFile,
+    '--tls-key',
+    certificate.keyFile,
+  ]);
   assert.match(url, /^https:\/\//);
 
   const agent = new Agent({ connect: { ca: certificate.cert } });
   t.after(() => agent.close());
-  const answer = await undiciFetch(`${url}/predict-public`, { method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: 'x', dispatcher: agent });
+  const answer = await undiciFetch(`${url}/predict-public`, {
+    method: 'POST',
+    headers: { 'content-type': 'image/jpeg' },
+    body: 'x',
+    dispatcher: agent,
+  });
   assert.equal(answer.status, 200);
   assert.equal(((await answer.json()) as { upstream: string }).upstream, 'public');
   assert.equal(answer.headers.get('x-privacy-route'), 'public');
@@ -120,29 +150,53 @@ test('a renewed certificate is served without a restart, and a broken renewal ke
   };
   await install(first);
   const lines: string[] = [];
-  const logger = { level: 'info', stream: new Writable({ write: (chunk: Buffer, _encoding, done) => done(void lines.push(chunk.toString())) }) };
+  const logger = {
+    level: 'info',
+    stream: new Writable({ write: (chunk: Buffer, _encoding, done) => done(void lines.push(chunk.toString())) }),
+  };
   const upstream = await startRecordingUpstream(t, 'public');
-  const { url } = await startGateway(t, ['--public-upstream', upstream.url, '--tls-cert', certFile, '--tls-key', keyFile], { dependencies: { logger } });
+  const { url } = await startGateway(
+    t,
+    ['--public-upstream', upstream.url, '--tls-cert', certFile, '--tls-key', keyFile],
+    { dependencies: { logger } },
+  );
   const ca = [first.cert, second.cert];
   assert.equal(await servedFingerprint(url, ca), first.fingerprint);
 
   await install(second);
-  await waitFor(async () => (await servedFingerprint(url, ca)) === second.fingerprint, 'the renewed certificate to be served', 15_000);
+  await waitFor(
+    async () => (await servedFingerprint(url, ca)) === second.fingerprint,
+    'the renewed certificate to be served',
+    15_000,
+  );
 
   await writeFile(keyFile, 'not a key');
-  await waitFor(() => lines.some((line) => line.includes('could not be loaded: still serving the previous certificate')), 'the failed reload to be logged', 15_000);
+  await waitFor(
+    () => lines.some((line) => line.includes('could not be loaded: still serving the previous certificate')),
+    'the failed reload to be logged',
+    15_000,
+  );
   assert.equal(await servedFingerprint(url, ca), second.fingerprint, 'the previous certificate is still served');
   const agent = new Agent({ connect: { ca } });
   t.after(() => agent.close());
   assert.equal((await undiciFetch(`${url}/healthz`, { dispatcher: agent })).status, 200);
 });
 
-test('a gateway with half a TLS pair, an unreadable file or a key that is not the certificate\'s does not start', async (t) => {
+test("a gateway with half a TLS pair, an unreadable file or a key that is not the certificate's does not start", async (t) => {
   const dir = await tempDir(t);
   const [first, second] = await Promise.all([selfSigned(dir, 'first'), selfSigned(dir, 'second')]);
   const base = ['--public-upstream', 'http://127.0.0.1:9'];
-  assert.throws(() => parseGatewayConfig([...base, '--tls-cert', first.certFile], {}), /--tls-cert and --tls-key go together/);
-  assert.throws(() => readTlsFiles({ tlsCert: join(dir, 'missing.crt'), tlsKey: first.keyFile }), (error: unknown) => error instanceof OptionError && /--tls-cert .*missing\.crt/.test(error.message));
-  assert.throws(() => readTlsFiles({ tlsCert: first.certFile, tlsKey: second.keyFile }), (error: unknown) => error instanceof OptionError && /not a usable pair/.test(error.message));
+  assert.throws(
+    () => parseGatewayConfig([...base, '--tls-cert', first.certFile], {}),
+    /--tls-cert and --tls-key go together/,
+  );
+  assert.throws(
+    () => readTlsFiles({ tlsCert: join(dir, 'missing.crt'), tlsKey: first.keyFile }),
+    (error: unknown) => error instanceof OptionError && /--tls-cert .*missing\.crt/.test(error.message),
+  );
+  assert.throws(
+    () => readTlsFiles({ tlsCert: first.certFile, tlsKey: second.keyFile }),
+    (error: unknown) => error instanceof OptionError && /not a usable pair/.test(error.message),
+  );
   assert.ok(readTlsFiles({ tlsCert: first.certFile, tlsKey: first.keyFile }));
 });

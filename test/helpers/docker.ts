@@ -10,7 +10,10 @@ export interface DockerResult {
   stderr: string;
 }
 
-export function docker(args: readonly string[], options: { input?: Buffer | string; allowFailure?: boolean } = {}): Promise<DockerResult> {
+export function docker(
+  args: readonly string[],
+  options: { input?: Buffer | string; allowFailure?: boolean } = {},
+): Promise<DockerResult> {
   return run('docker', args, options);
 }
 
@@ -20,7 +23,11 @@ function run(
   options: { input?: Buffer | string; allowFailure?: boolean | undefined; env?: NodeJS.ProcessEnv },
 ): Promise<DockerResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { cwd: REPOSITORY_ROOT, stdio: ['pipe', 'pipe', 'pipe'], env: options.env ?? process.env });
+    const child = spawn(command, args, {
+      cwd: REPOSITORY_ROOT,
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: options.env ?? process.env,
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
@@ -28,7 +35,12 @@ function run(
     child.once('error', reject);
     child.once('close', (code) => {
       const result = { code: code ?? -1, stdout, stderr };
-      if (result.code !== 0 && !options.allowFailure) reject(new Error(`${command} ${args.join(' ')} exited ${result.code}:\n${stderr.slice(-4000)}${stdout.slice(-4000)}`));
+      if (result.code !== 0 && !options.allowFailure)
+        reject(
+          new Error(
+            `${command} ${args.join(' ')} exited ${result.code}:\n${stderr.slice(-4000)}${stdout.slice(-4000)}`,
+          ),
+        );
       else resolve(result);
     });
     child.stdin.end(options.input ?? '');
@@ -43,7 +55,12 @@ export interface BuildOptions {
 }
 
 /** The docker build arguments for `dockerfile` from the repository root, tagged `tag`. */
-export function buildArguments(dockerfile: string, tag: string, buildArgs: Record<string, string> = {}, options: BuildOptions = {}): string[] {
+export function buildArguments(
+  dockerfile: string,
+  tag: string,
+  buildArgs: Record<string, string> = {},
+  options: BuildOptions = {},
+): string[] {
   return [
     'build',
     // The classic builder keeps the container of a failed step unless told not to.
@@ -60,7 +77,12 @@ export function buildArguments(dockerfile: string, tag: string, buildArgs: Recor
 }
 
 /** Builds `dockerfile` from the repository root as `tag`; returns the image's size in bytes. */
-export async function buildImage(dockerfile: string, tag: string, buildArgs: Record<string, string> = {}, options: BuildOptions = {}): Promise<number> {
+export async function buildImage(
+  dockerfile: string,
+  tag: string,
+  buildArgs: Record<string, string> = {},
+  options: BuildOptions = {},
+): Promise<number> {
   await docker(buildArguments(dockerfile, tag, buildArgs, options));
   return imageSize(tag);
 }
@@ -113,5 +135,8 @@ export async function compose(
 ): Promise<DockerResult> {
   const [command, ...prefix] = await findCompose();
   const files = ['docker/compose.yaml', ...(options.files ?? [])].flatMap((file) => ['-f', file]);
-  return run(command!, [...prefix, ...files, '-p', project, ...args], { env: { ...process.env, ...env }, allowFailure: options.allowFailure });
+  return run(command!, [...prefix, ...files, '-p', project, ...args], {
+    env: { ...process.env, ...env },
+    allowFailure: options.allowFailure,
+  });
 }

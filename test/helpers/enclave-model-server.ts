@@ -27,7 +27,11 @@ export interface RunningEnclaveModelServer {
   url: string;
 }
 
-export async function startEnclaveModelServer(t: TestContext, nsm: EnclaveNsm, keyId: number): Promise<RunningEnclaveModelServer> {
+export async function startEnclaveModelServer(
+  t: TestContext,
+  nsm: EnclaveNsm,
+  keyId: number,
+): Promise<RunningEnclaveModelServer> {
   const config = modelServerConfig(['--enclave', 'emulated', '--ohttp-key-id', String(keyId), '--no-warmup']);
   const server = await createModelServer(config, { attestation: nsm.source });
   t.after(() => server.close());

@@ -26,7 +26,10 @@ export async function startGateway(
   const attests = flags.some((flag) => flag.startsWith('--attestation-pcrs') || flag.startsWith('--insecure-'));
   const secure = flags.some((flag) => flag.startsWith('--secure-upstream'));
   const skip = secure && !attests ? ['--insecure-skip-attestation'] : [];
-  const { config } = parseGatewayConfig(['--port', '0', '--log-level', 'silent', '--health-interval-ms', '50', ...skip, ...flags], {});
+  const { config } = parseGatewayConfig(
+    ['--port', '0', '--log-level', 'silent', '--health-interval-ms', '50', ...skip, ...flags],
+    {},
+  );
   const gateway = await loadGateway(config, policy, dependencies);
   t.after(() => gateway.close());
   const adminUrl = gateway.admin ? await gateway.admin.listen({ host: '127.0.0.1', port: 0 }) : undefined;
@@ -72,7 +75,11 @@ export interface RecordingUpstream {
  * A stand-in model server that records every request (health checks excluded) and answers
  * /predict with JSON naming itself, so a test can tell which upstream served a request.
  */
-export async function startRecordingUpstream(t: TestContext, name: string, { unix = false } = {}): Promise<RecordingUpstream> {
+export async function startRecordingUpstream(
+  t: TestContext,
+  name: string,
+  { unix = false } = {},
+): Promise<RecordingUpstream> {
   const directory = unix ? await mkdtemp(join(tmpdir(), 'mpg-upstream-')) : undefined;
   const socketPath = directory ? join(directory, `${name}.sock`) : undefined;
   let port = 0;
@@ -95,7 +102,12 @@ export async function startRecordingUpstream(t: TestContext, name: string, { uni
       const chunks: Buffer[] = [];
       request.on('data', (chunk: Buffer) => chunks.push(chunk));
       request.on('end', () => {
-        upstream.received.push({ method: request.method ?? '', path: request.url ?? '', headers: request.headers, body: Buffer.concat(chunks) });
+        upstream.received.push({
+          method: request.method ?? '',
+          path: request.url ?? '',
+          headers: request.headers,
+          body: Buffer.concat(chunks),
+        });
         const behaviour = upstream.behaviour;
         if (behaviour.kind === 'hang') return;
         if (behaviour.kind === 'reset') {
@@ -103,7 +115,9 @@ export async function startRecordingUpstream(t: TestContext, name: string, { uni
           return;
         }
         if (behaviour.kind === 'status') {
-          response.writeHead(behaviour.statusCode, { 'content-type': 'application/json' }).end(JSON.stringify({ upstream: name, statusCode: behaviour.statusCode }));
+          response
+            .writeHead(behaviour.statusCode, { 'content-type': 'application/json' })
+            .end(JSON.stringify({ upstream: name, statusCode: behaviour.statusCode }));
           return;
         }
         if (behaviour.kind === 'slow-body') {
@@ -121,7 +135,9 @@ export async function startRecordingUpstream(t: TestContext, name: string, { uni
           return;
         }
         const answer = () =>
-          response.writeHead(200, { 'content-type': 'application/json', 'x-upstream': name }).end(JSON.stringify({ upstream: name, path: request.url }));
+          response
+            .writeHead(200, { 'content-type': 'application/json', 'x-upstream': name })
+            .end(JSON.stringify({ upstream: name, path: request.url }));
         if (behaviour.kind === 'delay') {
           const timer = setTimeout(answer, behaviour.delayMs);
           response.once('close', () => clearTimeout(timer));
@@ -154,7 +170,11 @@ export async function startRecordingUpstream(t: TestContext, name: string, { uni
 }
 
 /** Polls `condition` every 10 ms until it holds, or fails naming `what` after `timeoutMs`. */
-export async function waitFor(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 5_000): Promise<void> {
+export async function waitFor(
+  condition: () => boolean | Promise<boolean>,
+  what: string,
+  timeoutMs = 5_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await condition())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
@@ -174,14 +194,25 @@ export interface RawResponse {
  */
 export function sendRaw(
   url: string,
-  { method = 'POST', path, headers = {}, body }: { method?: string; path: string; headers?: OutgoingHttpHeaders; body?: string | Buffer },
+  {
+    method = 'POST',
+    path,
+    headers = {},
+    body,
+  }: { method?: string; path: string; headers?: OutgoingHttpHeaders; body?: string | Buffer },
 ): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
     const outgoing = httpRequest(new URL(path, url), { method, headers, agent: false }, (response) => {
       const chunks: Buffer[] = [];
       response.on('data', (chunk: Buffer) => chunks.push(chunk));
       response.on('error', reject);
-      response.on('end', () => resolve({ statusCode: response.statusCode ?? 0, headers: response.headers, body: Buffer.concat(chunks).toString() }));
+      response.on('end', () =>
+        resolve({
+          statusCode: response.statusCode ?? 0,
+          headers: response.headers,
+          body: Buffer.concat(chunks).toString(),
+        }),
+      );
     });
     outgoing.on('error', reject);
     outgoing.end(body);
@@ -189,9 +220,17 @@ export function sendRaw(
 }
 
 /** Reads a gateway error answer and checks it is exactly `{statusCode, code, message}`. */
-export async function expectCodedError(response: Response, statusCode: number, code: string): Promise<{ statusCode: number; code: string; message: string }> {
+export async function expectCodedError(
+  response: Response,
+  statusCode: number,
+  code: string,
+): Promise<{ statusCode: number; code: string; message: string }> {
   const body = (await response.json()) as Record<string, unknown>;
-  assert.deepEqual(Object.keys(body).sort(), ['code', 'message', 'statusCode'], `error body has other keys: ${JSON.stringify(body)}`);
+  assert.deepEqual(
+    Object.keys(body).sort(),
+    ['code', 'message', 'statusCode'],
+    `error body has other keys: ${JSON.stringify(body)}`,
+  );
   assert.equal(response.status, statusCode, `status of ${JSON.stringify(body)}`);
   assert.equal(body.statusCode, statusCode);
   assert.equal(body.code, code);
@@ -201,13 +240,20 @@ export async function expectCodedError(response: Response, statusCode: number, c
 }
 
 /** One sample of the gateway's /metrics text whose labels include `labels`; undefined when absent. */
-export function metricValue(metricsText: string, name: string, labels: Record<string, string> = {}): number | undefined {
+export function metricValue(
+  metricsText: string,
+  name: string,
+  labels: Record<string, string> = {},
+): number | undefined {
   for (const line of metricsText.split('\n')) {
     const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
     if (!match || match[1] !== name) continue;
     const found = new Map<string, string>();
     for (const label of (match[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) {
-      found.set(label[1]!, label[2]!.replace(/\\(.)/g, (_all, escaped: string) => (escaped === 'n' ? '\n' : escaped)));
+      found.set(
+        label[1]!,
+        label[2]!.replace(/\\(.)/g, (_all, escaped: string) => (escaped === 'n' ? '\n' : escaped)),
+      );
     }
     if (Object.entries(labels).every(([key, value]) => found.get(key) === value)) return Number(match[3]);
   }

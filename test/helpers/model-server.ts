@@ -29,7 +29,9 @@ export async function startModelServer(
   const config = modelServerConfig(flags);
   const server = await createModelServer(config);
   t.after(() => server.close());
-  const url = config.socket ? await server.app.listen({ path: config.socket }) : await server.app.listen({ host: '127.0.0.1', port: 0 });
+  const url = config.socket
+    ? await server.app.listen({ path: config.socket })
+    : await server.app.listen({ host: '127.0.0.1', port: 0 });
   if (load) await server.load(config.model ?? (await testModelPath()));
   return { server, url, config };
 }
@@ -46,10 +48,18 @@ export async function postJson(url: string, body: unknown): Promise<JsonAnswer> 
     headers: { 'content-type': 'application/json' },
     body: typeof body === 'string' ? body : JSON.stringify(body),
   });
-  return { status: response.status, headers: response.headers, body: (await response.json()) as Record<string, unknown> };
+  return {
+    status: response.status,
+    headers: response.headers,
+    body: (await response.json()) as Record<string, unknown>,
+  };
 }
 
 export async function postBytes(url: string, bytes: Uint8Array, contentType: string): Promise<JsonAnswer> {
   const response = await fetch(url, { method: 'POST', headers: { 'content-type': contentType }, body: bytes });
-  return { status: response.status, headers: response.headers, body: (await response.json()) as Record<string, unknown> };
+  return {
+    status: response.status,
+    headers: response.headers,
+    body: (await response.json()) as Record<string, unknown>,
+  };
 }

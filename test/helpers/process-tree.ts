@@ -14,7 +14,9 @@ function readProcess(pid: number): ProcessInfo | undefined {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const [state, ppid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     if (state === 'Z') return undefined;
-    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((arg) => arg !== '');
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8')
+      .split('\0')
+      .filter((arg) => arg !== '');
     return { pid, ppid: Number(ppid), argv };
   } catch {
     return undefined;
@@ -48,6 +50,9 @@ export function isAlive(pid: number): boolean {
 /** The one descendant of `root` whose arguments satisfy `matches`; fails the test unless exactly one does. */
 export function findDescendant(root: number, what: string, matches: (argv: string[]) => boolean): ProcessInfo {
   const found = descendants(root).filter((info) => matches(info.argv));
-  if (found.length !== 1) throw new Error(`expected one ${what} under ${root}, found ${found.length}: ${JSON.stringify(descendants(root).map((info) => info.argv.slice(1, 4)))}`);
+  if (found.length !== 1)
+    throw new Error(
+      `expected one ${what} under ${root}, found ${found.length}: ${JSON.stringify(descendants(root).map((info) => info.argv.slice(1, 4)))}`,
+    );
   return found[0]!;
 }

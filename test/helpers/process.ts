@@ -21,7 +21,9 @@ export function startMpg(t: TestContext, args: string[], env: Record<string, str
   let err = '';
   child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
-  const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')));
+  const exited = new Promise<number | string>((resolve) =>
+    child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')),
+  );
   t.after(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
@@ -47,7 +49,10 @@ export function startMpg(t: TestContext, args: string[], env: Record<string, str
   };
 }
 
-export async function runMpg(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export async function runMpg(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const child = spawn(MPG, args, { env: { ...process.env, ...env } });
   let stdout = '';
   let stderr = '';
@@ -60,7 +65,10 @@ export async function runMpg(args: string[], env: Record<string, string> = {}): 
 /** Polls until `url` answers 200; the test runner's own timeout bounds the wait. */
 export async function waitUntilOk(url: string, init?: RequestInit): Promise<void> {
   for (;;) {
-    const ok = await fetch(url, init).then((response) => response.ok, () => false);
+    const ok = await fetch(url, init).then(
+      (response) => response.ok,
+      () => false,
+    );
     if (ok) return;
     await new Promise((resolve) => setTimeout(resolve, 20));
   }

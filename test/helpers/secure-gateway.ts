@@ -50,7 +50,11 @@ const PAGE_FILES: Readonly<Record<string, [string, string]>> = {
 };
 
 /** `page`: also serve the client page (GET /) with this config, for the browser tests. */
-export async function startTestSecureGateway(t: TestContext, member: Member, page?: PageConfig): Promise<TestSecureGateway> {
+export async function startTestSecureGateway(
+  t: TestContext,
+  member: Member,
+  page?: PageConfig,
+): Promise<TestSecureGateway> {
   const agents = new Map<string, Agent>();
   const agentFor = (target: Member) => {
     const key = target.socketPath ?? target.url ?? '';
@@ -64,11 +68,26 @@ export async function startTestSecureGateway(t: TestContext, member: Member, pag
   const forward = async (method: 'GET' | 'POST', path: string, body?: Uint8Array, contentType?: string) => {
     const target = gateway.member;
     const origin = target.socketPath ? 'http://enclave' : target.url!;
-    const answer = await request(new URL(path, origin), { method, body, headers: contentType ? { 'content-type': contentType } : {}, dispatcher: agentFor(target) });
-    return { status: answer.statusCode, type: String(answer.headers['content-type'] ?? ''), body: new Uint8Array(await answer.body.arrayBuffer()) };
+    const answer = await request(new URL(path, origin), {
+      method,
+      body,
+      headers: contentType ? { 'content-type': contentType } : {},
+      dispatcher: agentFor(target),
+    });
+    return {
+      status: answer.statusCode,
+      type: String(answer.headers['content-type'] ?? ''),
+      body: new Uint8Array(await answer.body.arrayBuffer()),
+    };
   };
 
-  const gateway: TestSecureGateway = { url: '', member, counts: { keys: 0, attestation: 0, predict: 0 }, tamper: {}, crossed: [] };
+  const gateway: TestSecureGateway = {
+    url: '',
+    member,
+    counts: { keys: 0, attestation: 0, predict: 0 },
+    tamper: {},
+    crossed: [],
+  };
 
   const server: Server = createServer((incoming, outgoing) => {
     const chunks: Buffer[] = [];
@@ -77,7 +96,9 @@ export async function startTestSecureGateway(t: TestContext, member: Member, pag
       void (async () => {
         const url = new URL(incoming.url ?? '/', 'http://gateway');
         const coded = (status: number, code: string, message: string) => {
-          outgoing.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify({ statusCode: status, code, message }));
+          outgoing
+            .writeHead(status, { 'content-type': 'application/json' })
+            .end(JSON.stringify({ statusCode: status, code, message }));
         };
         const send = (answer: { status: number; type: string; body: Uint8Array }, rewrite?: Rewrite) => {
           const body = answer.status === 200 && rewrite ? rewrite(answer.body) : answer.body;
@@ -87,10 +108,14 @@ export async function startTestSecureGateway(t: TestContext, member: Member, pag
         if (gateway.refuse) return coded(gateway.refuse.status, gateway.refuse.code, 'refused by the test gateway');
         const asset = PAGE_FILES[url.pathname];
         if (page && incoming.method === 'GET' && asset) {
-          return outgoing.writeHead(200, { 'content-type': asset[1] }).end(await readFile(new URL(asset[0], PAGE_ASSETS)));
+          return outgoing
+            .writeHead(200, { 'content-type': asset[1] })
+            .end(await readFile(new URL(asset[0], PAGE_ASSETS)));
         }
         if (page && incoming.method === 'GET' && url.pathname === '/client/config.json') {
-          return outgoing.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ trust: 'test', ...page }));
+          return outgoing
+            .writeHead(200, { 'content-type': 'application/json' })
+            .end(JSON.stringify({ trust: 'test', ...page }));
         }
         if (incoming.method === 'GET' && url.pathname === '/.well-known/ohttp-gateway') {
           gateway.counts.keys++;
@@ -102,21 +127,31 @@ export async function startTestSecureGateway(t: TestContext, member: Member, pag
           const keyId = Number(url.searchParams.get('key-id'));
           const keys = await forward('GET', '/ohttp-keys');
           // One member holds one key config: its id is the list's first config's first byte.
-          if (keys.status !== 200 || keys.body[2] !== keyId) return coded(404, 'GW_UNKNOWN_KEY_ID', `no attested member holds key id ${keyId}`);
-          return send(await forward('GET', `/attestation?nonce=${encodeURIComponent(nonce)}`), gateway.tamper.attestation);
+          if (keys.status !== 200 || keys.body[2] !== keyId)
+            return coded(404, 'GW_UNKNOWN_KEY_ID', `no attested member holds key id ${keyId}`);
+          return send(
+            await forward('GET', `/attestation?nonce=${encodeURIComponent(nonce)}`),
+            gateway.tamper.attestation,
+          );
         }
         if (incoming.method === 'POST' && url.pathname === '/predict-secure') {
           gateway.counts.predict++;
           let body: Uint8Array = Buffer.concat(chunks);
           gateway.crossed.push(body);
-          if (incoming.headers['content-type'] !== 'message/ohttp-req') return coded(415, 'GW_SECURE_PLAINTEXT_REFUSED', 'send message/ohttp-req (use the client SDK)');
+          if (incoming.headers['content-type'] !== 'message/ohttp-req')
+            return coded(415, 'GW_SECURE_PLAINTEXT_REFUSED', 'send message/ohttp-req (use the client SDK)');
           if (body.length < 7) return coded(400, 'GW_OHTTP_MALFORMED', 'too short to carry an OHTTP header');
           if (gateway.tamper.request) body = gateway.tamper.request(body);
           return send(await forward('POST', '/predict', body, 'message/ohttp-req'), gateway.tamper.response);
         }
         return coded(404, 'GW_NOT_FOUND', 'no such route');
       })().catch((error: unknown) => {
-        if (!outgoing.headersSent) outgoing.writeHead(502, { 'content-type': 'application/json' }).end(JSON.stringify({ statusCode: 502, code: 'GW_UPSTREAM_UNAVAILABLE', message: (error as Error).message }));
+        if (!outgoing.headersSent)
+          outgoing
+            .writeHead(502, { 'content-type': 'application/json' })
+            .end(
+              JSON.stringify({ statusCode: 502, code: 'GW_UPSTREAM_UNAVAILABLE', message: (error as Error).message }),
+            );
         else outgoing.destroy();
       });
     });

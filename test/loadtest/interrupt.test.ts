@@ -39,7 +39,11 @@ async function waitForProgress(run: ReturnType<typeof startMpg>, pattern: RegExp
 test('SIGINT during latency keeps the finished steps in a valid, incomplete result, stops the stack and exits 130', async (t) => {
   await testModelPath();
   const out = temporaryDirectory(t);
-  const run = startMpg(t, ['loadtest', 'latency', '--quick', '--concurrency', '1,2', '--duration', '1', '--out', out], markedEnv);
+  const run = startMpg(
+    t,
+    ['loadtest', 'latency', '--quick', '--concurrency', '1,2', '--duration', '1', '--out', out],
+    markedEnv,
+  );
   // The second step starts once the first has finished and been recorded.
   await waitForProgress(run, /\[latency 2\/8\] secure direct, 1 concurrent/);
   assert.ok(processesRunning('loadtest stack-host').length > 0, 'the stack under test runs');
@@ -51,7 +55,11 @@ test('SIGINT during latency keeps the finished steps in a valid, incomplete resu
   assert.equal(result.scenarios.latency!.complete, false);
   assert.equal(result.scenarios.latency!.error, null);
   assert.deepEqual(result.interrupted, { signal: 'SIGINT', scenario: 'latency', step: 'secure direct, 1 concurrent' });
-  assert.deepEqual(result.scenarios.latency!.steps.map((step) => step.target), ['public direct'], 'the finished step is kept, the interrupted one is not');
+  assert.deepEqual(
+    result.scenarios.latency!.steps.map((step) => step.target),
+    ['public direct'],
+    'the finished step is kept, the interrupted one is not',
+  );
   assert.ok(result.scenarios.latency!.steps[0]!.ok > 0);
   assert.ok(result.finishedAt !== null);
   assert.deepEqual(processesRunning('loadtest stack-host'), [], 'the stack under test is stopped');
@@ -67,8 +75,15 @@ test('SIGTERM during channel writes the partial result and exits 143, leaving no
   assert.equal(await run.exited, 143, run.stderr());
   const result = readValidResult(out);
   assert.equal(result.complete, false);
-  assert.deepEqual(result.interrupted, { signal: 'SIGTERM', scenario: 'channel', step: 'tcp, 10000000 round trips of 64 B' });
-  assert.deepEqual(result.scenarios.channel!.throughput.map((step) => step.transport), ['tcp', 'channel', 'tcp', 'channel']);
+  assert.deepEqual(result.interrupted, {
+    signal: 'SIGTERM',
+    scenario: 'channel',
+    step: 'tcp, 10000000 round trips of 64 B',
+  });
+  assert.deepEqual(
+    result.scenarios.channel!.throughput.map((step) => step.transport),
+    ['tcp', 'channel', 'tcp', 'channel'],
+  );
   assert.equal(result.scenarios.channel!.ratios.length, 2);
   assert.deepEqual(result.scenarios.channel!.roundTrip, []);
   assert.deepEqual(processesRunning(`mpg-loadtest-channel-`), [], 'the relays are stopped');

@@ -18,15 +18,24 @@ const refusals: [string[], RegExp][] = [
   [['--generator-cpus', '0;1'], /--generator-cpus must be a CPU list for taskset/],
   [['--enclave', 'sgx'], /--enclave must be one of emulated, nitro, got "sgx"/],
   [['--enclave', 'nitro'], /--eif is required with the nitro enclave/],
-  [['--enclave', 'nitro', '--eif', 'x.eif', '--memory-mib', '4096', '--enclave-cpus', '1'], /--enclave-cpus is for the emulated enclave/],
-  [['--enclave', 'nitro', '--eif', 'x.eif', '--memory-mib', '4096'], /the channel scenario on Nitro needs --channel-socket PATH/],
+  [
+    ['--enclave', 'nitro', '--eif', 'x.eif', '--memory-mib', '4096', '--enclave-cpus', '1'],
+    /--enclave-cpus is for the emulated enclave/,
+  ],
+  [
+    ['--enclave', 'nitro', '--eif', 'x.eif', '--memory-mib', '4096'],
+    /the channel scenario on Nitro needs --channel-socket PATH/,
+  ],
   [['--speed', 'max'], /unknown option --speed; known options: .*--concurrency/],
   [['extra'], /unexpected argument "extra"/],
 ];
 
 for (const [flags, message] of refusals) {
   test(`loadtest refuses ${flags.join(' ')}`, () => {
-    assert.throws(() => parseLoadtestOptions(flags, {}, ['channel', 'latency']), (error: unknown) => error instanceof OptionError && message.test(error.message));
+    assert.throws(
+      () => parseLoadtestOptions(flags, {}, ['channel', 'latency']),
+      (error: unknown) => error instanceof OptionError && message.test(error.message),
+    );
   });
 }
 
@@ -34,7 +43,10 @@ test('a bad flag exits 2 before anything starts, naming it and pointing to --hel
   const { code, stderr, stdout } = await runMpg(['loadtest', 'latency', '--concurrency', '0']);
   assert.equal(code, 2);
   assert.equal(stdout, '');
-  assert.match(stderr, /^mpg loadtest latency: --concurrency must be an integer from 1 to 100000, got "0"\nRun "mpg loadtest latency --help" for the options\.\n$/);
+  assert.match(
+    stderr,
+    /^mpg loadtest latency: --concurrency must be an integer from 1 to 100000, got "0"\nRun "mpg loadtest latency --help" for the options\.\n$/,
+  );
 });
 
 test('a bad environment twin exits 2 naming the variable', async () => {
@@ -56,7 +68,15 @@ test('an unknown scenario, and a report without its directory, exit 2 with what 
 test('--help lists every flag with its MPG_ twin and exits 0', async () => {
   const { code, stdout } = await runMpg(['loadtest', 'all', '--help']);
   assert.equal(code, 0);
-  for (const flag of ['--quick', '--out DIR', '--concurrency N', '--fractions X', '--generator-cpus LIST', '--eif PATH']) assert.ok(stdout.includes(flag), flag);
+  for (const flag of [
+    '--quick',
+    '--out DIR',
+    '--concurrency N',
+    '--fractions X',
+    '--generator-cpus LIST',
+    '--eif PATH',
+  ])
+    assert.ok(stdout.includes(flag), flag);
   assert.match(stdout, /env: MPG_CONCURRENCY/);
   assert.match(stdout, /Runs startup, channel, memory, latency, mixed, in that order/);
 });
@@ -64,8 +84,18 @@ test('--help lists every flag with its MPG_ twin and exits 0', async () => {
 test("a scenario's --help lists the shared options and its own, not the other scenarios'", async () => {
   const { code, stdout } = await runMpg(['loadtest', 'latency', '--help']);
   assert.equal(code, 0);
-  for (const flag of ['--quick', '--out DIR', '--timeout-s N', '--enclave emulated|nitro', '--eif PATH', '--concurrency N', '--duration X']) assert.ok(stdout.includes(flag), flag);
-  for (const flag of ['--fractions', '--trials', '--message-sizes', '--memory-rate', '--rate X']) assert.ok(!stdout.includes(flag), flag);
+  for (const flag of [
+    '--quick',
+    '--out DIR',
+    '--timeout-s N',
+    '--enclave emulated|nitro',
+    '--eif PATH',
+    '--concurrency N',
+    '--duration X',
+  ])
+    assert.ok(stdout.includes(flag), flag);
+  for (const flag of ['--fractions', '--trials', '--message-sizes', '--memory-rate', '--rate X'])
+    assert.ok(!stdout.includes(flag), flag);
   assert.match(stdout, /"mpg loadtest all --help" lists every one/);
 });
 
@@ -92,10 +122,38 @@ test('--quick shrinks the sizes left unset; explicit flags win', () => {
 });
 
 test('the stack host gets the Nitro flags passed through', () => {
-  const parsed = parseLoadtestOptions(['--enclave', 'nitro', '--eif', '/x.eif', '--memory-mib', '4096', '--cpu-count', '4', '--allow-debug-mode', '--server-cpus', '0'], {}, ['latency']);
+  const parsed = parseLoadtestOptions(
+    [
+      '--enclave',
+      'nitro',
+      '--eif',
+      '/x.eif',
+      '--memory-mib',
+      '4096',
+      '--cpu-count',
+      '4',
+      '--allow-debug-mode',
+      '--server-cpus',
+      '0',
+    ],
+    {},
+    ['latency'],
+  );
   const args = stackHostArguments(parsed.options, parsed.config);
-  assert.deepEqual(args.slice(0, 6), ['--enclave', 'nitro', '--threads', String(parsed.config.threads), '--server-cpus', '0']);
-  for (const pair of [['--eif', '/x.eif'], ['--memory-mib', '4096'], ['--cpu-count', '4']]) assert.ok(args.join(' ').includes(pair.join(' ')), pair.join(' '));
+  assert.deepEqual(args.slice(0, 6), [
+    '--enclave',
+    'nitro',
+    '--threads',
+    String(parsed.config.threads),
+    '--server-cpus',
+    '0',
+  ]);
+  for (const pair of [
+    ['--eif', '/x.eif'],
+    ['--memory-mib', '4096'],
+    ['--cpu-count', '4'],
+  ])
+    assert.ok(args.join(' ').includes(pair.join(' ')), pair.join(' '));
   assert.ok(args.includes('--allow-debug-mode') && args.includes('--no-debug-mode'));
 });
 

@@ -11,10 +11,13 @@ test('loadtest startup --quick times a cold start of the public model server and
   const result = await runQuick(t, 'startup');
   const startup = result.scenarios.startup!;
   assert.deepEqual(Object.keys(result.scenarios), ['startup']);
-  assert.deepEqual(startup.parts.map((part) => [part.part, part.how, part.trialsSeconds.length]), [
-    ['public model server', 'process', 1],
-    ['enclave', 'emulated enclave', 1],
-  ]);
+  assert.deepEqual(
+    startup.parts.map((part) => [part.part, part.how, part.trialsSeconds.length]),
+    [
+      ['public model server', 'process', 1],
+      ['enclave', 'emulated enclave', 1],
+    ],
+  );
   for (const part of startup.parts) {
     assert.ok(part.trialsSeconds[0]! > 0);
     assert.equal(part.medianSeconds, part.trialsSeconds[0]);
@@ -48,11 +51,15 @@ test('loadtest channel --quick measures the relay chain against loopback TCP, in
     const through = channel.throughput.find((step) => step.transport === 'channel' && step.streams === ratio.streams)!;
     assert.ok(Math.abs(ratio.channelOverTcp - through.gbitPerSecond / tcp.gbitPerSecond) < 0.01);
   }
-  assert.deepEqual(channel.roundTrip.map((entry) => [entry.transport, entry.count, entry.messageBytes]), [
-    ['tcp', 200, 64],
-    ['channel', 200, 64],
-  ]);
-  for (const entry of channel.roundTrip) assert.ok(entry.latencyUs.p50! > 0 && entry.latencyUs.p99! >= entry.latencyUs.p50!);
+  assert.deepEqual(
+    channel.roundTrip.map((entry) => [entry.transport, entry.count, entry.messageBytes]),
+    [
+      ['tcp', 200, 64],
+      ['channel', 200, 64],
+    ],
+  );
+  for (const entry of channel.roundTrip)
+    assert.ok(entry.latencyUs.p50! > 0 && entry.latencyUs.p99! >= entry.latencyUs.p50!);
 });
 
 test('loadtest latency --quick sweeps both routes, direct and through the gateway, and every answer is checked good', async (t) => {
@@ -61,7 +68,9 @@ test('loadtest latency --quick sweeps both routes, direct and through the gatewa
   const steps = result.scenarios.latency!.steps;
   assert.deepEqual(
     steps.map((step) => `${step.target} ${step.concurrency}`),
-    [1, 4].flatMap((c) => ['public direct', 'secure direct', 'public gateway', 'secure gateway'].map((target) => `${target} ${c}`)),
+    [1, 4].flatMap((c) =>
+      ['public direct', 'secure direct', 'public gateway', 'secure gateway'].map((target) => `${target} ${c}`),
+    ),
   );
   for (const step of steps) {
     const label = `${step.target} at ${step.concurrency}`;
@@ -72,7 +81,12 @@ test('loadtest latency --quick sweeps both routes, direct and through the gatewa
     assert.ok(Math.abs(step.queueSeconds! - step.concurrency / step.requestsPerSecond) < 0.01, `${label}: queue time`);
     const { min, p50, p90, p99, max } = step.latencyMs;
     assert.ok(min! <= p50! && p50! <= p90! && p90! <= p99! && p99! <= max!, `${label}: percentiles in order`);
-    assert.ok(step.cpu['load generator']! >= 0 && 'public model server' in step.cpu && 'enclave' in step.cpu && 'gateway' in step.cpu);
+    assert.ok(
+      step.cpu['load generator']! >= 0 &&
+        'public model server' in step.cpu &&
+        'enclave' in step.cpu &&
+        'gateway' in step.cpu,
+    );
   }
 });
 
@@ -80,7 +94,10 @@ test('loadtest mixed --quick sends one paced stream through the gateway with the
   await testModelPath();
   const result = await runQuick(t, 'mixed', ['--fractions', '0,0.5,1', '--rate', '4']);
   const steps = result.scenarios.mixed!.steps;
-  assert.deepEqual(steps.map((step) => step.secureFraction), [0, 0.5, 1]);
+  assert.deepEqual(
+    steps.map((step) => step.secureFraction),
+    [0, 0.5, 1],
+  );
   for (const step of steps) {
     assert.equal(step.sent, 6, '4 requests/s for 1.5 s');
     assert.equal(step.routes.secure.sent, Math.round(step.sent * step.secureFraction));
@@ -93,11 +110,14 @@ test('loadtest mixed --quick sends one paced stream through the gateway with the
   }
 });
 
-test('loadtest memory --quick reports each part\'s start-up peak and its mean under light mixed load', async (t) => {
+test("loadtest memory --quick reports each part's start-up peak and its mean under light mixed load", async (t) => {
   await testModelPath();
   const result = await runQuick(t, 'memory');
   const memory = result.scenarios.memory!;
-  assert.deepEqual(memory.parts.map((part) => part.part), ['public model server', 'enclave', 'gateway', 'parent relay']);
+  assert.deepEqual(
+    memory.parts.map((part) => part.part),
+    ['public model server', 'enclave', 'gateway', 'parent relay'],
+  );
   for (const part of memory.parts) {
     assert.equal(part.source, 'proc-rss');
     assert.ok(part.startupPeakMiB! > 10, `${part.part}: a start-up peak`);

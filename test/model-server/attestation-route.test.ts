@@ -5,13 +5,24 @@ import assert from 'node:assert/strict';
 import { createHash, generateKeyPairSync } from 'node:crypto';
 import { test } from 'node:test';
 import type { NsmSource } from '../../attestation/index.js';
-import { createAttestationVerifier, createChallenge, createEmulatedNsmSource, createNitroNsmSource, emulatedImageMeasurements, rawX25519PublicKey } from '../../attestation/index.js';
+import {
+  createAttestationVerifier,
+  createChallenge,
+  createEmulatedNsmSource,
+  createNitroNsmSource,
+  emulatedImageMeasurements,
+  rawX25519PublicKey,
+} from '../../attestation/index.js';
 import { createModelServer } from '../../model-server/index.js';
 import { ATTESTATION_BURST } from '../../model-server/attestation-route.js';
 import { modelServerConfig, testModelPath } from '../helpers/model-server.js';
 import type { TestContext } from 'node:test';
 
-async function enclaveServer(t: TestContext, source: NsmSource, flags: string[] = ['--enclave', 'emulated']): Promise<string> {
+async function enclaveServer(
+  t: TestContext,
+  source: NsmSource,
+  flags: string[] = ['--enclave', 'emulated'],
+): Promise<string> {
   const server = await createModelServer(modelServerConfig(flags), { attestation: source });
   t.after(() => server.close());
   const url = await server.app.listen({ host: '127.0.0.1', port: 0 });
@@ -19,9 +30,17 @@ async function enclaveServer(t: TestContext, source: NsmSource, flags: string[] 
   return url;
 }
 
-async function attestation(url: string, query = ''): Promise<{ status: number; type: string | null; source: string | null; bytes: Buffer }> {
+async function attestation(
+  url: string,
+  query = '',
+): Promise<{ status: number; type: string | null; source: string | null; bytes: Buffer }> {
   const response = await fetch(`${url}/attestation${query}`);
-  return { status: response.status, type: response.headers.get('content-type'), source: response.headers.get('x-attestation-source'), bytes: Buffer.from(await response.arrayBuffer()) };
+  return {
+    status: response.status,
+    type: response.headers.get('content-type'),
+    source: response.headers.get('x-attestation-source'),
+    bytes: Buffer.from(await response.arrayBuffer()),
+  };
 }
 
 test('an emulated enclave answers with a document that verifies: its PCRs, the nonce sent, and the boot key /readyz names', async (t) => {
@@ -34,7 +53,11 @@ test('an emulated enclave answers with a document that verifies: its PCRs, the n
   assert.equal(answer.status, 200);
   assert.equal(answer.type, 'application/cbor');
   assert.equal(answer.source, 'emulated');
-  const verifier = createAttestationVerifier({ expectedPcrs: measurements, trustedRoots: [source.nsm.rootCertificatePem], requirePublicKey: true });
+  const verifier = createAttestationVerifier({
+    expectedPcrs: measurements,
+    trustedRoots: [source.nsm.rootCertificatePem],
+    requirePublicKey: true,
+  });
   const result = verifier.verify(answer.bytes, { nonce });
   assert.equal(result.ok, true, JSON.stringify(result.checks.at(-1)));
 
@@ -43,9 +66,14 @@ test('an emulated enclave answers with a document that verifies: its PCRs, the n
   const publicKey = result.document!.publicKey!;
   assert.equal(publicKey.length, 32, 'an X25519 public key');
   assert.equal(createHash('sha256').update(publicKey).digest('hex'), readyz.publicKeySha256);
-  const model = (await (await fetch(`${url}/v1/model`)).json()) as { attestation: { source: string; publicKey: string } };
+  const model = (await (await fetch(`${url}/v1/model`)).json()) as {
+    attestation: { source: string; publicKey: string };
+  };
   assert.deepEqual(model.attestation.source, 'emulated');
-  assert.equal(Buffer.from(model.attestation.publicKey, 'base64').toString('hex'), Buffer.from(publicKey).toString('hex'));
+  assert.equal(
+    Buffer.from(model.attestation.publicKey, 'base64').toString('hex'),
+    Buffer.from(publicKey).toString('hex'),
+  );
 
   // Another nonce, another document; the old nonce does not pass for the new one.
   const second = await attestation(url, '?nonce=ff');
@@ -61,7 +89,11 @@ test('bad nonces are refused with MS_INVALID_NONCE, and the server keeps serving
     assert.equal(response.status, 400, query);
     assert.equal(((await response.json()) as { code: string }).code, 'MS_INVALID_NONCE', query);
   }
-  assert.equal((await attestation(url, `?nonce=${'ab'.repeat(512)}`)).status, 200, 'a 512-byte nonce is the NSM limit, and accepted');
+  assert.equal(
+    (await attestation(url, `?nonce=${'ab'.repeat(512)}`)).status,
+    200,
+    'a 512-byte nonce is the NSM limit, and accepted',
+  );
 });
 
 test('without a nonce the document is cached; fresh documents are rate limited with 429 and Retry-After', async (t) => {
@@ -77,11 +109,23 @@ test('without a nonce the document is cached; fresh documents are rate limited w
   for (let index = 0; index < ATTESTATION_BURST + 5; index += 1) {
     const response = await fetch(`${url}/attestation?nonce=${index.toString(16).padStart(2, '0')}`);
     statuses.push(response.status);
-    if (response.status === 429 && !limited) limited = { retryAfter: response.headers.get('retry-after'), code: ((await response.json()) as { code: string }).code };
+    if (response.status === 429 && !limited)
+      limited = {
+        retryAfter: response.headers.get('retry-after'),
+        code: ((await response.json()) as { code: string }).code,
+      };
     else await response.arrayBuffer();
   }
-  assert.deepEqual(limited, { retryAfter: '1', code: 'MS_ATTESTATION_RATE_LIMITED' }, `a burst of fresh documents is limited: ${statuses.join(',')}`);
-  assert.deepEqual((await attestation(url)).bytes, first.bytes, 'the cached document is still served while fresh ones are limited');
+  assert.deepEqual(
+    limited,
+    { retryAfter: '1', code: 'MS_ATTESTATION_RATE_LIMITED' },
+    `a burst of fresh documents is limited: ${statuses.join(',')}`,
+  );
+  assert.deepEqual(
+    (await attestation(url)).bytes,
+    first.bytes,
+    'the cached document is still served while fresh ones are limited',
+  );
   assert.equal((await fetch(`${url}/readyz`)).status, 200);
 });
 
@@ -109,10 +153,17 @@ test('/readyz?proof= answers a possession challenge with the boot key, which onl
   const publicKey = Buffer.from(model.attestation.publicKey, 'base64');
 
   const challenge = createChallenge();
-  const answer = (await (await fetch(`${url}/readyz?proof=${challenge.hex}`)).json()) as { status: string; proof: string };
+  const answer = (await (await fetch(`${url}/readyz?proof=${challenge.hex}`)).json()) as {
+    status: string;
+    proof: string;
+  };
   assert.equal(answer.status, 'ready');
   assert.equal(challenge.check(publicKey, answer.proof), true);
-  assert.equal(challenge.check(rawX25519PublicKey(generateKeyPairSync('x25519').publicKey), answer.proof), false, 'another key does not verify');
+  assert.equal(
+    challenge.check(rawX25519PublicKey(generateKeyPairSync('x25519').publicKey), answer.proof),
+    false,
+    'another key does not verify',
+  );
   assert.equal(createChallenge().check(publicKey, answer.proof), false, 'nor does the answer to another challenge');
 
   for (const bad of ['abc', 'zz'.repeat(48), 'ab'.repeat(47)]) {

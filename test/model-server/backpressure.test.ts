@@ -6,7 +6,16 @@ import { sampleImage } from '../../common/index.js';
 import { postJson, startModelServer } from '../helpers/model-server.js';
 
 test('past --max-queue images in flight, requests get 503 MS_QUEUE_FULL with Retry-After', async (t) => {
-  const { url } = await startModelServer(t, ['--max-queue', '4', '--max-images', '4', '--max-batch', '2', '--threads', '1']);
+  const { url } = await startModelServer(t, [
+    '--max-queue',
+    '4',
+    '--max-images',
+    '4',
+    '--max-batch',
+    '2',
+    '--threads',
+    '1',
+  ]);
   const image = (await sampleImage()).toString('base64');
 
   const answers = await Promise.all(Array.from({ length: 24 }, () => postJson(`${url}/predict`, { images: [image] })));

@@ -19,7 +19,9 @@ function recordingRun() {
     const markers = Array.from({ length: count }, (_, slot) => input[slot * IMAGE]!);
     runs.push(markers);
     return new Promise<{ logits: Float32Array; input: Float32Array }>((resolve) => {
-      pending.push(() => resolve({ logits: new Float32Array(markers.flatMap((marker, slot) => [marker, slot])), input }));
+      pending.push(() =>
+        resolve({ logits: new Float32Array(markers.flatMap((marker, slot) => [marker, slot])), input }),
+      );
     });
   };
   const releaseNext = async () => {
@@ -39,8 +41,18 @@ test('images submitted together inside the window share one run', async (t) => {
   assert.deepEqual(runs, [[1, 2, 3]]);
   await releaseNext();
   const answers = await Promise.all(results);
-  assert.deepEqual(answers.map((answer) => [...answer.logits]), [[1, 0], [2, 1], [3, 2]]);
-  assert.deepEqual(answers.map((answer) => answer.batchSize), [3, 3, 3]);
+  assert.deepEqual(
+    answers.map((answer) => [...answer.logits]),
+    [
+      [1, 0],
+      [2, 1],
+      [3, 2],
+    ],
+  );
+  assert.deepEqual(
+    answers.map((answer) => answer.batchSize),
+    [3, 3, 3],
+  );
 });
 
 test('a full batch runs at once without waiting for the window', async (t) => {
@@ -70,7 +82,10 @@ test('during a run a full batch is queued behind it, a partial one waits for the
   await releaseNext();
   assert.deepEqual(runs, [[1], [2, 3, 4], [5]]);
   await releaseNext();
-  assert.deepEqual((await Promise.all(all)).map((answer) => answer.logits[0]), [1, 2, 3, 4, 5]);
+  assert.deepEqual(
+    (await Promise.all(all)).map((answer) => answer.logits[0]),
+    [1, 2, 3, 4, 5],
+  );
 });
 
 test('no more than two runs are ever in flight', async () => {

@@ -49,8 +49,11 @@ test('bad options exit 2 with a message that names the option and its unit', asy
 
 test('port 0 prints the chosen address; MPG_ variables configure; SIGTERM finishes in-flight requests and exits 0', async (t) => {
   await testModelPath();
-  const server = startMpg(t, ['model-server', '--port', '0', '--threads', '1', '--log-level', 'warn'], { MPG_MAX_BATCH: '3', MPG_MAX_QUEUE: '40' });
-  const [, url = ""] = await server.waitForOutput(/listening on (http:\/\/127\.0\.0\.1:\d+)/);
+  const server = startMpg(t, ['model-server', '--port', '0', '--threads', '1', '--log-level', 'warn'], {
+    MPG_MAX_BATCH: '3',
+    MPG_MAX_QUEUE: '40',
+  });
+  const [, url = ''] = await server.waitForOutput(/listening on (http:\/\/127\.0\.0\.1:\d+)/);
   await waitUntilOk(`${url}/readyz`);
   const model = (await (await fetch(`${url}/v1/model`)).json()) as { batching: unknown };
   assert.deepEqual(model.batching, { maxBatch: 3, batchWindowMs: 2, maxQueue: 40 });

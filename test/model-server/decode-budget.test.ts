@@ -10,7 +10,9 @@ function manualDecodes(budget: DecodeBudget) {
   const decode = (name: string, bytes: number) =>
     budget.run(bytes, () => {
       started.push(name);
-      return new Promise<string>((resolve, reject) => finishers.set(name, (fail) => (fail ? reject(new Error(name)) : resolve(name))));
+      return new Promise<string>((resolve, reject) =>
+        finishers.set(name, (fail) => (fail ? reject(new Error(name)) : resolve(name))),
+      );
     });
   const finish = async (name: string, fail = false) => {
     finishers.get(name)!(fail);

@@ -22,7 +22,9 @@ const SETTLED_MARGIN = 64 * MiB;
 const SETTLE_MS = 10_000;
 
 async function solidPng(side: number, colour: { r: number; g: number; b: number }): Promise<Buffer> {
-  return sharp({ create: { width: side, height: side, channels: 3, background: colour } }).png({ compressionLevel: 9 }).toBuffer();
+  return sharp({ create: { width: side, height: side, channels: 3, background: colour } })
+    .png({ compressionLevel: 9 })
+    .toBuffer();
 }
 
 async function startServer(t: TestContext): Promise<{ server: RunningProcess; url: string }> {
@@ -43,7 +45,10 @@ test('a burst of huge-when-decoded PNGs stays within the memory budget, the serv
   let { server, url } = await startServer(t);
   // A server that optimised the model itself keeps ~100 MiB that glibc never gives back, which
   // would hide the burst's growth: measure one that loaded the optimised model from the cache.
-  if (((await (await fetch(`${url}/v1/model`)).json()) as { runtime: { optimizedModelCache: string } }).runtime.optimizedModelCache !== 'hit') {
+  if (
+    ((await (await fetch(`${url}/v1/model`)).json()) as { runtime: { optimizedModelCache: string } }).runtime
+      .optimizedModelCache !== 'hit'
+  ) {
     server.child.kill('SIGTERM');
     await server.exited;
     ({ server, url } = await startServer(t));
@@ -54,7 +59,7 @@ test('a burst of huge-when-decoded PNGs stays within the memory budget, the serv
   // working server's is; the budget is about what the huge images add on top.
   const ordinary = (await sampleImage()).toString('base64');
   // Until one run took a full batch (max-batch 8): the arena grows to that once, and keeps it.
-  for (let fullBatch = false; !fullBatch; ) {
+  for (let fullBatch = false; !fullBatch;) {
     const warm = await postJson(`${url}/predict`, { images: Array.from({ length: 32 }, () => ordinary) });
     assert.equal(warm.status, 200);
     fullBatch = (warm.body.timings as { batchSizes: number[] }).batchSizes.includes(8);
@@ -62,17 +67,28 @@ test('a burst of huge-when-decoded PNGs stays within the memory budget, the serv
   const baseline = memoryOf(pid).rssBytes;
 
   const colours = await Promise.all(
-    [{ r: 200, g: 30, b: 30 }, { r: 30, g: 200, b: 30 }, { r: 30, g: 30, b: 200 }, { r: 120, g: 120, b: 120 }].map((colour) => solidPng(6300, colour)),
+    [
+      { r: 200, g: 30, b: 30 },
+      { r: 30, g: 200, b: 30 },
+      { r: 30, g: 30, b: 200 },
+      { r: 120, g: 120, b: 120 },
+    ].map((colour) => solidPng(6300, colour)),
   );
-  for (const png of colours) assert.ok(png.length < 200_000, `a solid 6300x6300 PNG is small on the wire (${png.length} bytes)`);
-  const body = { images: Array.from({ length: 32 }, (_, index) => colours[index % colours.length]!.toString('base64')) };
+  for (const png of colours)
+    assert.ok(png.length < 200_000, `a solid 6300x6300 PNG is small on the wire (${png.length} bytes)`);
+  const body = {
+    images: Array.from({ length: 32 }, (_, index) => colours[index % colours.length]!.toString('base64')),
+  };
 
   let healthAnswers = 0;
   let healthFailures = 0;
   let bursting = true;
   const probing = (async () => {
     while (bursting) {
-      const ok = await fetch(`${url}/healthz`).then((response) => response.ok, () => false);
+      const ok = await fetch(`${url}/healthz`).then(
+        (response) => response.ok,
+        () => false,
+      );
       if (ok) healthAnswers++;
       else healthFailures++;
       await new Promise((resolve) => setTimeout(resolve, 200));
@@ -89,8 +105,14 @@ test('a burst of huge-when-decoded PNGs stays within the memory budget, the serv
     assert.equal(answer.body.code, 'MS_QUEUE_FULL');
     assert.equal(answer.headers.get('retry-after'), '1');
   }
-  assert.ok(answers.some((answer) => answer.status === 200), 'huge images are valid input: some are served');
-  assert.ok(healthAnswers > 0 && healthFailures === 0, `the server answered /healthz during the burst (${healthAnswers} ok, ${healthFailures} failed)`);
+  assert.ok(
+    answers.some((answer) => answer.status === 200),
+    'huge images are valid input: some are served',
+  );
+  assert.ok(
+    healthAnswers > 0 && healthFailures === 0,
+    `the server answered /healthz during the burst (${healthAnswers} ok, ${healthFailures} failed)`,
+  );
 
   const { peakRssBytes } = memoryOf(pid);
   t.diagnostic(`RSS before the burst ${(baseline / MiB).toFixed(0)} MiB, peak ${(peakRssBytes / MiB).toFixed(0)} MiB`);
@@ -108,7 +130,9 @@ test('a burst of huge-when-decoded PNGs stays within the memory budget, the serv
     await new Promise((resolve) => setTimeout(resolve, 250));
     settled = memoryOf(pid).rssBytes;
   }
-  t.diagnostic(`RSS after the burst ${(settled / MiB).toFixed(0)} MiB, ${Math.round(performance.now() - settleStarted)} ms after it`);
+  t.diagnostic(
+    `RSS after the burst ${(settled / MiB).toFixed(0)} MiB, ${Math.round(performance.now() - settleStarted)} ms after it`,
+  );
   assert.ok(
     settled - baseline <= SETTLED_MARGIN,
     `RSS after the burst is ${(settled / MiB).toFixed(0)} MiB, ${((settled - baseline) / MiB).toFixed(0)} MiB over the ${(baseline / MiB).toFixed(0)} MiB before it; at most ${SETTLED_MARGIN / MiB} MiB may stay`,

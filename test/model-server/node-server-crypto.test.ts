@@ -5,7 +5,14 @@ import { createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:cry
 import { test } from 'node:test';
 import { rawX25519PublicKey } from '../../attestation/index.js';
 import { nodeServerCrypto } from '../../model-server/index.js';
-import { AEAD_AES_128_GCM, AEAD_AES_256_GCM, KDF_HKDF_SHA256, OhttpError, OhttpKeyPair, encapsulateRequest } from '../../ohttp/index.js';
+import {
+  AEAD_AES_128_GCM,
+  AEAD_AES_256_GCM,
+  KDF_HKDF_SHA256,
+  OhttpError,
+  OhttpKeyPair,
+  encapsulateRequest,
+} from '../../ohttp/index.js';
 
 const unhex = (text: string): Uint8Array => new Uint8Array(Buffer.from(text, 'hex'));
 const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
@@ -27,11 +34,17 @@ function nodeKeyPair(keyId: number) {
 }
 
 test('RFC 9458 Appendix A: the node:crypto recipient opens the published request and seals the published response', async () => {
-  const privateKey = createPrivateKey({ key: Buffer.concat([Buffer.from('302e020100300506032b656e04220420', 'hex'), unhex(SERVER_PRIVATE_KEY)]), format: 'der', type: 'pkcs8' });
+  const privateKey = createPrivateKey({
+    key: Buffer.concat([Buffer.from('302e020100300506032b656e04220420', 'hex'), unhex(SERVER_PRIVATE_KEY)]),
+    format: 'der',
+    type: 'pkcs8',
+  });
   const publicKey = rawX25519PublicKey(createPublicKey(privateKey));
   assert.equal(hex(publicKey), SERVER_PUBLIC_KEY);
   const keyPair = OhttpKeyPair.withCrypto(1, publicKey, nodeServerCrypto(privateKey, publicKey));
-  const opened = await keyPair.decapsulateRequestWith(unhex(ENCAPSULATED_REQUEST), { responseNonce: unhex(RESPONSE_NONCE) });
+  const opened = await keyPair.decapsulateRequestWith(unhex(ENCAPSULATED_REQUEST), {
+    responseNonce: unhex(RESPONSE_NONCE),
+  });
   assert.equal(hex(opened.bhttpRequest), BHTTP_REQUEST);
   assert.equal(hex(await opened.sealResponse(unhex('0140c8'))), ENCAPSULATED_RESPONSE);
 });
@@ -52,13 +65,20 @@ test('the node:crypto recipient refuses what does not open: every flipped bit, a
   const keyPair = nodeKeyPair(9);
   const { message } = await encapsulateRequest(keyPair.config, new Uint8Array(64));
   const refused = (bytes: Uint8Array, label: string) =>
-    assert.rejects(() => keyPair.decapsulateRequest(bytes), (error: unknown) => error instanceof OhttpError && error.reason === 'decrypt-failed', label);
+    assert.rejects(
+      () => keyPair.decapsulateRequest(bytes),
+      (error: unknown) => error instanceof OhttpError && error.reason === 'decrypt-failed',
+      label,
+    );
   for (let i = 7; i < message.length; i++) {
     const flipped = message.slice();
-    flipped[i]! ^= 1 << i % 8;
+    flipped[i]! ^= 1 << (i % 8);
     await refused(flipped, `byte ${i}`);
   }
-  await refused((await encapsulateRequest(nodeKeyPair(9).config, new Uint8Array(64))).message, 'sealed to another key with the same id');
+  await refused(
+    (await encapsulateRequest(nodeKeyPair(9).config, new Uint8Array(64))).message,
+    'sealed to another key with the same id',
+  );
   const zeroEnc = message.slice();
   zeroEnc.fill(0, 7, 39);
   await refused(zeroEnc, 'the all-zero enc (a low-order point)');

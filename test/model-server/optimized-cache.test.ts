@@ -35,12 +35,16 @@ test('a miss writes the optimised graph and its checksum, a hit uses them, a bro
 
   const second = await runOnce();
   assert.equal(second.info.runtime.optimizedModelCache, 'hit');
-  assert.equal(second.info.sha256, first.info.sha256, 'the recorded checksum is the source file\'s');
+  assert.equal(second.info.sha256, first.info.sha256, "the recorded checksum is the source file's");
   assert.deepEqual(second.predictions, first.predictions);
 
   await writeFile(join(cache, files[0]!), 'not a model');
   const third = await runOnce();
-  assert.equal(third.info.runtime.optimizedModelCache, 'off', 'the broken entry is dropped and the original optimised again');
+  assert.equal(
+    third.info.runtime.optimizedModelCache,
+    'off',
+    'the broken entry is dropped and the original optimised again',
+  );
   assert.equal(third.info.sha256, first.info.sha256);
   assert.deepEqual(third.predictions, first.predictions);
 });

@@ -23,13 +23,22 @@ test('a JSON batch of two gets two top-5 predictions with ImageNet labels and ti
   for (const { topk } of predictions) {
     assert.equal(topk.length, 5);
     const scores = topk.map((entry) => entry.score);
-    assert.deepEqual([...scores].sort((a, b) => b - a), scores, 'best first');
+    assert.deepEqual(
+      [...scores].sort((a, b) => b - a),
+      scores,
+      'best first',
+    );
     assert.ok(scores.every((score) => score > 0 && score < 1));
     assert.ok(topk.every((entry) => Number.isInteger(entry.index) && entry.index >= 0 && entry.index < 1000));
-    assert.ok(topk.every((entry) => typeof entry.label === 'string' && entry.label.length > 0 && !entry.label.startsWith('class ')));
+    assert.ok(
+      topk.every(
+        (entry) => typeof entry.label === 'string' && entry.label.length > 0 && !entry.label.startsWith('class '),
+      ),
+    );
   }
   const timings = body.timings as Record<string, unknown>;
-  for (const key of ['preprocessMs', 'queueMs', 'inferenceMs', 'totalMs']) assert.equal(typeof timings[key], 'number', key);
+  for (const key of ['preprocessMs', 'queueMs', 'inferenceMs', 'totalMs'])
+    assert.equal(typeof timings[key], 'number', key);
 });
 
 test('predictions equal onnxruntime run directly on the same preprocessed tensor', async (t) => {
@@ -45,7 +54,10 @@ test('predictions equal onnxruntime run directly on the same preprocessed tensor
 
   const { body } = await postJson(`${url}/predict`, { images: [bytes.toString('base64')], topk: 3 });
   const topk = (body.predictions as Prediction[])[0]!.topk;
-  assert.deepEqual(topk.map((entry) => entry.index), best);
+  assert.deepEqual(
+    topk.map((entry) => entry.index),
+    best,
+  );
   const max = Math.max(...logits);
   const sum = logits.reduce((total, value) => total + Math.exp(value - max), 0);
   for (const entry of topk) assert.ok(Math.abs(entry.score - Math.exp(logits[entry.index]! - max) / sum) < 1e-5);
@@ -126,9 +138,15 @@ test('/metrics exposes requests, durations, batch sizes, queue depth and process
   }
   // The latency histogram is split by status class (the exact status is on requests_total) and
   // its buckets reach the request timeout.
-  assert.match(text, /mpg_model_server_request_duration_seconds_bucket\{le="0.001",route="\/predict",status_class="2xx"\}/);
+  assert.match(
+    text,
+    /mpg_model_server_request_duration_seconds_bucket\{le="0.001",route="\/predict",status_class="2xx"\}/,
+  );
   assert.match(text, /mpg_model_server_request_duration_seconds_count\{route="\/predict",status_class="4xx"\} 1\n/);
-  assert.match(text, /mpg_model_server_request_duration_seconds_bucket\{le="30",route="\/predict",status_class="2xx"\} 1\n/);
+  assert.match(
+    text,
+    /mpg_model_server_request_duration_seconds_bucket\{le="30",route="\/predict",status_class="2xx"\} 1\n/,
+  );
   assert.doesNotMatch(text, /mpg_model_server_request_duration_seconds_bucket\{[^}]*status="/);
   assert.match(text, /mpg_model_server_inference_duration_seconds_count [12]\n/);
   assert.match(text, /mpg_model_server_batch_size_bucket\{le="2"\} [12]\n/);

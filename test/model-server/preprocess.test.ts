@@ -23,7 +23,9 @@ async function coordinatePng(width: number, height: number): Promise<Buffer> {
       pixels[offset + 2] = y >> 8;
     }
   }
-  return sharp(pixels, { raw: { width, height, channels: 3 } }).png().toBuffer();
+  return sharp(pixels, { raw: { width, height, channels: 3 } })
+    .png()
+    .toBuffer();
 }
 
 function pixelAt(tensor: Float32Array, channel: number, row: number, column: number): number {
@@ -41,7 +43,9 @@ test('geometry follows torchvision: shorter side to 256, longer truncated, centr
 });
 
 test('a solid colour normalises to exactly (v / 255 - mean) / std in every element', async () => {
-  const png = await sharp({ create: { width: 300, height: 400, channels: 3, background: { r: 10, g: 128, b: 250 } } }).png().toBuffer();
+  const png = await sharp({ create: { width: 300, height: 400, channels: 3, background: { r: 10, g: 128, b: 250 } } })
+    .png()
+    .toBuffer();
   const tensor = await preprocessImage(png, options);
   assert.equal(tensor.length, 3 * PLANE);
   const colour = [10, 128, 250];
@@ -53,7 +57,13 @@ test('a solid colour normalises to exactly (v / 255 - mean) / std in every eleme
 
 test('the centre crop takes exactly the middle 224x224 of a portrait image already 256 wide', async () => {
   const tensor = await preprocessImage(await coordinatePng(256, 320), options);
-  for (const [row, column] of [[0, 0], [0, 223], [223, 0], [223, 223], [100, 57]] as const) {
+  for (const [row, column] of [
+    [0, 0],
+    [0, 223],
+    [223, 0],
+    [223, 223],
+    [100, 57],
+  ] as const) {
     assert.equal(pixelAt(tensor, 0, row, column), expected(16 + column, 0), `x at ${row},${column}`);
     assert.equal(pixelAt(tensor, 1, row, column), expected((48 + row) & 255, 1), `y low at ${row},${column}`);
     assert.equal(pixelAt(tensor, 2, row, column), expected((48 + row) >> 8, 2), `y high at ${row},${column}`);
@@ -63,7 +73,12 @@ test('the centre crop takes exactly the middle 224x224 of a portrait image alrea
 test('the centre crop of a landscape image 256 high is offset along x', async () => {
   const pixels = Buffer.alloc(320 * 256 * 3);
   for (let y = 0; y < 256; y++) for (let x = 0; x < 320; x++) pixels[(y * 320 + x) * 3] = x & 255;
-  const tensor = await preprocessImage(await sharp(pixels, { raw: { width: 320, height: 256, channels: 3 } }).png().toBuffer(), options);
+  const tensor = await preprocessImage(
+    await sharp(pixels, { raw: { width: 320, height: 256, channels: 3 } })
+      .png()
+      .toBuffer(),
+    options,
+  );
   assert.equal(pixelAt(tensor, 0, 0, 0), expected(48, 0));
   assert.equal(pixelAt(tensor, 0, 223, 223), expected((48 + 223) & 255, 0));
 });
@@ -75,12 +90,21 @@ test('resizing halves a 512x640 image: the colour edge lands in the middle of th
   const height = 640;
   const pixels = Buffer.alloc(width * height * 3);
   for (let y = 0; y < height; y++) pixels.fill(255, (y * width + width / 2) * 3, (y + 1) * width * 3);
-  const tensor = await preprocessImage(await sharp(pixels, { raw: { width, height, channels: 3 } }).png().toBuffer(), options);
+  const tensor = await preprocessImage(
+    await sharp(pixels, { raw: { width, height, channels: 3 } })
+      .png()
+      .toBuffer(),
+    options,
+  );
   for (const row of [0, 111, 223]) {
     for (let column = 0; column <= 109; column++) assert.equal(pixelAt(tensor, 0, row, column), expected(0, 0));
     for (let column = 114; column < 224; column++) assert.equal(pixelAt(tensor, 0, row, column), expected(255, 0));
     const around = [110, 111, 112, 113].map((column) => pixelAt(tensor, 0, row, column));
-    assert.deepEqual([...around].sort((a, b) => a - b), around, 'the edge rises monotonically');
+    assert.deepEqual(
+      [...around].sort((a, b) => a - b),
+      around,
+      'the edge rises monotonically',
+    );
   }
 });
 
@@ -93,9 +117,16 @@ test('greyscale and RGBA images become three-channel tensors; alpha is dropped a
   const fromGrey = await preprocessImage(grey, options);
   for (let channel = 0; channel < 3; channel++) assert.equal(pixelAt(fromGrey, channel, 5, 5), expected(77, channel));
 
-  const rgba = await sharp({ create: { width: 256, height: 256, channels: 4, background: { r: 1, g: 2, b: 3, alpha: 0.5 } } }).png().toBuffer();
+  const rgba = await sharp({
+    create: { width: 256, height: 256, channels: 4, background: { r: 1, g: 2, b: 3, alpha: 0.5 } },
+  })
+    .png()
+    .toBuffer();
   const fromRgba = await preprocessImage(rgba, options);
-  assert.deepEqual([0, 1, 2].map((channel) => pixelAt(fromRgba, channel, 9, 9)), [expected(1, 0), expected(2, 1), expected(3, 2)]);
+  assert.deepEqual(
+    [0, 1, 2].map((channel) => pixelAt(fromRgba, channel, 9, 9)),
+    [expected(1, 0), expected(2, 1), expected(3, 2)],
+  );
 });
 
 test('HWC bytes become CHW planes', () => {

@@ -6,11 +6,24 @@ import { createHash, randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import type { TestContext } from 'node:test';
-import { createAttestationVerifier, createChallenge, createEmulatedNsmSource, emulatedImageMeasurements } from '../../attestation/index.js';
+import {
+  createAttestationVerifier,
+  createChallenge,
+  createEmulatedNsmSource,
+  emulatedImageMeasurements,
+} from '../../attestation/index.js';
 import { sampleImage } from '../../common/index.js';
 import { createModelServer } from '../../model-server/index.js';
 import type { KeyConfig } from '../../ohttp/index.js';
-import { AEAD_AES_256_GCM, KDF_HKDF_SHA256, OhttpKeyPair, decodeBinaryResponse, decodeKeyConfigList, encapsulateRequest, encodeBinaryRequest } from '../../ohttp/index.js';
+import {
+  AEAD_AES_256_GCM,
+  KDF_HKDF_SHA256,
+  OhttpKeyPair,
+  decodeBinaryResponse,
+  decodeKeyConfigList,
+  encapsulateRequest,
+  encodeBinaryRequest,
+} from '../../ohttp/index.js';
 import { modelServerConfig, postBytes, postJson, testModelPath } from '../helpers/model-server.js';
 
 /** A JSON-line sink for the model server's logger, kept in memory. */
@@ -29,10 +42,17 @@ interface Enclave {
   log: LogCapture;
 }
 
-async function startEnclave(t: TestContext, flags: string[] = [], { load = true } = {}): Promise<Enclave & { close(): Promise<void> }> {
+async function startEnclave(
+  t: TestContext,
+  flags: string[] = [],
+  { load = true } = {},
+): Promise<Enclave & { close(): Promise<void> }> {
   const source = createEmulatedNsmSource(emulatedImageMeasurements({ modelPath: await testModelPath() }));
   const log = new LogCapture();
-  const server = await createModelServer(modelServerConfig(['--enclave', 'emulated', ...flags]), { attestation: source, logger: { level: 'trace', stream: log } });
+  const server = await createModelServer(modelServerConfig(['--enclave', 'emulated', ...flags]), {
+    attestation: source,
+    logger: { level: 'trace', stream: log },
+  });
   t.after(() => server.close());
   const url = await server.app.listen({ host: '127.0.0.1', port: 0 });
   if (load) await server.load(await testModelPath());
@@ -59,17 +79,36 @@ interface InnerAnswer {
 }
 
 /** Seals `inner` to the enclave, sends it, checks the outer 200 and opens the answer. */
-async function sealedCall(url: string, config: KeyConfig, inner: { method?: string; path?: string; headers: [string, string][]; body: Uint8Array }, suite?: { kdfId: number; aeadId: number }): Promise<InnerAnswer> {
-  const bhttp = encodeBinaryRequest({ method: inner.method ?? 'POST', scheme: 'https', authority: 'enclave', path: inner.path ?? '/predict', headers: inner.headers, body: inner.body });
+async function sealedCall(
+  url: string,
+  config: KeyConfig,
+  inner: { method?: string; path?: string; headers: [string, string][]; body: Uint8Array },
+  suite?: { kdfId: number; aeadId: number },
+): Promise<InnerAnswer> {
+  const bhttp = encodeBinaryRequest({
+    method: inner.method ?? 'POST',
+    scheme: 'https',
+    authority: 'enclave',
+    path: inner.path ?? '/predict',
+    headers: inner.headers,
+    body: inner.body,
+  });
   const request = await encapsulateRequest(config, bhttp, suite);
   const response = await postSealed(url, request.message);
   assert.equal(response.status, 200);
   assert.equal(response.headers.get('content-type'), 'message/ohttp-res');
   const answer = decodeBinaryResponse(await request.openResponse(new Uint8Array(await response.arrayBuffer())));
-  return { status: answer.status, headers: new Map(answer.headers), body: JSON.parse(Buffer.from(answer.body).toString('utf8')) as Record<string, unknown> };
+  return {
+    status: answer.status,
+    headers: new Map(answer.headers),
+    body: JSON.parse(Buffer.from(answer.body).toString('utf8')) as Record<string, unknown>,
+  };
 }
 
-const json = (value: unknown): [[string, string][], Uint8Array] => [[['content-type', 'application/json']], Buffer.from(JSON.stringify(value))];
+const json = (value: unknown): [[string, string][], Uint8Array] => [
+  [['content-type', 'application/json']],
+  Buffer.from(JSON.stringify(value)),
+];
 
 /** A JPEG carrying `marker` in a comment segment right after SOI: decodable, and the marker is in its bytes. */
 function jpegWithMarker(jpeg: Buffer, marker: string): Buffer {
@@ -100,16 +139,32 @@ test('a sealed JSON batch and a sealed raw JPEG get the same predictions as plai
   assert.deepEqual(withoutTimings(sealedBatch.body), withoutTimings(plainBatch.body));
 
   const plainImage = await postBytes(`${url}/predict?topk=2`, image, 'image/jpeg');
-  const sealedImage = await sealedCall(url, config, { path: '/predict?topk=2', headers: [['content-type', 'image/jpeg']], body: image });
+  const sealedImage = await sealedCall(url, config, {
+    path: '/predict?topk=2',
+    headers: [['content-type', 'image/jpeg']],
+    body: image,
+  });
   assert.deepEqual(withoutTimings(sealedImage.body), withoutTimings(plainImage.body));
-  const aes256 = await sealedCall(url, config, { path: '/predict?topk=2', headers: [['content-type', 'image/jpeg']], body: image }, { kdfId: KDF_HKDF_SHA256, aeadId: AEAD_AES_256_GCM });
+  const aes256 = await sealedCall(
+    url,
+    config,
+    { path: '/predict?topk=2', headers: [['content-type', 'image/jpeg']], body: image },
+    { kdfId: KDF_HKDF_SHA256, aeadId: AEAD_AES_256_GCM },
+  );
   assert.deepEqual(withoutTimings(aes256.body), withoutTimings(plainImage.body));
 
   const readyz = (await (await fetch(`${url}/readyz`)).json()) as { ohttpKeyId: number };
   assert.equal(readyz.ohttpKeyId, 42);
 
   // What crosses the parent: neither the image nor the predictions are in the bytes.
-  const bhttp = encodeBinaryRequest({ method: 'POST', scheme: 'https', authority: 'enclave', path: '/predict', headers, body });
+  const bhttp = encodeBinaryRequest({
+    method: 'POST',
+    scheme: 'https',
+    authority: 'enclave',
+    path: '/predict',
+    headers,
+    body,
+  });
   const sealed = await encapsulateRequest(config, bhttp);
   const answer = Buffer.from(await (await postSealed(url, sealed.message)).arrayBuffer());
   const imagePiece = image.subarray(99, 129).toString('base64'); // 3-byte aligned: as it appears in the JSON
@@ -122,7 +177,14 @@ test('a restarted enclave (new key) refuses requests sealed to the old one: 422 
   const first = await startEnclave(t, ['--ohttp-key-id', '7'], { load: false });
   const oldConfig = await keyConfig(first.url);
   const [headers, body] = json({ images: [(await sampleImage()).toString('base64')] });
-  const bhttp = encodeBinaryRequest({ method: 'POST', scheme: 'https', authority: 'enclave', path: '/predict', headers, body });
+  const bhttp = encodeBinaryRequest({
+    method: 'POST',
+    scheme: 'https',
+    authority: 'enclave',
+    path: '/predict',
+    headers,
+    body,
+  });
   // Not ready yet: refused before opening, in the clear, so the gateway can try another member.
   const early = await postSealed(first.url, (await encapsulateRequest(oldConfig, bhttp)).message);
   assert.equal(early.status, 503);
@@ -141,23 +203,37 @@ test('a restarted enclave (new key) refuses requests sealed to the old one: 422 
   assert.equal(((await collided.json()) as { code: string }).code, 'MS_OHTTP_DECRYPT_FAILED');
 });
 
-test('the attested document binds the OHTTP key: public_key is the config\'s key, user_data its hash; /readyz proofs use the same key', async (t) => {
+test("the attested document binds the OHTTP key: public_key is the config's key, user_data its hash; /readyz proofs use the same key", async (t) => {
   const { url, source } = await startEnclave(t);
   const response = await fetch(`${url}/ohttp-keys`);
   const list = new Uint8Array(await response.arrayBuffer());
   const [config] = decodeKeyConfigList(list);
   const encodedConfig = list.subarray(2); // one config after its 2-byte length
   const nonce = Buffer.from('0badc0de', 'hex');
-  const documentBytes = Buffer.from(await (await fetch(`${url}/attestation?nonce=${nonce.toString('hex')}`)).arrayBuffer());
-  const verifier = createAttestationVerifier({ expectedPcrs: emulatedImageMeasurements({ modelPath: await testModelPath() }), trustedRoots: [source.nsm.rootCertificatePem], requirePublicKey: true });
+  const documentBytes = Buffer.from(
+    await (await fetch(`${url}/attestation?nonce=${nonce.toString('hex')}`)).arrayBuffer(),
+  );
+  const verifier = createAttestationVerifier({
+    expectedPcrs: emulatedImageMeasurements({ modelPath: await testModelPath() }),
+    trustedRoots: [source.nsm.rootCertificatePem],
+    requirePublicKey: true,
+  });
   const verified = verifier.verify(documentBytes, { nonce });
   assert.equal(verified.ok, true);
   assert.deepEqual(Buffer.from(verified.document!.publicKey!), Buffer.from(config!.publicKey));
   assert.deepEqual(Buffer.from(verified.document!.userData!), createHash('sha256').update(encodedConfig).digest());
 
   const challenge = createChallenge();
-  const readyz = (await (await fetch(`${url}/readyz?proof=${challenge.hex}`)).json()) as { proof: string; publicKeySha256: string; ohttpKeyId: number };
-  assert.equal(challenge.check(config!.publicKey, readyz.proof), true, 'the possession proof verifies against the OHTTP key');
+  const readyz = (await (await fetch(`${url}/readyz?proof=${challenge.hex}`)).json()) as {
+    proof: string;
+    publicKeySha256: string;
+    ohttpKeyId: number;
+  };
+  assert.equal(
+    challenge.check(config!.publicKey, readyz.proof),
+    true,
+    'the possession proof verifies against the OHTTP key',
+  );
   assert.equal(readyz.publicKeySha256, createHash('sha256').update(config!.publicKey).digest('hex'));
   assert.equal(readyz.ohttpKeyId, config!.keyId);
 });
@@ -166,7 +242,14 @@ test('outer refusals: tampered, truncated, another key id, another key, a suite 
   const { url } = await startEnclave(t, ['--ohttp-key-id', '5', '--body-limit', '200000']);
   const config = await keyConfig(url);
   const [headers, body] = json({ images: [(await sampleImage()).toString('base64')] });
-  const bhttp = encodeBinaryRequest({ method: 'POST', scheme: 'https', authority: 'enclave', path: '/predict', headers, body });
+  const bhttp = encodeBinaryRequest({
+    method: 'POST',
+    scheme: 'https',
+    authority: 'enclave',
+    path: '/predict',
+    headers,
+    body,
+  });
   const { message } = await encapsulateRequest(config, bhttp);
 
   const refusal = async (bytes: Uint8Array, status: number, code: string, label: string) => {
@@ -187,7 +270,12 @@ test('outer refusals: tampered, truncated, another key id, another key, a suite 
   otherId[0] = 6;
   await refusal(otherId, 422, 'MS_OHTTP_UNKNOWN_KEY', 'another key id');
   const otherKey = await OhttpKeyPair.generate(5);
-  await refusal((await encapsulateRequest(otherKey.config, bhttp)).message, 400, 'MS_OHTTP_DECRYPT_FAILED', 'sealed to another key with the same id');
+  await refusal(
+    (await encapsulateRequest(otherKey.config, bhttp)).message,
+    400,
+    'MS_OHTTP_DECRYPT_FAILED',
+    'sealed to another key with the same id',
+  );
   const chacha = message.slice();
   chacha[6] = 0x03;
   await refusal(chacha, 400, 'MS_OHTTP_UNSUPPORTED_SUITE', 'ChaCha20-Poly1305, not offered');
@@ -195,7 +283,14 @@ test('outer refusals: tampered, truncated, another key id, another key, a suite 
   otherKem[2] = 0x10;
   await refusal(otherKem, 400, 'MS_OHTTP_UNSUPPORTED_SUITE', 'P-256, not offered');
   // The body limit applies to the encrypted body.
-  const big = encodeBinaryRequest({ method: 'POST', scheme: 'https', authority: 'enclave', path: '/predict', headers: [['content-type', 'image/jpeg']], body: new Uint8Array(200_000) });
+  const big = encodeBinaryRequest({
+    method: 'POST',
+    scheme: 'https',
+    authority: 'enclave',
+    path: '/predict',
+    headers: [['content-type', 'image/jpeg']],
+    body: new Uint8Array(200_000),
+  });
   await refusal((await encapsulateRequest(config, big)).message, 413, 'MS_BODY_TOO_LARGE', 'over the body limit');
 
   const answer = await sealedCall(url, config, { headers, body });
@@ -215,14 +310,23 @@ test('inner refusals come back sealed with their codes: another route, another m
   const sneaky = await sealedCall(url, config, { path: '/predict/../metrics', headers: image[0], body: image[1] });
   assert.deepEqual([sneaky.status, sneaky.body.code], [404, 'MS_OHTTP_INNER_ROUTE']);
 
-  const badImage = await sealedCall(url, config, { headers: [['content-type', 'image/jpeg']], body: Buffer.from('not a jpeg at all') });
+  const badImage = await sealedCall(url, config, {
+    headers: [['content-type', 'image/jpeg']],
+    body: Buffer.from('not a jpeg at all'),
+  });
   assert.deepEqual([badImage.status, badImage.body.code], [400, 'MS_NOT_AN_IMAGE']);
   const [, badJsonBody] = json({});
-  const badJson = await sealedCall(url, config, { headers: [['content-type', 'application/json']], body: badJsonBody.subarray(0, 1) });
+  const badJson = await sealedCall(url, config, {
+    headers: [['content-type', 'application/json']],
+    body: badJsonBody.subarray(0, 1),
+  });
   assert.deepEqual([badJson.status, badJson.body.code], [400, 'MS_INVALID_JSON']);
   const noType = await sealedCall(url, config, { headers: [], body: image[1] });
   assert.deepEqual([noType.status, noType.body.code], [415, 'MS_UNSUPPORTED_MEDIA_TYPE']);
-  const nested = await sealedCall(url, config, { headers: [['content-type', 'message/ohttp-req']], body: (await encapsulateRequest(config, new Uint8Array(10))).message });
+  const nested = await sealedCall(url, config, {
+    headers: [['content-type', 'message/ohttp-req']],
+    body: (await encapsulateRequest(config, new Uint8Array(10))).message,
+  });
   assert.deepEqual([nested.status, nested.body.code], [415, 'MS_UNSUPPORTED_MEDIA_TYPE']);
 
   // A Binary HTTP message that opens but does not decode.
@@ -246,9 +350,22 @@ test('nothing of a sealed request reaches a log line: a marker inside image byte
   const headerMarker = `mkheader${randomUUID().replaceAll('-', '')}`;
   const pathMarker = `mkpath${randomUUID().replaceAll('-', '')}`;
   const good = jpegWithMarker(await sampleImage(), marker);
-  const ok = await sealedCall(url, config, { path: `/predict?topk=1&x=${pathMarker}`, headers: [['content-type', 'image/jpeg'], ['x-patient', headerMarker]], body: good });
+  const ok = await sealedCall(url, config, {
+    path: `/predict?topk=1&x=${pathMarker}`,
+    headers: [
+      ['content-type', 'image/jpeg'],
+      ['x-patient', headerMarker],
+    ],
+    body: good,
+  });
   assert.equal(ok.status, 200);
-  const bad = await sealedCall(url, config, { headers: [['content-type', 'image/jpeg'], ['x-patient', headerMarker]], body: Buffer.concat([Buffer.from([0xff, 0xd8, 0xff]), Buffer.from(marker)]) });
+  const bad = await sealedCall(url, config, {
+    headers: [
+      ['content-type', 'image/jpeg'],
+      ['x-patient', headerMarker],
+    ],
+    body: Buffer.concat([Buffer.from([0xff, 0xd8, 0xff]), Buffer.from(marker)]),
+  });
   assert.equal(bad.status, 400);
   const [headers, body] = json({ images: [good.toString('base64'), 'not*base64' + marker] });
   assert.equal((await sealedCall(url, config, { headers, body })).body.code, 'MS_INVALID_BASE64');
@@ -257,12 +374,18 @@ test('nothing of a sealed request reaches a log line: a marker inside image byte
 
   const lines = log.text.split('\n').filter((line) => line !== '');
   // The outer requests are logged, so a server that logged nothing could not pass.
-  assert.ok(lines.some((line) => (JSON.parse(line) as { msg?: string }).msg === 'request done'), 'the outer requests are logged');
+  assert.ok(
+    lines.some((line) => (JSON.parse(line) as { msg?: string }).msg === 'request done'),
+    'the outer requests are logged',
+  );
   for (const secret of [marker, headerMarker, pathMarker, Buffer.from(marker).toString('base64').slice(0, 20)]) {
     assert.ok(!log.text.includes(secret), `a log line carries ${secret}`);
   }
   // The inner requests leave no line at all: no second 'request done' per sealed call, no rejection.
-  assert.ok(!lines.some((line) => /MS_NOT_AN_IMAGE|MS_INVALID_BASE64|MS_OHTTP_INNER_ROUTE/.test(line)), 'an inner error code reached the log');
+  assert.ok(
+    !lines.some((line) => /MS_NOT_AN_IMAGE|MS_INVALID_BASE64|MS_OHTTP_INNER_ROUTE/.test(line)),
+    'an inner error code reached the log',
+  );
 });
 
 test('a model server outside an enclave has no /ohttp-keys and refuses message/ohttp-req with 415', async (t) => {

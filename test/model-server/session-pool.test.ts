@@ -21,8 +21,13 @@ test('a pool of two single-threaded sessions serves concurrent batches with the 
     assert.equal(answer.status, 200);
     // Batches may be composed differently (1 or 2 images): the same classes, scores to rounding.
     const got = answer.body.predictions as Predictions;
-    assert.deepEqual(got.map((image) => image.topk.map((entry) => entry.label)), want.map((image) => image.topk.map((entry) => entry.label)));
-    got.forEach((image, index) => image.topk.forEach((entry, rank) => assert.ok(Math.abs(entry.score - want[index]!.topk[rank]!.score) < 1e-4)));
+    assert.deepEqual(
+      got.map((image) => image.topk.map((entry) => entry.label)),
+      want.map((image) => image.topk.map((entry) => entry.label)),
+    );
+    got.forEach((image, index) =>
+      image.topk.forEach((entry, rank) => assert.ok(Math.abs(entry.score - want[index]!.topk[rank]!.score) < 1e-4)),
+    );
   }
   const model = (await (await fetch(`${pool.url}/v1/model`)).json()) as { threads: number };
   assert.equal(model.threads, 1, 'each session of the pool has one thread');

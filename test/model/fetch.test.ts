@@ -102,7 +102,10 @@ void test('a wrong checksum without an existing model leaves the directory empty
   const base = await startServer(t, serveModel);
   const dir = await tempDir(t);
 
-  await rejectsWith(fetchModel({ url: `${base}/m.onnx`, sha256: 'cd'.repeat(32), out: join(dir, 'm.onnx') }), 'checksum');
+  await rejectsWith(
+    fetchModel({ url: `${base}/m.onnx`, sha256: 'cd'.repeat(32), out: join(dir, 'm.onnx') }),
+    'checksum',
+  );
 
   assert.deepEqual(await readdir(dir), []);
 });
@@ -129,7 +132,10 @@ void test('a body shorter than Content-Length, closed cleanly, is an interrupted
   });
   const dir = await tempDir(t);
 
-  await rejectsWith(fetchModel({ url: `${base}/m.onnx`, sha256: MODEL_SHA256, out: join(dir, 'm.onnx') }), 'interrupted');
+  await rejectsWith(
+    fetchModel({ url: `${base}/m.onnx`, sha256: MODEL_SHA256, out: join(dir, 'm.onnx') }),
+    'interrupted',
+  );
 
   assert.deepEqual(await readdir(dir), []);
 });
@@ -262,7 +268,11 @@ void test('mpg model fetch saves the model and reports it', async (t) => {
 });
 
 void test('mpg model fetch refuses unknown and missing options with exit code 2', async () => {
-  for (const argv of [['--bogus'], ['--sha256', MODEL_SHA256], ['--url', 'http://127.0.0.1/m.onnx', '--sha256', 'xyz']]) {
+  for (const argv of [
+    ['--bogus'],
+    ['--sha256', MODEL_SHA256],
+    ['--url', 'http://127.0.0.1/m.onnx', '--sha256', 'xyz'],
+  ]) {
     const stdout = memoryStream();
     const stderr = memoryStream();
     const code = await fetchCommand.run({ argv, env: {}, stdout: stdout.stream, stderr: stderr.stream });

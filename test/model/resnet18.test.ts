@@ -96,8 +96,16 @@ void test('generated ResNet18 (seed 0)', async (t) => {
       assert.equal(initializer.rawDataLength, initializer.elementCount * 4, initializer.name);
     }
     const names = model.initializers.map((initializer) => initializer.name);
-    for (const name of ['conv1.weight', 'bn1.running_var', 'layer1.0.conv1.weight', 'layer2.0.downsample.0.weight',
-      'layer2.0.downsample.1.weight', 'layer4.1.bn2.bias', 'fc.weight', 'fc.bias']) {
+    for (const name of [
+      'conv1.weight',
+      'bn1.running_var',
+      'layer1.0.conv1.weight',
+      'layer2.0.downsample.0.weight',
+      'layer2.0.downsample.1.weight',
+      'layer4.1.bn2.bias',
+      'fc.weight',
+      'fc.bias',
+    ]) {
       assert.ok(names.includes(name), `initializer ${name}`);
     }
   });
@@ -106,7 +114,14 @@ void test('generated ResNet18 (seed 0)', async (t) => {
     const counts: Record<string, number> = {};
     for (const node of model.nodes) counts[node.opType] = (counts[node.opType] ?? 0) + 1;
     assert.deepEqual(counts, {
-      Conv: 20, BatchNormalization: 20, Relu: 17, Add: 8, MaxPool: 1, GlobalAveragePool: 1, Flatten: 1, Gemm: 1,
+      Conv: 20,
+      BatchNormalization: 20,
+      Relu: 17,
+      Add: 8,
+      MaxPool: 1,
+      GlobalAveragePool: 1,
+      Flatten: 1,
+      Gemm: 1,
     });
 
     const convs = nodesOf(model, 'Conv');
@@ -122,7 +137,11 @@ void test('generated ResNet18 (seed 0)', async (t) => {
     const downsamples = convs.filter((conv) => (conv.attributes.kernel_shape as number[])[0] === 1);
     assert.deepEqual(
       downsamples.map((conv) => initializerDims(model, conv.inputs[1])),
-      [[128, 64, 1, 1], [256, 128, 1, 1], [512, 256, 1, 1]],
+      [
+        [128, 64, 1, 1],
+        [256, 128, 1, 1],
+        [512, 256, 1, 1],
+      ],
     );
     for (const conv of downsamples) {
       assert.deepEqual(conv.attributes.strides, [2, 2]);
@@ -202,8 +221,10 @@ void test('generated ResNet18 (seed 0)', async (t) => {
     const maxDifference = (a: Float32Array, b: Float32Array) =>
       a.reduce((max, value, index) => Math.max(max, Math.abs(value - b[index]!)), 0);
     assert.ok(maxDifference(alone.values, batched.values.subarray(0, 1000)) < 1e-4, 'same image, same logits');
-    assert.ok(maxDifference(batched.values.subarray(0, 1000), batched.values.subarray(1000, 2000)) > 1e-3,
-      'different images, different logits');
+    assert.ok(
+      maxDifference(batched.values.subarray(0, 1000), batched.values.subarray(1000, 2000)) > 1e-3,
+      'different images, different logits',
+    );
   });
 
   await t.test('mpg model generate leaves an existing file alone without --force', async () => {
@@ -244,7 +265,11 @@ void test('mpg model generate --help prints the options and exits 0', async () =
 });
 
 void test('mpg model generate rejects a bad option with exit code 2 and a message on stderr', async () => {
-  for (const argv of [['--seed', '-1'], ['--seed', 'x'], ['--colour', 'blue']]) {
+  for (const argv of [
+    ['--seed', '-1'],
+    ['--seed', 'x'],
+    ['--colour', 'blue'],
+  ]) {
     const result = await runGenerate(argv);
     assert.equal(result.code, 2, argv.join(' '));
     assert.equal(result.stdout, '');

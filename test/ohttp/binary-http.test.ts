@@ -1,7 +1,13 @@
 // Binary HTTP (RFC 9292) against the RFC's own known-length examples, and everything it refuses.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { OhttpError, decodeBinaryRequest, decodeBinaryResponse, encodeBinaryRequest, encodeBinaryResponse } from '../../ohttp/index.js';
+import {
+  OhttpError,
+  decodeBinaryRequest,
+  decodeBinaryResponse,
+  encodeBinaryRequest,
+  encodeBinaryResponse,
+} from '../../ohttp/index.js';
 
 const unhex = (text: string): Uint8Array => new Uint8Array(Buffer.from(text, 'hex'));
 const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
@@ -29,7 +35,10 @@ const HELLO = {
 };
 
 function refused(decode: () => unknown, message: RegExp): void {
-  assert.throws(decode, (error: unknown) => error instanceof OhttpError && error.reason === 'malformed' && message.test(error.message));
+  assert.throws(
+    decode,
+    (error: unknown) => error instanceof OhttpError && error.reason === 'malformed' && message.test(error.message),
+  );
 }
 
 test('RFC 9292 Figure 8: the known-length request decodes, and encoding it gives the same bytes', () => {
@@ -50,7 +59,10 @@ test('RFC 9292 Figure 13: the known-length response decodes (its trailer dropped
   assert.equal(response.status, 200);
   assert.deepEqual(response.headers, []);
   assert.equal(text(response.body), 'This content contains CRLF.\r\n');
-  assert.equal(hex(encodeBinaryResponse(response)), '0140c8001d5468697320636f6e74656e7420636f6e7461696e732043524c462e0d0a00');
+  assert.equal(
+    hex(encodeBinaryResponse(response)),
+    '0140c8001d5468697320636f6e74656e7420636f6e7461696e732043524c462e0d0a00',
+  );
   // RFC 9458 Appendix A's response: 200, everything else left out.
   assert.deepEqual(decodeBinaryResponse(unhex('0140c8')), { status: 200, headers: [], body: new Uint8Array(0) });
 });
@@ -63,10 +75,30 @@ test('informational responses before the final one are read and dropped', () => 
 
 test('a POST with a binary body and headers round-trips, field names lowercased', () => {
   const body = new Uint8Array(70_000).map((_, i) => (i * 7) & 0xff);
-  const request = { method: 'POST', scheme: 'https', authority: 'enclave', path: '/predict?topk=3', headers: [['Content-Type', 'image/jpeg'], ['x-obs', 'caf\xe9']] as [string, string][], body };
+  const request = {
+    method: 'POST',
+    scheme: 'https',
+    authority: 'enclave',
+    path: '/predict?topk=3',
+    headers: [
+      ['Content-Type', 'image/jpeg'],
+      ['x-obs', 'caf\xe9'],
+    ] as [string, string][],
+    body,
+  };
   const decoded = decodeBinaryRequest(encodeBinaryRequest(request));
-  assert.deepEqual(decoded, { ...request, headers: [['content-type', 'image/jpeg'], ['x-obs', 'caf\xe9']] });
-  const response = { status: 422, headers: [['content-type', 'application/json']] as [string, string][], body: new TextEncoder().encode('{"code":"MS_X"}') };
+  assert.deepEqual(decoded, {
+    ...request,
+    headers: [
+      ['content-type', 'image/jpeg'],
+      ['x-obs', 'caf\xe9'],
+    ],
+  });
+  const response = {
+    status: 422,
+    headers: [['content-type', 'application/json']] as [string, string][],
+    body: new TextEncoder().encode('{"code":"MS_X"}'),
+  };
   assert.deepEqual(decodeBinaryResponse(encodeBinaryResponse(response)), response);
 });
 
@@ -86,12 +118,20 @@ test('every truncation of Figure 8 inside a section is refused; the section boun
   for (let length = 0; length < full.length; length++) {
     if (length === 23) continue;
     if (boundaries.has(length)) assert.deepEqual(decodeBinaryRequest(full.subarray(0, length)), HELLO);
-    else assert.throws(() => decodeBinaryRequest(full.subarray(0, length)), (error: unknown) => error instanceof OhttpError && error.reason === 'malformed', `cut at ${length}`);
+    else
+      assert.throws(
+        () => decodeBinaryRequest(full.subarray(0, length)),
+        (error: unknown) => error instanceof OhttpError && error.reason === 'malformed',
+        `cut at ${length}`,
+      );
   }
 });
 
 test('every single-byte change of Figure 8 and Figure 13 decodes to something else or is refused as malformed, never a crash', () => {
-  for (const [figure, decode] of [[FIGURE_8, decodeBinaryRequest], [FIGURE_13, decodeBinaryResponse]] as const) {
+  for (const [figure, decode] of [
+    [FIGURE_8, decodeBinaryRequest],
+    [FIGURE_13, decodeBinaryResponse],
+  ] as const) {
     const original = unhex(figure);
     for (let i = 0; i < original.length; i++) {
       for (const flip of [0x01, 0x40, 0x80, 0xff]) {
@@ -100,7 +140,10 @@ test('every single-byte change of Figure 8 and Figure 13 decodes to something el
         try {
           decode(changed);
         } catch (error) {
-          assert.ok(error instanceof OhttpError && error.reason === 'malformed', `byte ${i} ^ ${flip}: ${String(error)}`);
+          assert.ok(
+            error instanceof OhttpError && error.reason === 'malformed',
+            `byte ${i} ^ ${flip}: ${String(error)}`,
+          );
         }
       }
     }
@@ -111,7 +154,16 @@ test('every single-byte change of Figure 8 and Figure 13 decodes to something el
 function handBuilt(method: string, path: string, fields: [string, string][], tail = '0000'): Uint8Array {
   const prefixed = (part: string) => [part.length, ...Buffer.from(part, 'latin1')];
   const section = fields.flatMap(([name, value]) => [...prefixed(name), ...prefixed(value)]);
-  return new Uint8Array([0, ...prefixed(method), ...prefixed('https'), ...prefixed(''), ...prefixed(path), section.length, ...section, ...unhex(tail)]);
+  return new Uint8Array([
+    0,
+    ...prefixed(method),
+    ...prefixed('https'),
+    ...prefixed(''),
+    ...prefixed(path),
+    section.length,
+    ...section,
+    ...unhex(tail),
+  ]);
 }
 
 test('bad tokens, values, paths and padding are refused with their reasons', () => {
@@ -127,7 +179,10 @@ test('bad tokens, values, paths and padding are refused with their reasons', () 
   refused(() => decodeBinaryRequest(handBuilt('GET', '', [])), /invalid path/);
   refused(() => decodeBinaryRequest(handBuilt('GET', '/x', [], '000001')), /not zero padding/);
   // A length claiming more than the message holds is refused before anything is allocated.
-  refused(() => decodeBinaryRequest(new Uint8Array([...handBuilt('GET', '/x', [], ''), 0xbf, 0xff, 0xff, 0xff])), /content needs 1073741823 bytes/);
+  refused(
+    () => decodeBinaryRequest(new Uint8Array([...handBuilt('GET', '/x', [], ''), 0xbf, 0xff, 0xff, 0xff])),
+    /content needs 1073741823 bytes/,
+  );
   // An 8-byte integer beyond 2^53 is refused, not rounded.
   refused(() => decodeBinaryRequest(unhex('c2197c5eff14e88c')), /too large/);
   refused(() => decodeBinaryResponse(unhex('01403c')), /status 60 is not 100-599/);

@@ -25,7 +25,10 @@ async function refusedWith(reason: OhttpErrorReason, action: () => Promise<unkno
 
 test('a round trip with each offered suite; the key config offers AES-128-GCM first, then AES-256-GCM', async () => {
   const keyPair = await OhttpKeyPair.generate(7);
-  assert.deepEqual(keyPair.config.suites, [{ kdfId: KDF_HKDF_SHA256, aeadId: AEAD_AES_128_GCM }, { kdfId: KDF_HKDF_SHA256, aeadId: AEAD_AES_256_GCM }]);
+  assert.deepEqual(keyPair.config.suites, [
+    { kdfId: KDF_HKDF_SHA256, aeadId: AEAD_AES_128_GCM },
+    { kdfId: KDF_HKDF_SHA256, aeadId: AEAD_AES_256_GCM },
+  ]);
   assert.deepEqual(decodeKeyConfig(keyPair.encodedConfig), keyPair.config);
   for (const suite of [undefined, ...keyPair.config.suites]) {
     const request = await encapsulateRequest(keyPair.config, body, suite);
@@ -74,11 +77,27 @@ test('a request to another key id, to another key with the same id, or in a suit
   const keyPair = await OhttpKeyPair.generate(7);
   const other = await OhttpKeyPair.generate(8);
   const sameIdOtherKey = await OhttpKeyPair.generate(7);
-  await refusedWith('unknown-key', async () => keyPair.decapsulateRequest((await encapsulateRequest(other.config, body)).message), 'other key id');
-  await refusedWith('decrypt-failed', async () => keyPair.decapsulateRequest((await encapsulateRequest(sameIdOtherKey.config, body)).message), 'same id, other key');
+  await refusedWith(
+    'unknown-key',
+    async () => keyPair.decapsulateRequest((await encapsulateRequest(other.config, body)).message),
+    'other key id',
+  );
+  await refusedWith(
+    'decrypt-failed',
+    async () => keyPair.decapsulateRequest((await encapsulateRequest(sameIdOtherKey.config, body)).message),
+    'same id, other key',
+  );
   const chacha = { kdfId: KDF_HKDF_SHA256, aeadId: 0x0003 };
-  await refusedWith('unsupported-suite', () => encapsulateRequest({ ...keyPair.config, suites: [chacha] }, body), 'client: no suite it speaks');
-  await refusedWith('unsupported-suite', () => encapsulateRequest(keyPair.config, body, chacha), 'client: a suite the config does not offer');
+  await refusedWith(
+    'unsupported-suite',
+    () => encapsulateRequest({ ...keyPair.config, suites: [chacha] }, body),
+    'client: no suite it speaks',
+  );
+  await refusedWith(
+    'unsupported-suite',
+    () => encapsulateRequest(keyPair.config, body, chacha),
+    'client: a suite the config does not offer',
+  );
   // A client that thinks the key offers ChaCha20 and hand-writes the header: the server refuses the suite.
   const { message } = await encapsulateRequest(keyPair.config, body);
   const header = message.slice();
@@ -95,24 +114,32 @@ test('every truncation and bit flip of a response is refused: malformed if too s
   const request = await encapsulateRequest(keyPair.config, body);
   const sealed = await (await keyPair.decapsulateRequest(request.message)).sealResponse(new Uint8Array(40).fill(9));
   for (let length = 0; length < sealed.length; length++) {
-    await refusedWith(length < 16 + 16 ? 'malformed' : 'decrypt-failed', () => request.openResponse(sealed.subarray(0, length)), `cut at ${length}`);
+    await refusedWith(
+      length < 16 + 16 ? 'malformed' : 'decrypt-failed',
+      () => request.openResponse(sealed.subarray(0, length)),
+      `cut at ${length}`,
+    );
   }
   for (let i = 0; i < sealed.length; i++) {
     const flipped = sealed.slice();
-    flipped[i]! ^= 1 << i % 8;
+    flipped[i]! ^= 1 << (i % 8);
     await refusedWith('decrypt-failed', () => request.openResponse(flipped), `byte ${i}`);
   }
   // The answer to another request does not open either.
   const another = await encapsulateRequest(keyPair.config, body);
   const anotherSealed = await (await keyPair.decapsulateRequest(another.message)).sealResponse(new Uint8Array(40));
-  await refusedWith('decrypt-failed', () => request.openResponse(anotherSealed), 'another request\'s answer');
+  await refusedWith('decrypt-failed', () => request.openResponse(anotherSealed), "another request's answer");
 });
 
 test('bad key config lists are refused as malformed; a config with a KEM we do not know is skipped', async () => {
   const keyPair = await OhttpKeyPair.generate(3);
   const list = encodeKeyConfigList([keyPair.config]);
   const malformed = (bytes: Uint8Array, label: string) =>
-    assert.throws(() => decodeKeyConfigList(bytes), (error: unknown) => error instanceof OhttpError && error.reason === 'malformed', label);
+    assert.throws(
+      () => decodeKeyConfigList(bytes),
+      (error: unknown) => error instanceof OhttpError && error.reason === 'malformed',
+      label,
+    );
   for (let length = 0; length < list.length; length++) malformed(list.subarray(0, length), `cut at ${length}`);
   malformed(new Uint8Array([...list, 0]), 'a stray byte');
   const longer = list.slice();

@@ -3,7 +3,17 @@
 // points take them, so encapsulation itself (not only opening) is checked against the RFC.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { AEAD_AES_128_GCM, OhttpKeyPair, decodeBinaryRequest, decodeBinaryResponse, decodeKeyConfigList, encodeKeyConfig, encodeKeyConfigList, encapsulateRequest, requestKeyId } from '../../ohttp/index.js';
+import {
+  AEAD_AES_128_GCM,
+  OhttpKeyPair,
+  decodeBinaryRequest,
+  decodeBinaryResponse,
+  decodeKeyConfigList,
+  encodeKeyConfig,
+  encodeKeyConfigList,
+  encapsulateRequest,
+  requestKeyId,
+} from '../../ohttp/index.js';
 import { hpkeSuite } from '../../ohttp/hpke-suite.js';
 import { encapsulateRequestWith, requestInfo } from '../../ohttp/request.js';
 
@@ -31,13 +41,19 @@ async function vectorKeyPair(): Promise<OhttpKeyPair> {
 test('the key config: decoding the published bytes and encoding them back gives the same bytes', () => {
   const [config, ...more] = decodeKeyConfigList(unhex(`002d${KEY_CONFIG}`));
   assert.equal(more.length, 0);
-  assert.deepEqual({ ...config!, publicKey: hex(config!.publicKey) }, {
-    keyId: 1,
-    kemId: 0x0020,
-    publicKey: '31e1f05a740102115220e9af918f738674aec95f54db6e04eb705aae8e798155',
-    // The vector offers AES-128-GCM and ChaCha20-Poly1305 (0x0003), which this code does not speak.
-    suites: [{ kdfId: 1, aeadId: 1 }, { kdfId: 1, aeadId: 3 }],
-  });
+  assert.deepEqual(
+    { ...config!, publicKey: hex(config!.publicKey) },
+    {
+      keyId: 1,
+      kemId: 0x0020,
+      publicKey: '31e1f05a740102115220e9af918f738674aec95f54db6e04eb705aae8e798155',
+      // The vector offers AES-128-GCM and ChaCha20-Poly1305 (0x0003), which this code does not speak.
+      suites: [
+        { kdfId: 1, aeadId: 1 },
+        { kdfId: 1, aeadId: 3 },
+      ],
+    },
+  );
   assert.equal(hex(encodeKeyConfig(config!)), KEY_CONFIG);
   assert.equal(hex(encodeKeyConfigList([config!, config!])), `002d${KEY_CONFIG}002d${KEY_CONFIG}`);
 });
@@ -55,24 +71,44 @@ test('the request info string is the published one', () => {
 test('encapsulation with the published ephemeral key gives the published request, byte for byte', async () => {
   const [config] = decodeKeyConfigList(unhex(`002d${KEY_CONFIG}`));
   const kem = hpkeSuite(0x20, 1, 1).suite.kem;
-  const ephemeralKeyPair = { privateKey: await kem.deserializePrivateKey(unhex(EPHEMERAL_PRIVATE_KEY)), publicKey: await kem.deserializePublicKey(unhex(EPHEMERAL_PUBLIC_KEY)) };
-  const { message } = await encapsulateRequestWith(config!, unhex(BHTTP_REQUEST), { kdfId: 1, aeadId: AEAD_AES_128_GCM }, { ephemeralKeyPair });
+  const ephemeralKeyPair = {
+    privateKey: await kem.deserializePrivateKey(unhex(EPHEMERAL_PRIVATE_KEY)),
+    publicKey: await kem.deserializePublicKey(unhex(EPHEMERAL_PUBLIC_KEY)),
+  };
+  const { message } = await encapsulateRequestWith(
+    config!,
+    unhex(BHTTP_REQUEST),
+    { kdfId: 1, aeadId: AEAD_AES_128_GCM },
+    { ephemeralKeyPair },
+  );
   assert.equal(hex(message), ENCAPSULATED_REQUEST);
   assert.equal(requestKeyId(message), 1);
 });
 
 test('the server opens the published request and, with the published nonce, seals the published response', async () => {
   const keyPair = await vectorKeyPair();
-  const opened = await keyPair.decapsulateRequestWith(unhex(ENCAPSULATED_REQUEST), { responseNonce: unhex(RESPONSE_NONCE) });
+  const opened = await keyPair.decapsulateRequestWith(unhex(ENCAPSULATED_REQUEST), {
+    responseNonce: unhex(RESPONSE_NONCE),
+  });
   assert.equal(hex(opened.bhttpRequest), BHTTP_REQUEST);
-  assert.deepEqual(decodeBinaryRequest(opened.bhttpRequest), { method: 'GET', scheme: 'https', authority: 'example.com', path: '/', headers: [], body: new Uint8Array(0) });
+  assert.deepEqual(decodeBinaryRequest(opened.bhttpRequest), {
+    method: 'GET',
+    scheme: 'https',
+    authority: 'example.com',
+    path: '/',
+    headers: [],
+    body: new Uint8Array(0),
+  });
   assert.equal(hex(await opened.sealResponse(unhex(BHTTP_RESPONSE))), ENCAPSULATED_RESPONSE);
 });
 
 test('the client opens the published response to the request it sealed with the published ephemeral key', async () => {
   const [config] = decodeKeyConfigList(unhex(`002d${KEY_CONFIG}`));
   const kem = hpkeSuite(0x20, 1, 1).suite.kem;
-  const ephemeralKeyPair = { privateKey: await kem.deserializePrivateKey(unhex(EPHEMERAL_PRIVATE_KEY)), publicKey: await kem.deserializePublicKey(unhex(EPHEMERAL_PUBLIC_KEY)) };
+  const ephemeralKeyPair = {
+    privateKey: await kem.deserializePrivateKey(unhex(EPHEMERAL_PRIVATE_KEY)),
+    publicKey: await kem.deserializePublicKey(unhex(EPHEMERAL_PUBLIC_KEY)),
+  };
   const request = await encapsulateRequestWith(config!, unhex(BHTTP_REQUEST), undefined, { ephemeralKeyPair });
   const response = await request.openResponse(unhex(ENCAPSULATED_RESPONSE));
   assert.equal(hex(response), BHTTP_RESPONSE);

@@ -67,7 +67,10 @@ async function parent(t: TestContext): Promise<Parent> {
     env,
     async calls() {
       if (!existsSync(log)) return [];
-      return (await readFile(log, 'utf8')).split('\n').filter((line) => line !== '').map((line) => line.replaceAll('\t', ' '));
+      return (await readFile(log, 'utf8'))
+        .split('\n')
+        .filter((line) => line !== '')
+        .map((line) => line.replaceAll('\t', ' '));
     },
     async resetCalls() {
       await rm(log, { force: true });
@@ -119,7 +122,10 @@ test('--dry-run on Amazon Linux 2023 prints the dnf install, allocator.yaml and 
   const out = result.stdout;
   assert.match(out, /^dry run: nothing will be changed$/m);
   assert.match(out, /^would run: dnf install -y aws-nitro-enclaves-cli aws-nitro-enclaves-cli-devel docker socat$/m);
-  assert.match(out, /^would write \/etc\/nitro_enclaves\/allocator\.yaml \(mode 0644\):\n(?: {4}.*\n)*? {4}memory_mib: 4096\n {4}cpu_count: 2$/m);
+  assert.match(
+    out,
+    /^would write \/etc\/nitro_enclaves\/allocator\.yaml \(mode 0644\):\n(?: {4}.*\n)*? {4}memory_mib: 4096\n {4}cpu_count: 2$/m,
+  );
   assert.match(out, /^would run: systemctl restart nitro-enclaves-allocator\.service$/m);
   assert.match(out, /^would run: useradd --system --user-group .* mpg$/m);
   assert.match(out, /^would run: usermod --append --groups ne mpg$/m);
@@ -128,7 +134,11 @@ test('--dry-run on Amazon Linux 2023 prints the dnf install, allocator.yaml and 
     assert.match(out, new RegExp(`^would write /etc/systemd/system/${unit} \\(mode 0644\\):$`, 'm'));
     assert.match(out, new RegExp(`^would run: systemctl enable ${unit}$`, 'm'));
   }
-  assert.match(out, new RegExp(`^ {4}ExecStart=${box.prefix}/bin/mpg gateway --config /etc/mpg/gateway\\.json$`, 'm'), 'units are shown with the prefix filled in');
+  assert.match(
+    out,
+    new RegExp(`^ {4}ExecStart=${box.prefix}/bin/mpg gateway --config /etc/mpg/gateway\\.json$`, 'm'),
+    'units are shown with the prefix filled in',
+  );
   assert.match(out, /^would run: systemctl daemon-reload$/m);
   assert.match(out, /^would write \/etc\/mpg\/enclave\.env \(mode 0644\):$/m);
   assert.match(out, /^dry run: \d+ action\(s\) would be taken; nothing was changed$/m);
@@ -140,21 +150,38 @@ test('--dry-run on Amazon Linux 2023 prints the dnf install, allocator.yaml and 
 
 test('--dry-run on Ubuntu 24.04 prints the apt-get install, how to build nitro-cli, allocator.yaml and the units', async (t) => {
   const box = await parent(t);
-  const result = box.run(['--dry-run', ...osRelease('ubuntu-24.04'), '--enclave-memory-mib', '8192', '--enclave-cpus', '4']);
+  const result = box.run([
+    '--dry-run',
+    ...osRelease('ubuntu-24.04'),
+    '--enclave-memory-mib',
+    '8192',
+    '--enclave-cpus',
+    '4',
+  ]);
   assertExit(result, 0);
   const out = result.stdout;
   assert.match(out, /^distribution: Ubuntu 24\.04\.1 LTS \(ubuntu\)/m);
   assert.match(out, /^would run: apt-get update$/m);
-  assert.match(out, /^would run: env DEBIAN_FRONTEND=noninteractive apt-get install -y docker\.io socat git make gcc libc6-dev curl$/m);
+  assert.match(
+    out,
+    /^would run: env DEBIAN_FRONTEND=noninteractive apt-get install -y docker\.io socat git make gcc libc6-dev curl$/m,
+  );
   assert.match(out, /^todo: nitro-cli is not installed; Ubuntu has no package/m);
   assert.match(out, /git clone https:\/\/github\.com\/aws\/aws-nitro-enclaves-cli\.git/);
   assert.match(out, /make nitro-cli && make vsock-proxy/);
   assert.match(out, / {4}memory_mib: 8192\n {4}cpu_count: 4$/m);
-  assert.match(out, / {4}MPG_MEMORY_MIB=8192\n {4}MPG_CPU_COUNT=4$/m, 'enclave.env asks for what the allocator reserves');
+  assert.match(
+    out,
+    / {4}MPG_MEMORY_MIB=8192\n {4}MPG_CPU_COUNT=4$/m,
+    'enclave.env asks for what the allocator reserves',
+  );
   for (const unit of UNITS) assert.match(out, new RegExp(`^would write /etc/systemd/system/${unit} `, 'm'));
   assert.doesNotMatch(out, /dnf/);
   assert.deepEqual(filesUnder(box.root), []);
-  assert.deepEqual((await box.calls()).filter((call) => !QUERIES.test(call)), []);
+  assert.deepEqual(
+    (await box.calls()).filter((call) => !QUERIES.test(call)),
+    [],
+  );
 });
 
 test('--dry-run needs neither the packages nor root', async (t) => {
@@ -162,9 +189,25 @@ test('--dry-run needs neither the packages nor root', async (t) => {
   await chmod(box.dir, 0o755);
   await chmod(box.root, 0o755);
   // As nobody when the tests run as root, with only the system's own tools on PATH (no dnf here).
-  const asNobody = process.getuid?.() === 0 && existsSync('/usr/bin/setpriv') ? ['/usr/bin/setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'] : [];
-  const command = [...asNobody, 'bash', SCRIPT, '--dry-run', '--root', box.root, '--prefix', '/opt/mixed-privacy-gateway', ...osRelease('amazon-linux-2023')];
-  const result = spawnSync(command[0]!, command.slice(1), { encoding: 'utf8', env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C' } });
+  const asNobody =
+    process.getuid?.() === 0 && existsSync('/usr/bin/setpriv')
+      ? ['/usr/bin/setpriv', '--reuid=65534', '--regid=65534', '--clear-groups']
+      : [];
+  const command = [
+    ...asNobody,
+    'bash',
+    SCRIPT,
+    '--dry-run',
+    '--root',
+    box.root,
+    '--prefix',
+    '/opt/mixed-privacy-gateway',
+    ...osRelease('amazon-linux-2023'),
+  ];
+  const result = spawnSync(command[0]!, command.slice(1), {
+    encoding: 'utf8',
+    env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C' },
+  });
   assertExit(result, 0);
   assert.match(result.stdout, /^would run: dnf install -y /m);
   assert.match(result.stdout, /^todo: \/opt\/mixed-privacy-gateway\/bin\/mpg is missing: install the project there/m);
@@ -192,7 +235,13 @@ test('a run writes allocator.yaml, the units and the env files; a second run cha
   }
   const enclaveEnv = await readFile(join(box.root, 'etc/mpg/enclave.env'), 'utf8');
   assert.match(enclaveEnv, new RegExp(`^MPG_EIF=${box.prefix}/mpg-enclave\\.eif$`, 'm'));
-  for (const line of ['MPG_MEMORY_MIB=4096', 'MPG_CPU_COUNT=2', 'MPG_ENCLAVE_CID=16', 'MPG_VSOCK_PORT=5005', 'MPG_ENCLAVE_SOCKET=/run/mpg/enclave.sock']) {
+  for (const line of [
+    'MPG_MEMORY_MIB=4096',
+    'MPG_CPU_COUNT=2',
+    'MPG_ENCLAVE_CID=16',
+    'MPG_VSOCK_PORT=5005',
+    'MPG_ENCLAVE_SOCKET=/run/mpg/enclave.sock',
+  ]) {
     assert.match(enclaveEnv, new RegExp(`^${line}$`, 'm'));
   }
   const relayEnv = await readFile(join(box.root, 'etc/mpg/enclave-relay.env'), 'utf8');
@@ -215,7 +264,10 @@ test('a run writes allocator.yaml, the units and the env files; a second run cha
   ]) {
     assert.ok(calls.includes(expected), `${expected}\nin:\n${calls.join('\n')}`);
   }
-  assert.ok(calls.indexOf('systemctl daemon-reload') < calls.indexOf('systemctl enable mpg-gateway.service'), 'daemon-reload before enable');
+  assert.ok(
+    calls.indexOf('systemctl daemon-reload') < calls.indexOf('systemctl enable mpg-gateway.service'),
+    'daemon-reload before enable',
+  );
 
   const before = await Promise.all(INSTALLED.map((file) => readFile(join(box.root, file), 'utf8')));
   const mtimes = INSTALLED.map((file) => statSync(join(box.root, file)).mtimeMs);
@@ -223,7 +275,10 @@ test('a run writes allocator.yaml, the units and the env files; a second run cha
   const second = box.run(osRelease('amazon-linux-2023'));
   assertExit(second, 0);
   assert.match(second.stdout, /^ok: allocator\.yaml already has memory_mib=4096 cpu_count=2$/m);
-  assert.match(second.stdout, /^ok: nitro-enclaves-allocator\.service is enabled and allocator\.yaml is unchanged: no restart$/m);
+  assert.match(
+    second.stdout,
+    /^ok: nitro-enclaves-allocator\.service is enabled and allocator\.yaml is unchanged: no restart$/m,
+  );
   assert.match(second.stdout, /^ok: packages already installed: /m);
   assert.match(second.stdout, /^ok: user mpg is in group ne$/m);
   for (const unit of UNITS) {
@@ -232,9 +287,17 @@ test('a run writes allocator.yaml, the units and the env files; a second run cha
   }
   assert.match(second.stdout, /^no changes: the parent instance is already set up$/m);
   assert.doesNotMatch(second.stdout, /^(run|write|change)[: ]/m, 'no step acts');
-  assert.deepEqual((await box.calls()).filter((call) => !QUERIES.test(call)), [], 'a second run only looks');
+  assert.deepEqual(
+    (await box.calls()).filter((call) => !QUERIES.test(call)),
+    [],
+    'a second run only looks',
+  );
   assert.deepEqual(await Promise.all(INSTALLED.map((file) => readFile(join(box.root, file), 'utf8'))), before);
-  assert.deepEqual(INSTALLED.map((file) => statSync(join(box.root, file)).mtimeMs), mtimes, 'no file is rewritten');
+  assert.deepEqual(
+    INSTALLED.map((file) => statSync(join(box.root, file)).mtimeMs),
+    mtimes,
+    'no file is rewritten',
+  );
 });
 
 test("an operator's edited env and gateway files are kept; a unit that drifted is put back", async (t) => {
@@ -254,9 +317,16 @@ test("an operator's edited env and gateway files are kept; a unit that drifted i
   assertExit(result, 0);
   assert.equal(await readFile(relayEnv, 'utf8'), edited);
   assert.match(await readFile(gatewayJson, 'utf8'), /9090/);
-  assert.match(result.stdout, /^ok: \/etc\/mpg\/enclave-relay\.env exists and differs from the template: kept as it is$/m);
+  assert.match(
+    result.stdout,
+    /^ok: \/etc\/mpg\/enclave-relay\.env exists and differs from the template: kept as it is$/m,
+  );
   assert.match(result.stdout, /^ok: \/etc\/mpg\/gateway\.json exists and differs from the template: kept as it is$/m);
-  assert.match(result.stdout, /^change \/etc\/systemd\/system\/mpg-enclave-relay\.service:\n(?: {4}.*\n)*? {4}-RestartSec=30\n {4}\+RestartSec=1$/m, 'the diff is shown');
+  assert.match(
+    result.stdout,
+    /^change \/etc\/systemd\/system\/mpg-enclave-relay\.service:\n(?: {4}.*\n)*? {4}-RestartSec=30\n {4}\+RestartSec=1$/m,
+    'the diff is shown',
+  );
   assert.equal(await readFile(relayUnit, 'utf8'), unit);
   const calls = await box.calls();
   assert.ok(calls.includes('systemctl daemon-reload'));
@@ -269,25 +339,36 @@ test('new enclave sizes rewrite allocator.yaml, restart the allocator, and flag 
   await box.resetCalls();
   const result = box.run([...osRelease('amazon-linux-2023'), '--enclave-memory-mib', '2048']);
   assertExit(result, 3);
-  assert.match(result.stdout, /^change \/etc\/nitro_enclaves\/allocator\.yaml:\n(?: {4}.*\n)*? {4}-memory_mib: 4096\n {4}\+memory_mib: 2048$/m);
+  assert.match(
+    result.stdout,
+    /^change \/etc\/nitro_enclaves\/allocator\.yaml:\n(?: {4}.*\n)*? {4}-memory_mib: 4096\n {4}\+memory_mib: 2048$/m,
+  );
   assert.match(await readFile(join(box.root, 'etc/nitro_enclaves/allocator.yaml'), 'utf8'), /^memory_mib: 2048$/m);
   assert.deepEqual(
     (await box.calls()).filter((call) => !QUERIES.test(call)),
     ['systemctl enable nitro-enclaves-allocator.service', 'systemctl restart nitro-enclaves-allocator.service'],
   );
-  assert.match(result.stdout, /^todo: \/etc\/mpg\/enclave\.env asks for MPG_MEMORY_MIB=4096, more than the 2048 MiB reserved/m);
+  assert.match(
+    result.stdout,
+    /^todo: \/etc\/mpg\/enclave\.env asks for MPG_MEMORY_MIB=4096, more than the 2048 MiB reserved/m,
+  );
 });
 
 test('an allocator.yaml with the right values (as the package writes it, comments and all) is left alone', async (t) => {
   const box = await parent(t);
   await mkdir(join(box.root, 'etc/nitro_enclaves'), { recursive: true });
-  const packaged = '---\n# Enclave configuration file.\n#\n# How much memory to allocate for enclaves (in MiB).\nmemory_mib: 4096\n#\n# How many CPUs to reserve for enclaves.\ncpu_count: 2\n#\n# cpu_pool: 2,3,6-9\n';
+  const packaged =
+    '---\n# Enclave configuration file.\n#\n# How much memory to allocate for enclaves (in MiB).\nmemory_mib: 4096\n#\n# How many CPUs to reserve for enclaves.\ncpu_count: 2\n#\n# cpu_pool: 2,3,6-9\n';
   await writeFile(join(box.root, 'etc/nitro_enclaves/allocator.yaml'), packaged);
   const result = box.run(osRelease('amazon-linux-2023'));
   assertExit(result, 0);
   assert.equal(await readFile(join(box.root, 'etc/nitro_enclaves/allocator.yaml'), 'utf8'), packaged);
   assert.match(result.stdout, /^ok: allocator\.yaml already has memory_mib=4096 cpu_count=2$/m);
-  assert.match(result.stdout, /^run: systemctl enable --now nitro-enclaves-allocator\.service$/m, 'not yet enabled: enabled and started');
+  assert.match(
+    result.stdout,
+    /^run: systemctl enable --now nitro-enclaves-allocator\.service$/m,
+    'not yet enabled: enabled and started',
+  );
   assert.ok(!(await box.calls()).includes('systemctl restart nitro-enclaves-allocator.service'));
 });
 
@@ -297,7 +378,10 @@ test('on Ubuntu without nitro-cli the run does the rest, says what is left to do
   assertExit(result, 3);
   const calls = await box.calls();
   assert.ok(calls.includes('apt-get install -y docker.io socat git make gcc libc6-dev curl'), calls.join('\n'));
-  assert.ok(!calls.some((call) => call.includes('nitro-enclaves-allocator')), 'the allocator unit does not exist before nitro-cli is installed');
+  assert.ok(
+    !calls.some((call) => call.includes('nitro-enclaves-allocator')),
+    'the allocator unit does not exist before nitro-cli is installed',
+  );
   assert.ok(!calls.includes('usermod --append --groups ne mpg'), 'the ne group does not exist yet');
   assert.ok(calls.includes('usermod --append --groups docker mpg'));
   assert.match(result.stdout, /^todo: nitro-cli is not installed/m);
@@ -334,13 +418,19 @@ test('bad flags and values exit 2 with a message that names them', async (t) => 
   }
   // Graviton has no hyper-threads: an odd count is fine there.
   assertExit(box.run(['--dry-run', ...osRelease('amazon-linux-2023'), '--arch', 'aarch64', '--enclave-cpus', '3']), 0);
-  assertExit(box.run(['--dry-run', ...osRelease('amazon-linux-2023'), '--eif', bigEif, '--enclave-memory-mib', '4100']), 0);
+  assertExit(
+    box.run(['--dry-run', ...osRelease('amazon-linux-2023'), '--eif', bigEif, '--enclave-memory-mib', '4100']),
+    0,
+  );
   assert.deepEqual(filesUnder(box.root), []);
 });
 
 test('unsupported distributions exit 2 and say which are supported', async (t) => {
   const box = await parent(t);
-  for (const [fixture, named] of [['debian-12', /Debian GNU\/Linux 12 \(bookworm\) \(ID=debian VERSION_ID=12/], ['amazon-linux-2', /Amazon Linux 2 \(ID=amzn VERSION_ID=2,/]] as const) {
+  for (const [fixture, named] of [
+    ['debian-12', /Debian GNU\/Linux 12 \(bookworm\) \(ID=debian VERSION_ID=12/],
+    ['amazon-linux-2', /Amazon Linux 2 \(ID=amzn VERSION_ID=2,/],
+  ] as const) {
     for (const dryRun of [['--dry-run'], []]) {
       const result = box.run([...dryRun, ...osRelease(fixture)]);
       assertExit(result, 2);
@@ -356,7 +446,16 @@ test('unsupported distributions exit 2 and say which are supported', async (t) =
 test('--help prints the options and exits 0', () => {
   const result = spawnSync('bash', [SCRIPT, '--help'], { encoding: 'utf8' });
   assertExit(result, 0);
-  for (const flag of ['--dry-run', '--enclave-memory-mib', '--enclave-cpus', '--eif', '--prefix', '--os-release', '--root']) assert.ok(result.stdout.includes(flag), flag);
+  for (const flag of [
+    '--dry-run',
+    '--enclave-memory-mib',
+    '--enclave-cpus',
+    '--eif',
+    '--prefix',
+    '--os-release',
+    '--root',
+  ])
+    assert.ok(result.stdout.includes(flag), flag);
 });
 
 // ---- what it installs -------------------------------------------------------------------------
@@ -367,7 +466,10 @@ test('shellcheck passes on every shell script under scripts/ and docker/', async
   for (const dir of ['scripts', 'docker']) {
     for (const name of await readdir(join(REPO, dir))) if (name.endsWith('.sh')) scripts.push(join(dir, name));
   }
-  assert.ok(scripts.includes('scripts/setup-parent.sh') && scripts.includes('docker/enclave-entrypoint.sh'), scripts.join(' '));
+  assert.ok(
+    scripts.includes('scripts/setup-parent.sh') && scripts.includes('docker/enclave-entrypoint.sh'),
+    scripts.join(' '),
+  );
   scripts.push('test/fixtures/fake-parent-tools');
   const result = spawnSync(SHELLCHECK, ['--shell=bash', ...scripts], { cwd: REPO, encoding: 'utf8' });
   assertExit(result, 0);
@@ -396,7 +498,8 @@ test('the installed units carry their key directives and pass systemd-analyze ve
   };
 
   expect(await unit('mpg-enclave-relay.service'), {
-    'Service.ExecStart': '/usr/bin/socat UNIX-LISTEN:/run/mpg/enclave.sock,fork,mode=600,unlink-early,user=mpg VSOCK-CONNECT:${MPG_ENCLAVE_CID}:${MPG_VSOCK_PORT}',
+    'Service.ExecStart':
+      '/usr/bin/socat UNIX-LISTEN:/run/mpg/enclave.sock,fork,mode=600,unlink-early,user=mpg VSOCK-CONNECT:${MPG_ENCLAVE_CID}:${MPG_VSOCK_PORT}',
     'Service.EnvironmentFile': '/etc/mpg/enclave-relay.env',
     'Service.Restart': 'always',
     'Service.RestartSec': '1',
@@ -435,7 +538,9 @@ test('the installed units carry their key directives and pass systemd-analyze ve
     t.diagnostic(`${SYSTEMD_ANALYZE} is not installed: the units were checked by parsing only`);
     return;
   }
-  const verify = spawnSync(SYSTEMD_ANALYZE, ['verify', ...UNITS.map((name) => join(unitDir, name))], { encoding: 'utf8' });
+  const verify = spawnSync(SYSTEMD_ANALYZE, ['verify', ...UNITS.map((name) => join(unitDir, name))], {
+    encoding: 'utf8',
+  });
   assertExit(verify, 0);
   // verify exits 0 on unknown keys and bad values, warning on stderr: none is allowed.
   const warnings = verify.stderr.split('\n').filter((line) => line.includes(unitDir));
@@ -456,7 +561,13 @@ test("the relay's socat options parse in this socat, and the socket is 0600 and 
   const args = execStart
     .split(' ')
     .slice(1)
-    .map((arg) => arg.replace('/run/mpg/enclave.sock', socket).replace('user=mpg', `user=${userInfo().username}`).replace('${MPG_ENCLAVE_CID}', '16').replace('${MPG_VSOCK_PORT}', '5005'));
+    .map((arg) =>
+      arg
+        .replace('/run/mpg/enclave.sock', socket)
+        .replace('user=mpg', `user=${userInfo().username}`)
+        .replace('${MPG_ENCLAVE_CID}', '16')
+        .replace('${MPG_VSOCK_PORT}', '5005'),
+    );
   const relay = spawn(socat, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   relay.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
@@ -481,11 +592,18 @@ test('the example gateway configuration parses, with the relay socket as the sec
   const { config } = parseGatewayConfig(['--config', path], {});
   assert.deepEqual(config.secureUpstream, ['unix:/run/mpg/enclave.sock']);
   assert.deepEqual(config.publicUpstream, ['http://127.0.0.1:8081']);
-  assert.equal(config.attestationPcrs, '/etc/mpg/measurements.json', 'the secure route is attested against the EIF\'s measurements');
+  assert.equal(
+    config.attestationPcrs,
+    '/etc/mpg/measurements.json',
+    "the secure route is attested against the EIF's measurements",
+  );
   const scrape = await readFile(join(REPO, 'deploy/prometheus/scrape.yml'), 'utf8');
   assert.match(scrape, /^scrape_configs:$/m);
   assert.equal(config.securePlaintext, 'refuse', 'production refuses plaintext on the secure route');
-  assert.ok(config.adminPort !== undefined, '/metrics and /readyz are on the admin listener, not served to every client');
+  assert.ok(
+    config.adminPort !== undefined,
+    '/metrics and /readyz are on the admin listener, not served to every client',
+  );
   assert.match(scrape, new RegExp(`targets: \\['127\\.0\\.0\\.1:${config.adminPort}'\\]`), "the gateway's admin port");
   assert.match(scrape, /targets: \['127\.0\.0\.1:8081'\]/, 'the public model server');
   assert.equal([...scrape.matchAll(/metrics_path: \/metrics$/gm)].length, 2);

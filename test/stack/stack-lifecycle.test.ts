@@ -33,7 +33,7 @@ async function holdPort(t: TestContext): Promise<number> {
   return (server.address() as AddressInfo).port;
 }
 
-test('SIGKILL of mpg stack orphans nothing: every child stops by itself, and the next start removes the dead stack\'s runtime directory', async (t) => {
+test("SIGKILL of mpg stack orphans nothing: every child stops by itself, and the next start removes the dead stack's runtime directory", async (t) => {
   await testModelPath();
   const tmp = privateTmp(t);
   const first = startMpg(t, ['stack', '--port', '0', '--public-port', '0'], { TMPDIR: tmp });
@@ -44,15 +44,26 @@ test('SIGKILL of mpg stack orphans nothing: every child stops by itself, and the
   assert.ok(runtimeDir, 'the stack made its runtime directory in TMPDIR');
   const children = descendants(first.child.pid!);
   const commands = children.map((child) => child.argv.slice(2, 4).join(' '));
-  for (const part of ['gateway', 'model-server', 'enclave entrypoint']) assert.ok(commands.some((command) => command.startsWith(part)), `${part} runs (${commands.join(', ')})`);
+  for (const part of ['gateway', 'model-server', 'enclave entrypoint'])
+    assert.ok(
+      commands.some((command) => command.startsWith(part)),
+      `${part} runs (${commands.join(', ')})`,
+    );
   assert.equal(children.filter((child) => child.argv.includes('model-server')).length, 2, 'both model servers run');
 
   first.child.kill('SIGKILL');
   await first.exited;
-  await waitFor(() => children.every((child) => !isAlive(child.pid)), 'every child of the killed stack to stop', ORPHAN_TIMEOUT_MS);
-  await assert.rejects(fetch(`${gatewayUrl}/healthz`), 'nothing listens on the gateway\'s port');
-  await assert.rejects(fetch(`${publicUrl}/healthz`), 'nothing listens on the public model server\'s port');
-  assert.ok(existsSync(join(tmp, runtimeDir, 'enclave.sock')), 'SIGKILL left the socket behind (nothing could remove it)');
+  await waitFor(
+    () => children.every((child) => !isAlive(child.pid)),
+    'every child of the killed stack to stop',
+    ORPHAN_TIMEOUT_MS,
+  );
+  await assert.rejects(fetch(`${gatewayUrl}/healthz`), "nothing listens on the gateway's port");
+  await assert.rejects(fetch(`${publicUrl}/healthz`), "nothing listens on the public model server's port");
+  assert.ok(
+    existsSync(join(tmp, runtimeDir, 'enclave.sock')),
+    'SIGKILL left the socket behind (nothing could remove it)',
+  );
 
   // Beside it: a directory with the stack's name but no mark, and one whose owner still runs (this
   // process, with its real start time). Neither is the next stack's to remove.
@@ -67,14 +78,22 @@ test('SIGKILL of mpg stack orphans nothing: every child stops by itself, and the
   const port = new URL(gatewayUrl).port;
   const second = startMpg(t, ['stack', '--port', port, '--public-port', '0'], { TMPDIR: tmp });
   await second.waitForOutput(new RegExp(`gateway\\s+http://127\\.0\\.0\\.1:${port}`));
-  assert.ok(!existsSync(join(tmp, runtimeDir)), 'the dead stack\'s runtime directory and its socket are gone');
-  assert.ok(existsSync(unmarked) && existsSync(alive), 'directories the stack did not mark, or whose owner lives, are left alone');
-  assert.match(second.stderr(), new RegExp(`stack +\\| .*removed the runtime directory of a stack that died without stopping.*${runtimeDir}`));
+  assert.ok(!existsSync(join(tmp, runtimeDir)), "the dead stack's runtime directory and its socket are gone");
+  assert.ok(
+    existsSync(unmarked) && existsSync(alive),
+    'directories the stack did not mark, or whose owner lives, are left alone',
+  );
+  assert.match(
+    second.stderr(),
+    new RegExp(`stack +\\| .*removed the runtime directory of a stack that died without stopping.*${runtimeDir}`),
+  );
 
   second.child.kill('SIGTERM');
   assert.equal(await second.exited, 0, second.stderr());
   assert.deepEqual(
-    readdirSync(tmp).filter((name) => name.startsWith('mpg-')).sort(),
+    readdirSync(tmp)
+      .filter((name) => name.startsWith('mpg-'))
+      .sort(),
     ['mpg-stack-alive', 'mpg-stack-unmarked'],
     'a stack stopped in order leaves nothing of its own',
   );
@@ -92,10 +111,18 @@ test('a busy gateway or public port stops mpg stack before anything starts, nami
 
   const publicSide = startMpg(t, ['stack', '--port', '0'], { MPG_PUBLIC_PORT: String(busy) });
   assert.equal(await publicSide.exited, 2);
-  assert.match(publicSide.stderr(), new RegExp(`^mpg stack: the public model server's port 127\\.0\\.0\\.1:${busy} is already in use: choose another with --public-port N or MPG_PUBLIC_PORT=N`));
+  assert.match(
+    publicSide.stderr(),
+    new RegExp(
+      `^mpg stack: the public model server's port 127\\.0\\.0\\.1:${busy} is already in use: choose another with --public-port N or MPG_PUBLIC_PORT=N`,
+    ),
+  );
   assert.doesNotMatch(publicSide.stderr(), /EADDRINUSE|\n\s+at /, 'no raw error or stack trace');
 
   const same = startMpg(t, ['stack', '--port', '18093', '--public-port', '18093']);
   assert.equal(await same.exited, 2);
-  assert.match(same.stderr(), /the public model server and the gateway are both set to port 18093: change --public-port \(or MPG_PUBLIC_PORT\)/);
+  assert.match(
+    same.stderr(),
+    /the public model server and the gateway are both set to port 18093: change --public-port \(or MPG_PUBLIC_PORT\)/,
+  );
 });

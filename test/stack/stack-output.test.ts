@@ -19,7 +19,7 @@ function withComment(jpeg: Buffer, comment: string): Buffer {
   return Buffer.concat([jpeg.subarray(0, 2), Buffer.from([0xff, 0xfe]), length, text, jpeg.subarray(2)]);
 }
 
-test('mpg stack shows every part\'s log lines, prefixed and readable, and no secure payload ever reaches them', async (t) => {
+test("mpg stack shows every part's log lines, prefixed and readable, and no secure payload ever reaches them", async (t) => {
   await testModelPath();
   const stack = startMpg(t, ['stack', '--port', '0', '--public-port', '0', '--log-level', 'trace']);
   const [, gatewayUrl = ''] = await stack.waitForOutput(/gateway\s+(http:\/\/127\.0\.0\.1:\d+)/);
@@ -28,26 +28,57 @@ test('mpg stack shows every part\'s log lines, prefixed and readable, and no sec
   const markers = { image: marker('image'), refused: marker('refused'), query: marker('query') };
 
   const image = withComment(await sampleImage({ width: 64, height: 64, seed: 9 }), markers.image);
-  const accepted = await fetch(`${gatewayUrl}/predict-secure?topk=3&note=${markers.query}`, { method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: image });
+  const accepted = await fetch(`${gatewayUrl}/predict-secure?topk=3&note=${markers.query}`, {
+    method: 'POST',
+    headers: { 'content-type': 'image/jpeg' },
+    body: image,
+  });
   assert.equal(accepted.status, 200, await accepted.clone().text());
-  const refused = await fetch(`${gatewayUrl}/predict-secure`, { method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: `not an image ${markers.refused}` });
+  const refused = await fetch(`${gatewayUrl}/predict-secure`, {
+    method: 'POST',
+    headers: { 'content-type': 'image/jpeg' },
+    body: `not an image ${markers.refused}`,
+  });
   assert.equal(refused.status, 400);
-  const publicAnswer = await fetch(`${gatewayUrl}/predict-public`, { method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: await sampleImage({ width: 64, height: 64 }) });
+  const publicAnswer = await fetch(`${gatewayUrl}/predict-public`, {
+    method: 'POST',
+    headers: { 'content-type': 'image/jpeg' },
+    body: await sampleImage({ width: 64, height: 64 }),
+  });
   assert.equal(publicAnswer.status, 200);
 
   // The gateway's own line about the accepted secure request is shown, so the output is not
   // clean merely because nothing was logged.
   const requestId = accepted.headers.get('x-request-id') ?? '';
   assert.ok(requestId !== '');
-  await waitFor(() => new RegExp(`^gateway \\| \\S+ \\w+ +request done .*reqId=${requestId}`, 'm').test(stack.stderr()), "the gateway's line for the secure request", 10_000);
+  await waitFor(
+    () => new RegExp(`^gateway \\| \\S+ \\w+ +request done .*reqId=${requestId}`, 'm').test(stack.stderr()),
+    "the gateway's line for the secure request",
+    10_000,
+  );
 
-  const lines = stack.stderr().split('\n').filter((line) => line !== '');
-  for (const part of ['stack', 'gateway', 'public', 'enclave']) assert.ok(lines.some((line) => line.startsWith(`${part.padEnd(7)} | `)), `${part} lines are shown`);
-  assert.ok(lines.some((line) => /^gateway \| \d\d:\d\d:\d\d\.\d{3} INFO {2}secure member attested /.test(line)), 'pino lines are rendered compactly');
-  assert.deepEqual(lines.filter((line) => line.includes('{"level"')), [], 'no raw pino JSON');
+  const lines = stack
+    .stderr()
+    .split('\n')
+    .filter((line) => line !== '');
+  for (const part of ['stack', 'gateway', 'public', 'enclave'])
+    assert.ok(
+      lines.some((line) => line.startsWith(`${part.padEnd(7)} | `)),
+      `${part} lines are shown`,
+    );
+  assert.ok(
+    lines.some((line) => /^gateway \| \d\d:\d\d:\d\d\.\d{3} INFO {2}secure member attested /.test(line)),
+    'pino lines are rendered compactly',
+  );
+  assert.deepEqual(
+    lines.filter((line) => line.includes('{"level"')),
+    [],
+    'no raw pino JSON',
+  );
 
   stack.child.kill('SIGTERM');
   assert.equal(await stack.exited, 0, stack.stderr());
   const everything = stack.stdout() + stack.stderr();
-  for (const [where, value] of Object.entries(markers)) assert.ok(!everything.includes(value), `the ${where} marker never reaches the stack's output`);
+  for (const [where, value] of Object.entries(markers))
+    assert.ok(!everything.includes(value), `the ${where} marker never reaches the stack's output`);
 });

@@ -33,7 +33,11 @@ function steadyLoad(gatewayUrl: string, image: Buffer) {
       const route = n % 2 === 0 ? 'public' : 'secure';
       const sentAt = performance.now();
       try {
-        const response = await fetch(`${gatewayUrl}/predict-${route}`, { method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: image });
+        const response = await fetch(`${gatewayUrl}/predict-${route}`, {
+          method: 'POST',
+          headers: { 'content-type': 'image/jpeg' },
+          body: image,
+        });
         const body = (await response.json()) as { code?: string; statusCode?: number };
         if (response.status !== 200) assert.equal(body.statusCode, response.status, 'a coded error body');
         answers.push({ route, sentAt, status: response.status, code: body.code });
@@ -46,7 +50,8 @@ function steadyLoad(gatewayUrl: string, image: Buffer) {
   const loops = Array.from({ length: LOAD_LOOPS }, (_, index) => loop(index));
   return {
     answers,
-    since: (at: number, route: Answer['route']) => answers.filter((answer) => answer.sentAt >= at && answer.route === route),
+    since: (at: number, route: Answer['route']) =>
+      answers.filter((answer) => answer.sentAt >= at && answer.route === route),
     stop: async () => {
       running = false;
       await Promise.all(loops);
@@ -82,11 +87,26 @@ test('mpg stack restarts whichever part is killed, the other route keeps serving
   const image = await sampleImage({ width: 64, height: 64 });
   const load = steadyLoad(gatewayUrl, image);
   t.after(() => load.stop());
-  await waitFor(() => load.since(0, 'secure').some((answer) => answer.status === 200), 'a first secure answer', RECOVERY_TIMEOUT_MS);
+  await waitFor(
+    () => load.since(0, 'secure').some((answer) => answer.status === 200),
+    'a first secure answer',
+    RECOVERY_TIMEOUT_MS,
+  );
 
-  const enclaveModelServer = () => findDescendant(stackPid, "the enclave's model server", (argv) => argv.includes('model-server') && argv.includes('--enclave'));
-  const enclaveRelay = () => findDescendant(stackPid, "the enclave's entrypoint and relay", (argv) => argv.includes('entrypoint'));
-  const publicServer = () => findDescendant(stackPid, 'the public model server', (argv) => argv.includes('model-server') && !argv.includes('--enclave'));
+  const enclaveModelServer = () =>
+    findDescendant(
+      stackPid,
+      "the enclave's model server",
+      (argv) => argv.includes('model-server') && argv.includes('--enclave'),
+    );
+  const enclaveRelay = () =>
+    findDescendant(stackPid, "the enclave's entrypoint and relay", (argv) => argv.includes('entrypoint'));
+  const publicServer = () =>
+    findDescendant(
+      stackPid,
+      'the public model server',
+      (argv) => argv.includes('model-server') && !argv.includes('--enclave'),
+    );
   const gateway = () => findDescendant(stackPid, 'the gateway', (argv) => argv.includes('gateway'));
 
   // The enclave dies twice: its model server, then its relay. Each time only the secure route is hit.
@@ -94,20 +114,37 @@ test('mpg stack restarts whichever part is killed, the other route keeps serving
     [enclaveModelServer, "the enclave's model server"],
     [enclaveRelay, "the enclave's relay"],
   ] as const) {
-    const before = { member: await secureMember(gatewayUrl), key: await bootKey(secureSocket), restarts: restarts(stack, 'enclave') };
+    const before = {
+      member: await secureMember(gatewayUrl),
+      key: await bootKey(secureSocket),
+      restarts: restarts(stack, 'enclave'),
+    };
     assert.equal(before.member.attested, true);
     const pid = victim().pid;
     const killedAt = performance.now();
     process.kill(pid, 'SIGKILL');
-    await waitFor(() => restarts(stack, 'enclave') > before.restarts, `the enclave to be back after killing ${what}`, RECOVERY_TIMEOUT_MS);
+    await waitFor(
+      () => restarts(stack, 'enclave') > before.restarts,
+      `the enclave to be back after killing ${what}`,
+      RECOVERY_TIMEOUT_MS,
+    );
     const backAt = performance.now();
-    await waitFor(() => load.since(backAt, 'secure').some((answer) => answer.status === 200), `secure answers again after killing ${what}`, RECOVERY_TIMEOUT_MS);
+    await waitFor(
+      () => load.since(backAt, 'secure').some((answer) => answer.status === 200),
+      `secure answers again after killing ${what}`,
+      RECOVERY_TIMEOUT_MS,
+    );
 
     const secure = load.since(killedAt, 'secure').filter((answer) => answer.sentAt < backAt);
     const refused = secure.filter((answer) => answer.status === 503 && answer.code === 'GW_NO_SECURE_UPSTREAM');
     assert.ok(refused.length > 0, `secure requests were refused with the coded 503 while ${what} was down`);
     assert.deepEqual(
-      secure.filter((answer) => answer.status !== 200 && !refused.includes(answer) && !(answer.status === 502 && answer.code === 'GW_UPSTREAM_CONNECTION_FAILED')),
+      secure.filter(
+        (answer) =>
+          answer.status !== 200 &&
+          !refused.includes(answer) &&
+          !(answer.status === 502 && answer.code === 'GW_UPSTREAM_CONNECTION_FAILED'),
+      ),
       [],
       'while the enclave is down a secure request is answered by the gateway with its coded 503 (or 502 for one caught in flight), never anything else',
     );
@@ -128,23 +165,41 @@ test('mpg stack restarts whichever part is killed, the other route keeps serving
     assert.notEqual(after.member.moduleId, before.member.moduleId, 'by a new attestation, from the new enclave');
     assert.notEqual(after.key, before.key, 'the new enclave has a new boot key');
   }
-  assert.match(stack.stderr(), /gateway \| .*(not the one attested|ejected|unhealthy|failed)/i, "the gateway's own lines about the outage are shown");
+  assert.match(
+    stack.stderr(),
+    /gateway \| .*(not the one attested|ejected|unhealthy|failed)/i,
+    "the gateway's own lines about the outage are shown",
+  );
 
   // The public model server dies: the secure route is untouched.
   const publicRestarts = restarts(stack, 'public model server');
   const publicPid = publicServer().pid;
   const publicKilledAt = performance.now();
   process.kill(publicPid, 'SIGKILL');
-  await waitFor(() => restarts(stack, 'public model server') > publicRestarts, 'the public model server to be back', RECOVERY_TIMEOUT_MS);
+  await waitFor(
+    () => restarts(stack, 'public model server') > publicRestarts,
+    'the public model server to be back',
+    RECOVERY_TIMEOUT_MS,
+  );
   const publicBackAt = performance.now();
-  await waitFor(() => load.since(publicBackAt, 'public').some((answer) => answer.status === 200), 'public answers again', RECOVERY_TIMEOUT_MS);
+  await waitFor(
+    () => load.since(publicBackAt, 'public').some((answer) => answer.status === 200),
+    'public answers again',
+    RECOVERY_TIMEOUT_MS,
+  );
   assert.deepEqual(
     load.since(publicKilledAt, 'secure').filter((answer) => answer.status !== 200),
     [],
     'every secure request got 200 while the public model server was down',
   );
   assert.deepEqual(
-    load.since(publicKilledAt, 'public').filter((answer) => answer.status !== 200 && !['GW_UPSTREAM_CONNECTION_FAILED', 'GW_NO_HEALTHY_UPSTREAM'].includes(answer.code ?? '')),
+    load
+      .since(publicKilledAt, 'public')
+      .filter(
+        (answer) =>
+          answer.status !== 200 &&
+          !['GW_UPSTREAM_CONNECTION_FAILED', 'GW_NO_HEALTHY_UPSTREAM'].includes(answer.code ?? ''),
+      ),
     [],
     'public requests during its outage got coded gateway errors',
   );
@@ -155,9 +210,17 @@ test('mpg stack restarts whichever part is killed, the other route keeps serving
   const gatewayPid = gateway().pid;
   process.kill(gatewayPid, 'SIGKILL');
   await waitFor(() => restarts(stack, 'gateway') === 1, 'the gateway to be back', RECOVERY_TIMEOUT_MS);
-  await waitFor(async () => (await secureMember(gatewayUrl).catch(() => ({ attested: false }))).attested, 'the new gateway to attest the enclave', RECOVERY_TIMEOUT_MS);
+  await waitFor(
+    async () => (await secureMember(gatewayUrl).catch(() => ({ attested: false }))).attested,
+    'the new gateway to attest the enclave',
+    RECOVERY_TIMEOUT_MS,
+  );
   for (const route of ['public', 'secure']) {
-    const response = await fetch(`${gatewayUrl}/predict-${route}`, { method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: image });
+    const response = await fetch(`${gatewayUrl}/predict-${route}`, {
+      method: 'POST',
+      headers: { 'content-type': 'image/jpeg' },
+      body: image,
+    });
     assert.equal(response.status, 200, route);
   }
   assert.match(stack.stderr(), /stack +\| .* WARN +the gateway died \(SIGKILL\); restarting in \d+ ms/);

@@ -8,7 +8,13 @@ import type { SupervisedProcess, SupervisionEvent } from '../../stack/supervisor
 import { superviseStack } from '../../stack/supervisor.js';
 import { waitFor } from '../helpers/gateway.js';
 
-const POLICY = { initialDelayMs: 100, maxDelayMs: 800, stableAfterMs: 10_000, crashLoopDeaths: 5, crashLoopDelayMs: 2_000 };
+const POLICY = {
+  initialDelayMs: 100,
+  maxDelayMs: 800,
+  stableAfterMs: 10_000,
+  crashLoopDeaths: 5,
+  crashLoopDelayMs: 2_000,
+};
 
 test('restart delays double from the first death up to the cap, a crash loop waits longer, and a part that stayed up starts again from the first delay', () => {
   const backoff = new RestartBackoff(POLICY);
@@ -25,14 +31,24 @@ test('restart delays double from the first death up to the cap, a crash loop wai
       [2_000, true],
     ],
   );
-  assert.deepEqual(backoff.died(POLICY.stableAfterMs), { deathsInARow: 1, delayMs: 100, crashLoop: false }, 'up long enough: the count starts again');
-  assert.deepEqual(backoff.died(POLICY.stableAfterMs - 1), { deathsInARow: 2, delayMs: 200, crashLoop: false }, 'not up long enough: still in a row');
+  assert.deepEqual(
+    backoff.died(POLICY.stableAfterMs),
+    { deathsInARow: 1, delayMs: 100, crashLoop: false },
+    'up long enough: the count starts again',
+  );
+  assert.deepEqual(
+    backoff.died(POLICY.stableAfterMs - 1),
+    { deathsInARow: 2, delayMs: 200, crashLoop: false },
+    'not up long enough: still in a row',
+  );
 });
 
 /** A real child process as the supervisor sees a part. */
 function spawnPart(script: string): SupervisedProcess & { pid: number } {
   const child = spawn(process.execPath, ['-e', script], { stdio: 'ignore' });
-  const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')));
+  const exited = new Promise<number | string>((resolve) =>
+    child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')),
+  );
   return {
     pid: child.pid!,
     exited,
@@ -48,7 +64,11 @@ test('a part that keeps dying is restarted with growing delays, then reported as
   const healthy = spawnPart('setInterval(() => {}, 1000)');
   let healthyRestarts = 0;
   const parts = {
-    crashing: { current: spawnPart('process.exit(3)'), restart: () => Promise.resolve(spawnPart('process.exit(3)')), replaced: () => {} },
+    crashing: {
+      current: spawnPart('process.exit(3)'),
+      restart: () => Promise.resolve(spawnPart('process.exit(3)')),
+      replaced: () => {},
+    },
     healthy: {
       current: healthy,
       restart: () => {
@@ -65,9 +85,16 @@ test('a part that keeps dying is restarted with growing delays, then reported as
     await healthy.stop();
   });
 
-  await waitFor(() => events.filter((event) => event.event === 'died' && event.crashLoop).length >= 1, 'a crash loop to be reported', 20_000);
+  await waitFor(
+    () => events.filter((event) => event.event === 'died' && event.crashLoop).length >= 1,
+    'a crash loop to be reported',
+    20_000,
+  );
   const deaths = events.filter((event) => event.event === 'died');
-  assert.ok(deaths.every((event) => event.part === 'crashing' && event.code === 3), 'only the crashing part died, with its own exit code');
+  assert.ok(
+    deaths.every((event) => event.part === 'crashing' && event.code === 3),
+    'only the crashing part died, with its own exit code',
+  );
   assert.deepEqual(
     deaths.map((event) => event.event === 'died' && [event.deathsInARow, event.restartInMs, event.crashLoop]),
     [
@@ -78,7 +105,11 @@ test('a part that keeps dying is restarted with growing delays, then reported as
       [5, 2_000, true],
     ],
   );
-  assert.equal(events.filter((event) => event.event === 'restarted').length, 4, 'restarted after each death but the last, whose delay is still running');
+  assert.equal(
+    events.filter((event) => event.event === 'restarted').length,
+    4,
+    'restarted after each death but the last, whose delay is still running',
+  );
   assert.equal(healthyRestarts, 0);
   assert.equal(healthy.pid > 0 && (process.kill(healthy.pid, 0), true), true, 'the healthy part still runs');
 

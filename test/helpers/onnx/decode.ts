@@ -6,8 +6,23 @@ import { ProtoReader, WireType } from './protobuf-reader.js';
 
 /** ONNX TensorProto.DataType names, indexed by their numeric value. */
 const DATA_TYPE_NAMES = [
-  'undefined', 'float', 'uint8', 'int8', 'uint16', 'int16', 'int32', 'int64', 'string', 'bool',
-  'float16', 'double', 'uint32', 'uint64', 'complex64', 'complex128', 'bfloat16',
+  'undefined',
+  'float',
+  'uint8',
+  'int8',
+  'uint16',
+  'int16',
+  'int32',
+  'int64',
+  'string',
+  'bool',
+  'float16',
+  'double',
+  'uint32',
+  'uint64',
+  'complex64',
+  'complex128',
+  'bfloat16',
 ];
 
 /** A dimension: a fixed size, a symbolic name (a dynamic axis such as "batch"), or unknown. */
