@@ -27,7 +27,11 @@ export interface RecordingRelay {
   close(): Promise<void>;
 }
 
-export async function startRecordingRelay(t: TestContext, path: string, enclaveSocket: string): Promise<RecordingRelay> {
+export async function startRecordingRelay(
+  t: TestContext,
+  path: string,
+  enclaveSocket: string,
+): Promise<RecordingRelay> {
   const chunks: TappedChunk[] = [];
   const open = new Set<Socket>();
   let connections = 0;
@@ -38,8 +42,12 @@ export async function startRecordingRelay(t: TestContext, path: string, enclaveS
       open.add(socket);
       socket.once('close', () => open.delete(socket));
     }
-    parentSide.on('data', (bytes: Buffer) => chunks.push({ connection, direction: 'to-enclave', bytes: Buffer.from(bytes) }));
-    enclaveSide.on('data', (bytes: Buffer) => chunks.push({ connection, direction: 'from-enclave', bytes: Buffer.from(bytes) }));
+    parentSide.on('data', (bytes: Buffer) =>
+      chunks.push({ connection, direction: 'to-enclave', bytes: Buffer.from(bytes) }),
+    );
+    enclaveSide.on('data', (bytes: Buffer) =>
+      chunks.push({ connection, direction: 'from-enclave', bytes: Buffer.from(bytes) }),
+    );
     parentSide.pipe(enclaveSide);
     enclaveSide.pipe(parentSide);
     // Nothing behind the socket, or either side gone: the other side goes too, as a relay does.
