@@ -11,8 +11,8 @@
 // Flags: --duration S --connections N --startup-trials N --servers "sessions:threads:maxBatch:windowMs,..."
 //        --raw-batches "1,2,4,8" --baseline-cli PATH
 import { runBench, saveBenchResult } from './run.js';
+import { closedLoop } from '../loadtest/index.js';
 import { spawn } from 'node:child_process';
-import autocannon from 'autocannon';
 import { readFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { Worker } from 'node:worker_threads';
@@ -224,25 +224,19 @@ async function saturate(url: string, body: string, seconds: number, connections:
   }, 250);
   const serverCpuBefore = processCpuSeconds(pid) ?? 0;
   const generatorCpuBefore = process.cpuUsage();
-  const result = await autocannon({
-    url: `${url}/predict`,
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body,
-    connections,
-    duration: seconds,
-  });
+  // The load library's closed loop: every answer checked (the study's answer: two predictions),
+  // only good ones counted as throughput and timed.
+  const result = await closedLoop({ url: `${url}/predict` }, { body, connections, seconds, timeoutSeconds: 60 });
   clearInterval(sampler);
-  const serverCores = ((processCpuSeconds(pid) ?? 0) - serverCpuBefore) / result.duration;
+  const serverCores = ((processCpuSeconds(pid) ?? 0) - serverCpuBefore) / result.seconds;
   const generatorCpu = process.cpuUsage(generatorCpuBefore);
-  const ok = result['2xx'];
   return {
-    imagesPerSecond: (2 * ok) / result.duration,
-    non2xx: result.non2xx,
+    imagesPerSecond: 2 * result.requestsPerSecond,
+    non2xx: result.non2xx + result.mismatches,
     errors: result.errors,
-    p50Ms: result.latency.p50,
-    p99Ms: result.latency.p99,
-    maxMs: result.latency.max,
+    p50Ms: result.latencyMs.p50 ?? Number.NaN,
+    p99Ms: result.latencyMs.p99 ?? Number.NaN,
+    maxMs: result.latencyMs.max ?? Number.NaN,
     meanRssMiB: mean(samples) / MiB,
     peakRssMiB: peakRss / MiB,
     // VmHWM: the kernel's own peak, which a 250 ms sampler can miss.
@@ -250,7 +244,7 @@ async function saturate(url: string, body: string, seconds: number, connections:
     peakPrivateMiB: atPeak.privateMiB,
     peakSharedMiB: atPeak.sharedMiB,
     serverCores,
-    generatorCores: (generatorCpu.user + generatorCpu.system) / 1e6 / result.duration,
+    generatorCores: (generatorCpu.user + generatorCpu.system) / 1e6 / result.seconds,
   };
 }
 

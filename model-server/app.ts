@@ -72,7 +72,7 @@ function resolveLabels(given: readonly string[] | undefined, classes: number): r
   return Array.from({ length: classes }, (_, index) => `class ${index}`);
 }
 
-export function createModelServer(config: ModelServerConfig, dependencies: ModelServerDependencies = {}): ModelServer {
+export function buildModelServer(config: ModelServerConfig, dependencies: ModelServerDependencies = {}): ModelServer {
   configureSharp();
   // The enclave's identity for this boot: one X25519 key, the OHTTP key and the attested key at once.
   const identity = dependencies.attestation ? createEnclaveIdentity(config.ohttpKeyId) : undefined;

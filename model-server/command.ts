@@ -53,7 +53,7 @@ export const modelServerCommand = optionCommand({
     const starting = startInferencePool(inferenceOptions(config, modelPath), config.sessions);
     starting.catch(() => {}); // awaited by attach() below
 
-    const { createModelServer } = await import('./app.js');
+    const { buildModelServer } = await import('./app.js');
     let attestation;
     try {
       attestation = await attestationSource(config, modelPath);
@@ -62,7 +62,7 @@ export const modelServerCommand = optionCommand({
       return 1;
     }
     // Exit non-zero so the supervisor (systemd, Docker, the enclave's init) restarts the server.
-    const server = createModelServer(config, {
+    const server = buildModelServer(config, {
       onFatalError: () => shutdown.fail(1),
       ...(attestation ? { attestation } : {}),
     });

@@ -13,11 +13,12 @@ export { InferenceBatcher, MAX_RUNS_IN_FLIGHT } from './batcher.js';
 export { IMAGENET_MEAN, IMAGENET_STD, CROP_SIZE } from './tensor-layout.js';
 export { nodeServerCrypto } from './node-server-crypto.js';
 
-export async function createModelServer(
+/** Loads the model server's modules (Fastify, sharp, onnxruntime's worker) only when asked, then builds it (buildModelServer). */
+export async function loadModelServer(
   config: ModelServerConfig,
   dependencies?: ModelServerDependencies,
 ): Promise<ModelServer> {
-  return (await import('./app.js')).createModelServer(config, dependencies);
+  return (await import('./app.js')).buildModelServer(config, dependencies);
 }
 
 /** sharp-based preprocessing, for tests and benchmarks that compare against it. */

@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import { createEmulatedNsmSource, emulatedImageMeasurements } from '../../attestation/index.js';
 import type { Gateway } from '../../gateway/index.js';
 import { sampleImage } from '../../common/index.js';
-import { createModelServer } from '../../model-server/index.js';
+import { loadModelServer } from '../../model-server/index.js';
 import type { KeyConfig } from '../../ohttp/index.js';
 import {
   decodeBinaryResponse,
@@ -104,7 +104,7 @@ test(
   { timeout: 120_000 },
   async (t) => {
     const modelPath = await testModelPath();
-    const server = await createModelServer(modelServerConfig(['--enclave', 'emulated', '--ohttp-key-id', '77']), {
+    const server = await loadModelServer(modelServerConfig(['--enclave', 'emulated', '--ohttp-key-id', '77']), {
       attestation: createEmulatedNsmSource(emulatedImageMeasurements({ modelPath })),
     });
     t.after(() => server.close());

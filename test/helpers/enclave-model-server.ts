@@ -6,7 +6,7 @@ import type { TestContext } from 'node:test';
 import type { EmulatedNsmSource, PcrMeasurements } from '../../attestation/index.js';
 import { createEmulatedNsmSource, emulatedImageMeasurements } from '../../attestation/index.js';
 import type { ModelServer } from '../../model-server/index.js';
-import { createModelServer } from '../../model-server/index.js';
+import { loadModelServer } from '../../model-server/index.js';
 import { modelServerConfig, testModelPath } from './model-server.js';
 
 export interface EnclaveNsm {
@@ -33,7 +33,7 @@ export async function startEnclaveModelServer(
   keyId: number,
 ): Promise<RunningEnclaveModelServer> {
   const config = modelServerConfig(['--enclave', 'emulated', '--ohttp-key-id', String(keyId), '--no-warmup']);
-  const server = await createModelServer(config, { attestation: nsm.source });
+  const server = await loadModelServer(config, { attestation: nsm.source });
   t.after(() => server.close());
   const url = await server.app.listen({ host: '127.0.0.1', port: 0 });
   await server.load(await testModelPath());

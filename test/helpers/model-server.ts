@@ -2,7 +2,7 @@
 import type { TestContext } from 'node:test';
 import { DEFAULT_MODEL_PATH, ensureModel } from '../../model/index.js';
 import type { ModelServer, ModelServerConfig } from '../../model-server/index.js';
-import { createModelServer, parseModelServerConfig } from '../../model-server/index.js';
+import { loadModelServer, parseModelServerConfig } from '../../model-server/index.js';
 
 /** The default ResNet18, generated once and shared by every test file. */
 export async function testModelPath(): Promise<string> {
@@ -27,7 +27,7 @@ export async function startModelServer(
   { load = true }: { load?: boolean } = {},
 ): Promise<RunningModelServer> {
   const config = modelServerConfig(flags);
-  const server = await createModelServer(config);
+  const server = await loadModelServer(config);
   t.after(() => server.close());
   const url = config.socket
     ? await server.app.listen({ path: config.socket })

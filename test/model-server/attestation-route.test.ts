@@ -13,7 +13,7 @@ import {
   emulatedImageMeasurements,
   rawX25519PublicKey,
 } from '../../attestation/index.js';
-import { createModelServer } from '../../model-server/index.js';
+import { loadModelServer } from '../../model-server/index.js';
 import { ATTESTATION_BURST } from '../../model-server/attestation-route.js';
 import { modelServerConfig, testModelPath } from '../helpers/model-server.js';
 import type { TestContext } from 'node:test';
@@ -23,7 +23,7 @@ async function enclaveServer(
   source: NsmSource,
   flags: string[] = ['--enclave', 'emulated'],
 ): Promise<string> {
-  const server = await createModelServer(modelServerConfig(flags), { attestation: source });
+  const server = await loadModelServer(modelServerConfig(flags), { attestation: source });
   t.after(() => server.close());
   const url = await server.app.listen({ host: '127.0.0.1', port: 0 });
   await server.load(await testModelPath());
@@ -138,7 +138,7 @@ test('an NSM that cannot be reached gives 503 MS_ATTESTATION_UNAVAILABLE (the Ni
 });
 
 test('a model server outside an enclave has no /attestation', async (t) => {
-  const server = await createModelServer(modelServerConfig());
+  const server = await loadModelServer(modelServerConfig());
   t.after(() => server.close());
   const url = await server.app.listen({ host: '127.0.0.1', port: 0 });
   const response = await fetch(`${url}/attestation?nonce=00`);
@@ -171,7 +171,7 @@ test('/readyz?proof= answers a possession challenge with the boot key, which onl
     assert.equal(response.status, 400, bad);
     assert.equal(((await response.json()) as { code: string }).code, 'MS_INVALID_CHALLENGE');
   }
-  const plain = await createModelServer(modelServerConfig());
+  const plain = await loadModelServer(modelServerConfig());
   t.after(() => plain.close());
   const plainUrl = await plain.app.listen({ host: '127.0.0.1', port: 0 });
   const notEnclave = await fetch(`${plainUrl}/readyz?proof=${challenge.hex}`);

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import { createEmulatedNsmSource, emulatedImageMeasurements } from '../../attestation/index.js';
 import { sampleImage } from '../../common/index.js';
-import { createModelServer } from '../../model-server/index.js';
+import { loadModelServer } from '../../model-server/index.js';
 import { modelServerErrors } from '../../model-server/errors.js';
 import {
   decodeBinaryResponse,
@@ -25,7 +25,7 @@ test(
   { timeout: HANG_GUARD_MS },
   async (t) => {
     const source = createEmulatedNsmSource(emulatedImageMeasurements({ modelPath: await testModelPath() }));
-    const server = await createModelServer(modelServerConfig(['--enclave', 'emulated']), {
+    const server = await loadModelServer(modelServerConfig(['--enclave', 'emulated']), {
       attestation: source,
       logger: false,
     });

@@ -13,7 +13,7 @@ import {
   emulatedImageMeasurements,
 } from '../../attestation/index.js';
 import { sampleImage } from '../../common/index.js';
-import { createModelServer } from '../../model-server/index.js';
+import { loadModelServer } from '../../model-server/index.js';
 import type { KeyConfig } from '../../ohttp/index.js';
 import {
   AEAD_AES_256_GCM,
@@ -49,7 +49,7 @@ async function startEnclave(
 ): Promise<Enclave & { close(): Promise<void> }> {
   const source = createEmulatedNsmSource(emulatedImageMeasurements({ modelPath: await testModelPath() }));
   const log = new LogCapture();
-  const server = await createModelServer(modelServerConfig(['--enclave', 'emulated', ...flags]), {
+  const server = await loadModelServer(modelServerConfig(['--enclave', 'emulated', ...flags]), {
     attestation: source,
     logger: { level: 'trace', stream: log },
   });
@@ -389,7 +389,7 @@ test('nothing of a sealed request reaches a log line: a marker inside image byte
 });
 
 test('a model server outside an enclave has no /ohttp-keys and refuses message/ohttp-req with 415', async (t) => {
-  const server = await createModelServer(modelServerConfig());
+  const server = await loadModelServer(modelServerConfig());
   t.after(() => server.close());
   const url = await server.app.listen({ host: '127.0.0.1', port: 0 });
   assert.equal((await fetch(`${url}/ohttp-keys`)).status, 404);
