@@ -16,6 +16,7 @@
 // servers have the same threads and the same CPUs. The two routes are measured one after the
 // other, never at once; after each, the servers are left to go idle before the next starts.
 // Flags: npm run bench:enclave -- --help
+import { untilStackReady } from './stack-ready.js';
 import type { ChildProcessByStdio } from 'node:child_process';
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -108,28 +109,9 @@ async function startStack(): Promise<Stack> {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   stack = child;
-  let stdout = '';
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const gatewayUrl = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`mpg stack was not ready within ${STACK_START_TIMEOUT_MS / 1000} s: ${stderr}`)),
-      STACK_START_TIMEOUT_MS,
-    );
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString();
-      const match = /gateway\s+(http:\/\/\S+)/.exec(stdout);
-      if (match && /Ctrl-C stops everything/.test(stdout)) {
-        clearTimeout(timer);
-        resolve(match[1]!);
-      }
-    });
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      reject(new Error(`mpg stack exited (${signal ?? code}) before it was ready: ${stderr}`));
-    });
-  });
-  child.stdout.resume();
+  const { gatewayUrl, stdout } = await untilStackReady(child, () => stderr, STACK_START_TIMEOUT_MS);
   return { gatewayUrl, stdout, pids: stackProcesses(child.pid!) };
 }
 

@@ -11,6 +11,7 @@
 // stretch, before any fault, is the baseline: nothing may be lost there.
 //
 // Flags: see --help (each has its MPG_ twin). Results: results/bench/faults-<time>.json.
+import { untilStackReady } from './stack-ready.js';
 import type { ChildProcessByStdio } from 'node:child_process';
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -166,7 +167,6 @@ async function startStack(): Promise<RunningStack> {
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   const restarts: RestartLogged[] = [];
-  let stdout = '';
   let stderr = '';
   let partial = '';
   child.stderr.on('data', (chunk: Buffer) => {
@@ -184,25 +184,7 @@ async function startStack(): Promise<RunningStack> {
       if (back) restarts.push({ part: back[1]!, at: performance.now(), downForMs: parsed.downForMs });
     }
   });
-  const gatewayUrl = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`mpg stack was not ready within ${STACK_START_TIMEOUT_MS / 1000} s: ${stderr}`)),
-      STACK_START_TIMEOUT_MS,
-    );
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString();
-      const match = /gateway\s+(http:\/\/\S+)/.exec(stdout);
-      if (match && /Ctrl-C stops everything/.test(stdout)) {
-        clearTimeout(timer);
-        resolve(match[1]!);
-      }
-    });
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      reject(new Error(`mpg stack exited (${signal ?? code}) before it was ready: ${stderr}`));
-    });
-  });
-  child.stdout.resume();
+  const { gatewayUrl } = await untilStackReady(child, () => stderr, STACK_START_TIMEOUT_MS);
   return { child, gatewayUrl, restarts };
 }
 
