@@ -2,7 +2,10 @@
 // verifier (verifier.ts, node:crypto) and the WebCrypto one (web-verifier.ts, browsers and the
 // client SDK), so that both report the same checks with the same reasons. Browser-safe.
 import type { AttestationDocument } from './document.js';
+import type { CborValue } from './cbor.js';
+import { decodeCbor } from './cbor.js';
 import type { FailureReason } from './failure.js';
+import { AttestationFailure } from './failure.js';
 
 /** Documents are about 5 KiB; anything far larger is refused before decoding. */
 export const DEFAULT_MAX_DOCUMENT_BYTES = 16 * 1024; // 16 KiB
@@ -53,4 +56,13 @@ export interface CheckRecorder {
   begin(name: CheckName): void;
   pass(name: CheckName, detail: string): void;
   skip(name: CheckName, detail: string): void;
+}
+
+/** CBOR decoded within `maxBytes`, or the `cbor` check's failure naming `what` (both verifiers). */
+export function decodeChecked(bytes: Uint8Array, maxBytes: number, what: string): CborValue {
+  try {
+    return decodeCbor(bytes, { maxBytes });
+  } catch (cause) {
+    throw new AttestationFailure('cbor', `${what} is not valid CBOR: ${(cause as Error).message}`, { cause });
+  }
 }

@@ -3,8 +3,6 @@
 // reason (failure.ts). Policy checks given nothing to compare against are skipped, and say so.
 import { verify as verifySignature } from 'node:crypto';
 import { AWS_NITRO_ROOT_G1_PEM } from './aws-root.js';
-import type { CborValue } from './cbor.js';
-import { decodeCbor } from './cbor.js';
 import type { ChainCertificate, TrustedRoot } from './chain.js';
 import { VerifiedLinkCache, checkChainLinks, checkValidity, findRoot, loadTrustedRoots, parseChain } from './chain.js';
 import type { CoseSign1 } from './cose.js';
@@ -13,7 +11,7 @@ import { parseAttestationPayload } from './document.js';
 import { attestationErrors } from './errors.js';
 import { AttestationFailure } from './failure.js';
 import type { AttestationCheck, CheckName, VerificationResult } from './checks.js';
-import { DEFAULT_MAX_DOCUMENT_BYTES } from './checks.js';
+import { DEFAULT_MAX_DOCUMENT_BYTES, decodeChecked } from './checks.js';
 import type { PolicyOptions } from './policy-checks.js';
 import { checkPolicy } from './policy-checks.js';
 
@@ -74,7 +72,7 @@ export function verifyAttestation(documentBytes: Uint8Array, options: VerifyOpti
     pass('size', `${documentBytes.length} bytes, limit ${maxBytes}`);
 
     current = 'cose';
-    const cose: CoseSign1 = parseCoseSign1(decode(documentBytes, maxBytes, 'document'));
+    const cose: CoseSign1 = parseCoseSign1(decodeChecked(documentBytes, maxBytes, 'document'));
     pass(
       'cose',
       `COSE_Sign1, ${cose.tagged ? 'tagged (18)' : 'untagged'}, payload ${cose.payload.length} bytes, signature ${cose.signature.length} bytes`,
@@ -85,7 +83,7 @@ export function verifyAttestation(documentBytes: Uint8Array, options: VerifyOpti
     pass('algorithm', 'protected header {1: -35}: ES384 (ECDSA P-384, SHA-384)');
 
     current = 'payload';
-    const document = parseAttestationPayload(decode(cose.payload, maxBytes, 'payload'));
+    const document = parseAttestationPayload(decodeChecked(cose.payload, maxBytes, 'payload'));
     result.document = document;
     pass(
       'payload',
@@ -131,14 +129,6 @@ export function verifyAttestation(documentBytes: Uint8Array, options: VerifyOpti
     checks.push({ name: current, status: 'failed', detail: error.message, reason: error.reason });
     result.reason = error.reason;
     return result;
-  }
-}
-
-function decode(bytes: Uint8Array, maxBytes: number, what: string): CborValue {
-  try {
-    return decodeCbor(bytes, { maxBytes });
-  } catch (cause) {
-    throw new AttestationFailure('cbor', `${what} is not valid CBOR: ${(cause as Error).message}`, { cause });
   }
 }
 

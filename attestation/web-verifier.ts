@@ -4,10 +4,8 @@
 // the very code verifier.ts runs; only the signatures and the certificate parsing differ.
 // Browser-safe: no node: imports, no Buffer. Never throws for a bad document.
 import { AWS_NITRO_ROOT_G1_PEM } from './aws-root.js';
-import type { CborValue } from './cbor.js';
-import { decodeCbor } from './cbor.js';
 import type { AttestationCheck, CheckName, VerificationResult } from './checks.js';
-import { DEFAULT_MAX_DOCUMENT_BYTES } from './checks.js';
+import { DEFAULT_MAX_DOCUMENT_BYTES, decodeChecked } from './checks.js';
 import { checkValidity } from './certificate.js';
 import { checkEs384, parseCoseSign1, sigStructure } from './cose.js';
 import { parseAttestationPayload } from './document.js';
@@ -80,7 +78,7 @@ export async function verifyAttestationWeb(
     pass('size', `${documentBytes.length} bytes, limit ${maxBytes}`);
 
     current = 'cose';
-    const cose = parseCoseSign1(decode(documentBytes, maxBytes, 'document'));
+    const cose = parseCoseSign1(decodeChecked(documentBytes, maxBytes, 'document'));
     pass(
       'cose',
       `COSE_Sign1, ${cose.tagged ? 'tagged (18)' : 'untagged'}, payload ${cose.payload.length} bytes, signature ${cose.signature.length} bytes`,
@@ -91,7 +89,7 @@ export async function verifyAttestationWeb(
     pass('algorithm', 'protected header {1: -35}: ES384 (ECDSA P-384, SHA-384)');
 
     current = 'payload';
-    const document = parseAttestationPayload(decode(cose.payload, maxBytes, 'payload'));
+    const document = parseAttestationPayload(decodeChecked(cose.payload, maxBytes, 'payload'));
     result.document = document;
     pass(
       'payload',
@@ -127,13 +125,5 @@ export async function verifyAttestationWeb(
     checks.push({ name: current, status: 'failed', detail: error.message, reason: error.reason });
     result.reason = error.reason;
     return result;
-  }
-}
-
-function decode(bytes: Uint8Array, maxBytes: number, what: string): CborValue {
-  try {
-    return decodeCbor(bytes, { maxBytes });
-  } catch (cause) {
-    throw new AttestationFailure('cbor', `${what} is not valid CBOR: ${(cause as Error).message}`, { cause });
   }
 }
