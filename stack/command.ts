@@ -106,8 +106,6 @@ export const stackCommand = optionCommand({
       stdout: partOutput(part, stderr, format),
       stderr: partOutput(part, stderr, format),
     });
-    for (const dir of await removeStaleRuntimeDirs())
-      log.warn({ dir }, 'removed the runtime directory of a stack that died without stopping (its socket and files)');
     try {
       // Before anything starts: a busy port found after the models have loaded would be a stack trace.
       await checkPortsFree([
@@ -119,6 +117,9 @@ export const stackCommand = optionCommand({
       stderr.write(`mpg stack: ${error.message}\n`);
       return 2;
     }
+    // Only once the stack will start: a refused start touches nothing on the machine.
+    for (const dir of await removeStaleRuntimeDirs())
+      log.warn({ dir }, 'removed the runtime directory of a stack that died without stopping (its socket and files)');
     const cpus = splitCpus();
     const childEnv = childEnvironment(env);
     const starting = new AbortController();

@@ -101,7 +101,8 @@ test("SIGKILL of mpg stack orphans nothing: every child stops by itself, and the
 
 test('a busy gateway or public port stops mpg stack before anything starts, naming the flag and the variable that change it', async (t) => {
   const busy = await holdPort(t);
-  const gateway = startMpg(t, ['stack', '--port', String(busy), '--public-port', '0']);
+  const tmp = privateTmp(t); // another test's killed stack in the shared TMPDIR must not change this output
+  const gateway = startMpg(t, ['stack', '--port', String(busy), '--public-port', '0'], { TMPDIR: tmp });
   assert.equal(await gateway.exited, 2);
   assert.equal(
     gateway.stderr(),
@@ -109,7 +110,7 @@ test('a busy gateway or public port stops mpg stack before anything starts, nami
   );
   assert.equal(gateway.stdout(), '', 'nothing started');
 
-  const publicSide = startMpg(t, ['stack', '--port', '0'], { MPG_PUBLIC_PORT: String(busy) });
+  const publicSide = startMpg(t, ['stack', '--port', '0'], { MPG_PUBLIC_PORT: String(busy), TMPDIR: tmp });
   assert.equal(await publicSide.exited, 2);
   assert.match(
     publicSide.stderr(),
@@ -119,7 +120,7 @@ test('a busy gateway or public port stops mpg stack before anything starts, nami
   );
   assert.doesNotMatch(publicSide.stderr(), /EADDRINUSE|\n\s+at /, 'no raw error or stack trace');
 
-  const same = startMpg(t, ['stack', '--port', '18093', '--public-port', '18093']);
+  const same = startMpg(t, ['stack', '--port', '18093', '--public-port', '18093'], { TMPDIR: tmp });
   assert.equal(await same.exited, 2);
   assert.match(
     same.stderr(),
